@@ -1,0 +1,232 @@
+"""Opening an account's SMTP connection: TLS, AUTH, timeout, and the transcript.
+
+The SMTP classes here are smtplib's with one addition: when given a
+:class:`Transcript`, they report each line of the conversation to it, with
+the AUTH exchange already redacted, so that nothing secret can reach a log.
+Without a transcript they do no extra work.
+"""
+
+from __future__ import annotations
+
+import functools
+import smtplib
+import socket
+import ssl
+import time
+import typing as t
+
+from .errors import DeliveryError
+from .models import AccountInfo
+
+REDACTED = "[redacted]"
+
+
+class Transcript(t.Protocol):
+    """Receives an SMTP conversation, line by line, secrets removed."""
+
+    def client(self, line: str) -> None:
+        """A command the client sent."""
+
+    def server(self, code: int, lines: list[str]) -> None:
+        """A reply from the server."""
+
+    def event(self, text: str) -> None:
+        """A fact about the connection: address, TLS, timing."""
+
+    def data(self, payload: bytes) -> None:
+        """The letter's data, as sent after DATA."""
+
+
+class _TranscriptMixin:
+    """Reports the conversation of an smtplib client to a transcript."""
+
+    transcript: Transcript | None = None
+    _in_auth = False
+    _started = 0.0
+
+    sock: t.Any
+
+    def send(self, s: t.Any) -> None:
+        transcript = self.transcript
+        if transcript is not None:
+            if isinstance(s, bytes):
+                transcript.data(s)
+            else:
+                line = s.rstrip("\r\n")
+                if self._in_auth:
+                    mechanism = line.split(" ", 2)[:2]
+                    line = (
+                        f"{mechanism[0]} {mechanism[1]} {REDACTED}"
+                        if mechanism[0].upper() == "AUTH" and len(mechanism) == 2
+                        else REDACTED
+                    )
+                transcript.client(line)
+        super().send(s)  # type: ignore[misc]
+
+    def getreply(self) -> tuple[int, bytes]:
+        code, message = super().getreply()  # type: ignore[misc]
+        transcript = self.transcript
+        if transcript is not None:
+            if self._in_auth and code == 334:
+                lines = [REDACTED]
+            else:
+                lines = message.decode("utf-8", "replace").split("\n")
+            transcript.server(code, lines)
+        return code, message
+
+    def auth(self, mechanism: str, authobject: t.Any, *, initial_response_ok: bool = True) -> tuple[int, bytes]:
+        self._in_auth = True
+        try:
+            return super().auth(mechanism, authobject, initial_response_ok=initial_response_ok)  # type: ignore[misc]
+        finally:
+            self._in_auth = False
+
+    def connect(self, host: str = "localhost", port: int = 0, source_address: t.Any = None) -> tuple[int, bytes]:
+        self._started = time.perf_counter()
+        if self.transcript is not None:
+            self.transcript.event(f"connecting to {host}:{port}")
+        reply = super().connect(host, port, source_address)  # type: ignore[misc]
+        if self.transcript is not None:
+            self._report_socket()
+        return t.cast(tuple[int, bytes], reply)
+
+    def starttls(self, *args: t.Any, **kwargs: t.Any) -> tuple[int, bytes]:
+        reply = super().starttls(*args, **kwargs)  # type: ignore[misc]
+        if self.transcript is not None:
+            self._report_socket()
+        return t.cast(tuple[int, bytes], reply)
+
+    def _report_socket(self) -> None:
+        assert self.transcript is not None
+        elapsed = (time.perf_counter() - self._started) * 1000
+        try:
+            peer = self.sock.getpeername()
+        except OSError:
+            peer = ("?", 0)
+        facts = [f"connected to {peer[0]}:{peer[1]} after {elapsed:.1f} ms"]
+        if isinstance(self.sock, ssl.SSLSocket):
+            cipher = self.sock.cipher()
+            facts.append(f"TLS {self.sock.version()} cipher {cipher[0] if cipher else '?'}")
+            cert = self.sock.getpeercert()
+            if cert:
+                subject = ", ".join("=".join(pair) for rdn in cert.get("subject", ()) for pair in rdn)
+                facts.append(f"certificate subject {subject}, verified")
+            else:
+                facts.append("certificate not verified (verification turned off)")
+        self.transcript.event("; ".join(facts))
+
+
+class TranscriptSMTP(_TranscriptMixin, smtplib.SMTP):
+    """smtplib.SMTP that reports to a transcript."""
+
+    def __init__(self, *args: t.Any, transcript: Transcript | None = None, **kwargs: t.Any) -> None:
+        self.transcript = transcript
+        super().__init__(*args, **kwargs)
+
+
+class TranscriptSMTP_SSL(_TranscriptMixin, smtplib.SMTP_SSL):
+    """smtplib.SMTP_SSL (implicit TLS) that reports to a transcript."""
+
+    def __init__(self, *args: t.Any, transcript: Transcript | None = None, **kwargs: t.Any) -> None:
+        self.transcript = transcript
+        super().__init__(*args, **kwargs)
+
+
+@functools.lru_cache(maxsize=16)
+def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    """The client TLS context: verified against ``ca_file`` or the system store."""
+    if verify:
+        return ssl.create_default_context(cafile=ca_file)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def failure(stage: str, err: BaseException, account: AccountInfo | None) -> DeliveryError:
+    """Turn an smtplib or socket error into a :class:`DeliveryError` that names the stage."""
+    where: dict[str, t.Any] = {"account_id": account.id if account else None}
+    if account is not None:
+        where.update(host=account.host, port=account.port)
+    if isinstance(err, smtplib.SMTPRecipientsRefused):
+        refused = {r: (c, m.decode("utf-8", "replace")) for r, (c, m) in err.recipients.items()}
+        code, reply = next(iter(refused.values()), (None, None))
+        return DeliveryError(stage, "every recipient was refused", code=code, reply=reply, refused=refused, **where)
+    if isinstance(err, (smtplib.SMTPResponseException)):
+        reply = err.smtp_error.decode("utf-8", "replace") if isinstance(err.smtp_error, bytes) else str(err.smtp_error)
+        reason = {
+            smtplib.SMTPAuthenticationError: "the server refused the login",
+            smtplib.SMTPSenderRefused: "the server refused the sender",
+            smtplib.SMTPDataError: "the server refused the letter's data",
+            smtplib.SMTPConnectError: "the server refused the connection",
+        }.get(type(err), "the server answered with an error")
+        return DeliveryError(stage, reason, code=err.smtp_code, reply=reply, **where)
+    if isinstance(err, smtplib.SMTPServerDisconnected):
+        return DeliveryError(stage, f"the server closed the connection ({err})", **where)
+    if isinstance(err, smtplib.SMTPNotSupportedError):
+        return DeliveryError(stage, str(err), **where)
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return DeliveryError("tls", f"certificate verification failed: {err.verify_message}", **where)
+    if isinstance(err, ssl.SSLError):
+        return DeliveryError("tls", f"TLS failed: {err.reason or err}", **where)
+    if isinstance(err, (socket.timeout, TimeoutError)):
+        return DeliveryError(stage, "timeout", **where)
+    if isinstance(err, OSError):
+        return DeliveryError(stage, err.strerror or str(err), **where)
+    return DeliveryError(stage, str(err), **where)
+
+
+def open_connection(
+    account: AccountInfo,
+    password: str | None,
+    *,
+    timeout: float,
+    ca_file: str | None = None,
+    ehlo_name: str | None = None,
+    transcript: Transcript | None = None,
+) -> smtplib.SMTP:
+    """Connect to the account's server, secure it as configured and log in.
+
+    ``starttls`` is required: a server that does not offer it is an error,
+    never a silent plain-text login. Raises :class:`DeliveryError`.
+    """
+    context = tls_context(account.verify_tls, ca_file)
+    stage = "connect"
+    smtp: smtplib.SMTP | None = None
+    try:
+        if account.security == "ssl":
+            smtp = TranscriptSMTP_SSL(
+                account.host, account.port, ehlo_name, timeout=timeout, context=context, transcript=transcript
+            )
+        else:
+            smtp = TranscriptSMTP(account.host, account.port, ehlo_name, timeout=timeout, transcript=transcript)
+        smtp.ehlo_or_helo_if_needed()
+        if account.security == "starttls":
+            stage = "tls"
+            if not smtp.has_extn("starttls"):
+                raise DeliveryError(
+                    "tls", "the server does not offer STARTTLS, which this account requires",
+                    account_id=account.id, host=account.host, port=account.port,
+                )
+            smtp.starttls(context=context)
+            smtp.ehlo()
+        if account.auth == "login":
+            stage = "login"
+            smtp.login(account.login, password or "")
+        return smtp
+    except DeliveryError:
+        close_quietly(smtp)
+        raise
+    except (smtplib.SMTPException, OSError) as err:
+        close_quietly(smtp)
+        raise failure(stage, err, account) from None
+
+
+def close_quietly(smtp: smtplib.SMTP | None) -> None:
+    """Say QUIT and close; a server that already hung up is not an error."""
+    if smtp is None:
+        return
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()

@@ -1,0 +1,78 @@
+"""The exceptions the extension raises, one base class and a few specific ones."""
+
+from __future__ import annotations
+
+
+class SMTPAccountsError(Exception):
+    """Base class of every error this extension raises on purpose."""
+
+
+class InvalidAccountError(SMTPAccountsError, ValueError):
+    """An account field holds a value that cannot be saved.
+
+    ``field`` names the offending field so that forms and the command line
+    can point at it; nothing has been written when this is raised.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class InvalidSettingError(SMTPAccountsError, ValueError):
+    """A setting was given a value outside its allowed range."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class EncryptionError(SMTPAccountsError):
+    """A stored secret cannot be decrypted with any configured key."""
+
+
+class DeliveryError(SMTPAccountsError):
+    """Talking to an SMTP server failed.
+
+    ``stage`` is one of ``connect``, ``tls``, ``login``, ``send`` (MAIL,
+    RCPT or DATA) or ``test letter``; ``code`` and ``reply`` are the
+    server's answer when there was one. The message never holds a
+    password or an AUTH payload.
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        reason: str,
+        *,
+        account_id: int | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        code: int | None = None,
+        reply: str | None = None,
+        refused: dict[str, tuple[int, str]] | None = None,
+    ) -> None:
+        self.stage = stage
+        self.reason = reason
+        self.account_id = account_id
+        self.host = host
+        self.port = port
+        self.code = code
+        self.reply = reply
+        self.refused = refused or {}
+        super().__init__(self._describe())
+
+    @property
+    def temporary(self) -> bool:
+        """Whether trying again later (or elsewhere) may succeed."""
+        if self.code is None:
+            return self.stage in {"connect", "tls"} or self.reason == "timeout"
+        return 400 <= self.code < 500
+
+    def _describe(self) -> str:
+        where = f" via account {self.account_id}" if self.account_id else ""
+        server = f" ({self.host}:{self.port})" if self.host else ""
+        answer = f": server replied {self.code} {self.reply}" if self.code else ""
+        return f"{self.stage} failed{where}{server}: {self.reason}{answer}"

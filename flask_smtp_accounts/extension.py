@@ -1,0 +1,315 @@
+"""The extension object, its per-app state, and the Python API.
+
+The admin pages and the command line are thin layers over the methods of
+:class:`SMTPAccounts`; the logic they call lives in the modules named for it.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import typing as t
+
+from flask import Flask, current_app
+
+from . import flask_mail_hook
+from .check import CheckResult, run_check
+from .config import Config, read_config
+from .crypto import Vault
+from .delivery import Dispatcher, choose_route
+from .directory import Directory
+from .errors import SMTPAccountsError
+from .models import SETTINGS_ID, AccountInfo, Models, make_models, settings_info
+from .routing import Choice, bulk_sending
+from .settings import DEFAULT_SETTINGS, SettingsInfo
+from .smtp_logs import SMTPLogs
+from .validation import validate_account, validate_settings
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+ACCOUNT_FIELDS = ("active", "sender_name", "sender_email", "host", "port", "security", "auth", "login", "verify_tls")
+
+
+class AccountCheckFailed(SMTPAccountsError):
+    """Saving was refused because the account failed its check; nothing was written."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+class _State:
+    """What the extension keeps for one app (``app.extensions["smtp_accounts"]``)."""
+
+    def __init__(self, ext: SMTPAccounts, db: SQLAlchemy, models: Models, config: Config) -> None:
+        self.ext = ext
+        self.db = db
+        self.models = models
+        self.config = config
+        self.vault = Vault(config.encryption_keys)
+        self.directory = Directory(models, self.engine)
+        self.smtp_logs = SMTPLogs(config.log_dir)
+
+    def engine(self) -> t.Any:
+        return self.db.engines[self.config.bind_key]
+
+    def dispatcher(
+        self, *, suppress: bool, max_emails: int | None, open_default: t.Callable[[], smtplib.SMTP]
+    ) -> Dispatcher | None:
+        """A dispatcher for one connection block, or ``None`` when routing is off."""
+        settings = self.directory.settings()
+        if not settings.enabled:
+            return None
+        return Dispatcher(self, settings, suppress=suppress, max_emails=max_emails, open_default=open_default)
+
+    def password_of(self, account: AccountInfo) -> str | None:
+        return self.vault.decrypt(account.password_encrypted) if account.password_encrypted else None
+
+
+class SMTPAccounts:
+    """Sends every letter of a Flask-Mail site through the SMTP account of its From address.
+
+    ::
+
+        db = SQLAlchemy(app)
+        mail = Mail(app)
+        smtp_accounts = SMTPAccounts(app, db=db, mail=mail)
+
+    or, with an app factory, ``smtp_accounts.init_app(app, db=db, mail=mail)``.
+    Flask-SQLAlchemy and Flask-Mail must be initialised on the app first.
+    """
+
+    def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None, mail: t.Any = None) -> None:
+        self.db = db
+        self.mail = mail
+        self._models: Models | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask, *, db: SQLAlchemy | None = None, mail: t.Any = None) -> None:
+        """Set the extension up on ``app``."""
+        if "smtp_accounts" in app.extensions:
+            raise RuntimeError("SMTPAccounts is already initialised on this app; call init_app once per app.")
+        db = db or self.db
+        if db is None:
+            raise RuntimeError(
+                "SMTPAccounts needs the app's Flask-SQLAlchemy db: SMTPAccounts(app, db=db, mail=mail)"
+                " or init_app(app, db=db, mail=mail)."
+            )
+        if "sqlalchemy" not in app.extensions:
+            raise RuntimeError("Flask-SQLAlchemy must be initialised on this app before SMTPAccounts: call db.init_app(app) first.")
+        if "mail" not in app.extensions:
+            raise RuntimeError("Flask-Mail must be initialised on this app before SMTPAccounts: call Mail(app) or mail.init_app(app) first.")
+        self.db = db
+        self.mail = mail or self.mail
+        config = read_config(app)
+        models = self._bind_models(db, config.bind_key)
+        app.extensions["smtp_accounts"] = _State(self, db, models, config)
+        flask_mail_hook.install()
+        if config.register_cli:
+            from .cli import smtp_accounts_cli
+
+            app.cli.add_command(smtp_accounts_cli)
+
+    def _bind_models(self, db: SQLAlchemy, bind_key: str | None) -> Models:
+        if self._models is None or self.db is not db:
+            self._models = make_models(db, bind_key)
+        return self._models
+
+    @property
+    def _state(self) -> _State:
+        try:
+            return t.cast(_State, current_app.extensions["smtp_accounts"])
+        except KeyError:
+            raise RuntimeError("SMTPAccounts is not initialised on the current app: call init_app(app) first.") from None
+
+    # --- models -------------------------------------------------------------
+
+    def _models_or_fail(self) -> Models:
+        if self._models is None:
+            if self.db is None:
+                raise RuntimeError("The models need a db: SMTPAccounts(db=db) or init_app(app, db=db).")
+            self._models = make_models(self.db)
+        return self._models
+
+    @property
+    def Account(self) -> t.Any:  # noqa: N802 - a model class
+        """The account model (table ``smtp_accounts_account``)."""
+        return self._models_or_fail().Account
+
+    @property
+    def Settings(self) -> t.Any:  # noqa: N802 - a model class
+        """The settings model (one row, table ``smtp_accounts_settings``)."""
+        return self._models_or_fail().Settings
+
+    # --- settings -----------------------------------------------------------
+
+    @property
+    def settings(self) -> SettingsInfo:
+        """The current settings, read fresh (a frozen snapshot)."""
+        return self._state.directory.settings()
+
+    def update_settings(self, **changes: t.Any) -> SettingsInfo:
+        """Validate and save setting changes, e.g. ``update_settings(enabled=True)``.
+
+        Raises :class:`InvalidSettingError` naming the field; nothing is written then.
+        """
+        clean = validate_settings(changes)
+        session = self._state.db.session
+        row = session.get(self.Settings, SETTINGS_ID)
+        if row is None:
+            row = self.Settings(id=SETTINGS_ID, **{**_defaults(), **clean})
+            session.add(row)
+        else:
+            for name, value in clean.items():
+                setattr(row, name, value)
+        session.commit()
+        return settings_info(row)
+
+    # --- accounts -----------------------------------------------------------
+
+    def get_account(self, account_id: int) -> t.Any:
+        """The account with this id; ``LookupError`` when there is none."""
+        account = self._state.db.session.get(self.Account, account_id)
+        if account is None:
+            raise LookupError(f"There is no SMTP account with id {account_id}.")
+        return account
+
+    def add_account(self, *, password: str | None = None, check: bool = True, **fields: t.Any) -> t.Any:
+        """Create an account, after checking it against its server.
+
+        ``fields`` are the account's columns (``sender_email``, ``host``,
+        ``port``, ``security``, ``auth``, ``login``...). With ``check`` on, a
+        failed check raises :class:`AccountCheckFailed` and nothing is saved.
+        """
+        account = self.Account(**_account_defaults(fields))
+        return self._save(account, password, check, is_new=True)
+
+    def update_account(self, account_id: int, *, password: str | None = None, check: bool = True, **fields: t.Any) -> t.Any:
+        """Change an account; an empty ``password`` keeps the stored one."""
+        account = self.get_account(account_id)
+        unknown = set(fields) - set(ACCOUNT_FIELDS)
+        if unknown:
+            raise TypeError(f"Unknown account fields: {', '.join(sorted(unknown))}")
+        session = self._state.db.session
+        for name, value in fields.items():
+            setattr(account, name, value)
+        try:
+            return self._save(account, password, check, is_new=False)
+        except Exception:
+            session.rollback()
+            raise
+
+    def delete_account(self, account_id: int) -> None:
+        """Delete an account."""
+        session = self._state.db.session
+        session.delete(self.get_account(account_id))
+        session.commit()
+
+    def _save(self, account: t.Any, password: str | None, check: bool, *, is_new: bool) -> t.Any:
+        info = self.account_info(account, password)
+        if check:
+            result = self.check_account(info, password=password)
+            if not result.ok:
+                raise AccountCheckFailed(result)
+        if password:
+            account.password = password
+        session = self._state.db.session
+        if is_new:
+            session.add(account)
+        session.commit()
+        return account
+
+    def account_info(self, account: t.Any, password: str | None = None) -> AccountInfo:
+        """Validate an account (a model, a mapping or an ``AccountInfo``) into an ``AccountInfo``.
+
+        Raises :class:`InvalidAccountError` naming the first bad field.
+        """
+        if isinstance(account, AccountInfo):
+            values = {name: getattr(account, name) for name in AccountInfo.__dataclass_fields__}
+        elif isinstance(account, t.Mapping):
+            values = _account_defaults(dict(account))
+            values.setdefault("id", 0)
+            values.setdefault("password_encrypted", None)
+        else:
+            values = {name: getattr(account, name) for name in AccountInfo.__dataclass_fields__}
+        values = {**_account_defaults({}), **{k: v for k, v in values.items() if v is not None}}
+        values["has_password"] = bool(password or values.get("password_encrypted"))
+        clean = validate_account(values)
+        values.update(clean)
+        values.pop("has_password")
+        values["id"] = values.get("id") or 0
+        values.setdefault("password_encrypted", None)
+        values.setdefault("updated_at", None)
+        return AccountInfo(**{k: values[k] for k in AccountInfo.__dataclass_fields__})
+
+    def check_account(self, account: t.Any, password: str | None = None, send_test: bool | None = None) -> CheckResult:
+        """Connect, say EHLO, start TLS, log in (and send a test letter), then QUIT.
+
+        ``password`` overrides the stored one. ``send_test`` defaults to the
+        ``send_test_on_check`` setting. The conversation goes to the check
+        log of the account (id 0 for one not saved yet).
+        """
+        state = self._state
+        info = self.account_info(account, password)
+        settings = state.directory.settings()
+        send = settings.send_test_on_check if send_test is None else send_test
+        secret = password if password else state.password_of(info)
+        return run_check(state, settings, info, secret, send_test=send, recipient=settings.test_recipient or None)
+
+    def send_test_letter(self, account: t.Any, recipient: str | None = None) -> CheckResult:
+        """Send a test letter through ``account`` to ``recipient`` (default: the settings' test recipient)."""
+        state = self._state
+        info = self.account_info(account)
+        settings = state.directory.settings()
+        return run_check(
+            state, settings, info, state.password_of(info),
+            send_test=True, recipient=recipient or settings.test_recipient or None, kind="check",
+        )
+
+    # --- routing ------------------------------------------------------------
+
+    def choose_account(self, message: t.Any, *, bulk: bool | None = None) -> Choice:
+        """Which account a letter would go through, and by which rule, without sending.
+
+        ``message`` is a Flask-Mail ``Message`` or a sender (``"Name <addr>"``,
+        an address, or a ``(name, address)`` tuple). ``bulk`` overrides the
+        bulk detection.
+        """
+        state = self._state
+        headers: t.Mapping[str, str]
+        if isinstance(message, (str, tuple)):
+            sender, headers = message, {}
+        else:
+            sender, headers = flask_mail_hook.sender_of(message)
+        settings = state.directory.settings()
+        return choose_route(state, settings, sender, headers, bulk)
+
+    bulk_sending = staticmethod(bulk_sending)
+
+    # --- keys -----------------------------------------------------------------
+
+    def rotate_encryption_key(self) -> int:
+        """Re-encrypt every stored password with the newest key; returns how many."""
+        state = self._state
+        session = state.db.session
+        count = 0
+        for account in session.query(self.Account).filter(self.Account.password_encrypted.isnot(None)):
+            account.password_encrypted = state.vault.rotate(account.password_encrypted)
+            count += 1
+        session.commit()
+        return count
+
+
+def _defaults() -> dict[str, t.Any]:
+    return {name: getattr(DEFAULT_SETTINGS, name) for name in SettingsInfo.__dataclass_fields__ if name != "revision"}
+
+
+def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
+    unknown = set(fields) - set(ACCOUNT_FIELDS) - {"id", "password_encrypted", "updated_at"}
+    if unknown:
+        raise TypeError(f"Unknown account fields: {', '.join(sorted(unknown))}")
+    defaults = {"active": True, "sender_name": "", "port": 587, "security": "starttls", "auth": "login", "login": "", "verify_tls": True}
+    return {**defaults, **fields}
+
+

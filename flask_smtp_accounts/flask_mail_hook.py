@@ -1,0 +1,106 @@
+"""The one module that knows Flask-Mail's internals.
+
+Flask-Mail's ``Mail.connect()`` builds ``flask_mail.Connection``; every way
+of sending (``mail.send``, ``mail.send_message``, ``conn.send``,
+``msg.send(conn)``) goes through a connection's ``send``. :func:`install`
+puts :class:`RoutedConnection` in its place. For an app without the
+extension, or with routing disabled, it behaves exactly as Flask-Mail's.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+import flask_mail
+from flask import current_app
+
+from .delivery import Dispatcher, Letter
+
+_FlaskMailConnection = flask_mail.Connection
+
+
+def letter_from_message(message: flask_mail.Message, envelope_from: str | tuple[str, str] | None = None) -> Letter:
+    """Describe a Flask-Mail message for the dispatcher."""
+
+    def render(from_header: str | None) -> bytes:
+        if from_header is None:
+            return message.as_bytes()
+        sender = message.sender
+        message.sender = from_header
+        try:
+            return message.as_bytes()
+        finally:
+            message.sender = sender
+
+    return Letter(
+        sender=message.sender,
+        recipients=list(flask_mail.sanitize_addresses(message.send_to)),
+        envelope_from=flask_mail.sanitize_address(envelope_from) if envelope_from else None,
+        message_id=message.msgId,
+        headers=message.extra_headers or {},
+        mail_options=message.mail_options,
+        rcpt_options=message.rcpt_options,
+        render=render,
+        message=message,
+    )
+
+
+def sender_of(message: flask_mail.Message) -> tuple[str | tuple[str, str], t.Mapping[str, str]]:
+    """The sender and the extra headers of a Flask-Mail message."""
+    return message.sender, message.extra_headers or {}
+
+
+class RoutedConnection(_FlaskMailConnection):
+    """A Flask-Mail connection that routes each letter through its account."""
+
+    _dispatcher: Dispatcher | None = None
+
+    def __enter__(self) -> RoutedConnection:
+        state = current_app.extensions.get("smtp_accounts")
+        self._dispatcher = None
+        if state is not None:
+            self._dispatcher = state.dispatcher(
+                suppress=bool(self.mail.suppress),
+                max_emails=self.mail.max_emails,
+                open_default=self.configure_host,
+            )
+        if self._dispatcher is None:
+            return super().__enter__()
+        self.host = None
+        self.num_emails = 0
+        return self
+
+    def __exit__(self, exc_type: t.Any, exc_value: t.Any, tb: t.Any) -> None:
+        dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is None:
+            return super().__exit__(exc_type, exc_value, tb)
+        dispatcher.close()
+        return None
+
+    def send(self, message: flask_mail.Message, envelope_from: str | tuple[str, str] | None = None) -> None:
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            return super().send(message, envelope_from)
+        # Flask-Mail's own checks, in its order, before any connection opens.
+        assert message.send_to, "No recipients have been added"
+        assert message.sender, (
+            "The message does not specify a sender and a default sender has not been configured"
+        )
+        if message.has_bad_headers():
+            raise flask_mail.BadHeaderError
+        if message.date is None:
+            message.date = time.time()
+        dispatcher.deliver(letter_from_message(message, envelope_from))
+        flask_mail.email_dispatched.send(current_app._get_current_object(), message=message)  # type: ignore[attr-defined]
+        self.num_emails += 1
+        return None
+
+
+def install() -> None:
+    """Make Flask-Mail build routed connections (idempotent)."""
+    flask_mail.Connection = RoutedConnection  # type: ignore[misc]
+
+
+def message_type() -> type[flask_mail.Message]:
+    return flask_mail.Message

@@ -1,0 +1,195 @@
+"""The extension's tables, declared on the site's own Flask-SQLAlchemy ``db``.
+
+:func:`make_models` builds the classes once per ``db``, so that
+``db.create_all()`` and Flask-Migrate see them like the site's own models.
+Every change to an account or a setting bumps ``Settings.revision`` in the
+same transaction; that is how other processes learn that their caches are
+stale.
+"""
+
+from __future__ import annotations
+
+import typing as t
+import weakref
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .settings import DEFAULT_SETTINGS, SETTING_NAMES, SettingsInfo
+from .validation import email_key, validate_account, validate_settings
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+SETTINGS_ID = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """A detached, read-only copy of an account row, safe to cache and share."""
+
+    id: int
+    active: bool
+    sender_name: str
+    sender_email: str
+    host: str
+    port: int
+    security: str
+    auth: str
+    login: str
+    verify_tls: bool
+    updated_at: datetime | None = None
+    password_encrypted: str | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        """How a person names the account: ``Name <email>`` or the email."""
+        return f"{self.sender_name} <{self.sender_email}>" if self.sender_name else self.sender_email
+
+
+ACCOUNT_INFO_FIELDS = tuple(AccountInfo.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Models:
+    Account: t.Any
+    Settings: t.Any
+
+
+_models: weakref.WeakKeyDictionary[t.Any, Models] = weakref.WeakKeyDictionary()
+
+
+def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
+    """Declare the tables on ``db`` (once per ``db``)."""
+    if db in _models:
+        return _models[db]
+
+    class Account(db.Model):  # type: ignore[name-defined,misc]
+        """An SMTP account that carries the letters sent from its email."""
+
+        __tablename__ = "smtp_accounts_account"
+        __bind_key__ = bind_key
+
+        id: Mapped[int] = mapped_column(primary_key=True)
+        active: Mapped[bool] = mapped_column(default=True)
+        sender_name: Mapped[str] = mapped_column(sa.String(255), default="")
+        sender_email: Mapped[str] = mapped_column(sa.String(254))
+        email_key: Mapped[str] = mapped_column(sa.String(254), index=True)
+        host: Mapped[str] = mapped_column(sa.String(255))
+        port: Mapped[int] = mapped_column(default=587)
+        security: Mapped[str] = mapped_column(sa.String(16), default="starttls")
+        auth: Mapped[str] = mapped_column(sa.String(16), default="login")
+        login: Mapped[str] = mapped_column(sa.String(255), default="")
+        password_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
+        verify_tls: Mapped[bool] = mapped_column(default=True)
+        created_at: Mapped[datetime] = mapped_column(default=utcnow)
+        updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+        @property
+        def password(self) -> t.NoReturn:
+            raise AttributeError("Account.password is write-only; only its ciphertext is stored.")
+
+        @password.setter
+        def password(self, value: str | None) -> None:
+            vault = current_app.extensions["smtp_accounts"].vault
+            self.password_encrypted = vault.encrypt(value) if value else None
+
+        @property
+        def has_password(self) -> bool:
+            return bool(self.password_encrypted)
+
+        def to_info(self) -> AccountInfo:
+            """A detached read-only copy of this account."""
+            return AccountInfo(**{name: getattr(self, name) for name in ACCOUNT_INFO_FIELDS})
+
+        def __repr__(self) -> str:
+            return f"<Account {self.id} {self.sender_email} via {self.host}:{self.port}>"
+
+    class Settings(db.Model):  # type: ignore[name-defined,misc]
+        """The one row of module settings (``id`` 1)."""
+
+        __tablename__ = "smtp_accounts_settings"
+        __bind_key__ = bind_key
+
+        id: Mapped[int] = mapped_column(primary_key=True, default=SETTINGS_ID)
+        enabled: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.enabled)
+        save_logs: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.save_logs)
+        log_level: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.log_level)
+        log_rewrite_period: Mapped[str] = mapped_column(
+            sa.String(8), default=DEFAULT_SETTINGS.log_rewrite_period
+        )
+        max_log_size_mb: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.max_log_size_mb)
+        timeout_s: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.timeout_s)
+        send_test_on_check: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.send_test_on_check)
+        test_recipient: Mapped[str] = mapped_column(sa.String(254), default=DEFAULT_SETTINGS.test_recipient)
+        revision: Mapped[int] = mapped_column(default=0)
+        updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    _listen(Account, Settings)
+    models = Models(Account=Account, Settings=Settings)
+    _models[db] = models
+    return models
+
+
+def settings_info(row: t.Any) -> SettingsInfo:
+    """The snapshot of a settings row (a mapping or an ORM object)."""
+    get = row.__getitem__ if isinstance(row, t.Mapping) else lambda n: getattr(row, n)
+    return SettingsInfo(**{name: get(name) for name in SettingsInfo.__dataclass_fields__})
+
+
+def _listen(Account: t.Any, Settings: t.Any) -> None:
+    settings_table = Settings.__table__
+
+    def check_account(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
+        values = {c: getattr(target, c) for c in ("sender_email", "sender_name", "host", "port", "security", "auth", "login")}
+        values["has_password"] = bool(target.password_encrypted)
+        for name, value in validate_account(values).items():
+            setattr(target, name, value)
+        target.email_key = email_key(target.sender_email)
+        if target.active is None:
+            target.active = True
+        if target.verify_tls is None:
+            target.verify_tls = True
+
+    def touch_account(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
+        check_account(mapper, connection, target)
+        target.updated_at = utcnow()
+
+    def bump_revision(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
+        bump = (
+            settings_table.update()
+            .where(settings_table.c.id == SETTINGS_ID)
+            .values(revision=settings_table.c.revision + 1)
+        )
+        if connection.execute(bump).rowcount == 0:
+            connection.execute(settings_table.insert().values(id=SETTINGS_ID, revision=1, updated_at=utcnow()))
+
+    def check_settings(target: t.Any) -> None:
+        current = {n: getattr(target, n) for n in SETTING_NAMES if getattr(target, n) is not None}
+        for name, value in validate_settings(current).items():
+            setattr(target, name, value)
+        target.updated_at = utcnow()
+
+    def insert_settings(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
+        check_settings(target)
+        target.revision = 1
+
+    def update_settings(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
+        check_settings(target)
+        # An SQL expression, so that a bump made meanwhile by an account change is kept.
+        target.revision = settings_table.c.revision + 1
+
+    event.listen(Account, "before_insert", check_account)
+    event.listen(Account, "before_update", touch_account)
+    for kind in ("after_insert", "after_update", "after_delete"):
+        event.listen(Account, kind, bump_revision)
+    event.listen(Settings, "before_insert", insert_settings)
+    event.listen(Settings, "before_update", update_settings)

@@ -1,0 +1,39 @@
+"""Signals sent by the extension, on its own namespace.
+
+Each is sent with the app as sender and keyword arguments as payload, like
+Flask-Mail's ``email_dispatched``.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+signals = Namespace()
+
+message_sent = signals.signal(
+    "message-sent",
+    doc="""A letter was handed to a server (or suppressed in testing).
+
+    Keyword arguments: ``message`` (the Flask-Mail message), ``account``
+    (the :class:`~flask_smtp_accounts.AccountInfo`, or ``None`` when
+    Flask-Mail's own settings carried it) and ``rule`` (why that route).
+    """,
+)
+
+send_failed = signals.signal(
+    "send-failed",
+    doc="""A letter could not be handed to a server.
+
+    Keyword arguments: ``message``, ``account`` (or ``None``) and ``error``
+    (the :class:`~flask_smtp_accounts.DeliveryError`).
+    """,
+)
+
+account_checked = signals.signal(
+    "account-checked",
+    doc="""An account was checked against its server.
+
+    Keyword arguments: ``account`` (an ``AccountInfo``; id ``0`` for an
+    account not yet saved) and ``result`` (a ``CheckResult``).
+    """,
+)

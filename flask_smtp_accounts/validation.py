@@ -1,0 +1,156 @@
+"""Validation of account fields and settings.
+
+Every writer (the admin pages, the command line, the Python API and plain
+ORM flushes) goes through these functions, so bad input is refused the
+same way everywhere, with the name of the field, before anything is written.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import InvalidAccountError, InvalidSettingError
+
+SECURITY_CHOICES = ("none", "ssl", "starttls")
+AUTH_CHOICES = ("none", "login")
+REWRITE_PERIODS = ("day", "week", "month", "year")
+
+
+def normalize_email(field: str, value: t.Any, error: type[InvalidAccountError] | type[InvalidSettingError] = InvalidAccountError) -> str:
+    """Check an address's syntax; return it as the user wrote it, trimmed."""
+    if not isinstance(value, str) or not value.strip():
+        raise error(field, "an email address is required")
+    value = value.strip()
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as err:
+        raise error(field, f"{value!r} is not a valid email address: {err}") from None
+    return value
+
+
+def email_key(address: str) -> str:
+    """The form under which an address is looked up: trimmed, case-folded."""
+    return address.strip().lower()
+
+
+def _no_line_breaks(field: str, value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise InvalidAccountError(field, "must not contain line breaks")
+    return value
+
+
+def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """Check the fields of an account and return them normalised.
+
+    ``values`` holds the account's fields (``has_password`` tells whether a
+    password is stored or given). Raises :class:`InvalidAccountError`
+    naming the first bad field.
+    """
+    out: dict[str, t.Any] = {}
+    out["sender_email"] = normalize_email("sender_email", values.get("sender_email"))
+
+    name = values.get("sender_name") or ""
+    if not isinstance(name, str):
+        raise InvalidAccountError("sender_name", "must be text")
+    name = _no_line_breaks("sender_name", name.strip())
+    if len(name) > 255:
+        raise InvalidAccountError("sender_name", "must be at most 255 characters")
+    out["sender_name"] = name
+
+    host = values.get("host")
+    if not isinstance(host, str) or not host.strip():
+        raise InvalidAccountError("host", "a mail server address is required")
+    host = host.strip()
+    if any(ch.isspace() for ch in host):
+        raise InvalidAccountError("host", "must not contain spaces or line breaks")
+    if len(host) > 255:
+        raise InvalidAccountError("host", "must be at most 255 characters")
+    out["host"] = host
+
+    port = values.get("port")
+    try:
+        port_number = int(port)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidAccountError("port", f"must be a number from 1 to 65535, not {port!r}") from None
+    if isinstance(port, bool) or not 1 <= port_number <= 65535 or str(port_number) != str(port).strip():
+        raise InvalidAccountError("port", f"must be a number from 1 to 65535, not {port!r}")
+    out["port"] = port_number
+
+    security = values.get("security")
+    if security not in SECURITY_CHOICES:
+        raise InvalidAccountError("security", f"must be one of {', '.join(SECURITY_CHOICES)}, not {security!r}")
+    out["security"] = security
+
+    auth = values.get("auth")
+    if auth not in AUTH_CHOICES:
+        raise InvalidAccountError("auth", f"must be one of {', '.join(AUTH_CHOICES)}, not {auth!r}")
+    out["auth"] = auth
+
+    login = values.get("login") or ""
+    if not isinstance(login, str):
+        raise InvalidAccountError("login", "must be text")
+    login = _no_line_breaks("login", login.strip())
+    if auth == "login" and not login:
+        raise InvalidAccountError("login", "is required when authorization is login and password")
+    if auth == "login" and not values.get("has_password"):
+        raise InvalidAccountError("password", "is required when authorization is login and password")
+    out["login"] = login
+    return out
+
+
+def _int_in(field: str, value: t.Any, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidSettingError(field, f"must be a whole number from {low} to {high}") from None
+    if isinstance(value, bool) or isinstance(value, float) and value != number or not low <= number <= high:
+        raise InvalidSettingError(field, f"must be a whole number from {low} to {high}, not {value!r}")
+    return number
+
+
+def _bool(field: str, value: t.Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "on", "off", "yes", "no"}:
+        return value.strip().lower() in {"true", "1", "on", "yes"}
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise InvalidSettingError(field, f"must be true or false, not {value!r}")
+
+
+def _period(field: str, value: t.Any) -> str:
+    if value not in REWRITE_PERIODS:
+        raise InvalidSettingError(field, f"must be one of {', '.join(REWRITE_PERIODS)}, not {value!r}")
+    return t.cast(str, value)
+
+
+def _recipient(field: str, value: t.Any) -> str:
+    if value in (None, ""):
+        return ""
+    return normalize_email(field, value, InvalidSettingError)
+
+
+#: How each setting is checked; the names are the Settings columns.
+SETTING_RULES: dict[str, t.Callable[[str, t.Any], t.Any]] = {
+    "enabled": _bool,
+    "save_logs": _bool,
+    "log_level": lambda f, v: _int_in(f, v, 1, 4),
+    "log_rewrite_period": _period,
+    "max_log_size_mb": lambda f, v: _int_in(f, v, 0, 1024),
+    "timeout_s": lambda f, v: _int_in(f, v, 1, 300),
+    "send_test_on_check": _bool,
+    "test_recipient": _recipient,
+}
+
+
+def validate_settings(changes: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """Check setting changes; return them normalised or raise naming the field."""
+    out = {}
+    for field, value in changes.items():
+        rule = SETTING_RULES.get(field)
+        if rule is None:
+            raise InvalidSettingError(field, f"is not a setting; known settings: {', '.join(SETTING_RULES)}")
+        out[field] = rule(field, value)
+    return out
