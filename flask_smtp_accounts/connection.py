@@ -8,7 +8,9 @@ Without a transcript they do no extra work.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hmac
 import smtplib
 import socket
 import ssl
@@ -19,6 +21,11 @@ from .errors import DeliveryError
 from .models import AccountInfo
 
 REDACTED = "[redacted]"
+_MAX_AUTH_CHALLENGES = 5
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
 class Transcript(t.Protocol):
@@ -43,6 +50,7 @@ class _TranscriptMixin:
     transcript: Transcript | None = None
     _in_auth = False
     _started = 0.0
+    _auth_challenge_count = 0
 
     sock: t.Any
 
@@ -75,11 +83,39 @@ class _TranscriptMixin:
         return code, message
 
     def auth(self, mechanism: str, authobject: t.Any, *, initial_response_ok: bool = True) -> tuple[int, bytes]:
+        """smtplib's AUTH, but with UTF-8 credentials (RFC 4616) and the exchange redacted.
+
+        smtplib encodes credentials as ASCII (CPython issue 73936), which
+        refuses any password with a non-ASCII character.
+        """
         self._in_auth = True
         try:
-            return super().auth(mechanism, authobject, initial_response_ok=initial_response_ok)  # type: ignore[misc]
+            mechanism = mechanism.upper()
+            initial = authobject() if initial_response_ok else None
+            if initial is not None:
+                code, reply = self.docmd("AUTH", f"{mechanism} {_b64(initial)}")  # type: ignore[attr-defined]
+                self._auth_challenge_count = 1
+            else:
+                code, reply = self.docmd("AUTH", mechanism)  # type: ignore[attr-defined]
+                self._auth_challenge_count = 0
+            while code == 334:
+                self._auth_challenge_count += 1
+                code, reply = self.docmd(_b64(authobject(base64.decodebytes(reply))))  # type: ignore[attr-defined]
+                if self._auth_challenge_count > _MAX_AUTH_CHALLENGES:
+                    break
+            if code in (235, 503):
+                return code, reply
+            raise smtplib.SMTPAuthenticationError(code, reply)
         finally:
             self._in_auth = False
+
+    def auth_cram_md5(self, challenge: t.Any = None) -> t.Any:
+        if challenge is None:
+            return None
+        user: str = self.user  # type: ignore[attr-defined]
+        password: str = self.password  # type: ignore[attr-defined]
+        digest = hmac.HMAC(password.encode("utf-8"), challenge, "md5").hexdigest()
+        return f"{user} {digest}"
 
     def connect(self, host: str = "localhost", port: int = 0, source_address: t.Any = None) -> tuple[int, bytes]:
         self._started = time.perf_counter()

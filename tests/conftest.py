@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
+from flask import Flask
+from flask_mail import Mail
+from flask_sqlalchemy import SQLAlchemy
+
+from apps import Site, make_site
+from flask_smtp_accounts import SMTPAccounts
 
 # --- SMTP servers ---
-from certs import Certs, make_certs
-from smtp_servers import LOGIN, PASSWORD, SMTPServer
+from flask_smtp_accounts.testing import LOGIN, PASSWORD, Certs, SMTPServer, make_certs
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +77,73 @@ def make_smtp_server() -> Iterator[Callable[..., SMTPServer]]:
 
 
 # --- end SMTP servers ---
+
+
+# --- sites ---
+@pytest.fixture
+def encryption_key() -> str:
+    """A Fernet key made for this test only."""
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def site(tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer) -> Iterator[Site]:
+    """A site with the extension enabled; Flask-Mail's own settings point at ``smtp_server``.
+
+    Servers are verified against the test CA (``SMTP_ACCOUNTS_CA_FILE``).
+    The test runs inside an app context.
+    """
+    made = make_site(
+        tmp_path / "instance",
+        SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key,
+        SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
+        MAIL_PORT=smtp_server.port,
+    )
+    with made.app.app_context():
+        yield made
+        made.db.session.remove()
+        made.db.engine.dispose()
+
+
+@pytest.fixture
+def app(site: Site) -> Flask:
+    return site.app
+
+
+@pytest.fixture
+def db(site: Site) -> SQLAlchemy:
+    return site.db
+
+
+@pytest.fixture
+def mail(site: Site) -> Mail:
+    return site.mail
+
+
+@pytest.fixture
+def ext(site: Site) -> SMTPAccounts:
+    return site.ext
+
+
+@pytest.fixture
+def add_account(ext: SMTPAccounts) -> Callable[..., Any]:
+    """``add_account(server, **fields)``: an account for a test server, saved without a check.
+
+    Security and login follow the server: STARTTLS or implicit TLS, and
+    the test credentials when the server requires AUTH.
+    """
+
+    def add(server: SMTPServer, **fields: Any) -> Any:
+        values: dict[str, Any] = {
+            "sender_email": "hello@example.com",
+            "host": server.host,
+            "port": server.port,
+            "security": {"none": "none", "starttls": "starttls", "ssl": "ssl"}[server.tls],
+            "auth": "login" if server.credentials else "none",
+            "login": LOGIN if server.credentials else "",
+        }
+        values.update(fields)
+        password = values.pop("password", PASSWORD if server.credentials else None)
+        return ext.add_account(password=password, check=False, **values)
+
+    return add

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
-
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from certs import Certs
 from smtp_servers import LOGIN, PASSWORD, ClosingServer, HangingServer, SMTPServer
 
@@ -195,11 +195,15 @@ def test_implicit_tls_with_trusted_ca(ssl_server: SMTPServer, certs: Certs) -> N
 
 def test_implicit_tls_with_system_trust_store_fails_verification(ssl_server: SMTPServer) -> None:
     with pytest.raises(ssl.SSLCertVerificationError):
-        smtplib.SMTP_SSL(ssl_server.host, ssl_server.port, timeout=TIMEOUT, context=ssl.create_default_context())
+        smtplib.SMTP_SSL(
+            ssl_server.host, ssl_server.port, timeout=TIMEOUT, context=ssl.create_default_context()
+        )
     assert ssl_server.received == []
 
 
-def test_selfsigned_certificate_is_not_trusted_via_the_ca(selfsigned_server: SMTPServer, certs: Certs) -> None:
+def test_selfsigned_certificate_is_not_trusted_via_the_ca(
+    selfsigned_server: SMTPServer, certs: Certs
+) -> None:
     with smtplib.SMTP(selfsigned_server.host, selfsigned_server.port, timeout=TIMEOUT) as client:
         with pytest.raises(ssl.SSLCertVerificationError, match="self.signed certificate"):
             client.starttls(context=_trusting(certs.ca_cert))
@@ -232,7 +236,9 @@ def test_name_mismatch_fails_verification(
                     client.close()
 
 
-def test_make_smtp_server_gives_independent_started_servers(make_smtp_server: Callable[..., SMTPServer]) -> None:
+def test_make_smtp_server_gives_independent_started_servers(
+    make_smtp_server: Callable[..., SMTPServer],
+) -> None:
     first, second = make_smtp_server(), make_smtp_server(auth=("ascii", "password"))
     assert first.port != second.port
     with smtplib.SMTP(second.host, second.port, timeout=TIMEOUT) as client:
@@ -244,11 +250,17 @@ def test_make_smtp_server_gives_independent_started_servers(make_smtp_server: Ca
 
 def test_handler_hooks_override_and_fall_through(make_smtp_server: Callable[..., SMTPServer]) -> None:
     class Hooks:
-        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        async def handle_RCPT(
+            self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+        ) -> str | None:
             return "550 5.1.1 No such user" if address.startswith("nobody@") else None
 
-        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-            return "451 4.3.0 Try again later" if b"Subject: fail" in envelope.content else None
+        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str | None:
+            return (
+                "451 4.3.0 Try again later"
+                if b"Subject: fail" in (envelope.original_content or b"")
+                else None
+            )
 
     server = make_smtp_server(handler_hooks=Hooks())
     with smtplib.SMTP(server.host, server.port, timeout=TIMEOUT) as client:
