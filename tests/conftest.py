@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apps import Site, make_site
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask_mail import Mail
 from flask_sqlalchemy import SQLAlchemy
 
-from apps import Site, make_site
 from flask_smtp_accounts import SMTPAccounts
 
 # --- SMTP servers ---
