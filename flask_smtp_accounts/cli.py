@@ -1,23 +1,279 @@
-"""``flask smtp-accounts ...``: a thin command line over the Python API."""
+"""``flask smtp-accounts ...``: the command line, a thin layer over the Python API.
+
+Every command calls one method of :class:`~flask_smtp_accounts.SMTPAccounts`
+and prints its answer; the logic lives there, once. Errors the extension
+raises on purpose become one line on stderr and exit status 1, never a
+traceback. Passwords are read from a hidden prompt or from an environment
+variable named by ``--password-env``, never from an argument, so that they
+stay out of shell history and ``ps``.
+"""
 
 from __future__ import annotations
 
+import os
+import typing as t
+
 import click
+import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
 
+from .errors import SMTPAccountsError
+from .settings import SETTING_NAMES
+from .validation import AUTH_CHOICES, SECURITY_CHOICES
 
-def _ext():  # type: ignore[no-untyped-def]
-    return current_app.extensions["smtp_accounts"].ext
+if t.TYPE_CHECKING:
+    from .check import CheckResult
+    from .extension import SMTPAccounts
 
 
-smtp_accounts_cli = AppGroup("smtp-accounts", help="Manage the SMTP accounts that carry the site's mail.")
+class _CommandGroup(AppGroup):
+    """A command group that turns the extension's errors into one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> t.Any:
+        try:
+            return super().invoke(ctx)
+        except (KeyError, IndexError):
+            raise
+        except (SMTPAccountsError, LookupError) as err:
+            raise click.ClickException(_one_line(str(err))) from None
+
+    def group(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        kwargs.setdefault("cls", _CommandGroup)
+        return super().group(*args, **kwargs)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _ext() -> SMTPAccounts:
+    try:
+        state = current_app.extensions["smtp_accounts"]
+    except KeyError:
+        raise click.ClickException("SMTPAccounts is not initialised on this app.") from None
+    return t.cast("SMTPAccounts", state.ext)
+
+
+def _table(headers: t.Sequence[str], rows: t.Sequence[t.Sequence[t.Any]]) -> None:
+    cells = [[str(c) for c in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+smtp_accounts_cli = _CommandGroup(
+    "smtp-accounts", help="Manage the SMTP accounts that carry the site's mail."
+)
+
+
+# --- accounts -----------------------------------------------------------------
 
 
 @smtp_accounts_cli.command("list")
 def list_accounts() -> None:
-    """List the accounts."""
+    """List the accounts, like the admin list."""
     ext = _ext()
-    for account in ext.Account.query.order_by(ext.Account.id):
-        state = "active" if account.active else "inactive"
-        click.echo(f"{account.id}\t{state}\t{account.sender_name or '-'}\t{account.sender_email}\t{account.host}:{account.port}\t{account.security}")
+    session = current_app.extensions["smtp_accounts"].db.session
+    accounts = session.scalars(sa.select(ext.Account).order_by(ext.Account.id)).all()
+    if not accounts:
+        click.echo("No SMTP accounts yet. Add one with: flask smtp-accounts add --help")
+        return
+    _table(
+        ("ID", "Active", "Sender name", "Email", "Server", "Port", "Security", "Auth", "Login"),
+        [
+            (a.id, _yes_no(a.active), a.sender_name or "-", a.sender_email, a.host, a.port, a.security,
+             _yes_no(a.auth == "login"), a.login or "-")
+            for a in accounts
+        ],
+    )
+
+
+def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.Callable[..., t.Any]]:
+    """The options naming account fields; on ``edit`` every one is optional."""
+
+    def decorate(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+        options = [
+            click.option("--sender-email", required=not for_edit, help="The From address this account carries."),
+            click.option("--sender-name", help="Name put in letters that have none of their own."),
+            click.option("--host", required=not for_edit, help="Mail server address."),
+            click.option("--port", type=click.IntRange(1, 65535), help="Mail server port (default 587)."),
+            click.option("--security", type=click.Choice(SECURITY_CHOICES),
+                         help="none, ssl (implicit TLS) or starttls (default)."),
+            click.option("--auth", type=click.Choice(AUTH_CHOICES), help="login (default) or none."),
+            click.option("--login", help="Login on the server."),
+            click.option("--active/--inactive", default=None, help="Whether the account takes part in routing."),
+            click.option("--verify-tls/--no-verify-tls", default=None,
+                         help="Verify the server's certificate (default). Turn off only for a server you trust."),
+            click.option("--password-env", metavar="NAME",
+                         help="Read the password from this environment variable instead of a prompt."),
+            click.option("--check/--no-check", default=True, show_default=True,
+                         help="Connect and log in before saving; a failed check saves nothing."),
+        ]
+        if for_edit:
+            options.append(click.option("--ask-password", is_flag=True,
+                                        help="Prompt for a new password (hidden). Without it the stored one is kept."))
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def _fields(**given: t.Any) -> dict[str, t.Any]:
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _password(env_name: str | None, ask: bool) -> str | None:
+    if env_name:
+        value = os.environ.get(env_name)
+        if not value:
+            raise click.ClickException(f"The environment variable {env_name} is not set or empty.")
+        return value
+    if ask:
+        return t.cast(str, click.prompt("Password", hide_input=True))
+    return None
+
+
+def _describe(account: t.Any) -> str:
+    name = f"{account.sender_name} <{account.sender_email}>" if account.sender_name else account.sender_email
+    return f"account {account.id}: {name} via {account.host}:{account.port} ({account.security})"
+
+
+def _saved(action: str, account: t.Any, check: bool) -> None:
+    click.echo(f"{action} {_describe(account)}" + ("" if check else " (not checked)"))
+
+
+@smtp_accounts_cli.command("add")
+@_account_options(for_edit=False)
+def add_account(password_env: str | None, check: bool, **given: t.Any) -> None:
+    """Add an account; it is checked against its server first.
+
+    The password is asked for (hidden) when the account logs in, unless
+    --password-env names an environment variable that holds it.
+    """
+    fields = _fields(**given)
+    needs_password = fields.get("auth", "login") == "login"
+    password = _password(password_env, ask=needs_password)
+    account = _ext().add_account(password=password, check=check, **fields)
+    _saved("Added", account, check)
+
+
+@smtp_accounts_cli.command("edit")
+@click.argument("account_id", type=int)
+@_account_options(for_edit=True)
+def edit_account(account_id: int, password_env: str | None, ask_password: bool, check: bool, **given: t.Any) -> None:
+    """Change an account; options left out keep their values, and so does the password."""
+    ext = _ext()
+    ext.get_account(account_id)
+    password = _password(password_env, ask=ask_password)
+    account = ext.update_account(account_id, password=password, check=check, **_fields(**given))
+    _saved("Saved", account, check)
+
+
+@smtp_accounts_cli.command("delete")
+@click.argument("account_id", type=int)
+@click.confirmation_option(prompt="Delete this SMTP account?")
+def delete_account(account_id: int) -> None:
+    """Delete an account."""
+    ext = _ext()
+    description = _describe(ext.get_account(account_id))
+    ext.delete_account(account_id)
+    click.echo(f"Deleted {description}")
+
+
+def _report(result: CheckResult) -> None:
+    if result.ok:
+        click.echo(f"{result.message} ({result.elapsed_s:.2f} s)")
+        return
+    raise click.ClickException(_one_line(result.message))
+
+
+@smtp_accounts_cli.command("check")
+@click.argument("account_id", type=int)
+@click.option("--send-test/--no-send-test", default=None,
+              help="Also send a test letter (default: the send_test_on_check setting).")
+def check_account(account_id: int, send_test: bool | None) -> None:
+    """Connect to an account's server and log in; exit status 1 when that fails."""
+    ext = _ext()
+    _report(ext.check_account(ext.get_account(account_id), send_test=send_test))
+
+
+@smtp_accounts_cli.command("test-letter")
+@click.argument("account_id", type=int)
+@click.option("--to", "recipient", metavar="ADDRESS", help="Recipient (default: the test_recipient setting).")
+def send_test_letter(account_id: int, recipient: str | None) -> None:
+    """Send a test letter through an account."""
+    ext = _ext()
+    _report(ext.send_test_letter(ext.get_account(account_id), recipient))
+
+
+@smtp_accounts_cli.command("route")
+@click.argument("sender")
+@click.option("--bulk", is_flag=True, help="Route it as a newsletter (bulk) letter.")
+def preview_route(sender: str, bulk: bool) -> None:
+    """Show which account a letter from SENDER would go through, and why.
+
+    SENDER is an address or "Display Name <address>". Nothing is sent.
+    """
+    choice = _ext().choose_account(sender, bulk=True if bulk else None)
+    if choice.account is None:
+        click.echo("Flask-Mail's own MAIL_* settings")
+    else:
+        click.echo(_describe(choice.account))
+    click.echo(f"rule: {choice.reason}")
+    if choice.candidates:
+        click.echo("candidates: " + ", ".join(str(i) for i in choice.candidates))
+
+
+# --- keys ---------------------------------------------------------------------
+
+
+@smtp_accounts_cli.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt every stored password with the newest key.
+
+    Put the new key first in SMTP_ACCOUNTS_ENCRYPTION_KEYS, keep the old ones
+    after it, run this, then remove the old keys.
+    """
+    count = _ext().rotate_encryption_key()
+    click.echo(f"Re-encrypted {count} password(s) with the newest key; older keys can now be removed.")
+
+
+# --- settings -----------------------------------------------------------------
+
+@smtp_accounts_cli.group("settings")
+def settings_cli() -> None:
+    """Show or change the module's settings."""
+
+
+@settings_cli.command("show")
+def show_settings() -> None:
+    """Show the settings."""
+    settings = _ext().settings
+    _table(("Setting", "Value"), [(name, _setting_text(getattr(settings, name))) for name in SETTING_NAMES])
+
+
+def _setting_text(value: t.Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if value != "" else "-"
+
+
+@settings_cli.command("set")
+@click.argument("changes", nargs=-1, required=True, metavar="NAME=VALUE...")
+def set_settings(changes: tuple[str, ...]) -> None:
+    """Change settings, e.g. ``set enabled=true timeout_s=20``; all or nothing."""
+    parsed: dict[str, str] = {}
+    for change in changes:
+        name, sep, value = change.partition("=")
+        if not sep:
+            raise click.UsageError(f"{change!r} is not NAME=VALUE; settings: {', '.join(SETTING_NAMES)}")
+        parsed[name.strip()] = value.strip()
+    settings = _ext().update_settings(**parsed)
+    for name in parsed:
+        click.echo(f"{name} = {_setting_text(getattr(settings, name))}")
