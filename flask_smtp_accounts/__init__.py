@@ -8,9 +8,12 @@ from .errors import (
     EncryptionError,
     InvalidAccountError,
     InvalidSettingError,
+    LogAddressError,
+    LogNotFoundError,
     SMTPAccountsError,
 )
 from .extension import AccountCheckFailed, SMTPAccounts
+from .log_files import LogChunk, LogInfo
 from .models import AccountInfo
 from .routing import Choice, bulk_sending
 from .settings import SettingsInfo
@@ -25,6 +28,10 @@ __all__ = [
     "EncryptionError",
     "InvalidAccountError",
     "InvalidSettingError",
+    "LogAddressError",
+    "LogChunk",
+    "LogInfo",
+    "LogNotFoundError",
     "SMTPAccounts",
     "SMTPAccountsError",
     "SettingsInfo",

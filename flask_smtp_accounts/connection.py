@@ -57,10 +57,11 @@ class _TranscriptMixin:
     def send(self, s: t.Any) -> None:
         transcript = self.transcript
         if transcript is not None:
-            if isinstance(s, bytes):
+            if isinstance(s, bytes) and not self._in_auth:
                 transcript.data(s)
             else:
-                line = s.rstrip("\r\n")
+                # Raw bytes sent during AUTH never reach data(): they are redacted like any AUTH line.
+                line = (s.decode("ascii", "replace") if isinstance(s, bytes) else s).rstrip("\r\n")
                 if self._in_auth:
                     mechanism = line.split(" ", 2)[:2]
                     line = (

@@ -29,6 +29,23 @@ class InvalidSettingError(SMTPAccountsError, ValueError):
         self.message = message
 
 
+class LogAddressError(SMTPAccountsError, ValueError):
+    """A log was addressed by something other than an account id and a kind.
+
+    Logs are named by ``(account_id, kind)`` only, never by a path, so that
+    nothing a person types can reach a file outside the log folder.
+    """
+
+
+class LogNotFoundError(SMTPAccountsError, LookupError):
+    """The account has no log of this kind (never written, or deleted)."""
+
+    def __init__(self, account_id: int, kind: str) -> None:
+        super().__init__(f"There is no {kind} log for account {account_id}.")
+        self.account_id = account_id
+        self.kind = kind
+
+
 class EncryptionError(SMTPAccountsError):
     """A stored secret cannot be decrypted with any configured key."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import smtplib
 import typing as t
+from dataclasses import replace
 
 from flask import Flask, current_app
 
@@ -18,6 +19,7 @@ from .crypto import Vault
 from .delivery import Dispatcher, choose_route
 from .directory import Directory
 from .errors import SMTPAccountsError
+from .log_files import LogChunk, LogInfo
 from .models import SETTINGS_ID, AccountInfo, Models, make_models, settings_info
 from .routing import Choice, bulk_sending
 from .settings import DEFAULT_SETTINGS, SettingsInfo
@@ -267,6 +269,36 @@ class SMTPAccounts:
             send_test=True, recipient=recipient or settings.test_recipient or None, kind="check",
         )
 
+    # --- logs ---------------------------------------------------------------
+
+    def list_logs(self) -> list[LogInfo]:
+        """Every SMTP log: account id, kind (``send``/``check``), label, size and last write (UTC).
+
+        Id 0 is the check log of accounts not saved yet. The log of a
+        deleted account stays listed, labelled as deleted, until it is deleted.
+        """
+        state = self._state
+        logs = state.smtp_logs.files.list()
+        ids = {log.account_id for log in logs if log.account_id}
+        labels: dict[int, str] = {}
+        if ids:
+            Account = state.models.Account  # noqa: N806 - a model class
+            for account in state.db.session.query(Account).filter(Account.id.in_(ids)):
+                labels[account.id] = account.to_info().label
+        return [replace(log, label=_log_label(log.account_id, labels)) for log in logs]
+
+    def read_log(self, account_id: int, kind: str, offset: int = 0, length: int = 65536) -> LogChunk:
+        """Read up to ``length`` bytes of a log from ``offset`` (negative: from the end).
+
+        A log is addressed by account id and kind only; anything else raises
+        :class:`LogAddressError`, and a missing log :class:`LogNotFoundError`.
+        """
+        return self._state.smtp_logs.files.read(account_id, kind, offset, length)
+
+    def delete_log(self, account_id: int, kind: str) -> bool:
+        """Delete a log; ``False`` when there was none. Addressed like :meth:`read_log`."""
+        return self._state.smtp_logs.files.delete(account_id, kind)
+
     # --- routing ------------------------------------------------------------
 
     def choose_account(self, message: t.Any, *, bulk: bool | None = None) -> Choice:
@@ -303,6 +335,12 @@ class SMTPAccounts:
 
 def _defaults() -> dict[str, t.Any]:
     return {name: getattr(DEFAULT_SETTINGS, name) for name in SettingsInfo.__dataclass_fields__ if name != "revision"}
+
+
+def _log_label(account_id: int, labels: dict[int, str]) -> str:
+    if account_id == 0:
+        return "New account (not saved yet)"
+    return labels.get(account_id, f"Account {account_id} (deleted)")
 
 
 def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
