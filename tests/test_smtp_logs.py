@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apps import make_site
 from flask import current_app
 from flask_mail import Message
 
@@ -566,3 +567,18 @@ def test_a_refused_login_is_logged_with_the_servers_reply(ext, certs: Certs):
     assert entry.rest.startswith("new account (hello@example.com) | failed: login failed")
     assert "C: AUTH PLAIN [redacted]" in entry.lines
     assert [line for line in entry.lines if line.startswith("S: 535")]
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_the_log_folder_is_resolved_against_the_instance_folder(tmp_path, encryption_key, certs, starttls_server, absolute):
+    configured = str(tmp_path / "elsewhere" / "logs") if absolute else "private/smtp"
+    site = make_site(
+        tmp_path / "instance", SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key, SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
+        SMTP_ACCOUNTS_LOG_DIR=configured,
+    )
+    fields = {"sender_email": "new@example.com", "host": starttls_server.host, "port": starttls_server.port, "login": LOGIN}
+    with site.app.app_context():
+        assert site.ext.check_account(fields, password=PASSWORD).ok
+        site.db.engine.dispose()
+    expected = Path(configured) if absolute else tmp_path / "instance" / "private" / "smtp"
+    assert [path.name for path in expected.iterdir()] == ["check_admin_smtp_0.log"]
