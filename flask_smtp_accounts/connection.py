@@ -198,6 +198,9 @@ def failure(stage: str, err: BaseException, account: AccountInfo | None) -> Deli
             smtplib.SMTPConnectError: "the server refused the connection",
         }.get(type(err), "the server answered with an error")
         return DeliveryError(stage, reason, code=err.smtp_code, reply=reply, **where)
+    if isinstance(err, smtplib.SMTPServerDisconnected) and isinstance(err.__context__, TimeoutError):
+        # smtplib reports a read that timed out as a disconnect; the person needs to know it was the timeout.
+        return DeliveryError(stage, "timeout", **where)
     if isinstance(err, smtplib.SMTPServerDisconnected):
         return DeliveryError(stage, f"the server closed the connection ({err})", **where)
     if isinstance(err, smtplib.SMTPNotSupportedError):
