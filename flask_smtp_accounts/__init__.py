@@ -10,17 +10,22 @@ from .errors import (
     InvalidSettingError,
     LogAddressError,
     LogNotFoundError,
+    ResendError,
     SMTPAccountsError,
 )
 from .extension import AccountCheckFailed, SMTPAccounts
+from .failover import AccountHealth
 from .log_files import LogChunk, LogInfo
+from .message_log import MessageInfo, Page
 from .models import AccountInfo
+from .retry import RetryReport
 from .routing import Choice, bulk_sending
 from .settings import SettingsInfo
-from .signals import account_checked, message_sent, send_failed
+from .signals import account_checked, message_queued, message_sent, send_failed
 
 __all__ = [
     "AccountCheckFailed",
+    "AccountHealth",
     "AccountInfo",
     "CheckResult",
     "Choice",
@@ -32,11 +37,16 @@ __all__ = [
     "LogChunk",
     "LogInfo",
     "LogNotFoundError",
+    "MessageInfo",
+    "Page",
+    "ResendError",
+    "RetryReport",
     "SMTPAccounts",
     "SMTPAccountsError",
     "SettingsInfo",
     "account_checked",
     "bulk_sending",
+    "message_queued",
     "message_sent",
     "send_failed",
 ]

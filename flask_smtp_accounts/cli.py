@@ -277,3 +277,13 @@ def set_settings(changes: tuple[str, ...]) -> None:
     settings = _ext().update_settings(**parsed)
     for name in parsed:
         click.echo(f"{name} = {_setting_text(getattr(settings, name))}")
+
+
+# --- message queue --------------------------------------------------------------
+
+
+@smtp_accounts_cli.command("retry")
+@click.option("--limit", type=int, default=None, help="Send at most this many queued letters.")
+def retry_queue(limit: int | None) -> None:
+    """Send the queued letters that are due (run it from cron); also prunes old message log rows."""
+    click.echo(f"Retry run: {_ext().retry_queue(limit=limit)}.")

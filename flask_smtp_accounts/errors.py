@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import smtplib
+
 
 class SMTPAccountsError(Exception):
     """Base class of every error this extension raises on purpose."""
@@ -50,14 +52,23 @@ class EncryptionError(SMTPAccountsError):
     """A stored secret cannot be decrypted with any configured key."""
 
 
-class DeliveryError(SMTPAccountsError):
+class DeliveryError(SMTPAccountsError, smtplib.SMTPException):
     """Talking to an SMTP server failed.
 
     ``stage`` is one of ``connect``, ``tls``, ``login``, ``send`` (MAIL,
-    RCPT or DATA) or ``test letter``; ``code`` and ``reply`` are the
-    server's answer when there was one. The message never holds a
+    RCPT or DATA), ``test letter`` or ``cool-down`` (the account was
+    skipped after a recent connection failure); ``code`` and ``reply`` are
+    the server's answer when there was one. The message never holds a
     password or an AUTH payload.
+
+    It is also an ``smtplib.SMTPException``, so that code written for plain
+    Flask-Mail (``except smtplib.SMTPException``) keeps catching it. When
+    ``mail.send`` raises it, ``record_id`` is the letter's row in the
+    message log, where its body waits for a resend.
     """
+
+    #: The letter's row in the message log, when the error came from sending one.
+    record_id: int | None = None
 
     def __init__(
         self,
@@ -85,7 +96,7 @@ class DeliveryError(SMTPAccountsError):
     def temporary(self) -> bool:
         """Whether trying again later (or elsewhere) may succeed."""
         if self.code is None:
-            return self.stage in {"connect", "tls"} or self.reason == "timeout"
+            return self.stage in {"connect", "tls", "cool-down"} or self.reason == "timeout"
         return 400 <= self.code < 500
 
     def _describe(self) -> str:
@@ -93,3 +104,16 @@ class DeliveryError(SMTPAccountsError):
         server = f" ({self.host}:{self.port})" if self.host else ""
         answer = f": server replied {self.code} {self.reply}" if self.code else ""
         return f"{self.stage} failed{where}{server}: {self.reason}{answer}"
+
+
+class ResendError(SMTPAccountsError):
+    """A letter of the message log cannot be resent (or retried) as asked.
+
+    Raised, for instance, for a letter the server already accepted: sending
+    it again would deliver it twice.
+    """
+
+    def __init__(self, record_id: int, reason: str) -> None:
+        super().__init__(f"message {record_id}: {reason}")
+        self.record_id = record_id
+        self.reason = reason

@@ -19,7 +19,9 @@ from .crypto import Vault
 from .delivery import Dispatcher, choose_route
 from .directory import Directory
 from .errors import SMTPAccountsError
+from .failover import AccountHealth, Health, check_backups
 from .log_files import LogChunk, LogInfo
+from .message_log import MessageInfo, MessageLog, Page
 from .models import SETTINGS_ID, AccountInfo, Models, make_models, settings_info
 from .routing import Choice, bulk_sending
 from .settings import DEFAULT_SETTINGS, SettingsInfo
@@ -29,7 +31,7 @@ from .validation import validate_account, validate_settings
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-ACCOUNT_FIELDS = ("active", "sender_name", "sender_email", "host", "port", "security", "auth", "login", "verify_tls")
+ACCOUNT_FIELDS = ("active", "sender_name", "sender_email", "host", "port", "security", "auth", "login", "verify_tls", "backup_ids")
 
 
 class AccountCheckFailed(SMTPAccountsError):
@@ -50,6 +52,8 @@ class _State:
         self.config = config
         self.vault = Vault(config.encryption_keys)
         self.directory = Directory(models, self.engine)
+        self.message_log = MessageLog(models, self.engine)
+        self.health = Health(models, self.engine)
         self.smtp_logs = SMTPLogs(config.log_dir)
 
     def engine(self) -> t.Any:
@@ -210,6 +214,7 @@ class SMTPAccounts:
 
     def _save(self, account: t.Any, password: str | None, check: bool, *, is_new: bool) -> t.Any:
         info = self.account_info(account, password)
+        check_backups(self._state.engine(), self.Account, account.id, info.backup_ids)
         if check:
             result = self.check_account(info, password=password)
             if not result.ok:
@@ -319,6 +324,62 @@ class SMTPAccounts:
 
     bulk_sending = staticmethod(bulk_sending)
 
+    # --- message log, failover and the retry queue -------------------------------
+
+    def messages(
+        self,
+        *,
+        status: str | None = None,
+        account_id: int | None = None,
+        address: str | None = None,
+        since: t.Any = None,
+        until: t.Any = None,
+        page: int = 1,
+        per_page: int = 50,
+    ) -> Page:
+        """A page of the message log, newest first.
+
+        ``status``: sent, suppressed, failed or queued. ``account_id`` 0:
+        letters sent through Flask-Mail's own settings. ``address``: part of
+        the From or of any recipient. ``since``/``until``: datetimes (UTC).
+        """
+        return self._state.message_log.search(
+            status=status, account_id=account_id, address=address, since=since, until=until,
+            page=page, per_page=per_page,
+        )
+
+    def get_message(self, record_id: int) -> MessageInfo:
+        """One letter of the message log; ``LookupError`` when there is none."""
+        return self._state.message_log.get(record_id)
+
+    def resend_message(self, record_id: int) -> MessageInfo:
+        """Send a failed (or queued) letter again now, with its Message-ID, to the recipients it has not reached.
+
+        Raises :class:`ResendError` for a letter a server already accepted,
+        and :class:`DeliveryError` when no route delivered it.
+        """
+        from .retry import resend
+
+        return resend(self._state, record_id)
+
+    def retry_queue(self, *, limit: int | None = None) -> t.Any:
+        """Send the queued letters that are due (also prunes old rows); returns a :class:`RetryReport`.
+
+        Run it from a scheduler, or as ``flask smtp-accounts retry``.
+        """
+        from .retry import retry_queue
+
+        return retry_queue(self._state, limit=limit)
+
+    def prune_messages(self) -> int:
+        """Delete message log rows older than the retention setting; returns how many."""
+        state = self._state
+        return state.message_log.prune(state.directory.settings().message_retention_days)
+
+    def account_health(self) -> dict[int, AccountHealth]:
+        """Each account's last connection failure and cool-down, as recorded by every process."""
+        return self._state.health.report()
+
     # --- keys -----------------------------------------------------------------
 
     def rotate_encryption_key(self) -> int:
@@ -347,7 +408,7 @@ def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
     unknown = set(fields) - set(ACCOUNT_FIELDS) - {"id", "password_encrypted", "updated_at"}
     if unknown:
         raise TypeError(f"Unknown account fields: {', '.join(sorted(unknown))}")
-    defaults = {"active": True, "sender_name": "", "port": 587, "security": "starttls", "auth": "login", "login": "", "verify_tls": True}
+    defaults = {"active": True, "sender_name": "", "port": 587, "security": "starttls", "auth": "login", "login": "", "verify_tls": True, "backup_ids": ()}
     return {**defaults, **fields}
 
 

@@ -9,6 +9,7 @@ extension, or with routing disabled, it behaves exactly as Flask-Mail's.
 
 from __future__ import annotations
 
+import smtplib
 import time
 import typing as t
 
@@ -43,6 +44,8 @@ def letter_from_message(message: flask_mail.Message, envelope_from: str | tuple[
         rcpt_options=message.rcpt_options,
         render=render,
         message=message,
+        subject=message.subject or "",
+        reply_to=flask_mail.sanitize_address(message.reply_to) if message.reply_to else None,
     )
 
 
@@ -95,6 +98,15 @@ class RoutedConnection(_FlaskMailConnection):
         flask_mail.email_dispatched.send(current_app._get_current_object(), message=message)  # type: ignore[attr-defined]
         self.num_emails += 1
         return None
+
+
+def default_route() -> tuple[bool, int | None, t.Callable[[], smtplib.SMTP]]:
+    """Flask-Mail's ``suppress`` flag, ``max_emails`` and opener of its own connection.
+
+    For sending outside a ``mail.connect()`` block: the retry queue.
+    """
+    mail = current_app.extensions["mail"]
+    return bool(mail.suppress), mail.max_emails, _FlaskMailConnection(mail).configure_host
 
 
 def install() -> None:

@@ -47,6 +47,8 @@ class AccountInfo:
     login: str
     verify_tls: bool
     updated_at: datetime | None = None
+    #: Accounts that carry the letter, in this order, when this one fails.
+    backup_ids: tuple[int, ...] = ()
     password_encrypted: str | None = field(default=None, repr=False)
 
     @property
@@ -62,6 +64,21 @@ ACCOUNT_INFO_FIELDS = tuple(AccountInfo.__dataclass_fields__)
 class Models:
     Account: t.Any
     Settings: t.Any
+    Message: t.Any
+    Health: t.Any
+
+
+class IdList(sa.types.TypeDecorator[tuple[int, ...]]):
+    """An ordered list of ids, stored as ``"3,5"``."""
+
+    impl = sa.String(200)
+    cache_ok = True
+
+    def process_bind_param(self, value: t.Any, dialect: t.Any) -> str:
+        return ",".join(str(int(i)) for i in value) if value else ""
+
+    def process_result_value(self, value: t.Any, dialect: t.Any) -> tuple[int, ...]:
+        return tuple(int(i) for i in value.split(",") if i) if value else ()
 
 
 _models: weakref.WeakKeyDictionary[t.Any, Models] = weakref.WeakKeyDictionary()
@@ -90,6 +107,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         login: Mapped[str] = mapped_column(sa.String(255), default="")
         password_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
         verify_tls: Mapped[bool] = mapped_column(default=True)
+        backup_ids: Mapped[tuple[int, ...]] = mapped_column(IdList, default=())
         created_at: Mapped[datetime] = mapped_column(default=utcnow)
         updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -130,11 +148,74 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         timeout_s: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.timeout_s)
         send_test_on_check: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.send_test_on_check)
         test_recipient: Mapped[str] = mapped_column(sa.String(254), default=DEFAULT_SETTINGS.test_recipient)
+        keep_bodies: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.keep_bodies)
+        message_retention_days: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.message_retention_days)
+        cooldown_s: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.cooldown_s)
+        queue_undelivered: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.queue_undelivered)
+        max_attempts: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.max_attempts)
+        retry_backoff_s: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.retry_backoff_s)
         revision: Mapped[int] = mapped_column(default=0)
         updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    class Message(db.Model):  # type: ignore[name-defined,misc]
+        """The message log: one row per letter the site sent while routing was on.
+
+        Written by ``message_log.py`` through the engine, never through the
+        site's session. ``body`` is kept while the letter is undelivered.
+        """
+
+        __tablename__ = "smtp_accounts_message"
+        __bind_key__ = bind_key
+        __table_args__ = (sa.Index("ix_smtp_accounts_message_queue", "status", "next_attempt_at"),)
+
+        id: Mapped[int] = mapped_column(primary_key=True)
+        created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+        updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+        #: sent, suppressed, failed, queued; ``sending`` while a retry holds it.
+        status: Mapped[str] = mapped_column(sa.String(16), index=True)
+        #: The account that carried the letter (or was tried last); NULL: Flask-Mail's own settings.
+        account_id: Mapped[int | None] = mapped_column(index=True)
+        chosen_account_id: Mapped[int | None] = mapped_column()
+        account_label: Mapped[str] = mapped_column(sa.String(600), default="")
+        rule: Mapped[str] = mapped_column(sa.String(32), default="")
+        bulk: Mapped[bool] = mapped_column(default=False)
+        sender: Mapped[str] = mapped_column(sa.String(998), default="")
+        envelope_from: Mapped[str | None] = mapped_column(sa.String(998))
+        sent_from: Mapped[str | None] = mapped_column(sa.String(998))
+        reply_to_added: Mapped[str | None] = mapped_column(sa.String(998))
+        recipients: Mapped[str] = mapped_column(sa.Text, default="[]")
+        pending: Mapped[str] = mapped_column(sa.Text, default="[]")
+        refused: Mapped[str] = mapped_column(sa.Text, default="{}")
+        subject: Mapped[str] = mapped_column(sa.String(998), default="")
+        message_id: Mapped[str] = mapped_column(sa.String(998), default="", index=True)
+        size: Mapped[int] = mapped_column(default=0)
+        attempts: Mapped[int] = mapped_column(default=0)
+        next_attempt_at: Mapped[datetime | None] = mapped_column()
+        claimed_until: Mapped[datetime | None] = mapped_column()
+        error_stage: Mapped[str | None] = mapped_column(sa.String(32))
+        error_code: Mapped[int | None] = mapped_column()
+        error_reply: Mapped[str | None] = mapped_column(sa.Text)
+        error: Mapped[str | None] = mapped_column(sa.Text)
+        history: Mapped[str] = mapped_column(sa.Text, default="[]")
+        options: Mapped[str] = mapped_column(sa.Text, default="[[], []]")
+        body: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+
+    class Health(db.Model):  # type: ignore[name-defined,misc]
+        """The last connection-level failure of an account and its cool-down, for every process to see."""
+
+        __tablename__ = "smtp_accounts_health"
+        __bind_key__ = bind_key
+
+        account_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        failures: Mapped[int] = mapped_column(default=0)
+        last_failed_at: Mapped[datetime | None] = mapped_column()
+        cooldown_until: Mapped[datetime | None] = mapped_column()
+        last_stage: Mapped[str | None] = mapped_column(sa.String(32))
+        last_code: Mapped[int | None] = mapped_column()
+        last_error: Mapped[str | None] = mapped_column(sa.Text)
+
     _listen(Account, Settings)
-    models = Models(Account=Account, Settings=Settings)
+    models = Models(Account=Account, Settings=Settings, Message=Message, Health=Health)
     _models[db] = models
     return models
 
@@ -149,7 +230,7 @@ def _listen(Account: t.Any, Settings: t.Any) -> None:
     settings_table = Settings.__table__
 
     def check_account(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
-        values = {c: getattr(target, c) for c in ("sender_email", "sender_name", "host", "port", "security", "auth", "login")}
+        values = {c: getattr(target, c) for c in ("id", "sender_email", "sender_name", "host", "port", "security", "auth", "login", "backup_ids")}
         values["has_password"] = bool(target.password_encrypted)
         for name, value in validate_account(values).items():
             setattr(target, name, value)

@@ -29,6 +29,18 @@ class SettingsInfo:
     send_test_on_check: bool = False
     #: Where test letters go.
     test_recipient: str = ""
+    #: Keep the body of delivered letters in the message log (off: only undelivered ones keep it).
+    keep_bodies: bool = False
+    #: Message log rows older than this many days are pruned; 0 = keep forever.
+    message_retention_days: int = 30
+    #: Seconds an account that failed at the connection level is skipped; 0 = never skipped.
+    cooldown_s: int = 60
+    #: Queue a letter no route delivered (``mail.send`` returns) instead of raising.
+    queue_undelivered: bool = False
+    #: Tries of a queued letter, the first send included, before it is marked failed.
+    max_attempts: int = 5
+    #: Wait before the second try of a queued letter; doubled for each later try (capped at a day).
+    retry_backoff_s: int = 60
     #: Bumped by every change of an account or a setting; caches compare it.
     revision: int = 0
 

@@ -37,3 +37,14 @@ account_checked = signals.signal(
     account not yet saved) and ``result`` (a ``CheckResult``).
     """,
 )
+
+message_queued = signals.signal(
+    "message-queued",
+    doc="""No route delivered a letter and it waits in the retry queue (``queue_undelivered`` on).
+
+    Keyword arguments: ``message`` (the Flask-Mail message; ``None`` when a
+    retry re-queues a stored letter), ``account`` (the last one tried, or
+    ``None``), ``error`` (the :class:`~flask_smtp_accounts.DeliveryError`)
+    and ``record_id`` (its row in the message log).
+    """,
+)

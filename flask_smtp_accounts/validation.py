@@ -97,7 +97,37 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     if auth == "login" and not values.get("has_password"):
         raise InvalidAccountError("password", "is required when authorization is login and password")
     out["login"] = login
+    if "backup_ids" in values:
+        out["backup_ids"] = backup_ids(values.get("backup_ids"), values.get("id"))
     return out
+
+
+def backup_ids(value: t.Any, own_id: int | None = None) -> tuple[int, ...]:
+    """The ordered backup account ids: from ``"3, 5"``, ``[3, 5]`` or ``None``.
+
+    Their existence is checked by the writer, which has the database.
+    """
+    if value in (None, ""):
+        return ()
+    items = value.replace(";", ",").split(",") if isinstance(value, str) else list(value)
+    out: list[int] = []
+    for item in items:
+        if isinstance(item, str) and not item.strip():
+            continue
+        try:
+            number = int(item)
+        except (TypeError, ValueError):
+            raise InvalidAccountError("backup_ids", f"must be account ids, not {item!r}") from None
+        if isinstance(item, bool) or number < 1 or str(number) != str(item).strip():
+            raise InvalidAccountError("backup_ids", f"must be account ids, not {item!r}")
+        if own_id and number == own_id:
+            raise InvalidAccountError("backup_ids", "an account cannot be its own backup")
+        if number in out:
+            raise InvalidAccountError("backup_ids", f"account {number} is named twice")
+        out.append(number)
+    if len(out) > 10:
+        raise InvalidAccountError("backup_ids", "at most 10 backup accounts")
+    return tuple(out)
 
 
 def _int_in(field: str, value: t.Any, low: int, high: int) -> int:
@@ -142,6 +172,12 @@ SETTING_RULES: dict[str, t.Callable[[str, t.Any], t.Any]] = {
     "timeout_s": lambda f, v: _int_in(f, v, 1, 300),
     "send_test_on_check": _bool,
     "test_recipient": _recipient,
+    "keep_bodies": _bool,
+    "message_retention_days": lambda f, v: _int_in(f, v, 0, 3650),
+    "cooldown_s": lambda f, v: _int_in(f, v, 0, 86400),
+    "queue_undelivered": _bool,
+    "max_attempts": lambda f, v: _int_in(f, v, 1, 100),
+    "retry_backoff_s": lambda f, v: _int_in(f, v, 1, 86400),
 }
 
 

@@ -1,0 +1,285 @@
+"""The message log: one row per letter, its listing, claims for resending, and pruning.
+
+Rows are written through connections of their own (``engine.begin()``),
+never through the site's ``db.session``: the site's transaction is never
+committed or flushed by a letter. The dispatcher hands delivered letters'
+rows over in batches (one transaction per connection block, or per
+:attr:`MessageLog.batch_size` letters), and each undelivered letter's row
+at once, with its body, before ``mail.send`` raises or returns.
+
+The body of a letter is kept only while it is undelivered (so that it can
+be resent), unless the ``keep_bodies`` setting is on. Rows older than
+``message_retention_days`` are deleted by :meth:`MessageLog.prune`, a
+bounded batch per statement, from the retry run, never from sending.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from .models import Models, utcnow
+
+SENT = "sent"
+SUPPRESSED = "suppressed"
+FAILED = "failed"
+QUEUED = "queued"
+#: A retry or resend holds the row while it sends.
+SENDING = "sending"
+STATUSES = (SENT, SUPPRESSED, FAILED, QUEUED, SENDING)
+
+#: How the log names the route of a letter that no account carried.
+DEFAULT_ROUTE = "Flask-Mail default"
+
+#: History entries kept per letter (the latest ones).
+MAX_HISTORY = 20
+
+#: How long a retry may hold a letter before it counts as interrupted.
+CLAIM_LEASE = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """A read-only row of the message log."""
+
+    id: int
+    created_at: datetime
+    updated_at: datetime
+    status: str
+    account_id: int | None
+    chosen_account_id: int | None
+    account_label: str
+    rule: str
+    bulk: bool
+    sender: str
+    envelope_from: str | None
+    sent_from: str | None
+    reply_to_added: str | None
+    recipients: list[str]
+    pending: list[str]
+    refused: dict[str, tuple[int, str]]
+    subject: str
+    message_id: str
+    size: int
+    attempts: int
+    next_attempt_at: datetime | None
+    claimed_until: datetime | None
+    error_stage: str | None
+    error_code: int | None
+    error_reply: str | None
+    error: str | None
+    history: list[dict[str, t.Any]]
+    options: tuple[list[str], list[str]]
+    body: bytes | None
+
+    @property
+    def route(self) -> str:
+        """``DEFAULT_ROUTE`` or the label of the account that carried (or last tried) the letter."""
+        return self.account_label or DEFAULT_ROUTE
+
+    @property
+    def delivered_to(self) -> list[str]:
+        """Recipients the server accepted."""
+        return [r for r in self.recipients if r not in self.pending and r not in self.refused]
+
+    @property
+    def resendable(self) -> bool:
+        """Whether a person may resend it: undelivered, body kept, not held by a retry."""
+        return self.status in (FAILED, QUEUED) and self.body is not None and bool(self.pending)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the message log, newest first."""
+
+    items: list[MessageInfo]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+_JSON_COLUMNS = {"recipients": list, "pending": list, "refused": dict, "history": list, "options": list}
+
+
+def _info(row: t.Any) -> MessageInfo:
+    values = dict(row)
+    for name in _JSON_COLUMNS:
+        values[name] = json.loads(values[name] or ("{}" if name == "refused" else "[]"))
+    values["refused"] = {k: (v[0], v[1]) for k, v in values["refused"].items()}
+    options = values["options"] or [[], []]
+    values["options"] = (list(options[0]), list(options[1]))
+    return MessageInfo(**values)
+
+
+def dumps(value: t.Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class MessageLog:
+    """Writes and reads ``smtp_accounts_message`` for one app."""
+
+    #: Delivered letters buffered before a write inside one long connection block.
+    batch_size = 500
+    #: Rows deleted per statement when pruning.
+    prune_batch = 1000
+
+    def __init__(self, models: Models, engine: t.Callable[[], sa.Engine]) -> None:
+        self._engine = engine
+        self.table = models.Message.__table__
+
+    # --- writing ------------------------------------------------------------
+
+    def insert_many(self, rows: list[dict[str, t.Any]]) -> None:
+        """Write delivered letters' rows in one transaction."""
+        if rows:
+            with self._engine().begin() as conn:
+                conn.execute(self.table.insert(), rows)
+
+    def insert(self, row: dict[str, t.Any]) -> int:
+        """Write one row now, in its own transaction; return its id."""
+        with self._engine().begin() as conn:
+            key = conn.execute(self.table.insert().values(**row)).inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def update(self, record_id: int, values: dict[str, t.Any]) -> None:
+        with self._engine().begin() as conn:
+            conn.execute(self.table.update().where(self.table.c.id == record_id).values(**values))
+
+    def claim(self, record_id: int, statuses: t.Sequence[str], now: datetime | None = None) -> bool:
+        """Take a letter for sending, atomically: only one claimer of a row ever gets ``True``."""
+        now = now or utcnow()
+        table = self.table
+        with self._engine().begin() as conn:
+            claimed = conn.execute(
+                table.update()
+                .where(table.c.id == record_id, table.c.status.in_(list(statuses)))
+                .values(status=SENDING, claimed_until=now + CLAIM_LEASE, updated_at=now)
+            ).rowcount
+        return claimed == 1
+
+    # --- reading ------------------------------------------------------------
+
+    def get(self, record_id: int) -> MessageInfo:
+        """One row; ``LookupError`` when there is none."""
+        with self._engine().connect() as conn:
+            row = conn.execute(sa.select(self.table).where(self.table.c.id == record_id)).mappings().first()
+        if row is None:
+            raise LookupError(f"There is no message {record_id} in the message log.")
+        return _info(row)
+
+    def search(
+        self,
+        *,
+        status: str | None = None,
+        account_id: int | None = None,
+        address: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page: int = 1,
+        per_page: int = 50,
+    ) -> Page:
+        """A page of rows, newest first.
+
+        ``account_id`` 0 selects letters sent through Flask-Mail's own
+        settings; ``address`` matches the From or any recipient (a part of
+        an address is enough); ``since``/``until`` bound the time (UTC).
+        """
+        table = self.table
+        where: list[t.Any] = []
+        if status:
+            where.append(table.c.status == status)
+        if account_id is not None:
+            where.append(table.c.account_id.is_(None) if account_id == 0 else table.c.account_id == account_id)
+        if address:
+            pattern = f"%{_escape_like(address.strip().lower())}%"
+            where.append(
+                sa.or_(
+                    sa.func.lower(table.c.sender).like(pattern, escape="\\"),
+                    sa.func.lower(table.c.recipients).like(pattern, escape="\\"),
+                    sa.func.lower(table.c.sent_from).like(pattern, escape="\\"),
+                )
+            )
+        if since is not None:
+            where.append(table.c.created_at >= since)
+        if until is not None:
+            where.append(table.c.created_at < until)
+        page = max(1, int(page))
+        per_page = max(1, min(int(per_page), 500))
+        query = sa.select(table).where(*where).order_by(table.c.created_at.desc(), table.c.id.desc())
+        with self._engine().connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
+            rows = conn.execute(query.limit(per_page).offset((page - 1) * per_page)).mappings().all()
+        return Page([_info(r) for r in rows], int(total), page, per_page)
+
+    def due(self, now: datetime, limit: int) -> list[int]:
+        """Ids of queued letters whose next try is due, the longest waiting first."""
+        table = self.table
+        query = (
+            sa.select(table.c.id)
+            .where(table.c.status == QUEUED, table.c.next_attempt_at <= now)
+            .order_by(table.c.next_attempt_at, table.c.id)
+            .limit(limit)
+        )
+        with self._engine().connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    # --- housekeeping -------------------------------------------------------
+
+    def fail_interrupted(self, now: datetime | None = None) -> int:
+        """Mark letters whose sender died mid-send as failed, never as queued.
+
+        Nobody knows whether the server accepted them before the process
+        stopped; sending them again automatically could deliver them twice,
+        so a person decides (the admin page can resend them).
+        """
+        now = now or utcnow()
+        table = self.table
+        with self._engine().begin() as conn:
+            return int(
+                conn.execute(
+                    table.update()
+                    .where(table.c.status == SENDING, table.c.claimed_until < now)
+                    .values(
+                        status=FAILED, claimed_until=None, updated_at=now, error_stage="send", error_code=None,
+                        error_reply=None,
+                        error="interrupted while sending: the server may have accepted it; check before resending",
+                    )
+                ).rowcount
+            )
+
+    def prune(self, retention_days: int, now: datetime | None = None) -> int:
+        """Delete rows older than ``retention_days`` (0: none), in bounded batches; return how many.
+
+        Letters still waiting (queued, or held by a retry) are kept whatever their age.
+        """
+        if retention_days <= 0:
+            return 0
+        cutoff = (now or utcnow()) - timedelta(days=retention_days)
+        table = self.table
+        old = (
+            sa.select(table.c.id)
+            .where(table.c.created_at < cutoff, table.c.status.in_([SENT, SUPPRESSED, FAILED]))
+            .order_by(table.c.id)
+            .limit(self.prune_batch)
+            .scalar_subquery()
+        )
+        deleted = 0
+        while True:
+            with self._engine().begin() as conn:
+                count = conn.execute(table.delete().where(table.c.id.in_(old))).rowcount
+            deleted += count
+            if count < self.prune_batch:
+                return deleted
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,204 @@
+"""Servers on 127.0.0.1 that misbehave on purpose, for the fault tests.
+
+* :class:`Refuse`: hooks for ``SMTPServer(handler_hooks=...)`` that answer
+  MAIL, RCPT or DATA with a chosen reply, for some addresses or for the
+  first few letters only.
+* :class:`ScriptedServer`: a small SMTP server of its own (no TLS, no AUTH)
+  for what aiosmtpd will not do on request: a 421 greeting, dropping the
+  connection in the middle of DATA or after it, closing an idle
+  connection between letters.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import socketserver
+import threading
+import typing as t
+from dataclasses import dataclass, field
+from types import TracebackType
+
+HOST = "127.0.0.1"
+
+
+@dataclass
+class Refuse:
+    """aiosmtpd handler hooks: answer ``command`` with ``reply``.
+
+    ``addresses``: only for these RCPT addresses (``None``: every one);
+    ``times``: only the first ``times`` matching commands (``None``: always).
+    """
+
+    command: str
+    reply: str
+    addresses: t.Collection[str] | None = None
+    times: int | None = None
+    seen: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _hit(self, command: str, address: str | None = None) -> bool:
+        if command != self.command:
+            return False
+        if self.addresses is not None and address not in self.addresses:
+            return False
+        with self.lock:
+            self.seen += 1
+            return self.times is None or self.seen <= self.times
+
+    async def handle_MAIL(self, server: t.Any, session: t.Any, envelope: t.Any, address: str, options: list[str]) -> str | None:
+        return self.reply if self._hit("MAIL") else None
+
+    async def handle_RCPT(self, server: t.Any, session: t.Any, envelope: t.Any, address: str, options: list[str]) -> str | None:
+        return self.reply if self._hit("RCPT", address) else None
+
+    async def handle_DATA(self, server: t.Any, session: t.Any, envelope: t.Any) -> str | None:
+        return self.reply if self._hit("DATA") else None
+
+
+@dataclass(frozen=True)
+class Got:
+    """A letter the scripted server took in (whether or not it answered 250)."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message_id(self) -> str | None:
+        parsed = email.message_from_bytes(self.data.replace(b"\r\n", b"\n"), policy=email.policy.default)
+        return parsed["Message-ID"]
+
+
+class ScriptedServer:
+    """A minimal SMTP server that misbehaves as told.
+
+    ``greeting``: the first line (``"421 ..."`` greets with a refusal and hangs up).
+    ``data``: ``"accept"``; ``"drop-in-data"`` hangs up after the first line
+    of the letter's data; ``"drop-after-data"`` reads the whole letter,
+    keeps it and hangs up without answering.
+    ``close_after_letter``: after answering 250 to a letter, close the
+    connection (a server dropping idle connections between letters).
+    """
+
+    def __init__(
+        self, *, greeting: str = "220 scripted ESMTP", data: str = "accept", close_after_letter: bool = False
+    ) -> None:
+        self.greeting = greeting
+        self.data_mode = data
+        self.close_after_letter = close_after_letter
+        self.host = HOST
+        self.port = 0
+        self.connections = 0
+        self._received: list[Got] = []
+        self._lock = threading.Condition()
+        self._server: socketserver.ThreadingTCPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def received(self) -> list[Got]:
+        with self._lock:
+            return list(self._received)
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Got]:
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._received) >= count, timeout):
+                raise AssertionError(f"expected {count} letter(s), got {len(self._received)}")
+            return list(self._received)
+
+    def _keep(self, got: Got) -> None:
+        with self._lock:
+            self._received.append(got)
+            self._lock.notify_all()
+
+    def start(self) -> ScriptedServer:
+        owner = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            timeout = 10
+
+            def handle(self) -> None:
+                with owner._lock:
+                    owner.connections += 1
+                owner._converse(self)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self._server = Server((HOST, 0), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _converse(self, handler: socketserver.StreamRequestHandler) -> None:
+        rfile, sock = handler.rfile, handler.connection
+
+        def reply(line: str) -> None:
+            sock.sendall(line.encode() + b"\r\n")
+
+        reply(self.greeting)
+        if not self.greeting.startswith("220"):
+            return
+        mail_from, rcpt_tos = "", []
+        while True:
+            line = rfile.readline()
+            if not line:
+                return
+            command = line.decode("utf-8", "replace").strip()
+            verb = command[:4].upper()
+            if verb == "EHLO":
+                reply("250-scripted")
+                reply("250 8BITMIME")
+            elif verb in ("HELO", "NOOP", "RSET"):
+                mail_from, rcpt_tos = ("", []) if verb == "RSET" else (mail_from, rcpt_tos)
+                reply("250 OK")
+            elif verb == "MAIL":
+                mail_from = command.split(":", 1)[1].split()[0].strip("<>")
+                reply("250 OK")
+            elif verb == "RCPT":
+                rcpt_tos.append(command.split(":", 1)[1].split()[0].strip("<>"))
+                reply("250 OK")
+            elif verb == "DATA":
+                reply("354 End data with <CR><LF>.<CR><LF>")
+                if self.data_mode == "drop-in-data":
+                    rfile.readline()
+                    sock.shutdown(socket.SHUT_RDWR)
+                    return
+                lines = []
+                while True:
+                    chunk = rfile.readline()
+                    if not chunk or chunk == b".\r\n":
+                        break
+                    lines.append(chunk[1:] if chunk.startswith(b"..") else chunk)
+                self._keep(Got(mail_from, rcpt_tos, b"".join(lines)))
+                mail_from, rcpt_tos = "", []
+                if self.data_mode == "drop-after-data":
+                    sock.shutdown(socket.SHUT_RDWR)
+                    return
+                reply("250 Accepted")
+                if self.close_after_letter:
+                    sock.shutdown(socket.SHUT_RDWR)
+                    return
+            elif verb == "QUIT":
+                reply("221 Bye")
+                return
+            else:
+                reply("502 Command not implemented")
