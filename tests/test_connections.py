@@ -212,7 +212,8 @@ def test_timeout_bounds_the_connect(ext, mail, add_account):
             mail.send(letter())
 
         assert hanging.connections == 1
-    assert (excinfo.value.stage, excinfo.value.reason) == ("connect", "timeout")
+    assert excinfo.value.stage == "connect"
+    assert excinfo.value.reason.startswith("timeout")
     assert excinfo.value.temporary
 
 
@@ -227,7 +228,8 @@ def test_timeout_bounds_every_command(ext, mail, add_account, make_smtp_server):
     finally:
         slow.release.set()
 
-    assert (excinfo.value.stage, excinfo.value.reason) == ("send", "timeout")
+    assert excinfo.value.stage == "send"
+    assert excinfo.value.reason.startswith("timeout")
     assert server.received == []
 
 
