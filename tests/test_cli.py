@@ -7,41 +7,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from certs import Certs
+from apps import make_site
 from cryptography.fernet import Fernet
 from flask import Flask
-from flask_mail import Mail
-from flask_sqlalchemy import SQLAlchemy
-from smtp_servers import LOGIN, PASSWORD, SMTPServer
 
-from flask_smtp_accounts import SMTPAccounts
+from flask_smtp_accounts.testing import LOGIN, PASSWORD, Certs, SMTPServer
 
 
-def make_app(tmp_path: Path, keys: str, **config: Any) -> Flask:
-    """A site with Flask-SQLAlchemy, Flask-Mail and the extension, its tables created."""
-    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
-    app.config.update(
-        TESTING=True,
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'site.sqlite'}",
-        SMTP_ACCOUNTS_ENCRYPTION_KEYS=keys,
-        MAIL_DEFAULT_SENDER="site@example.com",
-        **config,
-    )
-    db = SQLAlchemy(app)
-    SMTPAccounts(app, db=db, mail=Mail(app))
-    with app.app_context():
-        db.create_all()
-    return app
+def make_app(instance: Path, keys: str, **config: Any) -> Flask:
+    """A fresh app on the site's database, as each ``flask`` command run would build it."""
+    return make_site(instance, enabled=False, SMTP_ACCOUNTS_ENCRYPTION_KEYS=keys, **config).app
 
 
 @pytest.fixture
-def key() -> str:
-    return Fernet.generate_key().decode()
-
-
-@pytest.fixture
-def app(tmp_path: Path, key: str, certs: Certs) -> Flask:
-    return make_app(tmp_path, key, SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert))
+def cli_app(tmp_path: Path, encryption_key: str, certs: Certs) -> Flask:
+    """A site with routing still off, trusting the test CA."""
+    return make_app(tmp_path / "instance", encryption_key, SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert))
 
 
 def run(app: Flask, *args: str, **kwargs: Any) -> Any:
@@ -71,47 +52,47 @@ def assert_one_line_error(result: Any, *fragments: str) -> None:
     assert "Traceback" not in result.output
 
 
-def test_add_with_password_from_environment_then_list(app: Flask, starttls_server: SMTPServer) -> None:
-    result = add(app, starttls_server, "--sender-name", "Shop")
+def test_add_with_password_from_environment_then_list(cli_app: Flask, starttls_server: SMTPServer) -> None:
+    result = add(cli_app, starttls_server, "--sender-name", "Shop")
 
     assert f"Added account 1: Shop <hello@example.com> via 127.0.0.1:{starttls_server.port} (starttls)" in result.output
     assert [(a.login, a.success) for a in starttls_server.auth_attempts] == [(LOGIN, True)]
-    listing = run(app, "list").output.splitlines()
+    listing = run(cli_app, "list").output.splitlines()
     assert listing[0].split() == ["ID", "Active", "Sender", "name", "Email", "Server", "Port", "Security", "Auth", "Login"]
     assert listing[1].split() == ["1", "yes", "Shop", "hello@example.com", "127.0.0.1", str(starttls_server.port), "starttls", "yes", LOGIN]
 
 
-def test_add_reads_password_from_hidden_prompt(app: Flask, tmp_path: Path, ssl_server: SMTPServer) -> None:
-    result = run(app, "add", "--sender-email", "hello@example.com", *server_options(ssl_server, "ssl"), input=PASSWORD + "\n")
+def test_add_reads_password_from_hidden_prompt(cli_app: Flask, tmp_path: Path, ssl_server: SMTPServer) -> None:
+    result = run(cli_app, "add", "--sender-email", "hello@example.com", *server_options(ssl_server, "ssl"), input=PASSWORD + "\n")
 
     assert result.exit_code == 0, result.output + result.stderr
     assert "Password:" in result.output
     assert PASSWORD not in result.output
     assert ssl_server.auth_attempts[-1].success
-    with sqlite3.connect(tmp_path / "site.sqlite") as conn:
+    with sqlite3.connect(tmp_path / "instance" / "site.db") as conn:
         stored = conn.execute("select password_encrypted from smtp_accounts_account").fetchone()[0]
     assert stored and PASSWORD not in stored
 
 
-def test_password_is_never_an_argument(app: Flask, starttls_server: SMTPServer) -> None:
-    result = run(app, "add", "--sender-email", "hello@example.com", *server_options(starttls_server), "--password", PASSWORD)
+def test_password_is_never_an_argument(cli_app: Flask, starttls_server: SMTPServer) -> None:
+    result = run(cli_app, "add", "--sender-email", "hello@example.com", *server_options(starttls_server), "--password", PASSWORD)
 
     assert result.exit_code == 2
     assert "No such option '--password'" in result.stderr
 
 
-def test_failed_check_is_one_line_and_saves_nothing(app: Flask, starttls_server: SMTPServer) -> None:
+def test_failed_check_is_one_line_and_saves_nothing(cli_app: Flask, starttls_server: SMTPServer) -> None:
     result = run(
-        app, "add", "--sender-email", "hello@example.com", *server_options(starttls_server),
+        cli_app, "add", "--sender-email", "hello@example.com", *server_options(starttls_server),
         "--password-env", "SMTP_PASSWORD", env={"SMTP_PASSWORD": "wrong"},
     )
 
     assert_one_line_error(result, "login failed", "535")
-    assert run(app, "list").output.startswith("No SMTP accounts yet")
+    assert run(cli_app, "list").output.startswith("No SMTP accounts yet")
 
 
-def test_untrusted_certificate_is_refused(tmp_path: Path, key: str, starttls_server: SMTPServer) -> None:
-    app = make_app(tmp_path, key)  # no CA file: the test CA is not trusted
+def test_untrusted_certificate_is_refused(tmp_path: Path, encryption_key: str, starttls_server: SMTPServer) -> None:
+    app = make_app(tmp_path / "instance", encryption_key)  # no CA file: the test CA is not trusted
     result = run(
         app, "add", "--sender-email", "hello@example.com", *server_options(starttls_server),
         "--password-env", "SMTP_PASSWORD", env={"SMTP_PASSWORD": PASSWORD},
@@ -120,74 +101,74 @@ def test_untrusted_certificate_is_refused(tmp_path: Path, key: str, starttls_ser
     assert_one_line_error(result, "tls failed", "certificate verification failed")
 
 
-def test_invalid_field_names_the_field(app: Flask, starttls_server: SMTPServer) -> None:
+def test_invalid_field_names_the_field(cli_app: Flask, starttls_server: SMTPServer) -> None:
     result = run(
-        app, "add", "--sender-email", "not an address", *server_options(starttls_server),
+        cli_app, "add", "--sender-email", "not an address", *server_options(starttls_server),
         "--password-env", "SMTP_PASSWORD", env={"SMTP_PASSWORD": PASSWORD},
     )
 
     assert_one_line_error(result, "sender_email:", "not a valid email address")
 
 
-def test_missing_password_variable(app: Flask, starttls_server: SMTPServer) -> None:
-    result = run(app, "add", "--sender-email", "hello@example.com", *server_options(starttls_server),
+def test_missing_password_variable(cli_app: Flask, starttls_server: SMTPServer) -> None:
+    result = run(cli_app, "add", "--sender-email", "hello@example.com", *server_options(starttls_server),
                  "--password-env", "NOT_SET_ANYWHERE", env={"NOT_SET_ANYWHERE": None})
 
     assert_one_line_error(result, "NOT_SET_ANYWHERE is not set")
 
 
-def test_edit_keeps_the_stored_password(app: Flask, starttls_server: SMTPServer) -> None:
-    add(app, starttls_server)
+def test_edit_keeps_the_stored_password(cli_app: Flask, starttls_server: SMTPServer) -> None:
+    add(cli_app, starttls_server)
 
-    result = run(app, "edit", "1", "--sender-name", "Newsletter", "--inactive")
+    result = run(cli_app, "edit", "1", "--sender-name", "Newsletter", "--inactive")
 
     assert result.exit_code == 0, result.output + result.stderr
     assert "Saved account 1: Newsletter <hello@example.com>" in result.output
     assert [a.success for a in starttls_server.auth_attempts] == [True, True]
-    assert run(app, "list").output.splitlines()[1].split()[:3] == ["1", "no", "Newsletter"]
+    assert run(cli_app, "list").output.splitlines()[1].split()[:3] == ["1", "no", "Newsletter"]
 
 
-def test_edit_with_a_new_wrong_password_changes_nothing(app: Flask, starttls_server: SMTPServer) -> None:
-    add(app, starttls_server)
+def test_edit_with_a_new_wrong_password_changes_nothing(cli_app: Flask, starttls_server: SMTPServer) -> None:
+    add(cli_app, starttls_server)
 
-    result = run(app, "edit", "1", "--sender-name", "Changed", "--ask-password", input="wrong\n")
+    result = run(cli_app, "edit", "1", "--sender-name", "Changed", "--ask-password", input="wrong\n")
 
     assert_one_line_error(result, "login failed")
-    assert run(app, "check", "1").exit_code == 0
-    assert "Changed" not in run(app, "list").output
+    assert run(cli_app, "check", "1").exit_code == 0
+    assert "Changed" not in run(cli_app, "list").output
 
 
-def test_unknown_account_is_one_line(app: Flask) -> None:
+def test_unknown_account_is_one_line(cli_app: Flask) -> None:
     for command in (["edit", "7", "--host", "x"], ["delete", "7", "--yes"], ["check", "7"], ["test-letter", "7"]):
-        assert_one_line_error(run(app, *command), "There is no SMTP account with id 7")
+        assert_one_line_error(run(cli_app, *command), "There is no SMTP account with id 7")
 
 
-def test_delete(app: Flask, starttls_server: SMTPServer) -> None:
-    add(app, starttls_server)
+def test_delete(cli_app: Flask, starttls_server: SMTPServer) -> None:
+    add(cli_app, starttls_server)
 
-    result = run(app, "delete", "1", input="y\n")
+    result = run(cli_app, "delete", "1", input="y\n")
 
     assert result.exit_code == 0, result.output
     assert "Deleted account 1: hello@example.com" in result.output
-    assert run(app, "list").output.startswith("No SMTP accounts yet")
+    assert run(cli_app, "list").output.startswith("No SMTP accounts yet")
 
 
-def test_check_reports_success_and_failure(app: Flask, starttls_server: SMTPServer) -> None:
-    add(app, starttls_server)
+def test_check_reports_success_and_failure(cli_app: Flask, starttls_server: SMTPServer) -> None:
+    add(cli_app, starttls_server)
 
-    ok = run(app, "check", "1")
+    ok = run(cli_app, "check", "1")
     assert ok.exit_code == 0
     assert ok.output.startswith("OK: connected and logged in.")
 
     starttls_server.stop()
-    failed = run(app, "check", "1")
+    failed = run(cli_app, "check", "1")
     assert_one_line_error(failed, "connect failed via account 1")
 
 
-def test_test_letter_reaches_the_recipient(app: Flask, starttls_server: SMTPServer) -> None:
-    add(app, starttls_server, "--sender-name", "Shop")
+def test_test_letter_reaches_the_recipient(cli_app: Flask, starttls_server: SMTPServer) -> None:
+    add(cli_app, starttls_server, "--sender-name", "Shop")
 
-    result = run(app, "test-letter", "1", "--to", "admin@example.org")
+    result = run(cli_app, "test-letter", "1", "--to", "admin@example.org")
 
     assert result.exit_code == 0, result.output + result.stderr
     received = starttls_server.wait_for(1)[0]
@@ -197,24 +178,24 @@ def test_test_letter_reaches_the_recipient(app: Flask, starttls_server: SMTPServ
     assert received.message_id in result.output
 
 
-def test_test_letter_without_recipient_says_where_to_set_one(app: Flask, starttls_server: SMTPServer) -> None:
-    add(app, starttls_server)
+def test_test_letter_without_recipient_says_where_to_set_one(cli_app: Flask, starttls_server: SMTPServer) -> None:
+    add(cli_app, starttls_server)
 
-    assert_one_line_error(run(app, "test-letter", "1"), "no recipient")
+    assert_one_line_error(run(cli_app, "test-letter", "1"), "no recipient")
     assert starttls_server.received == []
 
 
 def test_route_preview_shows_the_original_example(
-    app: Flask, starttls_server: SMTPServer, make_smtp_server: Any, certs: Certs
+    cli_app: Flask, starttls_server: SMTPServer, make_smtp_server: Any, certs: Certs
 ) -> None:
     newsletter = make_smtp_server(tls="ssl", cert=(certs.server_cert, certs.server_key), auth=(LOGIN, PASSWORD))
-    add(app, starttls_server, email="hello@34web.example")
-    add(app, newsletter, "--sender-name", "Marketing 34web", email="hello@34web.example", security="ssl")
-    assert run(app, "settings", "set", "enabled=true").exit_code == 0
+    add(cli_app, starttls_server, email="hello@34web.example")
+    add(cli_app, newsletter, "--sender-name", "Marketing 34web", email="hello@34web.example", security="ssl")
+    assert run(cli_app, "settings", "set", "enabled=true").exit_code == 0
 
-    everyday = run(app, "route", "hello@34web.example")
-    bulk = run(app, "route", "Marketing 34web <hello@34web.example>", "--bulk")
-    other = run(app, "route", "nobody@34web.example")
+    everyday = run(cli_app, "route", "hello@34web.example")
+    bulk = run(cli_app, "route", "Marketing 34web <hello@34web.example>", "--bulk")
+    other = run(cli_app, "route", "nobody@34web.example")
 
     assert everyday.output.splitlines() == [
         f"account 2: Marketing 34web <hello@34web.example> via 127.0.0.1:{newsletter.port} (ssl)",
@@ -225,16 +206,16 @@ def test_route_preview_shows_the_original_example(
     assert bulk.output.splitlines()[1].startswith("rule: bulk letter")
     assert other.output.splitlines()[0] == "Flask-Mail's own MAIL_* settings"
 
-    assert run(app, "edit", "2", "--inactive").exit_code == 0
-    assert run(app, "route", "Marketing 34web <hello@34web.example>", "--bulk").output.splitlines()[0].startswith(
+    assert run(cli_app, "edit", "2", "--inactive").exit_code == 0
+    assert run(cli_app, "route", "Marketing 34web <hello@34web.example>", "--bulk").output.splitlines()[0].startswith(
         f"account 1: hello@34web.example via 127.0.0.1:{starttls_server.port}"
     )
 
 
-def test_route_preview_when_routing_is_off(app: Flask, starttls_server: SMTPServer) -> None:
-    add(app, starttls_server)
+def test_route_preview_when_routing_is_off(cli_app: Flask, starttls_server: SMTPServer) -> None:
+    add(cli_app, starttls_server)
 
-    result = run(app, "route", "hello@example.com")
+    result = run(cli_app, "route", "hello@example.com")
 
     assert result.output.splitlines() == [
         "Flask-Mail's own MAIL_* settings",
@@ -242,32 +223,32 @@ def test_route_preview_when_routing_is_off(app: Flask, starttls_server: SMTPServ
     ]
 
 
-def test_settings_show_and_set(app: Flask) -> None:
-    before = run(app, "settings", "show").output
+def test_settings_show_and_set(cli_app: Flask) -> None:
+    before = run(cli_app, "settings", "show").output
     assert [line.split() for line in before.splitlines()[1:4]] == [["enabled", "false"], ["save_logs", "true"], ["log_level", "2"]]
 
-    changed = run(app, "settings", "set", "enabled=yes", "timeout_s=20", "test_recipient=admin@example.org")
+    changed = run(cli_app, "settings", "set", "enabled=yes", "timeout_s=20", "test_recipient=admin@example.org")
 
     assert changed.exit_code == 0, changed.output + changed.stderr
     assert changed.output.splitlines() == ["enabled = true", "timeout_s = 20", "test_recipient = admin@example.org"]
-    after = {line.split()[0]: line.split()[1] for line in run(app, "settings", "show").output.splitlines()[1:]}
+    after = {line.split()[0]: line.split()[1] for line in run(cli_app, "settings", "show").output.splitlines()[1:]}
     assert after["enabled"] == "true"
     assert after["timeout_s"] == "20"
 
 
-def test_bad_setting_changes_nothing(app: Flask) -> None:
-    result = run(app, "settings", "set", "enabled=true", "log_level=9")
+def test_bad_setting_changes_nothing(cli_app: Flask) -> None:
+    result = run(cli_app, "settings", "set", "enabled=true", "log_level=9")
 
     assert_one_line_error(result, "log_level: must be a whole number from 1 to 4")
-    assert run(app, "settings", "show").output.splitlines()[1].split() == ["enabled", "false"]
-    assert run(app, "settings", "set", "enabled").exit_code == 2
+    assert run(cli_app, "settings", "show").output.splitlines()[1].split() == ["enabled", "false"]
+    assert run(cli_app, "settings", "set", "enabled").exit_code == 2
 
 
 def test_rotate_key(tmp_path: Path, certs: Certs, starttls_server: SMTPServer) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     ca = str(certs.ca_cert)
-    add(make_app(tmp_path, old, SMTP_ACCOUNTS_CA_FILE=ca), starttls_server)
-    site = tmp_path
+    site = tmp_path / "instance"
+    add(make_app(site, old, SMTP_ACCOUNTS_CA_FILE=ca), starttls_server)
 
     result = run(make_app(site, f"{new},{old}", SMTP_ACCOUNTS_CA_FILE=ca), "rotate-key")
     assert result.exit_code == 0, result.output + result.stderr
@@ -279,3 +260,24 @@ def test_rotate_key(tmp_path: Path, certs: Certs, starttls_server: SMTPServer) -
 
     only_old_removed = make_app(site, Fernet.generate_key().decode(), SMTP_ACCOUNTS_CA_FILE=ca)
     assert_one_line_error(run(only_old_removed, "check", "1"), "cannot be decrypted")
+
+
+def test_logs_list_show_tail_and_clear(cli_app: Flask, starttls_server: SMTPServer) -> None:
+    add(cli_app, starttls_server)
+    assert run(cli_app, "check", "1").exit_code == 0
+
+    listing = run(cli_app, "logs", "list").output.splitlines()
+    assert any(line.split()[:2] == ["1", "check"] and "check_admin_smtp_1.log" in line for line in listing), listing
+
+    shown = run(cli_app, "logs", "show", "1", "check")
+    assert shown.exit_code == 0, shown.stderr
+    assert "STARTTLS" in shown.output
+    assert PASSWORD not in shown.output
+    tail = run(cli_app, "logs", "tail", "1", "check", "-n", "2").output.splitlines()
+    assert tail == shown.output.splitlines()[-2:]
+
+    cleared = run(cli_app, "logs", "clear", "1")
+    assert cleared.output.strip() == "Deleted the check log of account 1."
+    assert_one_line_error(run(cli_app, "logs", "show", "1", "check"), "There is no check log for account 1.")
+    assert_one_line_error(run(cli_app, "logs", "clear", "1"), "Account 1 has no send or check log.")
+    assert run(cli_app, "logs", "show", "1", "other").exit_code == 2
