@@ -22,6 +22,8 @@ def normalize_email(field: str, value: t.Any, error: type[InvalidAccountError] |
     """Check an address's syntax; return it as the user wrote it, trimmed."""
     if not isinstance(value, str) or not value.strip():
         raise error(field, "an email address is required")
+    if "\r" in value or "\n" in value:
+        raise error(field, "must not contain line breaks")
     value = value.strip()
     try:
         validate_email(value, check_deliverability=False)
@@ -54,7 +56,7 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     name = values.get("sender_name") or ""
     if not isinstance(name, str):
         raise InvalidAccountError("sender_name", "must be text")
-    name = _no_line_breaks("sender_name", name.strip())
+    name = _no_line_breaks("sender_name", name).strip()
     if len(name) > 255:
         raise InvalidAccountError("sender_name", "must be at most 255 characters")
     out["sender_name"] = name
@@ -62,7 +64,7 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     host = values.get("host")
     if not isinstance(host, str) or not host.strip():
         raise InvalidAccountError("host", "a mail server address is required")
-    host = host.strip()
+    host = _no_line_breaks("host", host).strip()
     if any(ch.isspace() for ch in host):
         raise InvalidAccountError("host", "must not contain spaces or line breaks")
     if len(host) > 255:
@@ -91,7 +93,7 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     login = values.get("login") or ""
     if not isinstance(login, str):
         raise InvalidAccountError("login", "must be text")
-    login = _no_line_breaks("login", login.strip())
+    login = _no_line_breaks("login", login).strip()
     if auth == "login" and not login:
         raise InvalidAccountError("login", "is required when authorization is login and password")
     if auth == "login" and not values.get("has_password"):
