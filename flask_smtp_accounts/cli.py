@@ -85,10 +85,10 @@ def list_accounts() -> None:
         click.echo("No SMTP accounts yet. Add one with: flask smtp-accounts add --help")
         return
     _table(
-        ("ID", "Active", "Sender name", "Email", "Server", "Port", "Security", "Auth", "Login"),
+        ("ID", "Active", "Sender name", "Email", "Server", "Port", "Security", "Auth", "Login", "Backups"),
         [
             (a.id, _yes_no(a.active), a.sender_name or "-", a.sender_email, a.host, a.port, a.security,
-             _yes_no(a.auth == "login"), a.login or "-")
+             a.auth, a.login or "-", ",".join(str(i) for i in a.backup_ids) or "-")
             for a in accounts
         ],
     )
@@ -110,6 +110,8 @@ def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.C
             click.option("--active/--inactive", default=None, help="Whether the account takes part in routing."),
             click.option("--verify-tls/--no-verify-tls", default=None,
                          help="Verify the server's certificate (default). Turn off only for a server you trust."),
+            click.option("--backup-ids", metavar="IDS",
+                         help='Accounts to try, in order, when this one fails, e.g. "3,5" ("" for none).'),
             click.option("--password-env", metavar="NAME",
                          help="Read the password from this environment variable instead of a prompt."),
             click.option("--check/--no-check", default=True, show_default=True,

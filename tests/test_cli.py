@@ -58,8 +58,8 @@ def test_add_with_password_from_environment_then_list(cli_app: Flask, starttls_s
     assert f"Added account 1: Shop <hello@example.com> via 127.0.0.1:{starttls_server.port} (starttls)" in result.output
     assert [(a.login, a.success) for a in starttls_server.auth_attempts] == [(LOGIN, True)]
     listing = run(cli_app, "list").output.splitlines()
-    assert listing[0].split() == ["ID", "Active", "Sender", "name", "Email", "Server", "Port", "Security", "Auth", "Login"]
-    assert listing[1].split() == ["1", "yes", "Shop", "hello@example.com", "127.0.0.1", str(starttls_server.port), "starttls", "yes", LOGIN]
+    assert listing[0].split() == ["ID", "Active", "Sender", "name", "Email", "Server", "Port", "Security", "Auth", "Login", "Backups"]
+    assert listing[1].split() == ["1", "yes", "Shop", "hello@example.com", "127.0.0.1", str(starttls_server.port), "starttls", "login", LOGIN, "-"]
 
 
 def test_add_reads_password_from_hidden_prompt(cli_app: Flask, tmp_path: Path, ssl_server: SMTPServer) -> None:
@@ -281,3 +281,14 @@ def test_logs_list_show_tail_and_clear(cli_app: Flask, starttls_server: SMTPServ
     assert_one_line_error(run(cli_app, "logs", "show", "1", "check"), "There is no check log for account 1.")
     assert_one_line_error(run(cli_app, "logs", "clear", "1"), "Account 1 has no send or check log.")
     assert run(cli_app, "logs", "show", "1", "other").exit_code == 2
+
+
+def test_backup_ids(cli_app: Flask, starttls_server: SMTPServer, ssl_server: SMTPServer) -> None:
+    add(cli_app, starttls_server)
+    add(cli_app, ssl_server, security="ssl", email="other@example.com")
+
+    assert run(cli_app, "edit", "1", "--backup-ids", "2").exit_code == 0
+    assert run(cli_app, "list").output.splitlines()[1].split()[-1] == "2"
+    assert_one_line_error(run(cli_app, "edit", "1", "--backup-ids", "1"), "backup_ids: an account cannot be its own backup")
+    assert run(cli_app, "edit", "1", "--backup-ids", "").exit_code == 0
+    assert run(cli_app, "list").output.splitlines()[1].split()[-1] == "-"
