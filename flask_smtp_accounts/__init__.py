@@ -10,6 +10,7 @@ from .errors import (
     InvalidSettingError,
     LogAddressError,
     LogNotFoundError,
+    OAuth2Error,
     ResendError,
     SMTPAccountsError,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "LogInfo",
     "LogNotFoundError",
     "MessageInfo",
+    "OAuth2Error",
     "Page",
     "ResendError",
     "RetryReport",

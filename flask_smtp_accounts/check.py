@@ -39,6 +39,8 @@ class CheckResult:
     message: str
     #: Message-ID of the test letter, when one was sent.
     message_id: str | None = None
+    #: How to fix a classic mistake, when the failure is one (``hints.py``).
+    hint: str | None = None
 
     def __bool__(self) -> bool:
         return self.ok
@@ -100,7 +102,9 @@ def run_check(
         result = CheckResult(True, None, None, None, time.perf_counter() - started, f"OK: {what}.", message_id)
     except DeliveryError as err:
         close_quietly(smtp)
-        result = CheckResult(False, err.stage, err.code, err.reply, time.perf_counter() - started, str(err), message_id)
+        result = CheckResult(
+            False, err.stage, err.code, err.reply, time.perf_counter() - started, str(err), message_id, err.hint
+        )
     if log is not None:
         log.end("ok" if result.ok else f"failed: {result.message}")
         log.close()

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask
+
+from .oauth2 import PROVIDERS, Provider, providers_with
 
 #: Every key with its default. ``None`` for the keys means "not set".
 DEFAULTS: dict[str, t.Any] = {
@@ -26,6 +28,9 @@ DEFAULTS: dict[str, t.Any] = {
     "SMTP_ACCOUNTS_EHLO_NAME": None,
     # Add the ``flask smtp-accounts`` command group to the app's CLI.
     "SMTP_ACCOUNTS_REGISTER_CLI": True,
+    # Endpoints of the OAuth2 providers to use instead of the public ones (national clouds):
+    # {"microsoft": {"token_url": ..., "authorize_url": ...}}; "{tenant}" is filled in.
+    "SMTP_ACCOUNTS_OAUTH2_PROVIDERS": None,
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -63,6 +68,7 @@ class Config:
     bind_key: str | None
     ehlo_name: str | None
     register_cli: bool
+    oauth2_providers: t.Mapping[str, Provider] = field(default_factory=lambda: dict(PROVIDERS))
 
 
 def read_config(app: Flask) -> Config:
@@ -81,4 +87,5 @@ def read_config(app: Flask) -> Config:
         bind_key=c["SMTP_ACCOUNTS_BIND_KEY"],
         ehlo_name=c["SMTP_ACCOUNTS_EHLO_NAME"],
         register_cli=parse_bool("SMTP_ACCOUNTS_REGISTER_CLI", c["SMTP_ACCOUNTS_REGISTER_CLI"]),
+        oauth2_providers=providers_with(c["SMTP_ACCOUNTS_OAUTH2_PROVIDERS"]),
     )

@@ -17,8 +17,12 @@ import ssl
 import time
 import typing as t
 
+from flask import current_app
+
 from .errors import DeliveryError
+from .hints import hint_for
 from .models import AccountInfo
+from .oauth2 import AccessTokens, login_xoauth2
 
 REDACTED = "[redacted]"
 _MAX_AUTH_CHALLENGES = 5
@@ -181,7 +185,16 @@ def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
 
 
 def failure(stage: str, err: BaseException, account: AccountInfo | None) -> DeliveryError:
-    """Turn an smtplib or socket error into a :class:`DeliveryError` that names the stage."""
+    """Turn an smtplib or socket error into a :class:`DeliveryError` that names the stage.
+
+    Its ``hint`` tells how to fix a classic mistake, when it is one (``hints.py``).
+    """
+    error = _failure(stage, err, account)
+    error.hint = hint_for(error, err, account)
+    return error
+
+
+def _failure(stage: str, err: BaseException, account: AccountInfo | None) -> DeliveryError:
     where: dict[str, t.Any] = {"account_id": account.id if account else None}
     if account is not None:
         where.update(host=account.host, port=account.port)
@@ -224,11 +237,14 @@ def open_connection(
     ca_file: str | None = None,
     ehlo_name: str | None = None,
     transcript: Transcript | None = None,
+    access_tokens: AccessTokens | None = None,
 ) -> smtplib.SMTP:
     """Connect to the account's server, secure it as configured and log in.
 
     ``starttls`` is required: a server that does not offer it is an error,
-    never a silent plain-text login. Raises :class:`DeliveryError`.
+    never a silent plain-text login. An OAuth2 account logs in with AUTH
+    XOAUTH2 and a token from ``access_tokens`` (default: the current app's).
+    Raises :class:`DeliveryError`.
     """
     context = tls_context(account.verify_tls, ca_file)
     stage = "connect"
@@ -253,6 +269,10 @@ def open_connection(
         if account.auth == "login":
             stage = "login"
             smtp.login(account.login, password or "")
+        elif account.auth == "oauth2":
+            stage = "login"
+            tokens = access_tokens or current_app.extensions["smtp_accounts"].access_tokens
+            login_xoauth2(smtp, account, tokens, timeout=timeout, transcript=transcript)
         return smtp
     except DeliveryError:
         close_quietly(smtp)

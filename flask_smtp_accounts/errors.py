@@ -69,6 +69,10 @@ class DeliveryError(SMTPAccountsError, smtplib.SMTPException):
 
     #: The letter's row in the message log, when the error came from sending one.
     record_id: int | None = None
+    #: The SMTP command that failed (``MAIL``, ``RCPT``, ``DATA``) when ``stage`` is ``send``.
+    command: str | None = None
+    #: A fix-it hint for a classic mistake (SSL on port 587, a Gmail password...), see ``hints.py``.
+    hint: str | None = None
 
     def __init__(
         self,
@@ -117,3 +121,44 @@ class ResendError(SMTPAccountsError):
         super().__init__(f"message {record_id}: {reason}")
         self.record_id = record_id
         self.reason = reason
+
+
+class OAuth2Error(DeliveryError):
+    """The token endpoint gave no access token for an OAuth2 account.
+
+    ``stage`` is ``token``; ``host`` is the token endpoint's; ``error`` and
+    ``description`` are its OAuth2 error answer (``invalid_grant``...) and
+    ``hint`` says what to do about it (sign in again, renew the client
+    secret, grant consent). Never holds a secret or a token.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        account_id: int | None = None,
+        host: str | None = None,
+        error: str | None = None,
+        description: str | None = None,
+        status: int | None = None,
+        reply: str | None = None,
+        fix: str | None = None,
+        temporary: bool = False,
+    ) -> None:
+        self.error = error
+        self.description = description
+        self.status = status
+        self._temporary = temporary
+        super().__init__("token", reason, account_id=account_id, host=host, reply=reply)
+        self.hint = fix
+
+    @property
+    def temporary(self) -> bool:
+        """Whether asking again later may succeed (unreachable endpoint, server error)."""
+        return self._temporary
+
+    def _describe(self) -> str:
+        where = f" via account {self.account_id}" if self.account_id else ""
+        endpoint = f" ({self.host})" if self.host else ""
+        answer = f": the token endpoint replied {self.reply}" if self.reply else ""
+        return f"OAuth2 token request failed{where}{endpoint}: {self.reason}{answer}"

@@ -22,7 +22,8 @@ from .errors import SMTPAccountsError
 from .failover import AccountHealth, Health, check_backups
 from .log_files import LogChunk, LogInfo
 from .message_log import MessageInfo, MessageLog, Page
-from .models import SETTINGS_ID, AccountInfo, Models, make_models, settings_info
+from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
+from .oauth2 import AccessTokens, store_refresh_token
 from .routing import Choice, bulk_sending
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
@@ -31,7 +32,9 @@ from .validation import validate_account, validate_settings
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-ACCOUNT_FIELDS = ("active", "sender_name", "sender_email", "host", "port", "security", "auth", "login", "verify_tls", "backup_ids")
+ACCOUNT_FIELDS: tuple[str, ...] = ("active", "sender_name", "sender_email", "host", "port", "security", "auth", "login", "verify_tls", "backup_ids")
+# OAuth2: the plain fields, and the write-only secrets (an empty one keeps the stored one, like the password).
+ACCOUNT_FIELDS += OAUTH_FIELDS + tuple(OAUTH_SECRETS)
 
 
 class AccountCheckFailed(SMTPAccountsError):
@@ -55,9 +58,13 @@ class _State:
         self.message_log = MessageLog(models, self.engine)
         self.health = Health(models, self.engine)
         self.smtp_logs = SMTPLogs(config.log_dir)
+        self.access_tokens = AccessTokens(self.vault, self._store_refresh_token, providers=config.oauth2_providers)
 
     def engine(self) -> t.Any:
         return self.db.engines[self.config.bind_key]
+
+    def _store_refresh_token(self, account_id: int, ciphertext: str) -> None:
+        store_refresh_token(self.engine(), self.models, account_id, ciphertext)
 
     def dispatcher(
         self, *, suppress: bool, max_emails: int | None, open_default: t.Callable[[], smtplib.SMTP]
@@ -199,6 +206,8 @@ class SMTPAccounts:
             raise TypeError(f"Unknown account fields: {', '.join(sorted(unknown))}")
         session = self._state.db.session
         for name, value in fields.items():
+            if name in OAUTH_SECRETS and not value:
+                continue
             setattr(account, name, value)
         try:
             return self._save(account, password, check, is_new=False)
@@ -219,6 +228,7 @@ class SMTPAccounts:
             result = self.check_account(info, password=password)
             if not result.ok:
                 raise AccountCheckFailed(result)
+            self._keep_rotated_refresh_token(account, info)
         if password:
             account.password = password
         session = self._state.db.session
@@ -226,6 +236,16 @@ class SMTPAccounts:
             session.add(account)
         session.commit()
         return account
+
+    def _keep_rotated_refresh_token(self, account: t.Any, info: AccountInfo) -> None:
+        """Save the refresh token the provider rotated to while the account was checked."""
+        if info.auth != "oauth2" or not info.oauth_refresh_token_encrypted:
+            return
+        state = self._state
+        given = state.vault.decrypt(info.oauth_refresh_token_encrypted)
+        latest = state.access_tokens.latest_refresh_token(given)
+        if latest and latest != given:
+            account.oauth_refresh_token = latest
 
     def account_info(self, account: t.Any, password: str | None = None) -> AccountInfo:
         """Validate an account (a model, a mapping or an ``AccountInfo``) into an ``AccountInfo``.
@@ -242,13 +262,18 @@ class SMTPAccounts:
             values = {name: getattr(account, name) for name in AccountInfo.__dataclass_fields__}
         values = {**_account_defaults({}), **{k: v for k, v in values.items() if v is not None}}
         values["has_password"] = bool(password or values.get("password_encrypted"))
+        for secret, column in OAUTH_SECRETS.items():
+            plain = values.pop(secret, None)
+            if plain:  # given in a mapping: carried encrypted, like a stored one
+                values[column] = self._state.vault.encrypt(plain)
+            values[f"has_{secret}"] = bool(values.get(column))
         clean = validate_account(values)
         values.update(clean)
         values.pop("has_password")
         values["id"] = values.get("id") or 0
         values.setdefault("password_encrypted", None)
         values.setdefault("updated_at", None)
-        return AccountInfo(**{k: values[k] for k in AccountInfo.__dataclass_fields__})
+        return AccountInfo(**{k: values[k] for k in AccountInfo.__dataclass_fields__ if k in values})
 
     def check_account(self, account: t.Any, password: str | None = None, send_test: bool | None = None) -> CheckResult:
         """Connect, say EHLO, start TLS, log in (and send a test letter), then QUIT.
@@ -390,6 +415,9 @@ class SMTPAccounts:
         for account in session.query(self.Account).filter(self.Account.password_encrypted.isnot(None)):
             account.password_encrypted = state.vault.rotate(account.password_encrypted)
             count += 1
+        for column in OAUTH_SECRETS.values():
+            for account in session.query(self.Account).filter(getattr(self.Account, column).isnot(None)):
+                setattr(account, column, state.vault.rotate(getattr(account, column)))
         session.commit()
         return count
 

@@ -50,6 +50,20 @@ class AccountInfo:
     #: Accounts that carry the letter, in this order, when this one fails.
     backup_ids: tuple[int, ...] = ()
     password_encrypted: str | None = field(default=None, repr=False)
+    #: OAuth2 (``auth="oauth2"``), see ``oauth2.py``: ``microsoft``, ``google`` or ``custom``.
+    oauth_provider: str = ""
+    #: ``app`` (client credentials, Microsoft) or ``delegated`` (a refresh token from a sign-in).
+    oauth_flow: str = ""
+    #: Microsoft directory (tenant) id or domain.
+    oauth_tenant: str = ""
+    oauth_client_id: str = ""
+    #: Token and authorization endpoints of a ``custom`` provider.
+    oauth_token_url: str = ""
+    oauth_authorize_url: str = ""
+    #: Scope of the tokens; empty: the provider's for the flow.
+    oauth_scope: str = ""
+    oauth_client_secret_encrypted: str | None = field(default=None, repr=False)
+    oauth_refresh_token_encrypted: str | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
@@ -58,6 +72,24 @@ class AccountInfo:
 
 
 ACCOUNT_INFO_FIELDS = tuple(AccountInfo.__dataclass_fields__)
+#: The OAuth2 fields a person sets (the secrets go through write-only attributes).
+OAUTH_FIELDS = ("oauth_provider", "oauth_flow", "oauth_tenant", "oauth_client_id", "oauth_token_url", "oauth_authorize_url", "oauth_scope")
+#: Write-only secret attribute -> its encrypted column.
+OAUTH_SECRETS = {"oauth_client_secret": "oauth_client_secret_encrypted", "oauth_refresh_token": "oauth_refresh_token_encrypted"}
+
+
+def _write_only_secret(name: str) -> property:
+    """An attribute that encrypts what is assigned into ``<name>_encrypted`` and cannot be read back."""
+    column = OAUTH_SECRETS[name]
+
+    def read(self: t.Any) -> t.NoReturn:
+        raise AttributeError(f"Account.{name} is write-only; only its ciphertext is stored.")
+
+    def write(self: t.Any, value: str | None) -> None:
+        vault = current_app.extensions["smtp_accounts"].vault
+        setattr(self, column, vault.encrypt(value) if value else None)
+
+    return property(read, write)
 
 
 @dataclass(frozen=True)
@@ -108,6 +140,15 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         password_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
         verify_tls: Mapped[bool] = mapped_column(default=True)
         backup_ids: Mapped[tuple[int, ...]] = mapped_column(IdList, default=())
+        oauth_provider: Mapped[str] = mapped_column(sa.String(16), default="")
+        oauth_flow: Mapped[str] = mapped_column(sa.String(16), default="")
+        oauth_tenant: Mapped[str] = mapped_column(sa.String(255), default="")
+        oauth_client_id: Mapped[str] = mapped_column(sa.String(255), default="")
+        oauth_token_url: Mapped[str] = mapped_column(sa.String(500), default="")
+        oauth_authorize_url: Mapped[str] = mapped_column(sa.String(500), default="")
+        oauth_scope: Mapped[str] = mapped_column(sa.String(500), default="")
+        oauth_client_secret_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
+        oauth_refresh_token_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
         created_at: Mapped[datetime] = mapped_column(default=utcnow)
         updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -123,6 +164,9 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         @property
         def has_password(self) -> bool:
             return bool(self.password_encrypted)
+
+        oauth_client_secret = _write_only_secret("oauth_client_secret")
+        oauth_refresh_token = _write_only_secret("oauth_refresh_token")
 
         def to_info(self) -> AccountInfo:
             """A detached read-only copy of this account."""
@@ -232,6 +276,8 @@ def _listen(Account: t.Any, Settings: t.Any) -> None:
     def check_account(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
         values = {c: getattr(target, c) for c in ("id", "sender_email", "sender_name", "host", "port", "security", "auth", "login", "backup_ids")}
         values["has_password"] = bool(target.password_encrypted)
+        values.update({c: getattr(target, c) for c in OAUTH_FIELDS})
+        values.update({f"has_{name}": bool(getattr(target, column)) for name, column in OAUTH_SECRETS.items()})
         for name, value in validate_account(values).items():
             setattr(target, name, value)
         target.email_key = email_key(target.sender_email)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import email
 import email.message
 import email.policy
 import errno
 import hmac
+import json
 import select
 import socket
 import ssl
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -97,14 +101,14 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
-        if self._owner.credentials is None:
+        if not self._owner.requires_auth:
             return [line for line in responses if not line[4:].upper().startswith("AUTH")]
         return responses
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
     ) -> str:
-        if self._owner.credentials is not None and not session.authenticated:
+        if self._owner.requires_auth and not session.authenticated:
             return AUTH_REQUIRED
         status = await self._hook("handle_MAIL", server, session, envelope, address, mail_options)
         if status is not None:
@@ -146,6 +150,38 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
+class _XOAuth2Handler(_Handler):
+    """A handler that also offers AUTH XOAUTH2, answering like Gmail."""
+
+    #: Gmail's answer to a refused token, before its 535.
+    ERROR = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802 - aiosmtpd's name
+        if len(args) == 1:
+            blob = await server.challenge_auth("", encode_to_b64=False)
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        fields = dict(
+            part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part
+        )
+        login, bearer = fields.get("user", ""), fields.get("auth", "")
+        token = bearer[7:] if bearer.startswith("Bearer ") else ""
+        if token and self._owner._check_xoauth2(login, token):
+            return AuthResult(success=True, auth_data=login)
+        if not token:
+            self._owner._check_xoauth2(login, "")
+        answer = await server.challenge_auth(json.dumps(self.ERROR).encode())
+        if not isinstance(answer, bytes):
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Username and Password not accepted.")
+
+
 class _Controller(Controller):
     """Controller that remembers every SMTP connection so :meth:`SMTPServer.stop` can close them."""
 
@@ -182,6 +218,11 @@ class SMTPServer:
     ``handler_hooks``: object whose async ``handle_MAIL``/``handle_RCPT``/``handle_DATA`` (aiosmtpd
     signatures) run first; returning a status string replaces the default behaviour (the hook then owns
     the envelope, and DATA is not recorded), returning None falls through.
+    ``xoauth2``: ``callable(login, access_token) -> bool``; when given, AUTH XOAUTH2 is offered (and AUTH
+    required) and a token is accepted when it returns true, e.g. ``OAuthServer.xoauth2``. A refused
+    token gets Gmail's answer: ``334`` with a base64 JSON error, then ``535`` after the client's empty line.
+    ``auth_reply``: the reply to refused credentials (default ``535 5.7.8 Authentication credentials
+    invalid``), to play a provider, e.g. ``"535 5.7.139 Authentication unsuccessful, ..."``.
     """
 
     def __init__(
@@ -192,6 +233,8 @@ class SMTPServer:
         auth: tuple[str, str] | None = None,
         require_starttls: bool | None = None,
         handler_hooks: Any = None,
+        xoauth2: Callable[[str, str], bool] | None = None,
+        auth_reply: str | None = None,
     ) -> None:
         if tls not in TLS_MODES:
             raise ValueError(f"tls must be one of {TLS_MODES}, not {tls!r}")
@@ -206,6 +249,8 @@ class SMTPServer:
             None if auth is None else (auth[0].encode("utf-8"), auth[1].encode("utf-8"))
         )
         self.handler_hooks = handler_hooks
+        self.xoauth2 = xoauth2
+        self.auth_reply = auth_reply
         self.host = HOST
         self._port: int | None = None
         self._controller: _Controller | None = None
@@ -262,7 +307,19 @@ class SMTPServer:
             self._auth_attempts.append(AuthAttempt(mechanism, login, success))
         if success:
             return AuthResult(success=True, auth_data=login)
-        return AuthResult(success=False, handled=False)
+        return AuthResult(success=False, handled=False, message=self.auth_reply)
+
+    @property
+    def requires_auth(self) -> bool:
+        """Whether AUTH is offered and required before MAIL."""
+        return self.credentials is not None or self.xoauth2 is not None
+
+    def _check_xoauth2(self, login: str, token: str) -> bool:
+        assert self.xoauth2 is not None
+        success = bool(self.xoauth2(login, token))
+        with self._lock:
+            self._auth_attempts.append(AuthAttempt("XOAUTH2", login, success))
+        return success
 
     def _record(self, received: Received) -> None:
         with self._lock:
@@ -276,7 +333,8 @@ class SMTPServer:
         kwargs = self._controller_kwargs()
         for attempt in range(3):
             port = free_port()
-            controller = _Controller(_Handler(self, self.handler_hooks), port=port, **kwargs)
+            handler = (_XOAuth2Handler if self.xoauth2 is not None else _Handler)(self, self.handler_hooks)
+            controller = _Controller(handler, port=port, **kwargs)
             try:
                 controller.start()
             except OSError as error:
