@@ -8,13 +8,15 @@ same way everywhere, with the name of the field, before anything is written.
 from __future__ import annotations
 
 import typing as t
+import urllib.parse
 
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import InvalidAccountError, InvalidSettingError
+from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES, is_loopback
 
 SECURITY_CHOICES = ("none", "ssl", "starttls")
-AUTH_CHOICES = ("none", "login")
+AUTH_CHOICES = ("none", "login", "oauth2")
 REWRITE_PERIODS = ("day", "week", "month", "year")
 
 
@@ -98,7 +100,11 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
         raise InvalidAccountError("login", "is required when authorization is login and password")
     if auth == "login" and not values.get("has_password"):
         raise InvalidAccountError("password", "is required when authorization is login and password")
+    if auth == "oauth2" and not login:
+        raise InvalidAccountError("login", "is required with OAuth2: the mailbox's address, as the SMTP user")
     out["login"] = login
+    if auth == "oauth2":
+        out.update(validate_oauth2(values))
     if "backup_ids" in values:
         out["backup_ids"] = backup_ids(values.get("backup_ids"), values.get("id"))
     return out
@@ -130,6 +136,77 @@ def backup_ids(value: t.Any, own_id: int | None = None) -> tuple[int, ...]:
     if len(out) > 10:
         raise InvalidAccountError("backup_ids", "at most 10 backup accounts")
     return tuple(out)
+
+
+def _text(values: t.Mapping[str, t.Any], name: str, limit: int = 255) -> str:
+    value = values.get(name) or ""
+    if not isinstance(value, str):
+        raise InvalidAccountError(name, "must be text")
+    value = _no_line_breaks(name, value).strip()
+    if any(ch.isspace() for ch in value) and name != "oauth_scope":
+        raise InvalidAccountError(name, "must not contain spaces")
+    if len(value) > limit:
+        raise InvalidAccountError(name, f"must be at most {limit} characters")
+    return value
+
+
+def _endpoint(values: t.Mapping[str, t.Any], name: str, required: bool) -> str:
+    url = _text(values, name, 500)
+    if not url:
+        if required:
+            raise InvalidAccountError(name, "is required with a custom OAuth2 provider")
+        return url
+    parts = urllib.parse.urlsplit(url)
+    if not (parts.scheme == "https" or parts.scheme == "http" and is_loopback(parts.hostname)) or not parts.hostname:
+        raise InvalidAccountError(name, f"must be an https:// address (http:// only on this machine), not {url!r}")
+    return url
+
+
+def validate_oauth2(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """Check the OAuth2 fields of an account whose authorization is ``oauth2``.
+
+    ``has_oauth_client_secret`` and ``has_oauth_refresh_token`` tell
+    whether those secrets are stored or given.
+    """
+    out: dict[str, t.Any] = {}
+    if values.get("security") == "none":
+        raise InvalidAccountError("security", "OAuth2 sends an access token: choose SSL or STARTTLS")
+    provider = values.get("oauth_provider") or ""
+    if provider not in PROVIDER_CHOICES:
+        raise InvalidAccountError("oauth_provider", f"must be one of {', '.join(PROVIDER_CHOICES)}, not {provider!r}")
+    flow = values.get("oauth_flow") or "delegated"
+    if flow not in FLOW_CHOICES:
+        raise InvalidAccountError("oauth_flow", f"must be one of {', '.join(FLOW_CHOICES)}, not {flow!r}")
+    if provider == "google" and flow == "app":
+        raise InvalidAccountError("oauth_flow", "Google has no app-only flow for SMTP: use delegated (sign in with Google)")
+    out.update(oauth_provider=provider, oauth_flow=flow)
+    tenant = _text(values, "oauth_tenant")
+    if provider == "microsoft" and flow == "app":
+        if not tenant:
+            raise InvalidAccountError("oauth_tenant", "is required for Microsoft app-only access: the directory (tenant) id")
+        if tenant.lower() in {"common", "organizations", "consumers"}:
+            raise InvalidAccountError("oauth_tenant", f"app-only access needs the tenant's own id or domain, not {tenant!r}")
+    if tenant and not all(ch.isalnum() or ch in ".-_" for ch in tenant):
+        raise InvalidAccountError("oauth_tenant", f"must be a directory (tenant) id or domain, not {tenant!r}")
+    out["oauth_tenant"] = tenant
+    client_id = _text(values, "oauth_client_id")
+    if not client_id:
+        raise InvalidAccountError("oauth_client_id", "is required with OAuth2: the app's client (application) id")
+    out["oauth_client_id"] = client_id
+    if not values.get("has_oauth_client_secret"):
+        raise InvalidAccountError("oauth_client_secret", "is required with OAuth2: the app's client secret (its value)")
+    custom = provider == "custom"
+    out["oauth_token_url"] = _endpoint(values, "oauth_token_url", required=custom)
+    out["oauth_authorize_url"] = _endpoint(values, "oauth_authorize_url", required=False)
+    scope = " ".join(_text(values, "oauth_scope", 500).split())
+    if custom and not scope:
+        raise InvalidAccountError("oauth_scope", "is required with a custom OAuth2 provider")
+    out["oauth_scope"] = scope
+    if flow == "delegated" and not values.get("has_oauth_refresh_token"):
+        raise InvalidAccountError(
+            "oauth_refresh_token", "is required for delegated access: sign in with the provider to get one"
+        )
+    return out
 
 
 def _int_in(field: str, value: t.Any, low: int, high: int) -> int:
