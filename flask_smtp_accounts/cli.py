@@ -3,9 +3,10 @@
 Every command calls one method of :class:`~flask_smtp_accounts.SMTPAccounts`
 and prints its answer; the logic lives there, once. Errors the extension
 raises on purpose become one line on stderr and exit status 1, never a
-traceback. Passwords are read from a hidden prompt or from an environment
-variable named by ``--password-env``, never from an argument, so that they
-stay out of shell history and ``ps``.
+traceback. Passwords (and OAuth2 client secrets and refresh tokens) are
+read from a hidden prompt or from an environment variable named by
+``--password-env`` (``--client-secret-env``, ``--refresh-token-env``),
+never from an argument, so that they stay out of shell history and ``ps``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from flask.cli import AppGroup
 
 from .errors import SMTPAccountsError
 from .log_files import KINDS as LOG_KINDS
+from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES
 from .settings import SETTING_NAMES
 from .validation import AUTH_CHOICES, SECURITY_CHOICES
 
@@ -37,7 +39,9 @@ class _CommandGroup(AppGroup):
         except (KeyError, IndexError):
             raise
         except (SMTPAccountsError, LookupError) as err:
-            raise click.ClickException(_one_line(str(err))) from None
+            result = getattr(err, "result", None)  # AccountCheckFailed carries the check's result
+            hint = getattr(err, "hint", None) or getattr(result, "hint", None)
+            raise click.ClickException(_one_line(str(err) + (f" Hint: {hint}" if hint else ""))) from None
 
     def group(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
         kwargs.setdefault("cls", _CommandGroup)
@@ -105,7 +109,7 @@ def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.C
             click.option("--port", type=click.IntRange(1, 65535), help="Mail server port (default 587)."),
             click.option("--security", type=click.Choice(SECURITY_CHOICES),
                          help="none, ssl (implicit TLS) or starttls (default)."),
-            click.option("--auth", type=click.Choice(AUTH_CHOICES), help="login (default) or none."),
+            click.option("--auth", type=click.Choice(AUTH_CHOICES), help="login (default), none, or oauth2 (see the --oauth-* options)."),
             click.option("--login", help="Login on the server."),
             click.option("--active/--inactive", default=None, help="Whether the account takes part in routing."),
             click.option("--verify-tls/--no-verify-tls", default=None,
@@ -114,12 +118,29 @@ def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.C
                          help='Accounts to try, in order, when this one fails, e.g. "3,5" ("" for none).'),
             click.option("--password-env", metavar="NAME",
                          help="Read the password from this environment variable instead of a prompt."),
+            click.option("--oauth-provider", type=click.Choice(PROVIDER_CHOICES),
+                         help="With --auth oauth2: microsoft, google or custom (a token URL of your own)."),
+            click.option("--oauth-flow", type=click.Choice(FLOW_CHOICES),
+                         help="app (Microsoft client credentials) or delegated (a refresh token; default)."),
+            click.option("--oauth-tenant", help="Microsoft directory (tenant) id or domain."),
+            click.option("--oauth-client-id", help="The app's client (application) id."),
+            click.option("--oauth-token-url", help="Token endpoint of a custom provider."),
+            click.option("--oauth-authorize-url", help="Authorization endpoint of a custom provider (for signing in)."),
+            click.option("--oauth-scope", help="Scope of the tokens (default: the provider's for the flow)."),
+            click.option("--client-secret-env", metavar="NAME",
+                         help="Read the OAuth2 client secret from this environment variable instead of a prompt."),
+            click.option("--refresh-token-env", metavar="NAME",
+                         help="Read the OAuth2 refresh token from this environment variable instead of a prompt."),
             click.option("--check/--no-check", default=True, show_default=True,
                          help="Connect and log in before saving; a failed check saves nothing."),
         ]
         if for_edit:
             options.append(click.option("--ask-password", is_flag=True,
                                         help="Prompt for a new password (hidden). Without it the stored one is kept."))
+            options.append(click.option("--ask-client-secret", is_flag=True,
+                                        help="Prompt for a new OAuth2 client secret (hidden)."))
+            options.append(click.option("--ask-refresh-token", is_flag=True,
+                                        help="Prompt for a new OAuth2 refresh token (hidden)."))
         for option in reversed(options):
             f = option(f)
         return f
@@ -131,15 +152,24 @@ def _fields(**given: t.Any) -> dict[str, t.Any]:
     return {name: value for name, value in given.items() if value is not None}
 
 
-def _password(env_name: str | None, ask: bool) -> str | None:
+def _password(env_name: str | None, ask: bool, label: str = "Password") -> str | None:
     if env_name:
         value = os.environ.get(env_name)
         if not value:
             raise click.ClickException(f"The environment variable {env_name} is not set or empty.")
         return value
     if ask:
-        return t.cast(str, click.prompt("Password", hide_input=True))
+        return t.cast(str, click.prompt(label, hide_input=True))
     return None
+
+
+def _oauth2_secrets(given: dict[str, t.Any], *, ask_secret: bool, ask_token: bool) -> dict[str, str]:
+    """The OAuth2 secrets, from the environment variables named or hidden prompts; never from arguments."""
+    secrets = {
+        "oauth_client_secret": _password(given.pop("client_secret_env"), ask_secret, "OAuth2 client secret"),
+        "oauth_refresh_token": _password(given.pop("refresh_token_env"), ask_token, "OAuth2 refresh token"),
+    }
+    return {name: value for name, value in secrets.items() if value}
 
 
 def _describe(account: t.Any) -> str:
@@ -159,22 +189,29 @@ def add_account(password_env: str | None, check: bool, **given: t.Any) -> None:
     The password is asked for (hidden) when the account logs in, unless
     --password-env names an environment variable that holds it.
     """
+    oauth2 = given.get("auth") == "oauth2"
+    delegated = oauth2 and given.get("oauth_flow") in (None, "delegated")
+    secrets = _oauth2_secrets(given, ask_secret=oauth2, ask_token=delegated)
     fields = _fields(**given)
     needs_password = fields.get("auth", "login") == "login"
     password = _password(password_env, ask=needs_password)
-    account = _ext().add_account(password=password, check=check, **fields)
+    account = _ext().add_account(password=password, check=check, **fields, **secrets)
     _saved("Added", account, check)
 
 
 @smtp_accounts_cli.command("edit")
 @click.argument("account_id", type=int)
 @_account_options(for_edit=True)
-def edit_account(account_id: int, password_env: str | None, ask_password: bool, check: bool, **given: t.Any) -> None:
-    """Change an account; options left out keep their values, and so does the password."""
+def edit_account(
+    account_id: int, password_env: str | None, ask_password: bool, ask_client_secret: bool, ask_refresh_token: bool,
+    check: bool, **given: t.Any,
+) -> None:
+    """Change an account; options left out keep their values, and so do the password and OAuth2 secrets."""
     ext = _ext()
     ext.get_account(account_id)
+    secrets = _oauth2_secrets(given, ask_secret=ask_client_secret, ask_token=ask_refresh_token)
     password = _password(password_env, ask=ask_password)
-    account = ext.update_account(account_id, password=password, check=check, **_fields(**given))
+    account = ext.update_account(account_id, password=password, check=check, **_fields(**given), **secrets)
     _saved("Saved", account, check)
 
 
@@ -193,7 +230,7 @@ def _report(result: CheckResult) -> None:
     if result.ok:
         click.echo(f"{result.message} ({result.elapsed_s:.2f} s)")
         return
-    raise click.ClickException(_one_line(result.message))
+    raise click.ClickException(_one_line(result.message + (f" Hint: {result.hint}" if result.hint else "")))
 
 
 @smtp_accounts_cli.command("check")

@@ -401,3 +401,56 @@ def test_provider_endpoints_and_scopes(ext):
 
 def test_xoauth2_initial_response():
     assert xoauth2_response("me@example.com", "tok") == "user=me@example.com\x01auth=Bearer tok\x01\x01"
+
+
+# --- the command line -------------------------------------------------------------
+
+
+def cli(app: Any, *args: str, **kwargs: Any) -> Any:
+    return app.test_cli_runner().invoke(args=["smtp-accounts", *args], **kwargs)
+
+
+def test_command_line_takes_the_secrets_from_environment_or_hidden_prompt(app, provider, oauth_smtp):
+    refresh_token = provider.issue_refresh_token()
+    result = cli(
+        app, "add", "--sender-email", "hello@example.com", "--host", oauth_smtp.host, "--port", str(oauth_smtp.port),
+        "--auth", "oauth2", "--login", LOGIN, "--oauth-provider", "custom", "--oauth-token-url", provider.token_url,
+        "--oauth-scope", "smtp", "--oauth-client-id", CLIENT_ID, "--client-secret-env", "SECRET",
+        env={"SECRET": CLIENT_SECRET}, input=refresh_token + "\n",
+    )
+
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "OAuth2 refresh token:" in result.output
+    assert refresh_token not in result.output and CLIENT_SECRET not in result.output
+    assert f"Added account 1: hello@example.com via 127.0.0.1:{oauth_smtp.port} (starttls)" in result.output
+    assert [a.success for a in oauth_smtp.auth_attempts] == [True]
+    assert "oauth2" in cli(app, "list").output
+
+    provider.failing = "bad_secret"
+    failed = cli(app, "check", "1")
+    assert failed.exit_code == 1
+    assert failed.stderr.count("\n") == 1
+    assert "the client id or the client secret was refused" in failed.stderr
+    assert "Hint: Check the client id and tenant" in failed.stderr
+
+
+def test_command_line_never_takes_a_secret_as_an_argument(app, provider, oauth_smtp):
+    result = cli(app, "add", "--sender-email", "a@example.com", "--host", "h", "--auth", "oauth2", "--client-secret", "x")
+    assert result.exit_code == 2
+
+
+# --- routing and failover work as for any account ---------------------------------------
+
+
+def test_routing_and_failover_treat_an_oauth2_account_like_any_other(ext, mail, add_account, provider, oauth_smtp, starttls_server):
+    backup = add_account(starttls_server, sender_email="news@example.com")
+    account = ext.add_account(backup_ids=(backup.id,), **oauth_fields(oauth_smtp, provider, sender_email="news@example.com"))
+    assert ext.choose_account("news@example.com").account.id == account.id
+
+    mail.send(Message("first", sender="news@example.com", recipients=[RCPT], body="x"))
+    provider.revoke_access_tokens()
+    provider.failing = "bad_secret"  # no new token either: the backup carries the letter
+    mail.send(Message("second", sender="news@example.com", recipients=[RCPT], body="x"))
+
+    assert [r.message["Subject"] for r in oauth_smtp.received] == ["first"]
+    assert [r.message["Subject"] for r in starttls_server.wait_for(1)] == ["second"]
