@@ -10,7 +10,7 @@ import smtplib
 import typing as t
 from dataclasses import replace
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 
 from . import flask_mail_hook
 from .check import CheckResult, run_check
@@ -125,9 +125,11 @@ class SMTPAccounts:
             app.cli.add_command(smtp_accounts_cli)
 
     def _bind_models(self, db: SQLAlchemy, bind_key: str | None) -> Models:
-        if self._models is None or self.db is not db:
-            self._models = make_models(db, bind_key)
-        return self._models
+        """The models on ``db`` (declared once per db); each app keeps those of its own db."""
+        models = make_models(db, bind_key)
+        if self._models is None:
+            self._models = models
+        return models
 
     @property
     def _state(self) -> _State:
@@ -139,6 +141,9 @@ class SMTPAccounts:
     # --- models -------------------------------------------------------------
 
     def _models_or_fail(self) -> Models:
+        state = current_app.extensions.get("smtp_accounts") if has_app_context() else None
+        if state is not None and state.ext is self:
+            return t.cast(Models, state.models)
         if self._models is None:
             if self.db is None:
                 raise RuntimeError("The models need a db: SMTPAccounts(db=db) or init_app(app, db=db).")
