@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import typing as t
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from markupsafe import Markup, escape
 
 from flask_smtp_accounts import SMTPAccountsError
 
@@ -170,3 +172,12 @@ def inbox() -> str:
 @site.app_context_processor
 def logout_form() -> dict[str, t.Any]:
     return {"logout_form": ConfirmForm()}
+
+
+_URL = re.compile(r"https?://[^\s<>&]+")
+
+
+@site.app_template_filter("autolink")
+def autolink(text: str) -> Markup:
+    """Escape a letter's text and make its links clickable, so a visitor can follow a reset link."""
+    return Markup(_URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', str(escape(text))))

@@ -158,6 +158,7 @@ def test_password_reset_goes_through_flask_mail_own_server(client: FlaskClient, 
     assert letter.rcpt_tos == ["editor@shop.example"]
     assert letter.message["From"] == "Example Shop <no-reply@shop.example>"
     assert "carried by Flask-Mail's own MAIL_SERVER (no account)" in page.get_data(as_text=True)
+    assert re.search(r'<a href="http://localhost/reset/[^"]+">', page.get_data(as_text=True))
     assert servers["mailbox"].server.received == []
 
     link = re.search(r"http://localhost(/reset/\S+)", body(letter))
