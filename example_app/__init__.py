@@ -14,6 +14,7 @@ from pathlib import Path
 
 from flask import Flask, request
 from flask_admin import Admin
+from flask_admin.menu import MenuLink
 from flask_babel import Babel
 from flask_login import LoginManager, current_user
 from flask_mail import Mail
@@ -66,6 +67,8 @@ def create_app(config: t.Mapping[str, t.Any] | None = None, *, instance_path: st
 
     admin = Admin(app, name="Example Shop admin")
     smtp_accounts.init_admin(admin)
+    admin.add_link(MenuLink(name="Back to the shop", url="/"))
+    admin.add_link(MenuLink(name="Demo inbox", url="/inbox"))
 
     @smtp_accounts.access_rule
     def can(permission: str) -> bool:

@@ -214,6 +214,7 @@ def test_only_the_admin_opens_the_smtp_admin(client: FlaskClient, servers: DemoS
     page = client.get(accounts)
     assert page.status_code == 200
     assert "Marketing Shop" in page.get_data(as_text=True)
+    assert 'href="/inbox"' in page.get_data(as_text=True)
 
 
 def test_inbox_shows_server_passwords_to_the_admin_only(client: FlaskClient, servers: DemoServers) -> None:
