@@ -454,3 +454,129 @@ def test_routing_and_failover_treat_an_oauth2_account_like_any_other(ext, mail, 
 
     assert [r.message["Subject"] for r in oauth_smtp.received] == ["first"]
     assert [r.message["Subject"] for r in starttls_server.wait_for(1)] == ["second"]
+
+
+# --- signing in from the site (authorization code with PKCE) -------------------------------
+
+
+def form_fields(server: SMTPServer, **fields: Any) -> dict[str, Any]:
+    """What the account form posts when "Sign in with Microsoft" is pressed (no refresh token yet)."""
+    values: dict[str, Any] = {
+        "sender_email": "hello@example.com", "host": server.host, "port": server.port, "security": "starttls",
+        "auth": "oauth2", "login": "", "oauth_provider": "microsoft", "oauth_flow": "delegated",
+        "oauth_client_id": CLIENT_ID,
+    }
+    values.update(fields)
+    return values
+
+
+def provider_redirect(url: str) -> dict[str, str]:
+    """Follow the browser to the authorization endpoint and read where it is sent back to."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as redirected:
+        opener.open(url, timeout=5)
+    with redirected.value as response:
+        location = response.headers["Location"]
+    assert location.startswith("https://site.example/callback?")
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+
+
+REDIRECT_URI = "https://site.example/callback"
+
+
+@pytest.fixture
+def signing_in(microsoft_site, certs) -> Iterator[tuple[Site, OAuthServer, SMTPServer]]:
+    site, microsoft = microsoft_site
+    microsoft.auto_approve = True
+    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=microsoft.xoauth2) as server:
+        yield site, microsoft, server
+
+
+def test_signing_in_stores_the_refresh_token_on_a_new_account_that_sends(signing_in):
+    from flask_smtp_accounts.oauth2_sign_in import finish_sign_in, save_signed_in, start_sign_in
+
+    site, microsoft, server = signing_in
+    with site.app.test_request_context():
+        url = start_sign_in(site.ext, form_fields(server), account_id=0, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI)
+        assert url.startswith(microsoft.base_url + "/common/oauth2/v2.0/authorize?")
+        assert "code_challenge_method=S256" in url and "offline_access" in url
+        answer = provider_redirect(url)
+        account = save_signed_in(site.ext, finish_sign_in(site.ext, answer))
+
+    assert account.login == LOGIN  # taken from the sign-in
+    assert [r.grant_type for r in microsoft.requests][:1] == ["authorization_code"]
+    site.mail.send(letter())
+    assert server.wait_for(1)[0].login == LOGIN
+
+
+@pytest.mark.parametrize("how", ["replayed", "forged", "no state", "denied"])
+def test_a_forged_or_replayed_callback_stores_nothing(signing_in, how):
+    from flask_smtp_accounts.oauth2_sign_in import SignInError, finish_sign_in, save_signed_in, start_sign_in
+
+    site, microsoft, server = signing_in
+    with site.app.test_request_context():
+        url = start_sign_in(site.ext, form_fields(server), account_id=0, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI)
+        answer = provider_redirect(url)
+        if how == "replayed":
+            save_signed_in(site.ext, finish_sign_in(site.ext, answer))
+            site.ext.delete_account(1)
+        elif how == "forged":
+            answer["state"] = "attacker-state"
+        elif how == "no state":
+            del answer["state"]
+        else:
+            answer = {"error": "access_denied", "state": answer["state"]}
+        requests_before = len(microsoft.requests)
+        with pytest.raises(SignInError):
+            finish_sign_in(site.ext, answer)
+
+    assert len(microsoft.requests) == requests_before  # the code was never even offered
+    assert site.ext.Account.query.count() == 0
+
+
+def test_the_code_is_useless_without_the_pkce_verifier(signing_in):
+    from flask_smtp_accounts.oauth2 import Grant, exchange_code
+    from flask_smtp_accounts.oauth2_sign_in import start_sign_in
+
+    site, microsoft, server = signing_in
+    with site.app.test_request_context():
+        answer = provider_redirect(start_sign_in(
+            site.ext, form_fields(server), account_id=0, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI,
+        ))
+    grant = Grant("microsoft", "delegated", microsoft.token_url, CLIENT_ID, CLIENT_SECRET, "x")
+
+    with pytest.raises(OAuth2Error) as refused:
+        exchange_code(grant, code=answer["code"], code_verifier="guessed", redirect_uri=REDIRECT_URI, timeout=5)
+
+    assert "AADSTS501481" in str(refused.value)
+    assert microsoft.refresh_tokens == {}
+
+
+def test_signing_in_again_replaces_the_token_of_a_saved_account(signing_in):
+    from flask_smtp_accounts.oauth2_sign_in import finish_sign_in, save_signed_in, start_sign_in
+
+    site, microsoft, server = signing_in
+    old = microsoft.issue_refresh_token()
+    account = site.ext.add_account(**form_fields(server, login=LOGIN), oauth_client_secret=CLIENT_SECRET, oauth_refresh_token=old)
+    for rt in list(microsoft.refresh_tokens):
+        microsoft.expire_refresh_token(rt)  # the account's token is void now
+    tokens().forget()
+    assert not site.ext.check_account(site.ext.get_account(account.id)).ok
+
+    with site.app.test_request_context():
+        # The secret field left blank: the stored client secret is used.
+        url = start_sign_in(site.ext, form_fields(server, login=LOGIN), account_id=account.id, client_secret=None,
+                            redirect_uri=REDIRECT_URI)
+        save_signed_in(site.ext, finish_sign_in(site.ext, provider_redirect(url)))
+
+    assert site.ext.check_account(site.ext.get_account(account.id)).ok
+    site.mail.send(letter())
+    assert server.wait_for(1)[0].login == LOGIN
