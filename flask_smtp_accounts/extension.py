@@ -96,6 +96,7 @@ class SMTPAccounts:
         self.db = db
         self.mail = mail
         self._models: Models | None = None
+        self._access_rule: t.Callable[[str], bool] | None = None
         if app is not None:
             self.init_app(app)
 
@@ -409,6 +410,36 @@ class SMTPAccounts:
     def account_health(self) -> dict[int, AccountHealth]:
         """Each account's last connection failure and cool-down, as recorded by every process."""
         return self._state.health.report()
+
+    # --- admin pages ----------------------------------------------------------
+
+    def init_admin(self, admin: t.Any, *, category: t.Any = None) -> dict[str, t.Any]:
+        """Add the admin pages to the site's flask-admin ``Admin``, under one menu category.
+
+        ``smtp_accounts.init_admin(admin)`` adds SMTP accounts, Sending
+        logs, Settings and Routing preview under "Mail through SMTP".
+        Nobody may open them until :meth:`access_rule` says so.
+        """
+        from .admin import mount
+
+        return mount(self, admin, category=category)
+
+    def access_rule(self, rule: t.Callable[[str], bool]) -> t.Callable[[str], bool]:
+        """Register who may use the admin pages; use as a decorator::
+
+            @smtp_accounts.access_rule
+            def can(permission: str) -> bool:
+                return current_user.is_authenticated and current_user.is_admin
+
+        ``permission`` is ``"view_logs"``, ``"manage_accounts"`` or
+        ``"manage_settings"``. Without a rule every page answers 403.
+        """
+        self._access_rule = rule
+        return rule
+
+    def is_allowed(self, permission: str) -> bool:
+        """Whether the access rule grants ``permission`` now (always no without a rule)."""
+        return self._access_rule is not None and bool(self._access_rule(permission))
 
     # --- keys -----------------------------------------------------------------
 

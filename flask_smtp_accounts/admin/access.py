@@ -1,0 +1,84 @@
+"""Who may open the admin pages: the site's access rule, deny by default.
+
+The site registers one callable with :meth:`SMTPAccounts.access_rule`; it
+gets a permission name and answers yes or no. Without a rule nobody may
+do anything, so mounting the views never opens them by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+
+from flask import abort, current_app, url_for
+
+from . import i18n
+
+if t.TYPE_CHECKING:
+    from flask import Blueprint
+    from flask_admin import Admin
+
+    from ..extension import _State
+
+#: May read the sending and check logs.
+VIEW_LOGS = "view_logs"
+#: May list, add, change, check and delete accounts, delete logs, and preview routing.
+MANAGE_ACCOUNTS = "manage_accounts"
+#: May change the settings.
+MANAGE_SETTINGS = "manage_settings"
+PERMISSIONS = (VIEW_LOGS, MANAGE_ACCOUNTS, MANAGE_SETTINGS)
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
+
+
+def state() -> _State:
+    try:
+        return t.cast("_State", current_app.extensions["smtp_accounts"])
+    except KeyError:
+        raise RuntimeError(
+            "The SMTP accounts admin views are mounted on an app without SMTPAccounts: call init_app(app) first."
+        ) from None
+
+
+def allowed(permission: str) -> bool:
+    """Whether the site's access rule grants ``permission`` for this request."""
+    return state().ext.is_allowed(permission)
+
+
+class ProtectedView:
+    """Mixed into every view of the extension: access, templates, translations.
+
+    ``permission`` is what opening the view needs. Refused requests get 403,
+    not a redirect: the extension knows nothing of the site's login page.
+    """
+
+    permission: str = MANAGE_ACCOUNTS
+
+    def is_accessible(self) -> bool:
+        return allowed(self.permission)
+
+    def inaccessible_callback(self, name: str, **kwargs: t.Any) -> t.Any:
+        abort(403)
+
+    def create_blueprint(self, admin: Admin) -> Blueprint:
+        """The view's blueprint, finding templates in the package after the site's own."""
+        blueprint = super().create_blueprint(admin)  # type: ignore[misc]
+        blueprint.template_folder = TEMPLATES
+        return t.cast("Blueprint", blueprint)
+
+    def render(self, template: str, **kwargs: t.Any) -> t.Any:
+        kwargs.setdefault("_sa", i18n.gettext)
+        kwargs.setdefault("smtp_settings", state().directory.settings())
+        kwargs.setdefault("sa_allowed", allowed)
+        kwargs.setdefault("sa_url", _sibling_url(self))
+        return super().render(template, **kwargs)  # type: ignore[misc]
+
+
+def _sibling_url(view: t.Any) -> t.Callable[..., str]:
+    """``sa_url("settings")``: the URL of another page of the extension."""
+
+    def url(name: str, **values: t.Any) -> str:
+        sibling, endpoint = view._sa_siblings[name]
+        return t.cast(str, url_for(sibling.endpoint + endpoint, **values))
+
+    return url

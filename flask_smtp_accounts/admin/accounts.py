@@ -1,0 +1,202 @@
+"""The SMTP accounts list and form: a flask-admin ``ModelView`` over the Python API.
+
+Saving goes through ``add_account``/``update_account``, so the account is
+checked against its server first and nothing is written when the check
+fails; the form then comes back with the admin's input (never the
+password) and the stage and reply that failed.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import flash, redirect, request
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.form import SecureForm
+from flask_admin.helpers import get_redirect_target
+from flask_admin.model.template import EndpointLinkRowAction, macro
+
+from ..errors import InvalidAccountError, SMTPAccountsError
+from .access import MANAGE_ACCOUNTS, ProtectedView, state
+from .forms import AccountForm, RowForm, TestLetterForm
+from .i18n import ACCOUNT_FIELD_ERRORS, AUTH, SECURITY, _, _l, describe_failure, field_error, server_reply
+
+if t.TYPE_CHECKING:
+    from ..check import CheckResult
+
+
+def _choice_formatter(words: t.Mapping[str, t.Any]) -> t.Callable[..., str]:
+    def format_value(view: t.Any, context: t.Any, model: t.Any, name: str) -> str:
+        value = getattr(model, name)
+        return str(words.get(value, value))
+
+    return format_value
+
+
+class AccountsView(ProtectedView, ModelView):
+    """SMTP accounts: list, create, edit, delete, toggle active, send a test letter."""
+
+    permission = MANAGE_ACCOUNTS
+
+    list_template = "smtp_accounts/account_list.html"
+    create_template = "smtp_accounts/account_create.html"
+    edit_template = "smtp_accounts/account_edit.html"
+    test_letter_template = "smtp_accounts/test_letter.html"
+
+    form = AccountForm
+    form_base_class = SecureForm
+    can_view_details = False
+    can_export = False
+    page_size = 20
+    can_set_page_size = False
+    column_list = ("id", "active", "sender_name", "sender_email", "host", "port", "security", "auth")
+    column_sortable_list = column_list
+    column_default_sort = "id"
+    column_searchable_list = ("sender_email", "sender_name")
+    column_labels = {
+        "id": _l("ID"),
+        "active": _l("Active"),
+        "sender_name": _l("Sender name"),
+        "sender_email": _l("Email"),
+        "host": _l("Server"),
+        "port": _l("Port"),
+        "security": _l("Security"),
+        "auth": _l("Authorization"),
+    }
+    column_formatters = {
+        "active": macro("toggle_active"),
+        "security": _choice_formatter(SECURITY),
+        "auth": _choice_formatter(AUTH),
+    }
+    column_extra_row_actions = [
+        EndpointLinkRowAction("fa fa-paper-plane", ".test_letter_view", title=_l("Send a test letter")),
+    ]
+
+    def search_placeholder(self) -> str:
+        return _("Email or sender name")
+
+    def get_empty_list_message(self) -> str:
+        return _("There are no SMTP accounts yet.")
+
+    def render(self, template: str, **kwargs: t.Any) -> t.Any:
+        if template == self.list_template:
+            kwargs.setdefault("row_form", RowForm())
+        return super().render(template, **kwargs)
+
+    # --- saving through the API ---------------------------------------------
+
+    def validate_form(self, form: t.Any) -> bool:
+        valid = bool(super().validate_form(form))
+        if not valid and isinstance(form, AccountForm) and "csrf_token" in form.errors:
+            flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
+        return valid
+
+    def create_model(self, form: AccountForm) -> t.Any:  # type: ignore[override]
+        ext = state().ext
+        try:
+            account = ext.add_account(password=form.new_password.data or None, **form.account_fields())
+        except SMTPAccountsError as err:
+            self._refused(form, err)
+            return False
+        flash(_("The account passed the check."), "success")
+        return account
+
+    def update_model(self, form: AccountForm, model: t.Any) -> bool:  # type: ignore[override]
+        ext = state().ext
+        try:
+            ext.update_account(model.id, password=form.new_password.data or None, **form.account_fields())
+        except SMTPAccountsError as err:
+            self._refused(form, err)
+            return False
+        flash(_("The account passed the check."), "success")
+        return True
+
+    def delete_model(self, model: t.Any) -> bool:
+        try:
+            state().ext.delete_account(model.id)
+        except (SMTPAccountsError, LookupError) as err:
+            flash(_("The account was not deleted: %(error)s", error=str(err)), "error")
+            return False
+        return True
+
+    def _refused(self, form: AccountForm, err: SMTPAccountsError) -> None:
+        """Show why the account was not saved, next to the field when there is one."""
+        from ..extension import AccountCheckFailed
+
+        form.new_password.data = ""
+        if isinstance(err, AccountCheckFailed):
+            hint = f" {err.result.hint}" if err.result.hint else ""
+            flash(_("The account was not saved.") + " " + describe_failure(err.result) + hint, "error")
+        elif isinstance(err, InvalidAccountError):
+            name = "new_password" if err.field == "password" else err.field
+            message = field_error(err, ACCOUNT_FIELD_ERRORS)
+            if name in form:
+                form[name].errors = [*form[name].errors, message]
+            flash(_("The account was not saved.") + " " + message, "error")
+        else:
+            flash(_("The account was not saved: %(error)s", error=str(err)), "error")
+
+    # --- toggling ---------------------------------------------------------------
+
+    @expose("/toggle-active/", methods=("POST",))
+    def toggle_active_view(self) -> t.Any:
+        """Switch one account on or off from the list (a POST with a CSRF token)."""
+        return_url = get_redirect_target() or self.get_url(".index_view")
+        form = RowForm(request.form)
+        if not form.validate():
+            flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
+            return redirect(return_url)
+        self._set_active([form.id.data], None)
+        return redirect(return_url)
+
+    @action("activate", _l("Activate"))
+    def action_activate(self, ids: t.Sequence[str]) -> None:
+        self._set_active(ids, True)
+
+    @action("deactivate", _l("Deactivate"))
+    def action_deactivate(self, ids: t.Sequence[str]) -> None:
+        self._set_active(ids, False)
+
+    def _set_active(self, ids: t.Iterable[t.Any], active: bool | None) -> None:
+        """Switching an account on or off changes no connection data, so it is not re-checked."""
+        ext = state().ext
+        for raw in ids:
+            try:
+                account = ext.get_account(int(raw))
+                ext.update_account(account.id, check=False, active=(not account.active) if active is None else active)
+            except (ValueError, LookupError, SMTPAccountsError) as err:
+                flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=str(err)), "error")
+                continue
+            if account.active:
+                flash(_("Account %(id)s is active now.", id=account.id), "success")
+            else:
+                flash(_("Account %(id)s is inactive now.", id=account.id), "success")
+
+    # --- test letter ----------------------------------------------------------
+
+    @expose("/test-letter/", methods=("GET", "POST"))
+    def test_letter_view(self) -> t.Any:
+        """Send a test letter through one saved account to an address the admin types."""
+        return_url = get_redirect_target() or self.get_url(".index_view")
+        ext = state().ext
+        try:
+            account = ext.get_account(int(request.args.get("id", "")))
+        except (ValueError, LookupError):
+            flash(_("There is no such account."), "error")
+            return redirect(return_url)
+        form = TestLetterForm()
+        result: CheckResult | None = None
+        if request.method == "GET":
+            form.recipient.data = ext.settings.test_recipient
+        elif form.validate_on_submit():
+            result = ext.send_test_letter(account, form.recipient.data.strip())
+        elif "csrf_token" in form.errors:
+            flash(_("The request was refused: the form lacked its security token. Nothing was sent."), "error")
+        return self.render(
+            self.test_letter_template, account=account.to_info(), form=form, result=result,
+            failure=describe_failure(result) if result is not None and not result.ok else None,
+            reply=server_reply(result) if result is not None else None, return_url=return_url,
+        )
+

@@ -1,0 +1,103 @@
+"""The extension's own translation domain, and the words for results and errors.
+
+The admin pages speak the site's language (flask-babel's locale selector)
+from the ``smtp_accounts`` catalogue shipped in the package, apart from
+the site's own ``messages`` and flask-admin's ``admin`` catalogues. The
+core raises errors and returns results in English for logs and the
+command line; this module puts them into words of the page's language.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+
+from flask_babel import Domain
+
+from ..routing import RULE_BULK_NAME, RULE_DISABLED, RULE_LARGEST_ID, RULE_NO_ACCOUNT
+
+if t.TYPE_CHECKING:
+    from ..check import CheckResult
+    from ..errors import InvalidAccountError, InvalidSettingError
+
+TRANSLATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "translations")
+
+domain = Domain(TRANSLATIONS, domain="smtp_accounts")
+gettext = domain.gettext
+lazy_gettext = domain.lazy_gettext
+_ = gettext
+_l = lazy_gettext
+
+STAGES = {
+    "connect": _l("connection"),
+    "tls": _l("TLS"),
+    "login": _l("login"),
+    "send": _l("sending"),
+    "test letter": _l("test letter"),
+    "token": _l("access token"),
+    "cool-down": _l("cool-down"),
+}
+
+RULES = {
+    RULE_BULK_NAME: _l("bulk letter: the account's sender name equals the letter's display name"),
+    RULE_LARGEST_ID: _l("the active account with this email and the largest ID"),
+    RULE_NO_ACCOUNT: _l("no active account has this email: Flask-Mail's own MAIL_* settings are used"),
+    RULE_DISABLED: _l("sending through accounts is off in the settings: Flask-Mail's own MAIL_* settings are used"),
+}
+
+SECURITY = {"none": _l("None"), "ssl": _l("SSL"), "starttls": _l("STARTTLS (TLS)")}
+AUTH = {"none": _l("None"), "login": _l("Login and password"), "oauth2": _l("OAuth2")}
+
+#: What to say about a refused account field; the core's English text is the fallback.
+ACCOUNT_FIELD_ERRORS = {
+    "sender_email": _l("Enter a valid email address."),
+    "sender_name": _l("One line of at most 255 characters."),
+    "host": _l("Enter the mail server's address, without spaces."),
+    "port": _l("A number from 1 to 65535."),
+    "security": _l("Choose one of the listed options."),
+    "auth": _l("Choose one of the listed options."),
+    "login": _l("Required when authorization is login and password."),
+    "password": _l("Required when authorization is login and password."),
+    "oauth_provider": _l("Choose one of the listed options."),
+    "oauth_flow": _l("Choose one of the listed options; Google has no app-only grant for SMTP."),
+    "oauth_tenant": _l("The directory (tenant) ID or domain; app-only access needs the tenant's own."),
+    "oauth_client_id": _l("Required with OAuth2: the app's client (application) ID."),
+    "oauth_client_secret": _l("Required with OAuth2: the app's client secret."),
+    "oauth_refresh_token": _l("Required for the delegated grant: sign in once to get it."),
+    "oauth_scope": _l("Required with your own endpoints."),
+    "oauth_token_url": _l("An HTTPS address; required with your own endpoints."),
+    "oauth_authorize_url": _l("An HTTPS address."),
+    "backup_ids": _l("IDs of at most 10 other existing accounts, each named once, separated by commas."),
+}
+
+
+
+def field_error(err: InvalidAccountError | InvalidSettingError, texts: t.Mapping[str, t.Any]) -> str:
+    """The message for a refused field, in the page's language."""
+    text = texts.get(err.field)
+    return str(text) if text is not None else err.message
+
+
+def stage_name(stage: str | None) -> str:
+    return str(STAGES.get(stage or "", stage or ""))
+
+
+def server_reply(result: CheckResult) -> str | None:
+    """``"535 5.7.8 Authentication credentials invalid"``, or ``None`` without a reply."""
+    if result.code is None:
+        return None
+    return f"{result.code} {result.reply or ''}".strip()
+
+
+def describe_failure(result: CheckResult) -> str:
+    """One sentence naming the stage that failed and the server's reply."""
+    reply = server_reply(result)
+    if reply:
+        return gettext(
+            "The check failed at the %(stage)s stage. The server replied: %(reply)s",
+            stage=stage_name(result.stage), reply=reply,
+        )
+    return gettext(
+        "The check failed at the %(stage)s stage: %(details)s",
+        stage=stage_name(result.stage), details=result.message,
+    )

@@ -1,0 +1,136 @@
+"""The sending logs pages: list, view a page of a log, download, delete.
+
+A log is addressed in the URL by an account id and a kind, and passed to
+the logs API as exactly that; the API refuses anything else, so no URL
+can reach another file. A page shows at most :data:`PAGE_BYTES` of a log,
+the newest part first; the download streams the file from disk.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import abort, flash, redirect, request, send_file
+from flask_admin import BaseView, expose
+from flask_babel import format_datetime, format_decimal
+
+from ..errors import LogAddressError, LogNotFoundError
+from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
+from .forms import LogDeleteForm
+from .i18n import _, _l
+
+#: How much of a log one page shows.
+PAGE_BYTES = 64 * 1024
+KIND_WORDS = {"send": _l("sending"), "check": _l("checks")}
+
+
+def size_text(size: int) -> str:
+    """A file size for people: ``512 B``, ``12.5 KB``, ``3.2 MB``."""
+    if size < 1024:
+        return _("%(size)s B", size=format_decimal(size))
+    if size < 1024 * 1024:
+        return _("%(size)s KB", size=format_decimal(round(size / 1024, 1)))
+    return _("%(size)s MB", size=format_decimal(round(size / 1024 / 1024, 1)))
+
+
+def mailbox_text(account_id: int, kind: str) -> str:
+    """``Name <email> (sending)``; ``New account (checks)`` for id 0, as in the original."""
+    ext = state().ext
+    if account_id == 0:
+        label = _("New account")
+    else:
+        try:
+            label = ext.get_account(account_id).to_info().label
+        except LookupError:
+            label = _("Account %(id)s (deleted)", id=account_id)
+    return f"{label} ({KIND_WORDS[kind]})"
+
+
+def _offset_arg() -> int | None:
+    raw = request.args.get("offset")
+    if raw is None:
+        return None
+    try:
+        return max(int(raw), 0)
+    except ValueError:
+        abort(404)
+
+
+class LogsView(ProtectedView, BaseView):
+    """Mail sending logs: who may see them needs ``view_logs``; deleting also needs ``manage_accounts``."""
+
+    permission = VIEW_LOGS
+    list_template = "smtp_accounts/logs.html"
+    view_template = "smtp_accounts/log_view.html"
+
+    @expose("/")
+    def index(self) -> t.Any:
+        logs = [
+            {
+                "info": log,
+                "mailbox": mailbox_text(log.account_id, log.kind),
+                "size": size_text(log.size),
+                "modified": format_datetime(log.modified),
+            }
+            for log in state().ext.list_logs()
+        ]
+        return self.render(self.list_template, logs=logs, delete_form=LogDeleteForm(), may_delete=allowed(MANAGE_ACCOUNTS))
+
+    @expose("/<int:account_id>/<kind>/")
+    def view(self, account_id: int, kind: str) -> t.Any:
+        """One page of a log: the newest part unless ``offset`` asks for another."""
+        offset = _offset_arg()
+        ext = state().ext
+        try:
+            chunk = ext.read_log(account_id, kind, -PAGE_BYTES if offset is None else offset, PAGE_BYTES)
+        except LogAddressError:
+            abort(404)
+        except LogNotFoundError:
+            flash(_("This log does not exist (any more)."), "error")
+            return redirect(self.get_url(".index"))
+        pages = {
+            "oldest": 0 if chunk.offset > 0 else None,
+            "older": max(chunk.offset - PAGE_BYTES, 0) if chunk.offset > 0 else None,
+            "newer": chunk.end if chunk.end < chunk.size else None,
+            "newest": max(chunk.size - PAGE_BYTES, 0) if chunk.end < chunk.size else None,
+        }
+        return self.render(
+            self.view_template, chunk=chunk, pages=pages, mailbox=mailbox_text(account_id, kind),
+            filename=_filename(account_id, kind), size=size_text(chunk.size), delete_form=LogDeleteForm(),
+            may_delete=allowed(MANAGE_ACCOUNTS),
+        )
+
+    @expose("/<int:account_id>/<kind>/download")
+    def download(self, account_id: int, kind: str) -> t.Any:
+        """The whole log as a file, streamed from disk (never read whole into memory)."""
+        try:
+            path = state().smtp_logs.files.path(account_id, kind)
+            return send_file(path, mimetype="text/plain", as_attachment=True, download_name=_filename(account_id, kind))
+        except LogAddressError:
+            abort(404)
+        except FileNotFoundError:
+            abort(404)
+
+    @expose("/<int:account_id>/<kind>/delete", methods=("POST",))
+    def delete(self, account_id: int, kind: str) -> t.Any:
+        if not allowed(MANAGE_ACCOUNTS):
+            abort(403)
+        form = LogDeleteForm()
+        if not form.validate_on_submit():
+            flash(_("The request was refused: the form lacked its security token. Nothing was deleted."), "error")
+            return redirect(self.get_url(".index"))
+        try:
+            deleted = state().ext.delete_log(account_id, kind)
+        except LogAddressError:
+            abort(404)
+        if deleted:
+            flash(_("The log %(file)s was deleted.", file=_filename(account_id, kind)), "success")
+        else:
+            flash(_("This log does not exist (any more)."), "error")
+        return redirect(self.get_url(".index"))
+
+
+def _filename(account_id: int, kind: str) -> str:
+    from ..log_files import log_filename
+
+    return log_filename(account_id, kind)

@@ -1,0 +1,33 @@
+"""The routing preview: which account a letter from a given address would go through, and why."""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import flash, request
+from flask_admin import BaseView, expose
+
+from ..routing import Choice
+from .access import MANAGE_ACCOUNTS, ProtectedView, state
+from .forms import PreviewForm
+from .i18n import RULES, _
+
+
+class RoutingPreviewView(ProtectedView, BaseView):
+    """Asks ``choose_account`` without sending anything."""
+
+    permission = MANAGE_ACCOUNTS
+    template = "smtp_accounts/preview.html"
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self) -> t.Any:
+        form = PreviewForm()
+        choice: Choice | None = None
+        if form.validate_on_submit():
+            choice = state().ext.choose_account(form.sender.data.strip(), bulk=form.bulk.data)
+        elif request.method == "POST" and "csrf_token" in form.errors:
+            flash(_("The request was refused: the form lacked its security token."), "error")
+        return self.render(
+            self.template, form=form, choice=choice,
+            rule_text=str(RULES[choice.rule]) if choice is not None else None,
+        )
