@@ -211,9 +211,9 @@ def save_signed_in(ext: SMTPAccounts, signed_in: SignedIn) -> t.Any:
     fields = dict(signed_in.fields)
     if not fields.get("login") and signed_in.email:
         fields["login"] = signed_in.email
-    secrets_ = {"oauth_refresh_token": signed_in.refresh_token}
+    fields["oauth_refresh_token"] = signed_in.refresh_token
     if signed_in.client_secret:
-        secrets_["oauth_client_secret"] = signed_in.client_secret
+        fields["oauth_client_secret"] = signed_in.client_secret
     if signed_in.account_id:
-        return ext.update_account(signed_in.account_id, **fields, **secrets_)
-    return ext.add_account(**fields, **secrets_)
+        return ext.update_account(signed_in.account_id, **fields)
+    return ext.add_account(**fields)
