@@ -19,6 +19,7 @@ from flask_admin.helpers import get_redirect_target
 from flask_admin.model.template import EndpointLinkRowAction, macro
 
 from ..errors import InvalidAccountError, SMTPAccountsError
+from ..extension import AccountCheckFailed
 from .access import MANAGE_ACCOUNTS, ProtectedView, state
 from .forms import AccountForm, RowForm, TestLetterForm
 from .i18n import ACCOUNT_FIELD_ERRORS, AUTH, SECURITY, _, _l, describe_failure, field_error, server_reply
@@ -123,8 +124,6 @@ class AccountsView(ProtectedView, ModelView):
 
     def _refused(self, form: AccountForm, err: SMTPAccountsError) -> None:
         """Show why the account was not saved, next to the field when there is one."""
-        from ..extension import AccountCheckFailed
-
         form.new_password.data = ""
         if isinstance(err, AccountCheckFailed):
             hint = f" {err.result.hint}" if err.result.hint else ""
