@@ -12,6 +12,8 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from apps import make_site
+from flask_admin import Admin
 from flask_mail import Message
 from helpers import AdminSite, make_admin_site
 
@@ -151,6 +153,15 @@ def test_without_an_access_rule_every_page_answers_403(tmp_path: Path, encryptio
     assert [a.active for a in accounts(site)] == [True]
     assert settings(site).timeout_s == 10
     assert (Path(site.app.instance_path) / "smtp_logs" / f"check_admin_smtp_{account_id}.log").exists()
+
+
+def test_without_flask_babel_the_error_says_what_to_do(tmp_path: Path, encryption_key: str) -> None:
+    site = make_site(tmp_path / "instance", SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key)
+    site.ext.init_admin(Admin(site.app))
+    site.ext.access_rule(lambda permission: True)
+    site.app.testing = True
+    with pytest.raises(RuntimeError, match=r"need flask-babel on the app: call Babel\(app\)"):
+        site.app.test_client().get(f"{ADMIN}/settings/")
 
 
 def test_permissions_open_only_their_pages(admin_site: AdminSite, starttls_server: SMTPServer) -> None:

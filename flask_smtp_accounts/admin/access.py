@@ -55,6 +55,10 @@ class ProtectedView:
     permission: str = MANAGE_ACCOUNTS
 
     def is_accessible(self) -> bool:
+        if "babel" not in current_app.extensions:
+            raise RuntimeError(
+                "The SMTP accounts admin pages (and flask-admin) need flask-babel on the app: call Babel(app)."
+            )
         return allowed(self.permission)
 
     def inaccessible_callback(self, name: str, **kwargs: t.Any) -> t.Any:
