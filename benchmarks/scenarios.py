@@ -1,0 +1,387 @@
+"""The five measurements: single letters, the newsletter loop, choosing an
+account, the logs, and memory. Each returns a :class:`Section` of figures
+and of ratios next to their targets.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import os
+import random
+import smtplib
+import time
+import tracemalloc
+import typing as t
+from dataclasses import dataclass, field
+
+from apps import (
+    RECIPIENT,
+    SENDER,
+    fill_accounts,
+    genuine_flask_mail,
+    letter,
+    mail,
+    plain_app,
+    routed_app,
+    smtp_accounts,
+)
+from flask import Flask
+from measure import Clock, Stats, Timing, cpus, interleaved, paired_ratios, rss_bytes, walls
+
+from flask_smtp_accounts import message_sent
+from flask_smtp_accounts.routing import RULE_LARGEST_ID
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Where to send, where to keep files, and how many repetitions."""
+
+    host: str
+    port: int
+    folder: str
+    rounds: int
+    warmup: int
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.folder, name)
+
+
+@dataclass
+class Target:
+    """A figure next to its target: ``value`` must be at most (``<=``) or under (``<``) ``limit``."""
+
+    label: str
+    value: float
+    low: float
+    high: float
+    limit: float
+    comparison: str
+    unit: str
+    about: str
+
+    @property
+    def passed(self) -> bool:
+        return self.value <= self.limit if self.comparison == "<=" else self.value < self.limit
+
+    @classmethod
+    def ratio(cls, label: str, ratios: list[float], limit: float, about: str) -> Target:
+        ordered = sorted(ratios)
+        return cls(label, _median(ordered), ordered[0], ordered[-1], limit, "<=", "x", about)
+
+
+@dataclass
+class Section:
+    title: str
+    figures: dict[str, Stats] = field(default_factory=dict)
+    #: CPU time of the sending process for the same repetitions, where it tells something.
+    cpu: dict[str, Stats] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
+    info: list[Target] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, t.Any] = field(default_factory=dict)
+
+
+def _median(ordered: list[float]) -> float:
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _note_background_writes(section: Section, timings: t.Mapping[str, list[Timing]]) -> None:
+    for name, values in timings.items():
+        waits = sorted(v.after for v in values)
+        if waits and waits[-1] > 0:
+            section.extra[f"{name}: background writes still running after a repetition, median (ms)"] = round(
+                _median(waits), 2
+            )
+
+
+def wait_for_background_writes(app: Flask) -> float:
+    """Wait, untimed, until the extension's background writes (message log rows) are done; ms waited.
+
+    Without this, a variant's leftover writes would run during the next
+    variant's repetition and be counted against it.
+    """
+    writer = getattr(app.extensions.get("smtp_accounts"), "writer", None)
+    if writer is None:
+        return 0.0
+    started = time.perf_counter()
+    writer.drain()
+    return (time.perf_counter() - started) * 1000
+
+
+def check_routed(app: Flask) -> None:
+    """Refuse to measure unless the routed app really sends through its account."""
+    seen: list[t.Any] = []
+
+    def record(sender: Flask, **kwargs: t.Any) -> None:
+        seen.append(kwargs)
+
+    with app.app_context(), message_sent.connected_to(record, sender=app):
+        mail.send(letter())
+    wait_for_background_writes(app)
+    if not seen or seen[0]["account"] is None or seen[0]["rule"] != RULE_LARGEST_ID:
+        raise SystemExit(f"the routed app did not route through its account: {seen!r}")
+
+
+# --- 1. single letters ------------------------------------------------------
+
+
+def _send_singles(app: Flask, letters: int) -> Timing:
+    with app.app_context(), Clock() as clock:
+        for _ in range(letters):
+            mail.send(letter())
+    return clock.timing(per=letters, scale=1000, after=wait_for_background_writes(app))
+
+
+def single_letters(setup: Setup, letters: int) -> Section:
+    plain = plain_app(setup.path("single_plain"), setup.host, setup.port)
+    routed = routed_app(setup.path("single_routed"), setup.host, setup.port, save_logs=False)
+    check_routed(routed)
+
+    def flask_mail_alone() -> Timing:
+        with genuine_flask_mail():
+            return _send_singles(plain, letters)
+
+    timings = interleaved(
+        {"plain Flask-Mail": flask_mail_alone, "routed": lambda: _send_singles(routed, letters)},
+        rounds=setup.rounds, warmup=setup.warmup,
+    )
+    wall, cpu = walls(timings), cpus(timings)
+    section = Section(f"1. single letters: mail.send, one connection each ({letters} a repetition)")
+    section.figures = {name: Stats.of(values, "ms/letter") for name, values in wall.items()}
+    section.cpu = {name: Stats.of(values, "ms/letter") for name, values in cpu.items()}
+    section.targets.append(Target.ratio(
+        "single letter: routed / plain Flask-Mail", paired_ratios(wall, "routed", "plain Flask-Mail"), 1.05,
+        "mail.send of one letter, each on its own connection",
+    ))
+    section.info.append(Target.ratio(
+        "single letter: routed / plain Flask-Mail, sender CPU", paired_ratios(cpu, "routed", "plain Flask-Mail"),
+        float("inf"), "CPU time of the sending process, all its threads",
+    ))
+    _note_background_writes(section, timings)
+    return section
+
+
+# --- 2. the newsletter loop ---------------------------------------------------
+
+
+def _floor(app: Flask, setup: Setup, letters: int) -> Timing:
+    """The least any sender can do: build each letter with Flask-Mail, sendmail on one connection."""
+    with app.app_context(), Clock() as clock:
+        smtp = smtplib.SMTP(setup.host, setup.port)
+        for _ in range(letters):
+            message = letter()
+            message.date = time.time()
+            smtp.sendmail(SENDER[1], [RECIPIENT], message.as_bytes())
+        smtp.quit()
+    return clock.timing(scale=1000)
+
+
+def _loop(app: Flask, letters: int) -> Timing:
+    with app.app_context(), Clock() as clock:
+        with mail.connect() as conn:
+            for _ in range(letters):
+                conn.send(letter())
+    return clock.timing(scale=1000, after=wait_for_background_writes(app))
+
+
+def newsletter(setup: Setup, letters: int) -> Section:
+    plain = plain_app(setup.path("loop_plain"), setup.host, setup.port)
+    routed = routed_app(setup.path("loop_routed"), setup.host, setup.port, save_logs=False)
+    check_routed(routed)
+
+    def flask_mail_alone() -> Timing:
+        with genuine_flask_mail():
+            return _loop(plain, letters)
+
+    timings = interleaved(
+        {
+            "floor (smtplib)": lambda: _floor(plain, setup, letters),
+            "plain Flask-Mail": flask_mail_alone,
+            "routed": lambda: _loop(routed, letters),
+        },
+        rounds=setup.rounds, warmup=setup.warmup,
+    )
+    wall, cpu = walls(timings), cpus(timings)
+    section = Section(f"2. newsletter loop: {letters:,} letters in one mail.connect() block")
+    section.figures = {name: Stats.of(values, "ms/block") for name, values in wall.items()}
+    section.cpu = {name: Stats.of(values, "ms/block") for name, values in cpu.items()}
+    section.targets += [
+        Target.ratio("newsletter loop: routed / plain Flask-Mail", paired_ratios(wall, "routed", "plain Flask-Mail"),
+                     1.05, "the whole block, connection included"),
+        Target.ratio("newsletter loop: routed / floor", paired_ratios(wall, "routed", "floor (smtplib)"), 1.10,
+                     "floor: Message.as_bytes() + smtplib sendmail on one connection"),
+    ]
+    section.info += [
+        Target.ratio("newsletter loop: plain Flask-Mail / floor", paired_ratios(wall, "plain Flask-Mail", "floor (smtplib)"),
+                     float("inf"), "what Flask-Mail itself adds"),
+        Target.ratio("newsletter loop: routed / plain Flask-Mail, sender CPU",
+                     paired_ratios(cpu, "routed", "plain Flask-Mail"), float("inf"),
+                     "CPU time of the sending process, all its threads"),
+        Target.ratio("newsletter loop: routed / floor, sender CPU", paired_ratios(cpu, "routed", "floor (smtplib)"),
+                     float("inf"), "CPU time of the sending process, all its threads"),
+    ]
+    _note_background_writes(section, timings)
+    return section
+
+
+# --- 3. choosing an account -----------------------------------------------------
+
+
+def _choose_all(mode: str, picked: list[str], choose: t.Callable[[str], object], forget: t.Callable[[], None]) -> None:
+    if mode == "cached":
+        for address in picked:
+            choose(address)
+    elif mode == "fresh":
+        for address in picked:
+            forget()
+            choose(address)
+    else:
+        for address in picked[: len(picked) // 2]:
+            forget()
+            choose(address)
+            choose(address)
+
+
+def choosing(setup: Setup, sizes: list[int], calls: int) -> Section:
+    """``choose_account`` per call, with cached, fresh and half-and-half lookups."""
+    calls = max(2, calls - calls % 2)
+    rng = random.Random(7)
+    apps: dict[int, tuple[Flask, list[str]]] = {}
+    for size in sizes:
+        app = routed_app(setup.path(f"choose_{size}"), setup.host, setup.port, account=False, save_logs=False)
+        addresses = fill_accounts(app, size, setup.host, setup.port)
+        picked = [addresses[rng.randrange(size)] for _ in range(calls)]
+        with app.app_context():
+            choice = smtp_accounts.choose_account(picked[0])
+        if choice.account is None:
+            raise SystemExit(f"choose_account found no account among {size} accounts")
+        apps[size] = (app, picked)
+
+    def run(size: int, mode: str) -> Timing:
+        app, picked = apps[size]
+        with app.app_context():
+            directory = app.extensions["smtp_accounts"].directory
+            choose = smtp_accounts.choose_account
+            if mode == "cached":
+                for address in picked:
+                    choose(address)
+            with Clock() as clock:
+                _choose_all(mode, picked, choose, directory.forget)
+        return clock.timing(per=calls, scale=1_000_000)
+
+    section = Section(f"3. choose_account, per call ({calls:,} calls a repetition, addresses drawn at random)")
+    section.notes.append(
+        "cached: the address's candidates are already in memory (one settings read a call); "
+        "fresh: the cache is emptied before each call (settings read + indexed candidates query); "
+        "mixed: fresh and cached calls alternate, each address looked up fresh and then again cached"
+    )
+    small, large = min(sizes), max(sizes)
+    for mode in ("mixed", "cached", "fresh"):
+        samples = walls(interleaved(
+            {f"{size:,} accounts, {mode}": functools.partial(run, size, mode) for size in sizes},
+            rounds=setup.rounds, warmup=setup.warmup,
+        ))
+        for name, values in samples.items():
+            section.figures[name] = Stats.of(values, "us/call")
+        ratios = paired_ratios(samples, f"{large:,} accounts, {mode}", f"{small:,} accounts, {mode}")
+        label = f"choose_account: {large:,} / {small:,} accounts ({mode})"
+        if mode == "mixed":
+            section.targets.append(Target.ratio(label, ratios, 1.5, "half fresh, half cached lookups"))
+        else:
+            section.info.append(Target.ratio(label, ratios, float("inf"), f"{mode} lookups only"))
+    return section
+
+
+# --- 4. logs ------------------------------------------------------------------------
+
+
+def _folder_bytes(path: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        total += sum(os.path.getsize(os.path.join(root, name)) for name in files)
+    return total
+
+
+def logs(setup: Setup, letters: int) -> Section:
+    variants = {"logs off": None, "logs level 2": 2, "logs level 4": 4}
+    apps: dict[str, Flask] = {}
+    for name, level in variants.items():
+        settings: dict[str, t.Any] = {"save_logs": False} if level is None else {"save_logs": True, "log_level": level}
+        apps[name] = routed_app(setup.path(name.replace(" ", "_")), setup.host, setup.port, **settings)
+        check_routed(apps[name])
+    timings = interleaved(
+        {name: functools.partial(_loop, app, letters) for name, app in apps.items()},
+        rounds=setup.rounds, warmup=setup.warmup,
+    )
+    samples = walls(timings)
+    section = Section(f"4. newsletter loop with logs ({letters:,} letters in one block, routed)")
+    _note_background_writes(section, timings)
+    section.figures = {name: Stats.of(values, "ms/block") for name, values in samples.items()}
+    section.targets += [
+        Target.ratio("newsletter loop: logs level 2 / logs off", paired_ratios(samples, "logs level 2", "logs off"),
+                     1.10, "client and server lines"),
+        Target.ratio("newsletter loop: logs level 4 / logs off", paired_ratios(samples, "logs level 4", "logs off"),
+                     1.30, "plus connection facts and the letters' data"),
+    ]
+    for name, app in apps.items():
+        written = _folder_bytes(os.path.join(app.instance_path, "smtp_logs"))
+        section.extra[f"{name}: bytes in the log folder afterwards"] = written
+    if not any(section.extra.values()):
+        section.notes.append("no log file was written: smtp_logs.py writes nothing yet, so these rows measure only its hooks")
+    return section
+
+
+# --- 5. memory --------------------------------------------------------------------------
+
+
+def memory(setup: Setup, letters: int) -> Section:
+    """Memory growth while routing ``letters`` in one block (settings as shipped: logs on, level 2)."""
+    app = routed_app(setup.path("memory"), setup.host, setup.port)
+    check_routed(app)
+    sample_every = max(1, letters // 40)
+
+    # RSS pass, without tracemalloc (which has its own cost in memory).
+    with app.app_context():
+        gc.collect()
+        with mail.connect() as conn:
+            conn.send(letter())
+            start_rss = peak_rss = rss_bytes()
+            for index in range(letters):
+                conn.send(letter())
+                if index % sample_every == 0:
+                    peak_rss = max(peak_rss, rss_bytes())
+            peak_rss = max(peak_rss, rss_bytes())
+    wait_for_background_writes(app)
+
+    # tracemalloc pass: what Python objects the block holds at its peak.
+    with app.app_context():
+        gc.collect()
+        tracemalloc.start()
+        try:
+            with mail.connect() as conn:
+                conn.send(letter())
+                tracemalloc.reset_peak()
+                start_traced = tracemalloc.get_traced_memory()[0]
+                for _ in range(letters):
+                    conn.send(letter())
+                end_traced, peak_traced = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    wait_for_background_writes(app)
+
+    peak_growth = (peak_traced - start_traced) / MB
+    retained = (end_traced - start_traced) / MB
+    rss_growth = (peak_rss - start_rss) / MB
+    section = Section(f"5. memory while routing {letters:,} letters in one block (logs as shipped: on, level 2)")
+    section.targets += [
+        Target(f"memory growth over {letters:,} letters (tracemalloc peak)", peak_growth, peak_growth, peak_growth,
+               20.0, "<", "MB", "peak of traced Python memory above the block's start"),
+        Target(f"memory growth over {letters:,} letters (RSS)", rss_growth, rss_growth, rss_growth,
+               20.0, "<", "MB", f"largest resident size sampled every {sample_every:,} letters, above the start"),
+    ]
+    section.extra["tracemalloc: still held at the end of the loop (MB)"] = round(retained, 3)
+    return section

@@ -1,0 +1,165 @@
+"""A fast local SMTP sink in its own process, so that it never shares the sender's GIL.
+
+Postfix's ``smtp-sink`` when it is installed (it answers in C and keeps no
+data); otherwise an aiosmtpd server that accepts and discards every letter.
+Run as a script, this module *is* that aiosmtpd sink: it prints its port on
+the first line of stdout and stops when its stdin closes, so it never
+outlives the benchmark that started it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+SMTP_SINK_PATHS = ("/usr/sbin/smtp-sink", "/usr/lib/postfix/sbin/smtp-sink")
+
+
+@dataclass
+class Sink:
+    """A running sink: where it listens, what it is, and its process."""
+
+    kind: str
+    host: str
+    port: int
+    process: subprocess.Popen[bytes] = field(repr=False)
+    #: Stops when its stdin closes (the aiosmtpd sink); else it gets SIGTERM.
+    stops_on_eof: bool = False
+
+    def stop(self) -> None:
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        if self.process.poll() is not None:
+            return
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=5 if self.stops_on_eof else 0.01)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def smtp_sink_path() -> str | None:
+    """Postfix's ``smtp-sink``, if installed."""
+    for path in SMTP_SINK_PATHS:
+        if os.access(path, os.X_OK):
+            return path
+    return shutil.which("smtp-sink")
+
+
+def start_sink(prefer: str = "auto") -> Sink:
+    """Start the fastest sink available (``prefer``: ``auto``, ``smtp-sink`` or ``aiosmtpd``)."""
+    path = smtp_sink_path()
+    if prefer == "smtp-sink" and path is None:
+        raise SystemExit("smtp-sink is not installed (Debian: apt-get install postfix).")
+    if path is not None and prefer in ("auto", "smtp-sink"):
+        return _start_smtp_sink(path)
+    return _start_aiosmtpd_sink()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited at start (code {process.returncode}).")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.recv(512)
+                s.sendall(b"QUIT\r\n")
+                return
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit(f"{what} did not start listening on 127.0.0.1:{port}.")
+
+
+def _start_smtp_sink(path: str) -> Sink:
+    port = _free_port()
+    command = [path, "-c"]
+    if os.geteuid() == 0:
+        command += ["-u", "nobody"]  # smtp-sink refuses to run as root without it
+    command += [f"127.0.0.1:{port}", "256"]
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _wait_listening(port, process, "smtp-sink")
+    return Sink("postfix smtp-sink", "127.0.0.1", port, process)
+
+
+def _start_aiosmtpd_sink() -> Sink:
+    process = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().decode().strip()
+    if not line.isdigit():
+        process.kill()
+        raise SystemExit(f"the aiosmtpd sink did not start: {line!r}")
+    port = int(line)
+    _wait_listening(port, process, "the aiosmtpd sink")
+    return Sink("aiosmtpd (subprocess)", "127.0.0.1", port, process, stops_on_eof=True)
+
+
+def _serve() -> None:
+    """The aiosmtpd sink: accept everything, keep nothing."""
+    import asyncio
+
+    from aiosmtpd.smtp import SMTP
+
+    class Discard:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+            return "250 OK"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        handler = Discard()
+        server = await loop.create_server(
+            lambda: SMTP(handler, hostname="sink.localhost", ident="benchmark sink"),
+            "127.0.0.1",
+            0,
+            backlog=256,
+        )
+        port = server.sockets[0].getsockname()[1]
+        print(port, flush=True)
+        stopped = asyncio.Event()
+
+        def watch_stdin() -> None:
+            sys.stdin.buffer.read()
+            loop.call_soon_threadsafe(stopped.set)
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
+        await stopped.wait()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    _serve()

@@ -1,0 +1,68 @@
+"""The benchmark script runs end to end (``--quick``) and reports every figure.
+
+Only the shape of the report is checked: no figure and no time is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+TARGETS = {
+    "single letter: routed / plain Flask-Mail": "<= 1.05",
+    "newsletter loop: routed / plain Flask-Mail": "<= 1.05",
+    "newsletter loop: routed / floor": "<= 1.1",
+    "choose_account: 1,000 / 10 accounts (mixed)": "<= 1.5",
+    "newsletter loop: logs level 2 / logs off": "<= 1.1",
+    "newsletter loop: logs level 4 / logs off": "<= 1.3",
+    "memory growth over 200 letters (tracemalloc peak)": "< 20",
+    "memory growth over 200 letters (RSS)": "< 20",
+}
+
+FIGURES = [
+    {"plain Flask-Mail", "routed"},
+    {"floor (smtplib)", "plain Flask-Mail", "routed"},
+    {f"{size} accounts, {mode}" for size in ("10", "100", "1,000") for mode in ("mixed", "cached", "fresh")},
+    {"logs off", "logs level 2", "logs level 4"},
+    set(),
+]
+
+
+def test_quick_run_prints_the_table_and_writes_every_figure_as_json(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--sink", "aiosmtpd", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+
+    printed = done.stdout
+    assert "sink: aiosmtpd (subprocess) on 127.0.0.1:" in printed
+    assert "variants interleaved" in printed
+    assert "Ratios and targets" in printed
+    for label in TARGETS:
+        line = next((row for row in printed.splitlines() if row.strip().startswith(label)), None)
+        assert line is not None, f"no table row for {label!r}"
+        assert line.rstrip().endswith(("PASS", "MISS")), line
+    assert f"JSON written to {out}" in printed
+
+    data = json.loads(out.read_text())
+    assert data["meta"]["quick"] is True
+    assert data["meta"]["sink"] == "aiosmtpd (subprocess)"
+    assert {item["figure"]: item["target"] for item in data["targets"]} == TARGETS
+    for item in data["targets"] + data["info"]:
+        assert isinstance(item["value"], float) and math.isfinite(item["value"]), item
+        assert item["min"] <= item["value"] <= item["max"], item
+    for item in data["targets"]:
+        assert item["passed"] is (item["value"] <= item["limit"] if item["target"].startswith("<=") else item["value"] < item["limit"])
+
+    assert [set(section["figures"]) for section in data["sections"]] == FIGURES
+    for section in data["sections"]:
+        for stats in section["figures"].values():
+            assert stats["n"] == 2
+            assert 0 < stats["min"] <= stats["q1"] <= stats["median"] <= stats["q3"] <= stats["max"]
