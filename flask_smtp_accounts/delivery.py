@@ -41,15 +41,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import formataddr
 
+import sqlalchemy as sa
 from flask import current_app
 
 from .connection import close_quietly, failure, open_connection
 from .errors import DeliveryError
-from .failover import CONNECTION, PERMANENT, RouteHeaders, failure_kind, route_chain, route_headers
+from .failover import (
+    CONNECTION,
+    PERMANENT,
+    RouteHeaders,
+    failure_kind,
+    parse_sender,
+    route_chain,
+    route_headers,
+)
 from .headers import encode_address, set_header
 from .message_log import FAILED, MAX_HISTORY, QUEUED, SENT, SUPPRESSED, MessageInfo, dumps
 from .models import AccountInfo, utcnow
-from .routing import Choice, address_key, choose, is_bulk, split_sender
+from .routing import Choice, address_key, choose, is_bulk
 from .settings import SettingsInfo
 from .signals import message_queued, message_sent, send_failed
 
@@ -126,7 +135,7 @@ class Outcome:
                 "stage": err.stage,
                 "code": err.code,
                 "reply": err.reply,
-                "error": str(err),
+                "error": describe(err),
             }
         )
 
@@ -208,10 +217,13 @@ class _Interrupted(Exception):
 def _failure_at(stop: _Interrupted, account: AccountInfo | None) -> DeliveryError:
     """The :class:`DeliveryError` of an interrupted transaction, naming the SMTP command."""
     err = failure("send", stop.error, account)
-    return DeliveryError(
-        "send", f"{err.reason} (at {stop.phase.upper()})", account_id=err.account_id, host=err.host,
-        port=err.port, code=err.code, reply=err.reply, refused=err.refused,
-    )
+    err.command = stop.phase.upper()
+    return err
+
+
+def describe(err: DeliveryError) -> str:
+    """The error as the message log shows it: its message, and the SMTP command that failed."""
+    return f"{err} (at {err.command})" if err.command else str(err)
 
 
 def send_transaction(
@@ -270,21 +282,9 @@ def choose_route(state: _State, settings: SettingsInfo, sender: str | tuple[str,
 
     if not settings.enabled:
         return Choice(None, RULE_DISABLED)
-    name, address = split_sender(sender)
+    name, address = parse_sender(sender)
     candidates = state.directory.candidates(address_key(address)) if address else ()
     return choose(candidates, name, is_bulk(headers) if bulk is None else bulk)
-
-
-def from_header(sender: str | tuple[str, str], account: AccountInfo) -> str | None:
-    """The From header to write, or ``None`` to keep the caller's.
-
-    The account's sender name goes in only when the letter has no display
-    name of its own.
-    """
-    name, address = split_sender(sender)
-    if name or not account.sender_name:
-        return None
-    return formataddr((account.sender_name, address))
 
 
 class Dispatcher:
@@ -349,13 +349,9 @@ class Dispatcher:
         self.flush()
 
     def flush(self) -> None:
-        """Write the rows of delivered letters buffered so far, in one transaction."""
+        """Hand the rows of delivered letters buffered so far to the background writer."""
         rows, self._rows = self._rows, []
-        try:
-            self._state.message_log.insert_many(rows)
-        except Exception:  # noqa: BLE001
-            # The letters are out; raising now would make the caller send them again.
-            logger.exception("flask-smtp-accounts could not write %d rows of the message log", len(rows))
+        self._state.message_log.submit(rows)
 
     # --- steps ----------------------------------------------------------------
 
@@ -364,8 +360,10 @@ class Dispatcher:
         choice = choose_route(self._state, self._settings, letter.sender, letter.headers, bulk)
         outcome = Outcome(letter, choice, bulk, pending=list(letter.recipients))
         if self._suppress:
+            # As Flask-Mail: a suppressed letter is not even rendered (unless its body is to be kept).
             headers = self._headers(letter, choice.account)
-            outcome.accepted(choice.account, headers, {}, self._render(letter, headers))
+            data = self._render(letter, headers) if self._settings.keep_bodies else b""
+            outcome.accepted(choice.account, headers, {}, data)
             outcome.status = SUPPRESSED
         elif choice.account is None:
             self._try(outcome, None)
@@ -402,7 +400,7 @@ class Dispatcher:
     @staticmethod
     def _headers(letter: Letter, account: AccountInfo | None) -> RouteHeaders:
         if account is None:
-            return RouteHeaders(None, None, letter.envelope_from or split_sender(letter.sender)[1])
+            return RouteHeaders(None, None, letter.envelope_from or parse_sender(letter.sender)[1])
         return route_headers(letter.sender, letter.envelope_from, bool(letter.reply_to), account)
 
     @staticmethod
@@ -520,7 +518,12 @@ class Dispatcher:
             if len(self._rows) >= log.batch_size:
                 self.flush()
         else:
-            outcome.record_id = log.insert(row)
+            try:
+                outcome.record_id = log.insert(row)
+            except sa.exc.SQLAlchemyError:
+                # Not in the log means not in the queue: the caller must hear that it failed.
+                logger.exception("flask-smtp-accounts could not log undelivered letter %s", outcome.letter.message_id)
+                outcome.status = FAILED
 
     def _row(self, outcome: Outcome) -> dict[str, t.Any]:
         letter, choice, account = outcome.letter, outcome.choice, outcome.account
@@ -555,7 +558,7 @@ class Dispatcher:
             "error_stage": error.stage if error else None,
             "error_code": error.code if error else None,
             "error_reply": error.reply if error else None,
-            "error": str(error) if error else None,
+            "error": describe(error) if error else None,
             "history": dumps(history[-MAX_HISTORY:]) if history else "[]",
             "body": body,
         }

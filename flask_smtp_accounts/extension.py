@@ -28,6 +28,7 @@ from .routing import Choice, bulk_sending
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
 from .validation import validate_account, validate_settings
+from .writer import BackgroundWriter
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -55,8 +56,9 @@ class _State:
         self.config = config
         self.vault = Vault(config.encryption_keys)
         self.directory = Directory(models, self.engine)
-        self.message_log = MessageLog(models, self.engine)
-        self.health = Health(models, self.engine)
+        self.writer = BackgroundWriter()
+        self.message_log = MessageLog(models, self.engine, self.writer)
+        self.health = Health(models, self.engine, self.writer)
         self.smtp_logs = SMTPLogs(config.log_dir)
         self.access_tokens = AccessTokens(self.vault, self._store_refresh_token, providers=config.oauth2_providers)
 
@@ -378,6 +380,15 @@ class SMTPAccounts:
             status=status, account_id=account_id, address=address, since=since, until=until,
             page=page, per_page=per_page,
         )
+
+    def flush_message_log(self, timeout: float | None = 30.0) -> bool:
+        """Write this process's pending rows (delivered letters, account failures) now.
+
+        They are written in the background within a second anyway; the
+        reading methods here flush first. Call it before reading the tables
+        with your own queries. ``False`` if ``timeout`` ran out.
+        """
+        return self._state.writer.drain(timeout)
 
     def get_message(self, record_id: int) -> MessageInfo:
         """One letter of the message log; ``LookupError`` when there is none."""

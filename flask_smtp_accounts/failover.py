@@ -12,7 +12,8 @@ TLS, login, a dropped connection or a timeout) is skipped for
 ``cooldown_s`` seconds, so that a dead server does not cost every letter a
 full timeout. The hot path asks only this process's memory; the failure is
 also written to ``smtp_accounts_health`` (one small write per failure, none
-per letter), where :meth:`Health.report` and the admin pages read it.
+per letter, by the background writer), where :meth:`Health.report` and the
+admin pages read it.
 
 **From through a backup.** A backup with the same email sends the letter
 as it is. A backup with another email cannot send as the original address
@@ -25,7 +26,7 @@ the author said where replies go. The message log records both changes.
 
 from __future__ import annotations
 
-import logging
+import functools
 import threading
 import time
 import typing as t
@@ -39,11 +40,13 @@ from .errors import DeliveryError, InvalidAccountError
 from .models import AccountInfo, Models, utcnow
 from .routing import split_sender
 from .validation import email_key
-
-logger = logging.getLogger("flask_smtp_accounts")
+from .writer import BackgroundWriter
 
 #: Stages of opening a connection; a failure there says the account, not the letter, is at fault.
 CONNECTION_STAGES = frozenset({"connect", "tls", "login", "cool-down"})
+
+#: ``routing.split_sender``, remembered: a newsletter parses its one From address once, not per letter.
+parse_sender = functools.lru_cache(maxsize=1024)(split_sender)
 
 CONNECTION = "connection"
 TEMPORARY = "temporary"
@@ -95,7 +98,7 @@ def route_headers(
     account: AccountInfo,
 ) -> RouteHeaders:
     """From, Reply-To and envelope sender of a letter sent through ``account``."""
-    name, address = split_sender(sender)
+    name, address = parse_sender(sender)
     if email_key(address) == email_key(account.sender_email):
         own = None if name or not account.sender_name else formataddr((account.sender_name, address))
         return RouteHeaders(own, None, envelope_from or account.sender_email)
@@ -125,8 +128,9 @@ class AccountHealth:
 class Health:
     """Which accounts are cooling down: in memory for routing, in a table for everyone else."""
 
-    def __init__(self, models: Models, engine: t.Callable[[], sa.Engine]) -> None:
+    def __init__(self, models: Models, engine: t.Callable[[], sa.Engine], writer: BackgroundWriter) -> None:
         self._engine = engine
+        self._writer = writer
         self._table = models.Health.__table__
         self._lock = threading.Lock()
         self._cooling: dict[int, tuple[float, DeliveryError]] = {}
@@ -164,16 +168,14 @@ class Health:
             "last_error": str(err)[:2000],
         }
         table = self._table
-        try:
-            with self._engine().begin() as conn:
-                updated = conn.execute(
-                    table.update().where(table.c.account_id == account.id).values(failures=table.c.failures + 1, **values)
-                ).rowcount
-                if not updated:
-                    conn.execute(table.insert().values(account_id=account.id, failures=1, **values))
-        except sa.exc.SQLAlchemyError:
-            # The letter's own outcome matters more than the health note; say so and go on.
-            logger.exception("flask-smtp-accounts could not record the failure of account %s", account.id)
+        update = table.update().where(table.c.account_id == account.id).values(failures=table.c.failures + 1, **values)
+        insert = table.insert().values(account_id=account.id, failures=1, **values)
+
+        def note(conn: sa.Connection) -> None:
+            if not conn.execute(update).rowcount:
+                conn.execute(insert)
+
+        self._writer.submit(self._engine(), note)
 
     def forget(self, account_id: int | None = None) -> None:
         """End cool-downs in this process (all, or one account's), e.g. after fixing a server."""
@@ -185,6 +187,7 @@ class Health:
 
     def report(self) -> dict[int, AccountHealth]:
         """Every account's last failure and cool-down, read from the table."""
+        self._writer.drain()
         with self._engine().connect() as conn:
             rows = conn.execute(sa.select(self._table)).mappings().all()
         return {row["account_id"]: AccountHealth(**row) for row in rows}

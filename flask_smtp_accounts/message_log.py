@@ -3,9 +3,13 @@
 Rows are written through connections of their own (``engine.begin()``),
 never through the site's ``db.session``: the site's transaction is never
 committed or flushed by a letter. The dispatcher hands delivered letters'
-rows over in batches (one transaction per connection block, or per
-:attr:`MessageLog.batch_size` letters), and each undelivered letter's row
-at once, with its body, before ``mail.send`` raises or returns.
+rows over in batches (when the connection block closes, and every
+:attr:`MessageLog.batch_size` letters of a long block) to the background
+writer (``writer.py``), which writes each batch in one transaction, so
+that sending never waits for a commit. An undelivered letter's row is
+written at once by the sending thread, with its body, before ``mail.send``
+raises or returns. Reading methods first wait for this process's pending
+writes, so a process always sees its own letters.
 
 The body of a letter is kept only while it is undelivered (so that it can
 be resent), unless the ``keep_bodies`` setting is on. Rows older than
@@ -23,6 +27,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from .models import Models, utcnow
+from .writer import BackgroundWriter
 
 SENT = "sent"
 SUPPRESSED = "suppressed"
@@ -131,17 +136,18 @@ class MessageLog:
     #: Rows deleted per statement when pruning.
     prune_batch = 1000
 
-    def __init__(self, models: Models, engine: t.Callable[[], sa.Engine]) -> None:
+    def __init__(self, models: Models, engine: t.Callable[[], sa.Engine], writer: BackgroundWriter) -> None:
         self._engine = engine
+        self.writer = writer
         self.table = models.Message.__table__
 
     # --- writing ------------------------------------------------------------
 
-    def insert_many(self, rows: list[dict[str, t.Any]]) -> None:
-        """Write delivered letters' rows in one transaction."""
+    def submit(self, rows: list[dict[str, t.Any]]) -> None:
+        """Hand delivered letters' rows to the background writer (one transaction for the batch)."""
         if rows:
-            with self._engine().begin() as conn:
-                conn.execute(self.table.insert(), rows)
+            insert = self.table.insert()
+            self.writer.submit(self._engine(), lambda conn: conn.execute(insert, rows), len(rows))
 
     def insert(self, row: dict[str, t.Any]) -> int:
         """Write one row now, in its own transaction; return its id."""
@@ -170,6 +176,7 @@ class MessageLog:
 
     def get(self, record_id: int) -> MessageInfo:
         """One row; ``LookupError`` when there is none."""
+        self.writer.drain()
         with self._engine().connect() as conn:
             row = conn.execute(sa.select(self.table).where(self.table.c.id == record_id)).mappings().first()
         if row is None:
@@ -193,6 +200,7 @@ class MessageLog:
         settings; ``address`` matches the From or any recipient (a part of
         an address is enough); ``since``/``until`` bound the time (UTC).
         """
+        self.writer.drain()
         table = self.table
         where: list[t.Any] = []
         if status:

@@ -80,14 +80,22 @@ class ScriptedServer:
     keeps it and hangs up without answering.
     ``close_after_letter``: after answering 250 to a letter, close the
     connection (a server dropping idle connections between letters).
+    ``drop_after_letter``: the n-th letter (from 1, over all connections) is
+    kept and the connection dropped without an answer, as ``drop-after-data``.
     """
 
     def __init__(
-        self, *, greeting: str = "220 scripted ESMTP", data: str = "accept", close_after_letter: bool = False
+        self,
+        *,
+        greeting: str = "220 scripted ESMTP",
+        data: str = "accept",
+        close_after_letter: bool = False,
+        drop_after_letter: int | None = None,
     ) -> None:
         self.greeting = greeting
         self.data_mode = data
         self.close_after_letter = close_after_letter
+        self.drop_after_letter = drop_after_letter
         self.host = HOST
         self.port = 0
         self.connections = 0
@@ -190,7 +198,7 @@ class ScriptedServer:
                     lines.append(chunk[1:] if chunk.startswith(b"..") else chunk)
                 self._keep(Got(mail_from, rcpt_tos, b"".join(lines)))
                 mail_from, rcpt_tos = "", []
-                if self.data_mode == "drop-after-data":
+                if self.data_mode == "drop-after-data" or len(self.received) == self.drop_after_letter:
                     sock.shutdown(socket.SHUT_RDWR)
                     return
                 reply("250 Accepted")

@@ -20,6 +20,7 @@ from flask_admin.model.template import EndpointLinkRowAction, macro
 
 from ..errors import InvalidAccountError, SMTPAccountsError
 from ..extension import AccountCheckFailed
+from . import oauth2
 from .access import MANAGE_ACCOUNTS, ProtectedView, state
 from .forms import AccountForm, RowForm, TestLetterForm
 from .i18n import ACCOUNT_FIELD_ERRORS, AUTH, SECURITY, _, _l, describe_failure, field_error, server_reply
@@ -136,6 +137,18 @@ class AccountsView(ProtectedView, ModelView):
             flash(_("The account was not saved.") + " " + message, "error")
         else:
             flash(_("The account was not saved: %(error)s", error=str(err)), "error")
+
+    # --- signing in with the OAuth2 provider (admin/oauth2.py) -----------------------
+
+    @expose("/oauth2/sign-in/", methods=("POST",))
+    def oauth2_sign_in_view(self) -> t.Any:
+        """The "Sign in with Microsoft / Google" button: check the form, then off to the provider."""
+        return oauth2.start(self)
+
+    @expose("/oauth2/callback/")
+    def oauth2_callback_view(self) -> t.Any:
+        """The redirect URL registered with the provider."""
+        return oauth2.callback(self)
 
     # --- toggling ---------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from wtforms.widgets import NumberInput
 from ..extension import ACCOUNT_FIELDS
 from ..settings import DEFAULT_SETTINGS, SETTING_NAMES
 from .i18n import AUTH, SECURITY, _l
+from .oauth2 import sign_in_field
 
 try:  # WTForms 3.3 wants SelectChoice objects; older ones take (value, label) pairs.
     from wtforms import SelectChoice
@@ -121,6 +122,7 @@ class AccountForm(SecureForm):
             " leave it blank to keep the stored one."
         ),
     )
+    oauth_sign_in = sign_in_field()
     oauth_scope = StringField(
         _l("Scope"), description=_l("Leave empty for the provider's default; required for your own endpoints."),
     )

@@ -1,0 +1,160 @@
+"""The "Sign in with Microsoft / Google" button of the account form, and the page the provider sends back to.
+
+A thin layer over :mod:`flask_smtp_accounts.oauth2_sign_in`: the button
+submits the account form to :func:`start`, which checks it and redirects
+to the provider; the provider redirects to :func:`callback`, which saves
+the account with its new refresh token (after the usual check) or says
+why nothing was stored.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import flash, redirect, request, url_for
+from flask_admin.helpers import get_redirect_target
+from markupsafe import Markup, escape
+from wtforms import Field
+
+from ..errors import DeliveryError, InvalidAccountError, SMTPAccountsError
+from ..oauth2_sign_in import SignInError, finish_sign_in, save_signed_in, start_sign_in
+from .access import state
+from .i18n import _, _l, describe_failure
+
+if t.TYPE_CHECKING:
+    from .accounts import AccountsView
+
+#: The endpoints of the accounts view (relative to its blueprint).
+START_ENDPOINT = ".oauth2_sign_in_view"
+CALLBACK_ENDPOINT = ".oauth2_callback_view"
+
+
+def redirect_uri() -> str:
+    """The address the provider sends the browser back to: register it with the app."""
+    return url_for(CALLBACK_ENDPOINT, _external=True)
+
+
+class SignInButton:
+    """Renders the sign-in button (it submits the whole form to the sign-in page) and the redirect URL."""
+
+    def __call__(self, field: Field, **kwargs: t.Any) -> Markup:
+        target = url_for(START_ENDPOINT, id=request.args.get("id") or None, url=request.args.get("url") or None)
+        label = _("Sign in with Microsoft / Google")
+        note = _(
+            "Register this redirect URL with the app (Microsoft Entra: Authentication > Web > Redirect URIs;"
+            " Google Cloud: Credentials > Authorized redirect URIs):"
+        )
+        labels = {
+            "microsoft": _("Sign in with Microsoft"),
+            "google": _("Sign in with Google"),
+            "custom": _("Sign in with the provider"),
+        }
+        data = "".join(f' data-label-{name}="{escape(text)}"' for name, text in labels.items())
+        return Markup(
+            f'<button type="submit" id="{escape(field.id)}" class="btn btn-outline-primary sa-oauth2-sign-in"'
+            f' formaction="{escape(target)}"{data}>{escape(label)}</button>'
+            f'<p class="form-text text-muted small sa-redirect-uri">{escape(note)}'
+            f" <code>{escape(redirect_uri())}</code></p>"
+        )
+
+
+class SignInField(Field):
+    """A form field that is only the sign-in button; it carries no data."""
+
+    widget = SignInButton()
+
+    def process_formdata(self, valuelist: list[t.Any]) -> None:
+        self.data = None
+
+    def populate_obj(self, obj: t.Any, name: str) -> None:
+        pass
+
+
+def sign_in_field() -> SignInField:
+    return SignInField(
+        _l("Refresh token by signing in"),
+        description=_l(
+            "Opens the provider's sign-in page. After you allow sending as the mailbox, the site stores the refresh"
+            " token, checks the account and saves it; if the check fails, nothing is saved. An empty login is"
+            " filled with the address you sign in with."
+        ),
+    )
+
+
+def start(view: AccountsView) -> t.Any:
+    """Check the submitted account form and send the browser to the provider."""
+    ext = state().ext
+    account_id = _account_id()
+    model = None
+    if account_id:
+        try:
+            model = ext.get_account(account_id)
+        except LookupError:
+            flash(_("There is no such account."), "error")
+            return redirect(view.get_url(".index_view"))
+    form = view.edit_form(obj=model) if model is not None else view.create_form()
+    if view.validate_form(form):
+        fields = form.account_fields()
+        client_secret = fields.pop("oauth_client_secret", None)
+        fields.pop("oauth_refresh_token", None)
+        try:
+            return redirect(start_sign_in(
+                ext, fields, account_id=account_id, client_secret=client_secret, redirect_uri=redirect_uri(),
+            ))
+        except InvalidAccountError as err:
+            view._refused(form, err)
+    return _form_again(view, form, model)
+
+
+def callback(view: AccountsView) -> t.Any:
+    """Where the provider sends the browser back: store the refresh token, or say why nothing was stored."""
+    from ..extension import AccountCheckFailed
+
+    ext = state().ext
+    try:
+        signed_in = finish_sign_in(ext, request.args)
+    except (SignInError, DeliveryError, LookupError) as err:
+        flash(_("Signing in failed: %(error)s", error=str(err)) + _hint(err), "error")
+        return redirect(view.get_url(".index_view"))
+    back = view.get_url(".edit_view", id=signed_in.account_id) if signed_in.account_id else view.get_url(".create_view")
+    try:
+        account = save_signed_in(ext, signed_in)
+    except AccountCheckFailed as err:
+        flash(
+            _("You signed in, but the account failed its check, so nothing was saved.") + " "
+            + describe_failure(err.result) + _hint(err.result), "error",
+        )
+        return redirect(back)
+    except SMTPAccountsError as err:
+        flash(_("You signed in, but the account was not saved: %(error)s", error=str(err)), "error")
+        return redirect(back)
+    flash(
+        _("Signed in as %(login)s. The account passed the check and was saved with its new refresh token.",
+          login=account.login),
+        "success",
+    )
+    return redirect(view.get_url(".edit_view", id=account.id))
+
+
+def _account_id() -> int:
+    try:
+        return max(int(request.args.get("id") or 0), 0)
+    except ValueError:
+        return 0
+
+
+def _hint(err: t.Any) -> str:
+    hint = getattr(err, "hint", None)
+    return f" {hint}" if hint else ""
+
+
+def _form_again(view: AccountsView, form: t.Any, model: t.Any) -> t.Any:
+    """The account form once more, with what was typed (never a secret), as flask-admin shows it."""
+    from flask_admin.form import FormOpts
+
+    return_url = get_redirect_target() or view.get_url(".index_view")
+    if model is None:
+        opts = FormOpts(widget_args=view.form_widget_args, form_rules=view._form_create_rules)
+        return view.render(view.create_template, form=form, form_opts=opts, return_url=return_url)
+    opts = FormOpts(widget_args=view.form_widget_args, form_rules=view._form_edit_rules)
+    return view.render(view.edit_template, model=model, form=form, form_opts=opts, return_url=return_url)

@@ -1,0 +1,127 @@
+"""A thread of its own for the writes that sending must not wait for.
+
+The rows of delivered letters and the notes of failed accounts are written
+here, in order, a batch per transaction, so that ``mail.send`` never waits
+for a commit (on SQLite a commit is an ``fsync``: longer than sending a
+letter to a nearby server). Writes linger up to :attr:`linger_s` to gather
+the letters of many single ``mail.send`` calls into one transaction: on
+SQLite a commit also makes readers wait, and every ``mail.connect()``
+block starts with a read of the settings. Undelivered letters are *not*
+written here: their rows are written by the sending thread, durably,
+before ``mail.send`` returns or raises.
+
+Readers of this process see their own writes: :meth:`BackgroundWriter.drain`
+waits until everything submitted is written, and the extension's reading
+methods call it first. Pending writes are bounded (:attr:`max_pending`
+rows; a sender waits beyond it), and drained when the interpreter exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import typing as t
+import weakref
+
+import sqlalchemy as sa
+
+logger = logging.getLogger("flask_smtp_accounts")
+
+Job = t.Callable[[sa.Connection], object]
+
+
+class BackgroundWriter:
+    """Runs database writes on one daemon thread, in the order they were submitted."""
+
+    #: Rows waiting to be written before a sender has to wait.
+    max_pending = 10_000
+    #: Rows that are written at once, without lingering.
+    batch_rows = 500
+    #: How long a write waits for more to join its transaction.
+    linger_s = 1.0
+    #: How long the interpreter's exit waits for pending writes.
+    exit_timeout = 10.0
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._jobs: list[tuple[sa.Engine, Job, int]] = []
+        self._pending = 0
+        self._busy = False
+        self._urgent = False
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        _writers.add(self)
+
+    def submit(self, engine: sa.Engine, job: Job, rows: int = 1) -> None:
+        """Queue ``job(connection)``; it runs in a transaction of its own or shared with others."""
+        with self._cond:
+            self._start()
+            self._cond.wait_for(lambda: self._pending < self.max_pending)
+            self._jobs.append((engine, job, rows))
+            self._pending += rows
+            self._cond.notify_all()
+
+    def drain(self, timeout: float | None = 30.0) -> bool:
+        """Wait until every submitted write is done; ``False`` if ``timeout`` ran out."""
+        with self._cond:
+            if self._thread is None or self._pid != os.getpid():
+                return not self._jobs
+            self._urgent = True
+            self._cond.notify_all()
+            return self._cond.wait_for(lambda: not self._jobs and not self._busy, timeout)
+
+    def _start(self) -> None:
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            return
+        if self._pid != os.getpid():
+            # A forked worker inherits the parent's queue but not its thread: those rows are the parent's.
+            self._jobs, self._pending, self._busy = [], 0, False
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name="flask-smtp-accounts writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._jobs))
+                self._cond.wait_for(lambda: self._urgent or self._pending >= self.batch_rows, self.linger_s)
+                jobs, self._jobs = self._jobs, []
+                self._busy, self._urgent = True, False
+            try:
+                self._write(jobs)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._pending -= sum(rows for _, _, rows in jobs)
+                    self._cond.notify_all()
+
+    @staticmethod
+    def _write(jobs: list[tuple[sa.Engine, Job, int]]) -> None:
+        engines: dict[sa.Engine, list[Job]] = {}
+        for engine, job, _ in jobs:
+            engines.setdefault(engine, []).append(job)
+        for engine, batch in engines.items():
+            try:
+                with engine.begin() as conn:
+                    for job in batch:
+                        job(conn)
+                continue
+            except Exception:  # noqa: BLE001 - one bad write must not lose the others
+                pass
+            for job in batch:
+                try:
+                    with engine.begin() as conn:
+                        job(conn)
+                except Exception:  # noqa: BLE001 - the thread must live on; the log says what was lost
+                    logger.exception("flask-smtp-accounts could not write to the message log")
+
+
+_writers: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _drain_all() -> None:
+    for writer in list(_writers):
+        writer.drain(writer.exit_timeout)
