@@ -71,8 +71,6 @@ class DeliveryError(SMTPAccountsError, smtplib.SMTPException):
     record_id: int | None = None
     #: The SMTP command that failed (``MAIL``, ``RCPT``, ``DATA``) when ``stage`` is ``send``.
     command: str | None = None
-    #: The SMTP command that failed (``MAIL``, ``RCPT``, ``DATA``) when ``stage`` is ``send``.
-    command: str | None = None
     #: A fix-it hint for a classic mistake (SSL on port 587, a Gmail password...), see ``hints.py``.
     hint: str | None = None
 
