@@ -39,7 +39,7 @@ def hint_for(error: DeliveryError, cause: BaseException | None, account: Account
     """A sentence telling how to fix ``error``, when it is a known mistake."""
     if error.hint:
         return error.hint
-    for rule in (_not_tls_port, _tls_port_without_ssl, _certificate, _google, _microsoft, _blocked_port):
+    for rule in (_not_tls_port, _tls_port_without_ssl, _certificate, _google, _microsoft):
         hint = rule(error, cause, account, probe_timeout)
         if hint:
             return hint
@@ -105,8 +105,6 @@ def _certificate(error: DeliveryError, cause: BaseException | None, account: Acc
             " authority's certificate in SMTP_ACCOUNTS_CA_FILE or, only for a server you control on a network you"
             " trust, turn off certificate verification for this account."
         )
-    if cause.verify_code == 10:
-        return "The server's certificate has expired; its administrator must renew it."
     return None
 
 
@@ -116,6 +114,8 @@ def _reply(error: DeliveryError) -> str:
 
 def _is_google(error: DeliveryError, account: AccountInfo | None) -> bool:
     host = (account.host if account is not None else error.host or "").lower()
+    if account is not None and account.auth == "oauth2" and account.oauth_provider == "google":
+        return True
     return any(marker in _reply(error) for marker in _GOOGLE_MARKERS) or host.endswith(_GOOGLE_HOSTS)
 
 
@@ -138,6 +138,8 @@ def _google(error: DeliveryError, cause: BaseException | None, account: AccountI
 def _is_microsoft(error: DeliveryError, account: AccountInfo | None) -> bool:
     host = (account.host if account is not None else error.host or "").lower()
     reply = _reply(error)
+    if account is not None and account.auth == "oauth2" and account.oauth_provider == "microsoft":
+        return True
     return host.endswith(_MICROSOFT_HOSTS) or "5.7.139" in reply or "5.7.30" in reply or "aka.ms" in reply
 
 
@@ -172,18 +174,6 @@ def _microsoft(error: DeliveryError, cause: BaseException | None, account: Accou
             " the mailbox; the login must be the mailbox's address."
         )
     return None
-
-
-def _blocked_port(error: DeliveryError, cause: BaseException | None, account: AccountInfo | None, _: float) -> str | None:
-    """No answer at all on port 25: most hosting providers block it for outgoing mail."""
-    if account is None or account.port != 25 or error.stage != "connect":
-        return None
-    if not isinstance(cause, (TimeoutError, socket.timeout, ConnectionRefusedError)):
-        return None
-    return (
-        "Nothing answered on port 25, which most hosting and cloud providers block for outgoing connections."
-        " Use the provider's submission port instead: 587 with STARTTLS or 465 with SSL."
-    )
 
 
 def certificate_names(account: AccountInfo, *, timeout: float) -> list[str]:

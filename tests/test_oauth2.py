@@ -321,8 +321,9 @@ def test_an_unreachable_token_endpoint_is_a_temporary_error(ext, mail, provider,
 # --- the conversation and the logs ---------------------------------------------------------
 
 
-def test_no_log_holds_a_token_or_a_secret(ext, mail, provider, oauth_smtp, caplog):
-    ext.update_settings(log_level=4, save_logs=True)
+@pytest.mark.parametrize("level", [1, 2, 3, 4])
+def test_no_log_holds_a_token_or_a_secret(ext, mail, provider, oauth_smtp, caplog, level):
+    ext.update_settings(log_level=level, save_logs=True)
     account = ext.add_account(**delegated(oauth_smtp, provider, provider.issue_refresh_token()))
     mail.send(letter("first"))
     provider.revoke_access_tokens()  # the next login is refused once: the 334 error payload is logged too
@@ -339,9 +340,11 @@ def test_no_log_holds_a_token_or_a_secret(ext, mail, provider, oauth_smtp, caplo
         assert "Bearer" not in text and "auth=" not in text
     send_log = texts[0]
     assert "AUTH XOAUTH2 [redacted]" in send_log
-    assert "334 [redacted]" in send_log
-    assert "535" in send_log  # the refusal itself is not secret
-    assert "OAuth2 access token fetched from 127.0.0.1" in send_log
+    if level >= 2:
+        assert "334 [redacted]" in send_log
+        assert "535" in send_log  # the refusal itself is not secret
+    if level >= 3:
+        assert "OAuth2 access token fetched from 127.0.0.1" in send_log
 
 
 def _issued_secrets(provider: OAuthServer) -> list[str]:
@@ -580,3 +583,67 @@ def test_signing_in_again_replaces_the_token_of_a_saved_account(signing_in):
     assert site.ext.check_account(site.ext.get_account(account.id)).ok
     site.mail.send(letter())
     assert server.wait_for(1)[0].login == LOGIN
+
+
+# --- hints for OAuth2 accounts, test letters, key rotation ---------------------------------------
+
+
+def test_exchange_refusing_an_app_token_explains_the_exchange_setup(microsoft_site, certs):
+    site, microsoft = microsoft_site
+    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=lambda login, token: False,
+                    auth_reply="535 5.7.3 Authentication unsuccessful") as exchange:
+        fields = oauth_fields(exchange, microsoft, oauth_provider="microsoft", oauth_tenant="contoso.onmicrosoft.com",
+                              oauth_token_url="", oauth_scope="")
+        result = site.ext.check_account(fields)
+
+    assert not result.ok and result.stage == "login" and result.code == 535
+    assert [r.scope for r in microsoft.requests] == [MICROSOFT_APP_SCOPE]
+    assert "New-ServicePrincipal" in (result.hint or "") and "SMTP.SendAsApp" in (result.hint or "")
+
+
+def test_gmail_refusing_a_token_says_to_sign_in_again(google_site, certs):
+    site, google = google_site
+    gmail_535 = "535-5.7.8 Username and Password not accepted.\r\n535 5.7.8  https://support.google.com/mail/?p=BadCredentials - gsmtp"
+    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=lambda login, token: False,
+                    auth_reply=gmail_535) as gmail:
+        fields = delegated(gmail, google, google.issue_refresh_token(), oauth_provider="google", oauth_scope="",
+                           oauth_token_url="")
+        result = site.ext.check_account(fields)
+
+    assert not result.ok and result.code == 535
+    assert "Gmail refused the access token" in (result.hint or "")
+
+
+def test_a_test_letter_goes_through_an_oauth2_account(ext, provider, oauth_smtp):
+    account = ext.add_account(**oauth_fields(oauth_smtp, provider))
+
+    result = ext.send_test_letter(account, "postmaster@example.org")
+
+    assert result.ok
+    got = oauth_smtp.wait_for(1)[0]
+    assert got.login == LOGIN and got.rcpt_tos == ["postmaster@example.org"]
+    assert got.message["Message-ID"] == result.message_id
+
+
+def test_rotating_the_key_re_encrypts_the_oauth2_secrets(tmp_path, certs, smtp_server, provider, oauth_smtp):
+    from cryptography.fernet import Fernet
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    instance = tmp_path / "instance"
+
+    def site_with(keys: str) -> Site:
+        return make_site(instance, SMTP_ACCOUNTS_ENCRYPTION_KEYS=keys, SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
+                         MAIL_PORT=smtp_server.port)
+
+    first = site_with(old)
+    with first.app.app_context():
+        first.ext.add_account(check=False, **delegated(oauth_smtp, provider, provider.issue_refresh_token()))
+        first.db.engine.dispose()
+    both = site_with(f"{new},{old}")
+    with both.app.app_context():
+        both.ext.rotate_encryption_key()
+        both.db.engine.dispose()
+    only_new = site_with(new)
+    with only_new.app.app_context():
+        assert only_new.ext.check_account(only_new.ext.get_account(1)).ok
+        only_new.db.engine.dispose()

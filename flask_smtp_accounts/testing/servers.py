@@ -179,7 +179,8 @@ class _XOAuth2Handler(_Handler):
         answer = await server.challenge_auth(json.dumps(self.ERROR).encode())
         if not isinstance(answer, bytes):
             return AuthResult(success=False, handled=True)
-        return AuthResult(success=False, handled=False, message="535 5.7.8 Username and Password not accepted.")
+        refusal = self._owner.auth_reply or "535 5.7.8 Username and Password not accepted."
+        return AuthResult(success=False, handled=False, message=refusal)
 
 
 class _Controller(Controller):
@@ -221,8 +222,8 @@ class SMTPServer:
     ``xoauth2``: ``callable(login, access_token) -> bool``; when given, AUTH XOAUTH2 is offered (and AUTH
     required) and a token is accepted when it returns true, e.g. ``OAuthServer.xoauth2``. A refused
     token gets Gmail's answer: ``334`` with a base64 JSON error, then ``535`` after the client's empty line.
-    ``auth_reply``: the reply to refused credentials (default ``535 5.7.8 Authentication credentials
-    invalid``), to play a provider, e.g. ``"535 5.7.139 Authentication unsuccessful, ..."``.
+    ``auth_reply``: the final reply to refused credentials or tokens (default ``535 5.7.8 ...``), to play
+    a provider, e.g. ``"535 5.7.139 Authentication unsuccessful, ..."``.
     """
 
     def __init__(
