@@ -30,7 +30,7 @@ class CheckResult:
     """The outcome of a check or of a test letter."""
 
     ok: bool
-    #: ``connect``, ``tls``, ``login`` or ``test letter`` when not ok.
+    #: ``connect``, ``tls``, ``token`` (OAuth2), ``login`` or ``test letter`` when not ok.
     stage: str | None
     code: int | None
     reply: str | None

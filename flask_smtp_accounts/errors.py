@@ -56,7 +56,8 @@ class DeliveryError(SMTPAccountsError, smtplib.SMTPException):
     """Talking to an SMTP server failed.
 
     ``stage`` is one of ``connect``, ``tls``, ``login``, ``send`` (MAIL,
-    RCPT or DATA), ``test letter`` or ``cool-down`` (the account was
+    RCPT or DATA), ``test letter``, ``token`` (an OAuth2 access token could
+    not be had, see :class:`OAuth2Error`) or ``cool-down`` (the account was
     skipped after a recent connection failure); ``code`` and ``reply`` are
     the server's answer when there was one. The message never holds a
     password or an AUTH payload.

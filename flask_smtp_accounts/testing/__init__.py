@@ -14,6 +14,7 @@ own tests can assert which account carried a letter::
 from __future__ import annotations
 
 from .certs import Certs, make_certs
+from .oauth import OAuthServer
 from .servers import (
     LOGIN,
     PASSWORD,
@@ -32,6 +33,7 @@ __all__ = [
     "Certs",
     "ClosingServer",
     "HangingServer",
+    "OAuthServer",
     "Received",
     "SMTPServer",
     "free_port",
