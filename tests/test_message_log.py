@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import json
+import re
 import threading
 from datetime import datetime, timedelta
 
@@ -15,6 +17,7 @@ from misbehaving import Refuse
 
 from flask_smtp_accounts import DeliveryError, ResendError, message_queued
 from flask_smtp_accounts.models import utcnow
+from flask_smtp_accounts.testing import free_port
 
 
 def letter(sender="Shop <shop@example.com>", subject="Order 1", **kw):
@@ -381,3 +384,106 @@ def test_rows_hold_json_that_other_tools_can_read(mail, ext, db, add_account, sm
     with db.engine.connect() as conn:
         raw = conn.execute(sa.select(table(ext).c.recipients)).scalar_one()
     assert sorted(json.loads(raw)) == ["ann@example.org", "bob@example.org"]
+
+
+# --- the admin page ---------------------------------------------------------------------------
+
+ADMIN_MESSAGES = "/admin/smtp-accounts/messages/"
+
+
+@pytest.fixture
+def admin_site(tmp_path, encryption_key, certs, smtp_server):
+    from helpers import make_admin_site
+
+    made = make_admin_site(
+        tmp_path / "admin", SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key, SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
+        MAIL_PORT=smtp_server.port,
+    )
+    yield made
+    with made.app.app_context():
+        made.site.db.engine.dispose()
+
+
+def logged_in(site, user):
+    client = site.app.test_client()
+    client.get(f"/test-login/{user}")
+    return client
+
+
+def page_text(response):
+    body = response.get_data(as_text=True)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", body)))
+
+
+def test_admin_lists_filters_and_pages_the_log(admin_site, make_smtp_server, smtp_server):
+    ext, mail = admin_site.ext, admin_site.site.mail
+    with admin_site.app.app_context():
+        ext.add_account(check=False, sender_email="shop@example.com", host=smtp_server.host, port=smtp_server.port,
+                        security="none", auth="none")
+        refusing = make_smtp_server(handler_hooks=Refuse("DATA", "554 5.7.1 Refused"))
+        ext.add_account(check=False, sender_email="news@example.com", host=refusing.host, port=refusing.port,
+                        security="none", auth="none")
+        with mail.connect() as conn:
+            for n in range(55):
+                conn.send(letter(subject=f"Order {n}"))
+        with pytest.raises(DeliveryError):
+            mail.send(letter(sender="news@example.com", subject="Weekly news"))
+    client = logged_in(admin_site, "reader")
+
+    first = client.get(ADMIN_MESSAGES)
+    assert first.status_code == 200
+    text = page_text(first)
+    assert "Letters: 56; page 1 of 2" in text
+    assert len(re.findall(r'class="sa-message-row"', first.get_data(as_text=True))) == 50
+    assert "Weekly news" in text and "Failed at the sending stage. The server replied: 554 5.7.1 Refused" in text
+    assert "Resend" not in text  # view_logs only
+    second = page_text(client.get(ADMIN_MESSAGES + "?page=2"))
+    assert "Order 0" in second and "Weekly news" not in second
+    failed = page_text(client.get(ADMIN_MESSAGES + "?status=failed"))
+    assert "Letters: 1;" in failed and "Weekly news" in failed and "Order 1 " not in failed
+    by_address = page_text(client.get(ADMIN_MESSAGES + "?address=news%40example.com"))
+    assert "Letters: 1;" in by_address
+    assert "Letters: 0;" in page_text(client.get(ADMIN_MESSAGES + "?since=2000-01-01&until=2000-01-02"))
+    assert logged_in(admin_site, "nobody").get(ADMIN_MESSAGES).status_code == 403
+
+
+def test_admin_resends_a_failed_letter_once(admin_site, make_smtp_server):
+    ext, mail = admin_site.ext, admin_site.site.mail
+    server = make_smtp_server(handler_hooks=Refuse("DATA", "451 4.3.0 Try later", times=1))
+    with admin_site.app.app_context():
+        ext.add_account(check=False, sender_email="shop@example.com", host=server.host, port=server.port,
+                        security="none", auth="none")
+        with pytest.raises(DeliveryError) as raised:
+            mail.send(letter())
+    record_id = raised.value.record_id
+    view_url = f"{ADMIN_MESSAGES}{record_id}/"
+
+    reader = logged_in(admin_site, "reader")
+    assert "451 4.3.0 Try later" in page_text(reader.get(view_url))
+    assert reader.post(f"{view_url}resend").status_code == 403
+    admin = logged_in(admin_site, "admin")
+    page = admin.get(view_url).get_data(as_text=True)
+    assert admin.post(f"{view_url}resend").status_code == 302  # no CSRF token: refused
+    assert server.received == []
+
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    done = admin.post(f"{view_url}resend", data={"csrf_token": token}, follow_redirects=True)
+
+    assert "The letter was sent again and delivered through shop@example.com." in page_text(done)
+    assert server.wait_for(1)[0].message["Subject"] == "Order 1"
+    again = admin.post(f"{view_url}resend", data={"csrf_token": token}, follow_redirects=True)
+    assert "deliver it twice" in page_text(again)
+    assert len(server.received) == 1
+
+
+def test_admin_shows_accounts_cooling_down(admin_site, smtp_server):
+    ext, mail = admin_site.ext, admin_site.site.mail
+    with admin_site.app.app_context():
+        ext.add_account(check=False, sender_email="shop@example.com", host="127.0.0.1", port=free_port(),
+                        security="none", auth="none")
+        with pytest.raises(DeliveryError):
+            mail.send(letter())
+    text = page_text(logged_in(admin_site, "reader").get(ADMIN_MESSAGES))
+    assert "Account shop@example.com is skipped until" in text and "Connection refused" in text
+    accounts = page_text(logged_in(admin_site, "admin").get("/admin/smtp-accounts/accounts/"))
+    assert "Account shop@example.com is skipped until" in accounts

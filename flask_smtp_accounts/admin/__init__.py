@@ -23,6 +23,7 @@ from .access import MANAGE_ACCOUNTS, MANAGE_SETTINGS, PERMISSIONS, VIEW_LOGS, Pr
 from .accounts import AccountsView
 from .i18n import _l
 from .logs import LogsView
+from .messages import MessagesView
 from .preview import RoutingPreviewView
 from .settings import SettingsView
 
@@ -38,6 +39,7 @@ __all__ = [
     "VIEW_LOGS",
     "AccountsView",
     "LogsView",
+    "MessagesView",
     "ProtectedView",
     "RoutingPreviewView",
     "SettingsView",
@@ -52,7 +54,7 @@ def mount(ext: SMTPAccounts, admin: Admin, *, category: t.Any = None, url_prefix
     """Add the extension's views to ``admin``; returns them by name.
 
     URLs are ``<admin url>/<url_prefix>/accounts/``, ``.../logs/``,
-    ``.../settings/`` and ``.../routing/``; endpoints start with
+    ``.../messages/``, ``.../settings/`` and ``.../routing/``; endpoints start with
     ``smtp_accounts_``.
     """
     category = CATEGORY if category is None else category
@@ -63,6 +65,9 @@ def mount(ext: SMTPAccounts, admin: Admin, *, category: t.Any = None, url_prefix
         ),
         "logs": LogsView(
             name=_l("Sending logs"), category=category, endpoint="smtp_accounts_logs", url=f"{url_prefix}/logs",
+        ),
+        "messages": MessagesView(
+            name=_l("Message log"), category=category, endpoint="smtp_accounts_messages", url=f"{url_prefix}/messages",
         ),
         "settings": SettingsView(
             name=_l("Settings"), category=category, endpoint="smtp_accounts_settings", url=f"{url_prefix}/settings",
@@ -76,6 +81,7 @@ def mount(ext: SMTPAccounts, admin: Admin, *, category: t.Any = None, url_prefix
         "accounts": (views["accounts"], ".index_view"),
         "account_edit": (views["accounts"], ".edit_view"),
         "logs": (views["logs"], ".index"),
+        "messages": (views["messages"], ".index"),
         "settings": (views["settings"], ".index"),
         "preview": (views["preview"], ".index"),
     }

@@ -75,7 +75,14 @@ class ProtectedView:
         kwargs.setdefault("smtp_settings", state().directory.settings())
         kwargs.setdefault("sa_allowed", allowed)
         kwargs.setdefault("sa_url", _sibling_url(self))
+        kwargs.setdefault("sa_cooling", _cooling_accounts)
         return super().render(template, **kwargs)  # type: ignore[misc]
+
+
+def _cooling_accounts() -> list[dict[str, t.Any]]:
+    from .messages import cooling_accounts
+
+    return cooling_accounts()
 
 
 def _sibling_url(view: t.Any) -> t.Callable[..., str]:

@@ -1,0 +1,168 @@
+"""The message log pages: the list with its filters, one letter, and the resend action.
+
+Reading needs ``view_logs``; resending also needs ``manage_accounts``. The
+pages read through the Python API (``messages``, ``get_message``,
+``resend_message``, ``account_health``), which also refuses to resend a
+letter a server already accepted.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from datetime import datetime, timedelta
+
+from flask import abort, flash, redirect, request
+from flask_admin import BaseView, expose
+from flask_babel import format_datetime
+from flask_wtf import FlaskForm
+
+from ..errors import DeliveryError, ResendError
+from ..message_log import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, MessageInfo
+from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
+from .i18n import RULES, _, _l, stage_name
+
+#: Letters per page, as the issue asks.
+PAGE_SIZE = 50
+
+STATUS_WORDS = {
+    SENT: _l("sent"),
+    SUPPRESSED: _l("suppressed"),
+    FAILED: _l("failed"),
+    QUEUED: _l("queued"),
+    SENDING: _l("being sent"),
+}
+STATUS_STYLES = {SENT: "success", SUPPRESSED: "secondary", FAILED: "danger", QUEUED: "warning", SENDING: "info"}
+
+
+class ResendForm(FlaskForm):
+    """Resending a letter; the letter is named by the URL."""
+
+
+def _date_arg(name: str) -> datetime | None:
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return datetime.strptime(raw, "%Y-%m-%d")
+    except ValueError:
+        flash(_("Dates are written as YYYY-MM-DD; %(value)s was ignored.", value=raw), "error")
+        return None
+
+
+def _filters() -> dict[str, t.Any]:
+    """The list's filters from the query string, checked; bad values are dropped."""
+    args = request.args
+    status = args.get("status") or None
+    if status not in STATUS_WORDS:
+        status = None
+    account = (args.get("account") or "").strip()
+    try:
+        page = max(int(args.get("page", 1)), 1)
+    except ValueError:
+        page = 1
+    return {
+        "status": status,
+        "account_id": int(account) if account.isdigit() else None,
+        "address": (args.get("address") or "").strip()[:254] or None,
+        "since": _date_arg("since"),
+        "until": _date_arg("until"),
+        "page": page,
+    }
+
+
+def describe_error(message: MessageInfo) -> str:
+    """The last error of a letter, in the page's language where it can be."""
+    if not message.error:
+        return ""
+    stage = stage_name(message.error_stage)
+    if message.error_code:
+        return _(
+            "Failed at the %(stage)s stage. The server replied: %(reply)s",
+            stage=stage, reply=f"{message.error_code} {message.error_reply or ''}".strip(),
+        )
+    return _("Failed at the %(stage)s stage: %(details)s", stage=stage, details=message.error)
+
+
+def route_text(message: MessageInfo) -> str:
+    """The account that carried the letter, saying so when it was a backup."""
+    if message.account_id is None:
+        return _("Flask-Mail default")
+    if message.chosen_account_id and message.chosen_account_id != message.account_id:
+        return _("%(account)s (backup of account %(chosen)s)", account=message.route, chosen=message.chosen_account_id)
+    return message.route
+
+
+def cooling_accounts() -> list[dict[str, t.Any]]:
+    """Accounts that routing skips now after a connection failure (for the notices of the pages)."""
+    ext = state().ext
+    cooling = [h for h in ext.account_health().values() if h.cooling_down]
+    if not cooling:
+        return []
+    labels = {a.id: a.to_info().label for a in ext.Account.query.filter(ext.Account.id.in_([h.account_id for h in cooling]))}
+    return [
+        {"id": h.account_id, "label": labels.get(h.account_id, h.account_id), "until": format_datetime(h.cooldown_until), "error": h.last_error}
+        for h in cooling
+    ]
+
+
+class MessagesView(ProtectedView, BaseView):
+    """Message log: every letter sent while routing is on, newest first."""
+
+    permission = VIEW_LOGS
+    list_template = "smtp_accounts/messages.html"
+    detail_template = "smtp_accounts/message_view.html"
+
+    def _common(self) -> dict[str, t.Any]:
+        return {
+            "status_words": STATUS_WORDS,
+            "status_styles": STATUS_STYLES,
+            "route_text": route_text,
+            "describe_error": describe_error,
+            "when": lambda moment: format_datetime(moment) if moment else "",
+            "may_resend": allowed(MANAGE_ACCOUNTS),
+            "resend_form": ResendForm(),
+        }
+
+    @expose("/")
+    def index(self) -> t.Any:
+        ext = state().ext
+        filters = _filters()
+        until = filters["until"] + timedelta(days=1) if filters["until"] else None
+        page = ext.messages(
+            status=filters["status"], account_id=filters["account_id"], address=filters["address"],
+            since=filters["since"], until=until, page=filters["page"], per_page=PAGE_SIZE,
+        )
+        accounts = [(a.id, a.to_info().label) for a in ext.Account.query.order_by(ext.Account.id)]
+        args = {k: v for k, v in request.args.items() if k != "page" and v}
+        return self.render(
+            self.list_template, page=page, accounts=accounts, filters=request.args,
+            page_url=lambda number: self.get_url(".index", page=number, **args), **self._common(),
+        )
+
+    @expose("/<int:record_id>/")
+    def view(self, record_id: int) -> t.Any:
+        try:
+            message = state().ext.get_message(record_id)
+        except LookupError:
+            abort(404)
+        return self.render(self.detail_template, message=message, rules=RULES, **self._common())
+
+    @expose("/<int:record_id>/resend", methods=("POST",))
+    def resend(self, record_id: int) -> t.Any:
+        if not allowed(MANAGE_ACCOUNTS):
+            abort(403)
+        if not ResendForm().validate_on_submit():
+            flash(_("The request was refused: the form lacked its security token. Nothing was sent."), "error")
+            return redirect(self.get_url(".view", record_id=record_id))
+        ext = state().ext
+        try:
+            message = ext.resend_message(record_id)
+        except LookupError:
+            abort(404)
+        except ResendError as err:
+            flash(_("The letter was not sent again: %(reason)s", reason=err.reason), "error")
+        except DeliveryError:
+            flash(_("The letter was sent again but not delivered."), "error")
+        else:
+            flash(_("The letter was sent again and delivered through %(route)s.", route=route_text(message)), "success")
+        return redirect(self.get_url(".view", record_id=record_id))
