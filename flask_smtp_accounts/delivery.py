@@ -152,7 +152,7 @@ class Outcome:
         self.pending = [r for r, (c, _) in refused_now.items() if 400 <= c < 500]
         self.account, self.data, self.size = account, data, len(data)
         self.sent_from, self.reply_to_added = headers.from_header, headers.reply_to
-        if self.history or refused_now:
+        if self.history or refused_now or self.letter.record is not None:
             self.history.append(
                 {
                     "at": utcnow().isoformat(timespec="seconds"),

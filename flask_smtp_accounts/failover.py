@@ -45,8 +45,15 @@ from .writer import BackgroundWriter
 #: Stages of opening a connection; a failure there says the account, not the letter, is at fault.
 CONNECTION_STAGES = frozenset({"connect", "tls", "login", "cool-down"})
 
-#: ``routing.split_sender``, remembered: a newsletter parses its one From address once, not per letter.
-parse_sender = functools.lru_cache(maxsize=1024)(split_sender)
+_remembered_split = functools.lru_cache(maxsize=1024)(split_sender)
+
+
+def parse_sender(sender: t.Any) -> tuple[str, str]:
+    """``routing.split_sender``, remembered: a newsletter parses its one From address once, not per letter."""
+    try:
+        return _remembered_split(sender)
+    except TypeError:  # an unhashable sender, e.g. a list
+        return split_sender(sender)
 
 CONNECTION = "connection"
 TEMPORARY = "temporary"

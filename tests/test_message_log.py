@@ -174,7 +174,7 @@ def test_failed_letter_keeps_its_body_and_is_resent_once(mail, ext, add_account,
     assert got.message["Message-ID"] == failed.message_id
     assert got.message["Subject"] == "Order 1"
     assert (resent.status, resent.attempts, resent.body, resent.pending) == ("sent", 2, None, [])
-    assert [h["result"] for h in resent.history] == ["failed"]
+    assert [h["result"] for h in resent.history] == ["failed", "sent"]
     with pytest.raises(ResendError, match="deliver it twice"):
         ext.resend_message(failed.id)
     assert len(server.received) == 1
@@ -220,6 +220,21 @@ def test_queue_mode_returns_and_the_retry_run_delivers(app, mail, ext, db, add_a
     make_due(ext, db)
     assert ext.retry_queue().sent == 0
     assert len(server.received) == 1
+
+
+def test_a_queued_letter_of_flask_mails_own_route_is_retried_there(app, mail, ext, db, smtp_server):
+    ext.update_settings(queue_undelivered=True)
+    flask_mail_state = app.extensions["mail"]
+    working_port, flask_mail_state.port = flask_mail_state.port, free_port()
+    mail.send(letter(sender="nobody-routed@example.com"))
+    row = ext.messages().items[0]
+    assert (row.status, row.account_id, row.route, row.error_stage) == ("queued", None, "Flask-Mail default", "connect")
+
+    flask_mail_state.port = working_port
+    make_due(ext, db)
+    assert ext.retry_queue().sent == 1
+    assert smtp_server.wait_for(1)[0].message["Message-ID"] == row.message_id
+    assert ext.get_message(row.id).status == "sent"
 
 
 def test_backoff_doubles_until_max_attempts(mail, ext, db, add_account, make_smtp_server):
