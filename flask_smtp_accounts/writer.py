@@ -61,7 +61,9 @@ class BackgroundWriter:
             self._cond.wait_for(lambda: self._pending < self.max_pending)
             self._jobs.append((engine, job, rows))
             self._pending += rows
-            self._cond.notify_all()
+            # Wake the writer only when it waits for a first job or a full batch: not once per letter.
+            if len(self._jobs) == 1 or self._pending >= self.batch_rows:
+                self._cond.notify_all()
 
     def drain(self, timeout: float | None = 30.0) -> bool:
         """Wait until every submitted write is done; ``False`` if ``timeout`` ran out."""
@@ -110,12 +112,18 @@ class BackgroundWriter:
                 continue
             except Exception:  # noqa: BLE001 - one bad write must not lose the others
                 pass
+            lost: list[BaseException] = []
             for job in batch:
                 try:
                     with engine.begin() as conn:
                         job(conn)
-                except Exception:  # noqa: BLE001 - the thread must live on; the log says what was lost
-                    logger.exception("flask-smtp-accounts could not write to the message log")
+                except Exception as err:  # noqa: BLE001 - the thread must live on; the log says what was lost
+                    lost.append(err)
+            if lost:
+                logger.error(
+                    "flask-smtp-accounts could not write %d of %d message log writes: %s",
+                    len(lost), len(batch), lost[0], exc_info=lost[0],
+                )
 
 
 _writers: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()

@@ -84,6 +84,20 @@ def test_a_long_block_writes_every_batch(mail, ext, add_account, smtp_server, ap
     assert ext.messages().total == 12
 
 
+def test_a_failed_background_write_is_logged_and_later_letters_are_still_written(app, mail, ext, add_account, smtp_server, caplog):
+    add_account(smtp_server, sender_email="shop@example.com")
+    state = app.extensions["smtp_accounts"]
+
+    def broken(conn):
+        raise RuntimeError("disk full")
+
+    state.writer.submit(state.engine(), broken)
+    ext.flush_message_log()
+    mail.send(letter())
+    assert ext.messages().total == 1
+    assert "could not write 1 of 1 message log writes: disk full" in caplog.text
+
+
 def test_the_sites_own_transaction_is_left_alone(mail, ext, db, add_account, smtp_server):
     add_account(smtp_server, sender_email="shop@example.com")
     settings_row = db.session.get(ext.Settings, 1)
