@@ -184,6 +184,11 @@ class Outcome:
             self.status = FAILED
 
     @property
+    def queued(self) -> bool:
+        """Waiting in the retry queue: not handed to any server yet."""
+        return self.status == QUEUED and not self.delivered
+
+    @property
     def undelivered(self) -> bool:
         """Nothing was accepted and nothing waits in the queue: the caller must hear of it."""
         return self.status == FAILED and not self.delivered
@@ -310,7 +315,7 @@ class Dispatcher:
 
     # --- one letter -----------------------------------------------------------
 
-    def deliver(self, letter: Letter) -> Choice:
+    def deliver(self, letter: Letter) -> Outcome:
         """Route, send and log ``letter``; raise :class:`DeliveryError` when nothing delivered or queued it."""
         outcome = self._attempt(letter, queue=self._settings.queue_undelivered)
         self._record(outcome)
@@ -319,7 +324,7 @@ class Dispatcher:
             assert outcome.error is not None
             outcome.error.record_id = outcome.record_id
             raise outcome.error
-        return outcome.choice
+        return outcome
 
     def redeliver(self, record: MessageInfo, letter: Letter, *, requeue: bool) -> Outcome:
         """Send a letter of the message log again, to its pending recipients, and update its row.

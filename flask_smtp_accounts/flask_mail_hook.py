@@ -94,8 +94,9 @@ class RoutedConnection(_FlaskMailConnection):
             raise flask_mail.BadHeaderError
         if message.date is None:
             message.date = time.time()
-        dispatcher.deliver(letter_from_message(message, envelope_from))
-        flask_mail.email_dispatched.send(current_app._get_current_object(), message=message)  # type: ignore[attr-defined]
+        outcome = dispatcher.deliver(letter_from_message(message, envelope_from))
+        if not outcome.queued:  # a queued letter was not dispatched; message_queued says so
+            flask_mail.email_dispatched.send(current_app._get_current_object(), message=message)  # type: ignore[attr-defined]
         self.num_emails += 1
         return None
 

@@ -214,8 +214,9 @@ def test_queue_mode_returns_and_the_retry_run_delivers(app, mail, ext, db, add_a
     server = make_smtp_server(handler_hooks=Refuse("DATA", "451 4.3.0 Try later", times=1))
     add_account(server, sender_email="shop@example.com")
     queued = []
-    with message_queued.connected_to(lambda sender, **kw: queued.append(kw["record_id"]), app):
+    with message_queued.connected_to(lambda sender, **kw: queued.append(kw["record_id"]), app), mail.record_messages() as dispatched:
         mail.send(letter())
+    assert dispatched == []  # Flask-Mail's email_dispatched: not for a letter that is only queued
 
     [row] = ext.messages().items
     assert queued == [row.id]
