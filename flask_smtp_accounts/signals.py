@@ -14,18 +14,21 @@ message_sent = signals.signal(
     "message-sent",
     doc="""A letter was handed to a server (or suppressed in testing).
 
-    Keyword arguments: ``message`` (the Flask-Mail message), ``account``
-    (the :class:`~flask_smtp_accounts.AccountInfo`, or ``None`` when
-    Flask-Mail's own settings carried it) and ``rule`` (why that route).
+    Keyword arguments: ``message`` (the Flask-Mail message; ``None`` for a
+    letter sent again from the message log), ``account`` (the
+    :class:`~flask_smtp_accounts.AccountInfo` that carried it, a backup
+    when the chosen one failed, or ``None`` when Flask-Mail's own settings
+    carried it), ``rule`` (why that route) and ``suppressed``.
     """,
 )
 
 send_failed = signals.signal(
     "send-failed",
-    doc="""A letter could not be handed to a server.
+    doc="""No route delivered a letter (to some or all of its recipients); it is failed in the message log.
 
-    Keyword arguments: ``message``, ``account`` (or ``None``) and ``error``
-    (the :class:`~flask_smtp_accounts.DeliveryError`).
+    Keyword arguments: ``message`` (``None`` for a letter sent again from
+    the message log), ``account`` (the last one tried, or ``None``) and
+    ``error`` (the last :class:`~flask_smtp_accounts.DeliveryError`).
     """,
 )
 
