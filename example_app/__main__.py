@@ -28,6 +28,14 @@ def _serve(app: t.Any, port: int, fixed: bool) -> BaseWSGIServer:
         return make_server(HOST, 0, app, threaded=True)
 
 
+def _flask_command(instance: Path) -> str:
+    """How to run ``flask`` on this site from another terminal: the venv's flask, and the instance if not the default."""
+    flask = Path(sys.executable).with_name("flask")
+    command = os.path.relpath(flask) if flask.exists() and flask.is_relative_to(Path.cwd()) else "flask"
+    prefix = "" if instance == DEFAULT_INSTANCE.resolve() else f"EXAMPLE_APP_INSTANCE={instance} "
+    return f"{prefix}{command} --app example_app"
+
+
 def banner(url: str, servers: DemoServers, instance: Path) -> str:
     secrets = servers.secrets
     lines = [
@@ -42,7 +50,7 @@ def banner(url: str, servers: DemoServers, instance: Path) -> str:
     lines += [
         f"  Instance folder: {instance} (database, and the demo's generated encryption key:",
         "    fine for a demo, never for a real site)",
-        f"  Command line:  EXAMPLE_APP_INSTANCE={instance} flask --app example_app smtp-accounts list",
+        f"  Command line:  {_flask_command(instance)} smtp-accounts list",
         "Press Ctrl+C to stop.",
     ]
     return "\n".join(lines)
