@@ -69,3 +69,10 @@ def test_quick_start_is_two_commands_that_exist() -> None:
         assert os.access(ROOT / script, os.X_OK), script
     ci = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line and not line.startswith("#")]
     assert ci[-1] == "exec ./scripts/test"
+
+
+def test_every_picture_and_local_link_exists() -> None:
+    targets = re.findall(r"\]\(((?!https?://|#)[^)\s]+)\)", README)
+    assert targets
+    missing = [target for target in targets if not (ROOT / target).exists()]
+    assert missing == []
