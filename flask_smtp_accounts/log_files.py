@@ -175,7 +175,8 @@ class LogFiles:
         its account saved (id 0) counts its periods from its own start.
         """
         path = self.path(account_id, kind)
-        os.makedirs(self.folder, mode=0o700, exist_ok=True)
+        if not os.path.isdir(self.folder):  # a stat per entry is cheaper than a failed mkdir
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
         while True:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _OPEN_FLAGS, 0o600)
             try:
