@@ -39,7 +39,7 @@ PARTS = ("single", "newsletter", "choose", "logs", "memory")
 class Counts:
     """How much each part measures."""
 
-    rounds: int = 7
+    rounds: int = 9
     warmup: int = 1
     single: int = 200
     loop: int = 2000
