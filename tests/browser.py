@@ -51,6 +51,15 @@ def login(page: Page, user: str) -> None:
     assert f"logged in as {user}" in page.content()
 
 
+def submit(page: Page, selector: str) -> None:
+    """Click a button that submits a form, and wait for the page it leads to.
+
+    Reading the next page before it has loaded would read the old one.
+    """
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def flashes(page: Page) -> list[str]:
     """The texts of the page's alert boxes (flashed messages and notices)."""
     return [" ".join(text.replace("×", " ").split()) for text in page.locator(".alert").all_inner_texts()]
@@ -119,7 +128,7 @@ def take_screenshots(folder: Path) -> list[Path]:
         page.goto("/admin/smtp-accounts/routing/")
         page.fill("#sender", "Marketing <hello@example.com>")
         page.check("#bulk")
-        page.click("button[type=submit]")
+        submit(page, "button[type=submit]")
         shots.append(folder / "routing-preview.png")
         page.screenshot(path=str(shots[-1]), full_page=True)
         context.close()

@@ -147,3 +147,19 @@ def add_account(ext: SMTPAccounts) -> Callable[..., Any]:
         return ext.add_account(password=password, check=False, **values)
 
     return add
+
+
+# --- browser ---
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the whole run; Playwright's sync API allows one driver at a time.
+
+    If Chromium cannot start, every browser test fails with the reason.
+    """
+    from browser import launch_chromium
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()

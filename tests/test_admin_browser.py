@@ -10,25 +10,16 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from browser import fill_account_form, flashes, launch_chromium, login, new_context
+from browser import fill_account_form, flashes, login, new_context, submit
 from flask_mail import Message
 from helpers import AdminSite, LiveServer, make_admin_site
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from flask_smtp_accounts.testing import LOGIN, PASSWORD, Certs, SMTPServer
 
 pytestmark = pytest.mark.browser
 
 ADMIN = "/admin/smtp-accounts"
-
-
-@pytest.fixture(scope="session")
-def browser() -> t.Iterator[Browser]:
-    """One Chromium for the whole session."""
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -79,7 +70,7 @@ def new_account(page: Page, server: SMTPServer, password: str) -> None:
         page, sender_name="Test mail", sender_email="test@example.com", host=server.host, port=server.port,
         security="starttls", auth="login", login=LOGIN, new_password=password,
     )
-    page.click("input[type=submit][value=Save]")
+    submit(page, "input[type=submit][value=Save]")
 
 
 def test_an_account_that_passes_the_check_is_saved(page: Page, admin_site: AdminSite, starttls_server: SMTPServer) -> None:
@@ -109,7 +100,7 @@ def test_editing_with_a_blank_password_still_sends(page: Page, admin_site: Admin
     page.click(f"a[href*='edit/?id={account_id}']")
     assert page.input_value("#new_password") == ""
     fill_account_form(page, sender_name="New name")
-    page.click("input[type=submit][value=Save]")
+    submit(page, "input[type=submit][value=Save]")
     assert "The account passed the check." in flashes(page)[0]
     assert "New name" in page.locator("table.model-list").inner_text()
     with admin_site.app.app_context():
@@ -126,7 +117,7 @@ def test_sending_a_test_letter_from_the_list(page: Page, admin_site: AdminSite, 
     page.click(f"a[title='Send a test letter'][href*='id={account_id}']")
     assert page.input_value("#recipient") == "postmaster@example.org"
     page.fill("#recipient", "typed@example.org")
-    page.click("button:text('Send the test letter')")
+    submit(page, "button:text('Send the test letter')")
     result = page.locator(".sa-result").inner_text()
     [letter] = starttls_server.wait_for(1)
     assert letter.rcpt_tos == ["typed@example.org"]
@@ -144,7 +135,7 @@ def test_viewing_and_deleting_a_log(page: Page, admin_site: AdminSite, starttls_
     log_text = page.locator(".sa-log-text").inner_text()
     assert "235" in log_text and PASSWORD not in log_text
     page.once("dialog", lambda dialog: dialog.accept())
-    page.click("form.sa-delete-log button")
+    submit(page, "form.sa-delete-log button")
     assert f"The log check_admin_smtp_{account_id}.log was deleted." in " ".join(flashes(page))
     assert page.locator("tr.sa-log-row", has_text=f"check_admin_smtp_{account_id}.log").count() == 0
     assert not (Path(admin_site.app.instance_path) / "smtp_logs" / f"check_admin_smtp_{account_id}.log").exists()
@@ -155,7 +146,7 @@ def test_changing_a_setting(page: Page, admin_site: AdminSite) -> None:
     assert "Default: 10 s" in page.locator("#setting-timeout_s").inner_text()
     page.fill("#timeout_s", "30")
     page.select_option("#log_level", "3")
-    page.click("button:text('Save')")
+    submit(page, "button:text('Save')")
     assert "The settings were saved." in flashes(page)[0]
     assert page.input_value("#timeout_s") == "30"
     with admin_site.app.app_context():
@@ -182,14 +173,14 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page: Page, admin_site:
         login=LOGIN, new_password=PASSWORD,
     )
     page.evaluate("document.querySelector('input[name=csrf_token]').remove()")
-    page.click("input[type=submit][value=Save]")
+    submit(page, "input[type=submit][value=Save]")
     assert "The request was refused: the form lacked its security token. Nothing was changed." in flashes(page)
     assert accounts(admin_site) == []
 
     page.goto(f"{ADMIN}/settings/")
     page.fill("#timeout_s", "99")
     page.evaluate("document.querySelector('input[name=csrf_token]').remove()")
-    page.click("button:text('Save')")
+    submit(page, "button:text('Save')")
     assert "The request was refused: the form lacked its security token. Nothing was changed." in flashes(page)
     with admin_site.app.app_context():
         assert admin_site.ext.settings.timeout_s == 10

@@ -6,11 +6,11 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from browser import flashes, launch_chromium, login, new_context
+from browser import flashes, login, new_context, submit
 from flask_mail import Message
 from helpers import AdminSite, LiveServer, make_admin_site
 from misbehaving import Refuse
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser
 
 from flask_smtp_accounts import DeliveryError
 from flask_smtp_accounts.testing import Certs, SMTPServer
@@ -29,7 +29,7 @@ def admin_site(tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: S
         made.site.db.engine.dispose()
 
 
-def test_finding_a_failed_letter_and_resending_it(admin_site: AdminSite, make_smtp_server: t.Any) -> None:
+def test_finding_a_failed_letter_and_resending_it(browser: Browser, admin_site: AdminSite, make_smtp_server: t.Any) -> None:
     server = make_smtp_server(handler_hooks=Refuse("DATA", "451 4.3.0 Try again later", times=1))
     with admin_site.app.app_context():
         admin_site.ext.add_account(
@@ -39,24 +39,24 @@ def test_finding_a_failed_letter_and_resending_it(admin_site: AdminSite, make_sm
             admin_site.site.mail.send(Message("Your order", sender="shop@example.com", recipients=["bob@example.org"], body="x"))
         admin_site.site.mail.send(Message("Welcome", sender="shop@example.com", recipients=["ann@example.org"], body="Hi"))
 
-    with sync_playwright() as playwright, LiveServer(admin_site.app) as live:
-        browser = launch_chromium(playwright)
+    with LiveServer(admin_site.app) as live:
+        context = new_context(browser, live.url)
         try:
-            page = new_context(browser, live.url).new_page()
+            page = context.new_page()
             login(page, "admin")
             page.goto("/admin/smtp-accounts/messages/")
             assert page.locator("tr.sa-message-row").count() == 2
             page.select_option("#status", "failed")
-            page.click("button:text('Filter')")
+            submit(page, "button:text('Filter')")
             [row] = page.locator("tr.sa-message-row").all()
             assert "Your order" in row.inner_text() and "451 4.3.0 Try again later" in row.inner_text()
             row.locator("a:text('View')").click()
-            page.click("form.sa-resend button")
+            submit(page, "form.sa-resend button")
             assert "The letter was sent again and delivered through shop@example.com." in " ".join(flashes(page))
             assert page.locator(".sa-status").inner_text() == "sent"
             assert page.locator("form.sa-resend").count() == 0
         finally:
-            browser.close()
+            context.close()
 
     got = server.wait_for(2)
     assert [g.message["Subject"] for g in got] == ["Welcome", "Your order"]

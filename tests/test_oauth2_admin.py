@@ -205,14 +205,13 @@ def test_only_account_managers_may_sign_in(admin_site, oauth_smtp):
 
 
 @pytest.mark.browser
-def test_sign_in_with_microsoft_in_the_browser_ends_with_an_account_that_sends(admin_site, microsoft, oauth_smtp):
-    from browser import fill_account_form, flashes, launch_chromium, login, new_context
-    from playwright.sync_api import sync_playwright
+def test_sign_in_with_microsoft_in_the_browser_ends_with_an_account_that_sends(browser, admin_site, microsoft, oauth_smtp):
+    from browser import fill_account_form, flashes, login, new_context
 
-    with LiveServer(admin_site.app) as live, sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
+    with LiveServer(admin_site.app) as live:
+        context = new_context(browser, live.url)
         try:
-            page = new_context(browser, live.url).new_page()
+            page = context.new_page()
             login(page, "admin")
             page.goto(f"{ADMIN}/new/")
             fill_account_form(
@@ -231,7 +230,7 @@ def test_sign_in_with_microsoft_in_the_browser_ends_with_an_account_that_sends(a
             page.wait_for_url(f"{live.url}{ADMIN}/edit/**")
             assert any("Signed in as user@example.com" in text for text in flashes(page))
         finally:
-            browser.close()
+            context.close()
 
     [account] = accounts(admin_site)
     assert (account.sender_name, account.login, account.auth) == ("Shop", LOGIN, "oauth2")
