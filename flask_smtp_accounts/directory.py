@@ -1,10 +1,18 @@
 """Cached reads of the settings row and of the accounts, one process-wide view per app.
 
-Each ``mail.connect()`` block reads the settings row once (one primary-key
-query). Its ``revision`` tells whether any account or setting changed since
-the cache was filled, in this process or another; if so the cache is
-dropped. Candidates for an address are read with one indexed query and then
-served from memory, so choosing an account never scans the table.
+Each ``mail.connect()`` block reads the settings' ``revision`` once (one
+primary-key query). It tells whether any account or setting changed since
+the cache was filled, in this process or another; if so the settings row is
+read again and the cached accounts are dropped. Candidates for an address
+are read with one indexed query and then served from memory, so choosing an
+account never scans the table.
+
+The revision is read on a DBAPI connection from the engine's pool, with SQL
+compiled once for the engine's dialect and no parameters: it is the one
+query of every ``mail.send``, and SQLAlchemy's Core execution costs three
+times the query itself (about 35 of 50 µs on SQLite). Being below Core, it is
+not seen by ``before_cursor_execute`` listeners or ``echo``; every other
+query of this module is.
 """
 
 from __future__ import annotations
@@ -39,14 +47,30 @@ class Directory:
         self._read_settings = sa.select(self._settings_table).where(
             self._settings_table.c.id == SETTINGS_ID
         )
+        self._read_revision = sa.select(self._settings_table.c.revision).where(
+            self._settings_table.c.id == SETTINGS_ID
+        )
+        #: The revision query compiled for one dialect: ``(dialect, sql)``.
+        self._revision_sql: tuple[t.Any, str] | None = None
         self._lock = threading.Lock()
         self._revision: int | None = None
+        #: The settings last read, and the revision they were read at (``None``: no row).
+        self._settings: tuple[int | None, SettingsInfo] | None = None
         self._candidates: dict[str, tuple[AccountInfo, ...]] = {}
 
     def settings(self) -> SettingsInfo:
-        """Read the settings row; drop cached accounts when anything changed."""
+        """The current settings; drop cached accounts when anything changed.
+
+        Reads only the revision; the whole row only when the revision moved.
+        """
+        engine = self._engine()
+        seen = self._settings
+        if seen is not None:
+            found, revision = self._revision_now(engine)
+            if found and revision == seen[0]:
+                return seen[1]
         try:
-            with self._engine().connect() as conn:
+            with engine.connect() as conn:
                 row = conn.execute(self._read_settings).mappings().first()
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as err:
             raise RuntimeError(
@@ -55,11 +79,39 @@ class Directory:
                 f" ({err.orig})"
             ) from err
         info = settings_info(row) if row is not None else DEFAULT_SETTINGS
+        self._settings = (row["revision"] if row is not None else None, info)
         if info.revision != self._revision:
             with self._lock:
                 self._candidates = {}
                 self._revision = info.revision
         return info
+
+    def _revision_now(self, engine: sa.Engine) -> tuple[bool, int | None]:
+        """``(True, revision)`` of the settings row (``None``: no row); ``(False, None)`` on any database error.
+
+        On an error the caller reads through Core, which reports it (or
+        succeeds, if the error was a connection the pool had lost).
+        """
+        compiled = self._revision_sql
+        if compiled is None or compiled[0] is not engine.dialect:
+            sql = str(self._read_revision.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+            compiled = self._revision_sql = (engine.dialect, sql)
+        dbapi_error = engine.dialect.loaded_dbapi.Error
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(compiled[1])
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        except dbapi_error as err:
+            if engine.dialect.is_disconnect(err, raw.dbapi_connection, None):
+                raw.invalidate(err)
+            return False, None
+        finally:
+            raw.close()
+        return True, (row[0] if row is not None else None)
 
     def candidates(self, key: str) -> tuple[AccountInfo, ...]:
         """Active accounts whose email key is ``key``, largest id first."""
@@ -86,3 +138,4 @@ class Directory:
         with self._lock:
             self._candidates = {}
             self._revision = None
+            self._settings = None
