@@ -80,8 +80,12 @@ def fill_account_form(page: Page, **fields: t.Any) -> None:
 # --- screenshots for the README ----------------------------------------------------
 
 
-def take_screenshots(folder: Path) -> list[Path]:
-    """Screenshots of the main pages of a demo site with two accounts and their logs."""
+def take_screenshots(folder: Path, browser: Browser | None = None) -> list[Path]:
+    """Screenshots of the main pages of a demo site with two accounts and their logs.
+
+    The README's pictures are made by this function (``python tests/browser.py``),
+    and a browser test runs it, so they always show the real pages.
+    """
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from cryptography.fernet import Fernet
     from helpers import LiveServer, make_admin_site
@@ -109,9 +113,9 @@ def take_screenshots(folder: Path) -> list[Path]:
             ext.add_account(password=PASSWORD, sender_name="Marketing", sender_email="hello@example.com", **common)
             ext.send_test_letter(ext.get_account(1), "postmaster@example.com")
         live = stack.enter_context(LiveServer(site.app))
-        playwright = stack.enter_context(sync_playwright())
-        browser = launch_chromium(playwright)
-        stack.callback(browser.close)
+        if browser is None:
+            browser = launch_chromium(stack.enter_context(sync_playwright()))
+            stack.callback(browser.close)
         context = new_context(browser, live.url)
         page = context.new_page()
         login(page, "admin")

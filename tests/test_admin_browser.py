@@ -184,3 +184,16 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page: Page, admin_site:
     assert "The request was refused: the form lacked its security token. Nothing was changed." in flashes(page)
     with admin_site.app.app_context():
         assert admin_site.ext.settings.timeout_s == 10
+
+
+def test_the_readme_screenshots_come_from_the_real_pages(browser: Browser, tmp_path: Path) -> None:
+    from browser import take_screenshots
+
+    shots = take_screenshots(tmp_path, browser)
+    assert [shot.name for shot in shots] == [
+        "accounts-list.png", "account-form.png", "settings.png", "logs-list.png", "routing-preview.png",
+    ]
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for shot in shots:
+        assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
+        assert f"docs/screenshots/{shot.name}" in readme
