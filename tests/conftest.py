@@ -149,6 +149,32 @@ def add_account(ext: SMTPAccounts) -> Callable[..., Any]:
     return add
 
 
+# --- admin ---
+@pytest.fixture
+def admin_site_config() -> dict[str, Any]:
+    """Extra app config for ``admin_site``; a test module overrides it when it needs more."""
+    return {}
+
+
+@pytest.fixture
+def admin_site(
+    tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer, admin_site_config: dict[str, Any]
+) -> Iterator[Any]:
+    """A site with the admin pages mounted and test users (see ``tests/helpers.py``)."""
+    from helpers import make_admin_site
+
+    made = make_admin_site(
+        tmp_path / "instance",
+        SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key,
+        SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
+        MAIL_PORT=smtp_server.port,
+        **admin_site_config,
+    )
+    yield made
+    with made.app.app_context():
+        made.site.db.engine.dispose()
+
+
 # --- browser ---
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:

@@ -30,19 +30,6 @@ PAGES = (f"{ADMIN}/accounts/", f"{ADMIN}/accounts/new/", f"{ADMIN}/logs/", f"{AD
 
 
 @pytest.fixture
-def admin_site(tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer) -> t.Iterator[AdminSite]:
-    made = make_admin_site(
-        tmp_path / "instance",
-        SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key,
-        SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
-        MAIL_PORT=smtp_server.port,
-    )
-    yield made
-    with made.app.app_context():
-        made.site.db.engine.dispose()
-
-
-@pytest.fixture
 def client(admin_site: AdminSite) -> t.Any:
     """A test client logged in as the user with every permission."""
     client = admin_site.app.test_client()

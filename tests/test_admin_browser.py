@@ -12,27 +12,14 @@ from pathlib import Path
 import pytest
 from browser import fill_account_form, flashes, login, new_context, submit
 from flask_mail import Message
-from helpers import AdminSite, LiveServer, make_admin_site
+from helpers import AdminSite, LiveServer
 from playwright.sync_api import Browser, Page
 
-from flask_smtp_accounts.testing import LOGIN, PASSWORD, Certs, SMTPServer
+from flask_smtp_accounts.testing import LOGIN, PASSWORD, SMTPServer
 
 pytestmark = pytest.mark.browser
 
 ADMIN = "/admin/smtp-accounts"
-
-
-@pytest.fixture
-def admin_site(tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer) -> t.Iterator[AdminSite]:
-    made = make_admin_site(
-        tmp_path / "instance",
-        SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key,
-        SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
-        MAIL_PORT=smtp_server.port,
-    )
-    yield made
-    with made.app.app_context():
-        made.site.db.engine.dispose()
 
 
 @pytest.fixture

@@ -421,19 +421,6 @@ def test_rows_hold_json_that_other_tools_can_read(mail, ext, db, add_account, sm
 ADMIN_MESSAGES = "/admin/smtp-accounts/messages/"
 
 
-@pytest.fixture
-def admin_site(tmp_path, encryption_key, certs, smtp_server):
-    from helpers import make_admin_site
-
-    made = make_admin_site(
-        tmp_path / "admin", SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key, SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
-        MAIL_PORT=smtp_server.port,
-    )
-    yield made
-    with made.app.app_context():
-        made.site.db.engine.dispose()
-
-
 def logged_in(site, user):
     client = site.app.test_client()
     client.get(f"/test-login/{user}")

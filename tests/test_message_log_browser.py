@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import typing as t
-from pathlib import Path
 
 import pytest
 from browser import flashes, login, new_context, submit
 from flask_mail import Message
-from helpers import AdminSite, LiveServer, make_admin_site
+from helpers import AdminSite, LiveServer
 from misbehaving import Refuse
 from playwright.sync_api import Browser
 
 from flask_smtp_accounts import DeliveryError
-from flask_smtp_accounts.testing import Certs, SMTPServer
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def admin_site(tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer) -> t.Iterator[AdminSite]:
-    made = make_admin_site(
-        tmp_path / "instance", SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key,
-        SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert), MAIL_PORT=smtp_server.port,
-    )
-    yield made
-    with made.app.app_context():
-        made.site.db.engine.dispose()
 
 
 def test_finding_a_failed_letter_and_resending_it(browser: Browser, admin_site: AdminSite, make_smtp_server: t.Any) -> None:

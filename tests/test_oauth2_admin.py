@@ -13,11 +13,10 @@ import typing as t
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 from flask_mail import Message
-from helpers import AdminSite, LiveServer, make_admin_site
+from helpers import AdminSite, LiveServer
 
 from flask_smtp_accounts.testing import LOGIN, Certs, SMTPServer
 from flask_smtp_accounts.testing.oauth import CLIENT_ID, CLIENT_SECRET, OAuthServer
@@ -38,16 +37,9 @@ def oauth_smtp(certs: Certs, microsoft: OAuthServer) -> t.Iterator[SMTPServer]:
 
 
 @pytest.fixture
-def admin_site(tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer, microsoft: OAuthServer) -> t.Iterator[AdminSite]:
+def admin_site_config(microsoft: OAuthServer) -> dict[str, t.Any]:
     base = f"{microsoft.base_url}/{{tenant}}/oauth2/v2.0"
-    made = make_admin_site(
-        tmp_path / "instance", SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key, SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
-        MAIL_PORT=smtp_server.port,
-        SMTP_ACCOUNTS_OAUTH2_PROVIDERS={"microsoft": {"token_url": f"{base}/token", "authorize_url": f"{base}/authorize"}},
-    )
-    yield made
-    with made.app.app_context():
-        made.site.db.engine.dispose()
+    return {"SMTP_ACCOUNTS_OAUTH2_PROVIDERS": {"microsoft": {"token_url": f"{base}/token", "authorize_url": f"{base}/authorize"}}}
 
 
 def form_data(server: SMTPServer, csrf: str, **fields: str) -> dict[str, str]:
