@@ -9,6 +9,7 @@ extension, or with routing disabled, it behaves exactly as Flask-Mail's.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import time
 import typing as t
@@ -19,6 +20,26 @@ from flask import current_app
 from .delivery import Dispatcher, Letter
 
 _FlaskMailConnection = flask_mail.Connection
+
+#: An address that Flask-Mail's ``sanitize_address`` returns unchanged: an ASCII
+#: dot-atom, ``@``, an ASCII domain; no display name.
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+)
+
+
+def envelope_recipients(addresses: t.Iterable[str | tuple[str, str]]) -> list[str]:
+    """Flask-Mail's ``sanitize_addresses``, with a shortcut for plain addresses.
+
+    ``sanitize_address`` parses every address and encodes its display name
+    (20 to 40 µs each); a newsletter's recipients are nearly all plain
+    ``local@domain`` strings, for which it returns the string itself.
+    """
+    plain = _PLAIN_ADDRESS.fullmatch
+    return [
+        address if isinstance(address, str) and plain(address) else flask_mail.sanitize_address(address)
+        for address in addresses
+    ]
 
 
 def letter_from_message(message: flask_mail.Message, envelope_from: str | tuple[str, str] | None = None) -> Letter:
@@ -36,7 +57,7 @@ def letter_from_message(message: flask_mail.Message, envelope_from: str | tuple[
 
     return Letter(
         sender=message.sender,
-        recipients=list(flask_mail.sanitize_addresses(message.send_to)),
+        recipients=envelope_recipients(message.send_to),
         envelope_from=flask_mail.sanitize_address(envelope_from) if envelope_from else None,
         message_id=message.msgId,
         headers=message.extra_headers or {},
