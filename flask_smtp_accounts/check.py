@@ -20,6 +20,7 @@ from .errors import DeliveryError
 from .models import AccountInfo
 from .settings import SettingsInfo
 from .signals import account_checked
+from .texts import N_, Text
 
 if t.TYPE_CHECKING:
     from .extension import _State
@@ -41,6 +42,8 @@ class CheckResult:
     message_id: str | None = None
     #: How to fix a classic mistake, when the failure is one (``hints.py``).
     hint: str | None = None
+    #: What went wrong, without the stage and the server (``DeliveryError.reason``, often a ``texts.Text``).
+    reason: str | None = None
 
     def __bool__(self) -> bool:
         return self.ok
@@ -81,7 +84,8 @@ def run_check(
     try:
         if send_test and not recipient:
             raise DeliveryError(
-                "test letter", "no recipient: set the test recipient in the settings or give one",
+                "test letter",
+                Text("no-test-recipient", N_("no recipient: set the test recipient in the settings or give one")),
                 account_id=account.id or None,
             )
         smtp = open_connection(
@@ -103,7 +107,8 @@ def run_check(
     except DeliveryError as err:
         close_quietly(smtp)
         result = CheckResult(
-            False, err.stage, err.code, err.reply, time.perf_counter() - started, str(err), message_id, err.hint
+            False, err.stage, err.code, err.reply, time.perf_counter() - started, str(err), message_id, err.hint,
+            err.reason,
         )
     if log is not None:
         log.end("ok" if result.ok else f"failed: {result.message}")

@@ -23,6 +23,7 @@ from .errors import DeliveryError
 from .hints import hint_for
 from .models import AccountInfo
 from .oauth2 import AccessTokens, login_xoauth2
+from .texts import N_, Text
 
 REDACTED = "[redacted]"
 _MAX_AUTH_CHALLENGES = 5
@@ -201,32 +202,38 @@ def _failure(stage: str, err: BaseException, account: AccountInfo | None) -> Del
     if isinstance(err, smtplib.SMTPRecipientsRefused):
         refused = {r: (c, m.decode("utf-8", "replace")) for r, (c, m) in err.recipients.items()}
         code, reply = next(iter(refused.values()), (None, None))
-        return DeliveryError(stage, "every recipient was refused", code=code, reply=reply, refused=refused, **where)
+        reason = Text("recipients-refused", N_("every recipient was refused"))
+        return DeliveryError(stage, reason, code=code, reply=reply, refused=refused, **where)
     if isinstance(err, (smtplib.SMTPResponseException)):
         reply = err.smtp_error.decode("utf-8", "replace") if isinstance(err.smtp_error, bytes) else str(err.smtp_error)
         reason = {
-            smtplib.SMTPAuthenticationError: "the server refused the login",
-            smtplib.SMTPSenderRefused: "the server refused the sender",
-            smtplib.SMTPDataError: "the server refused the letter's data",
-            smtplib.SMTPConnectError: "the server refused the connection",
-        }.get(type(err), "the server answered with an error")
+            smtplib.SMTPAuthenticationError: Text("login-refused", N_("the server refused the login")),
+            smtplib.SMTPSenderRefused: Text("sender-refused", N_("the server refused the sender")),
+            smtplib.SMTPDataError: Text("data-refused", N_("the server refused the letter's data")),
+            smtplib.SMTPConnectError: Text("connection-refused", N_("the server refused the connection")),
+        }.get(type(err)) or Text("error-reply", N_("the server answered with an error"))
         return DeliveryError(stage, reason, code=err.smtp_code, reply=reply, **where)
     if isinstance(err, smtplib.SMTPServerDisconnected) and isinstance(err.__context__, TimeoutError):
         # smtplib reports a read that timed out as a disconnect; the person needs to know it was the timeout.
-        return DeliveryError(stage, "timeout", **where)
+        return DeliveryError(stage, _timeout(), **where)
     if isinstance(err, smtplib.SMTPServerDisconnected):
-        return DeliveryError(stage, f"the server closed the connection ({err})", **where)
+        return DeliveryError(stage, Text("closed", N_("the server closed the connection (%(error)s)"), error=str(err)), **where)
     if isinstance(err, smtplib.SMTPNotSupportedError):
         return DeliveryError(stage, str(err), **where)
     if isinstance(err, ssl.SSLCertVerificationError):
-        return DeliveryError("tls", f"certificate verification failed: {err.verify_message}", **where)
+        reason = Text("certificate-refused", N_("certificate verification failed: %(error)s"), error=err.verify_message)
+        return DeliveryError("tls", reason, **where)
     if isinstance(err, ssl.SSLError):
-        return DeliveryError("tls", f"TLS failed: {err.reason or err}", **where)
+        return DeliveryError("tls", Text("tls-failed", N_("TLS failed: %(error)s"), error=str(err.reason or err)), **where)
     if isinstance(err, (socket.timeout, TimeoutError)):
-        return DeliveryError(stage, "timeout", **where)
+        return DeliveryError(stage, _timeout(), **where)
     if isinstance(err, OSError):
         return DeliveryError(stage, err.strerror or str(err), **where)
     return DeliveryError(stage, str(err), **where)
+
+
+def _timeout() -> Text:
+    return Text("timeout", N_("timeout"))
 
 
 def open_connection(
@@ -261,7 +268,7 @@ def open_connection(
             stage = "tls"
             if not smtp.has_extn("starttls"):
                 raise DeliveryError(
-                    "tls", "the server does not offer STARTTLS, which this account requires",
+                    "tls", Text("no-starttls", N_("the server does not offer STARTTLS, which this account requires")),
                     account_id=account.id, host=account.host, port=account.port,
                 )
             smtp.starttls(context=context)

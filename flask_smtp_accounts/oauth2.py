@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from .errors import DeliveryError, OAuth2Error
+from .texts import N_, Text
 
 if t.TYPE_CHECKING:
     from .crypto import Vault
@@ -257,8 +258,8 @@ def post_token_request(grant: Grant, form: dict[str, str], *, timeout: float, ac
     parts = urllib.parse.urlsplit(grant.token_url)
     if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         raise OAuth2Error(
-            "the token URL must start with https://", account_id=account_id, host=parts.hostname,
-            fix="Enter the provider's https:// token endpoint.",
+            Text("token-url-not-https", N_("the token URL must start with https://")), account_id=account_id,
+            host=parts.hostname, fix=Text("fix-token-url-https", N_("Enter the provider's https:// token endpoint.")),
         )
     body = {**form, "client_id": grant.client_id}
     if grant.client_secret:
@@ -283,9 +284,12 @@ def post_token_request(grant: Grant, form: dict[str, str], *, timeout: float, ac
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise OAuth2Error(
-            f"the token endpoint could not be reached ({reason})", account_id=account_id, host=parts.hostname,
-            temporary=True,
-            fix="Check the token URL and that this server can reach it (firewall, proxy); then try again.",
+            Text("token-endpoint-unreachable", N_("the token endpoint could not be reached (%(reason)s)"), reason=str(reason)),
+            account_id=account_id, host=parts.hostname, temporary=True,
+            fix=Text(
+                "fix-token-endpoint-reachable",
+                N_("Check the token URL and that this server can reach it (firewall, proxy); then try again."),
+            ),
         ) from None
     try:
         answer = json.loads(raw.decode("utf-8"))
@@ -293,18 +297,16 @@ def post_token_request(grant: Grant, form: dict[str, str], *, timeout: float, ac
             raise ValueError("not an object")
     except (UnicodeDecodeError, ValueError):
         raise OAuth2Error(
-            f"the token endpoint answered HTTP {status} without OAuth2 JSON", account_id=account_id,
-            host=parts.hostname, status=status, temporary=status >= 500,
-            fix="Check the token URL: it must be the provider's OAuth2 token endpoint.",
+            Text("token-answer-not-json", N_("the token endpoint answered HTTP %(status)s without OAuth2 JSON"), status=status),
+            account_id=account_id, host=parts.hostname, status=status, temporary=status >= 500, fix=_check_token_url(),
         ) from None
     if status != 200 or "error" in answer:
-        raise explain_token_error(answer, status, grant, account_id)
+        raise explain_token_error(answer, status, grant, account_id, grant_type=form.get("grant_type", ""))
     access_token = answer.get("access_token")
     if not isinstance(access_token, str) or not access_token:
         raise OAuth2Error(
-            "the token endpoint answered without an access token", account_id=account_id,
-            host=parts.hostname, status=status,
-            fix="Check the token URL: it must be the provider's OAuth2 token endpoint.",
+            Text("token-answer-without-token", N_("the token endpoint answered without an access token")),
+            account_id=account_id, host=parts.hostname, status=status, fix=_check_token_url(),
         )
     try:
         expires_in = float(answer.get("expires_in") or DEFAULT_LIFETIME)
@@ -318,6 +320,10 @@ def post_token_request(grant: Grant, form: dict[str, str], *, timeout: float, ac
         email=_id_token_email(answer.get("id_token")),
         scope=answer.get("scope") if isinstance(answer.get("scope"), str) else None,
     )
+
+
+def _check_token_url() -> Text:
+    return Text("fix-token-url", N_("Check the token URL: it must be the provider's OAuth2 token endpoint."))
 
 
 def _id_token_email(id_token: t.Any) -> str | None:
@@ -345,8 +351,12 @@ def _id_token_email(id_token: t.Any) -> str | None:
 
 def _missing_refresh_token(grant: Grant, account_id: int | None) -> OAuth2Error:
     return OAuth2Error(
-        "the account has no refresh token yet", account_id=account_id, host=grant.endpoint_host,
-        fix="Sign in with the provider in the account form (or give a refresh token) to get one.",
+        Text("no-refresh-token", N_("the account has no refresh token yet")), account_id=account_id,
+        host=grant.endpoint_host,
+        fix=Text(
+            "fix-get-refresh-token",
+            N_("Sign in with the provider in the account form (or give a refresh token) to get one."),
+        ),
     )
 
 
@@ -357,8 +367,24 @@ def _aadsts(description: str) -> str | None:
     return None
 
 
-def explain_token_error(answer: t.Mapping[str, t.Any], status: int, grant: Grant, account_id: int | None) -> OAuth2Error:
-    """Turn a token endpoint's error answer into an :class:`OAuth2Error` whose fix a person can follow."""
+def _sign_in_again() -> Text:
+    return Text(
+        "fix-sign-in-again",
+        N_(
+            "Sign in again with the provider in the account form (Sign in with Microsoft / Google)"
+            " to store a new refresh token."
+        ),
+    )
+
+
+def explain_token_error(
+    answer: t.Mapping[str, t.Any], status: int, grant: Grant, account_id: int | None, *, grant_type: str = ""
+) -> OAuth2Error:
+    """Turn a token endpoint's error answer into an :class:`OAuth2Error` whose fix a person can follow.
+
+    ``grant_type`` is the request's (``authorization_code`` when a sign-in's
+    code was being traded: a refused code is not a refused refresh token).
+    """
     error = str(answer.get("error") or f"HTTP {status}")
     description = str(answer.get("error_description") or "").strip()
     first_line = description.splitlines()[0] if description else ""
@@ -366,76 +392,130 @@ def explain_token_error(answer: t.Mapping[str, t.Any], status: int, grant: Grant
     lowered = first_line.lower()
     microsoft = grant.provider == "microsoft" or code is not None
     google = grant.provider == "google"
-    sign_in_again = (
-        "Sign in again with the provider in the account form (Sign in with Microsoft / Google)"
-        " to store a new refresh token."
-    )
     temporary = False
+    reason: Text
+    fix: Text
     if error == "consent_required" or code in {"AADSTS65001", "AADSTS65004", "AADSTS90094"} or (
         error == "invalid_grant" and "consent" in lowered
     ):
-        reason = "consent is missing: nobody has allowed this app to send mail for the mailbox"
+        reason = Text(
+            "consent-missing", N_("consent is missing: nobody has allowed this app to send mail for the mailbox")
+        )
         if microsoft:
-            fix = (
-                "An administrator must grant consent: Microsoft Entra admin center > App registrations > the app"
-                " > API permissions > Grant admin consent (SMTP.Send for sign-in, or Office 365 Exchange Online"
-                " SMTP.SendAsApp for app-only); then sign in again."
+            fix = Text(
+                "fix-grant-admin-consent",
+                N_(
+                    "An administrator must grant consent: Microsoft Entra admin center > App registrations > the app"
+                    " > API permissions > Grant admin consent (SMTP.Send for sign-in, or Office 365 Exchange Online"
+                    " SMTP.SendAsApp for app-only); then sign in again."
+                ),
             )
         else:
-            fix = "Sign in again and allow access to mail (scope https://mail.google.com/ for Google)."
+            fix = Text(
+                "fix-allow-mail-access",
+                N_("Sign in again and allow access to mail (scope https://mail.google.com/ for Google)."),
+            )
+    elif error == "invalid_grant" and grant_type == "authorization_code":
+        reason = Text(
+            "authorization-code-refused",
+            N_("the authorization code was refused (used already, expired, or the PKCE verifier does not match)"),
+        )
+        fix = Text("fix-sign-in-from-the-start", N_("Start the sign-in again from the account form."))
     elif error == "invalid_grant" and (
         code in {"AADSTS700082", "AADSTS70008", "AADSTS700084", "AADSTS50173"} or "expired" in lowered
     ):
-        reason = "the refresh token has expired or was revoked"
-        fix = sign_in_again
+        reason = Text("refresh-token-expired", N_("the refresh token has expired or was revoked"))
         if google:
-            fix += (
-                " A Google Cloud app whose publishing status is 'Testing' gets refresh tokens that expire after"
-                " 7 days: publish it (OAuth consent screen > Publish app)."
+            fix = Text(
+                "fix-sign-in-again-google-testing",
+                N_(
+                    "Sign in again with the provider in the account form (Sign in with Microsoft / Google)"
+                    " to store a new refresh token. A Google Cloud app whose publishing status is 'Testing' gets"
+                    " refresh tokens that expire after 7 days: publish it (OAuth consent screen > Publish app)."
+                ),
             )
         elif code == "AADSTS50173":
-            fix = "The user's password changed, which revoked the sign-in. " + sign_in_again
+            fix = Text(
+                "fix-sign-in-again-password-changed",
+                N_(
+                    "The user's password changed, which revoked the sign-in. Sign in again with the provider in the"
+                    " account form (Sign in with Microsoft / Google) to store a new refresh token."
+                ),
+            )
+        else:
+            fix = _sign_in_again()
     elif error == "invalid_grant" and grant.flow == "delegated":
-        reason = "the refresh token was refused (revoked, or issued to another client id)"
-        fix = sign_in_again
+        reason = Text(
+            "refresh-token-refused", N_("the refresh token was refused (revoked, or issued to another client id)")
+        )
+        fix = _sign_in_again()
     elif error == "invalid_client" or code in {"AADSTS7000215", "AADSTS7000222", "AADSTS700016"}:
         if code == "AADSTS7000222":
-            reason = "the client secret has expired"
+            reason = Text("client-secret-expired", N_("the client secret has expired"))
         elif code == "AADSTS700016":
-            reason = "the client id is not known in this tenant"
+            reason = Text("client-id-unknown", N_("the client id is not known in this tenant"))
         else:
-            reason = "the client id or the client secret was refused"
-        where = (
-            "Microsoft Entra admin center > App registrations > the app > Certificates & secrets"
-            if microsoft else
-            "Google Cloud console > APIs & Services > Credentials" if google else "the provider's console"
-        )
-        fix = (
-            f"Check the client id and tenant, and enter a valid client secret (create a new one in {where})."
-            " Enter the secret's value, not its id."
-        )
+            reason = Text("client-refused", N_("the client id or the client secret was refused"))
+        if microsoft:
+            fix = Text(
+                "fix-client-secret-microsoft",
+                N_(
+                    "Check the client id and tenant, and enter a valid client secret (create a new one in Microsoft"
+                    " Entra admin center > App registrations > the app > Certificates & secrets). Enter the secret's"
+                    " value, not its id."
+                ),
+            )
+        elif google:
+            fix = Text(
+                "fix-client-secret-google",
+                N_(
+                    "Check the client id and tenant, and enter a valid client secret (create a new one in Google Cloud"
+                    " console > APIs & Services > Credentials). Enter the secret's value, not its id."
+                ),
+            )
+        else:
+            fix = Text(
+                "fix-client-secret",
+                N_(
+                    "Check the client id and tenant, and enter a valid client secret (create a new one in the"
+                    " provider's console). Enter the secret's value, not its id."
+                ),
+            )
     elif error == "unauthorized_client":
-        reason = "this client may not use this kind of grant"
-        fix = (
-            "For app-only access, the app registration needs a client secret and the application permission"
-            " SMTP.SendAsApp; for sign-in, the refresh token must come from the same client id."
+        reason = Text("grant-not-allowed", N_("this client may not use this kind of grant"))
+        fix = Text(
+            "fix-grant-permissions",
+            N_(
+                "For app-only access, the app registration needs a client secret and the application permission"
+                " SMTP.SendAsApp; for sign-in, the refresh token must come from the same client id."
+            ),
         )
     elif error == "invalid_scope":
-        reason = "the scope was refused"
-        fix = (
-            f"Use the scope {MICROSOFT_APP_SCOPE} for Microsoft app-only, {MICROSOFT_DELEGATED_SCOPE!r}"
-            f" for Microsoft sign-in, {GOOGLE_SCOPE} for Google."
+        reason = Text("scope-refused", N_("the scope was refused"))
+        fix = Text(
+            "fix-scope",
+            N_(
+                "Use the scope %(app_scope)s for Microsoft app-only, '%(delegated_scope)s' for Microsoft sign-in,"
+                " %(google_scope)s for Google."
+            ),
+            app_scope=MICROSOFT_APP_SCOPE, delegated_scope=MICROSOFT_DELEGATED_SCOPE, google_scope=GOOGLE_SCOPE,
         )
     elif code in {"AADSTS90002", "AADSTS900023", "AADSTS90013"}:
-        reason = "the tenant was not found"
-        fix = "Enter the directory (tenant) id or the tenant's domain as shown on the app registration's Overview page."
+        reason = Text("tenant-not-found", N_("the tenant was not found"))
+        fix = Text(
+            "fix-tenant",
+            N_("Enter the directory (tenant) id or the tenant's domain as shown on the app registration's Overview page."),
+        )
     elif error in {"temporarily_unavailable", "server_error"} or status >= 500:
-        reason = "the token endpoint is unavailable"
-        fix = "Try again later."
+        reason = Text("token-endpoint-unavailable", N_("the token endpoint is unavailable"))
+        fix = Text("fix-try-later", N_("Try again later."))
         temporary = True
     else:
-        reason = "the token endpoint refused the request"
-        fix = "Check the account's OAuth2 settings (provider, tenant, client id and secret, token URL, scope)."
+        reason = Text("token-request-refused", N_("the token endpoint refused the request"))
+        fix = Text(
+            "fix-oauth2-settings",
+            N_("Check the account's OAuth2 settings (provider, tenant, client id and secret, token URL, scope)."),
+        )
     reply = f"{error}: {first_line}" if first_line else error
     return OAuth2Error(
         reason, account_id=account_id, host=grant.endpoint_host, error=error, description=first_line,
@@ -508,7 +588,7 @@ def login_xoauth2(
     """
     if not offers_xoauth2(smtp):
         raise DeliveryError(
-            "login", "the server does not offer AUTH XOAUTH2, which an OAuth2 account needs",
+            "login", Text("no-xoauth2", N_("the server does not offer AUTH XOAUTH2, which an OAuth2 account needs")),
             account_id=account.id or None, host=account.host, port=account.port,
         )
     token = tokens.get(account, timeout=timeout, transcript=transcript)

@@ -43,6 +43,7 @@ from .oauth2 import (
     scope_of,
     token_url_of,
 )
+from .texts import N_, Text
 from .validation import validate_account
 
 if t.TYPE_CHECKING:
@@ -158,26 +159,40 @@ def finish_sign_in(ext: SMTPAccounts, args: t.Mapping[str, str]) -> SignedIn:
     blob = pending.pop(_digest(given_state), None) if given_state else None
     session[SESSION_KEY] = pending
     if blob is None:
-        raise SignInError(
-            "This sign-in answer does not match a sign-in started from this browser (it was forged, or used"
-            " already). Nothing was stored; start the sign-in again from the account form."
-        )
+        raise SignInError(Text(
+            "sign-in-unknown",
+            N_(
+                "This sign-in answer does not match a sign-in started from this browser (it was forged, or used"
+                " already). Nothing was stored; start the sign-in again from the account form."
+            ),
+        ))
     try:
         data = json.loads(state_.vault.decrypt(blob))
     except (EncryptionError, ValueError):
-        raise SignInError("The pending sign-in cannot be read (was the encryption key changed?). Start it again.") from None
+        raise SignInError(Text(
+            "sign-in-unreadable",
+            N_("The pending sign-in cannot be read (was the encryption key changed?). Start it again."),
+        )) from None
     if not hmac.compare_digest(str(data.get("state", "")), given_state):
-        raise SignInError("The sign-in answer does not match the sign-in started here. Nothing was stored.")
+        raise SignInError(Text(
+            "sign-in-mismatch", N_("The sign-in answer does not match the sign-in started here. Nothing was stored.")
+        ))
     if time.time() - float(data["created"]) > MAX_AGE_S:
-        raise SignInError(f"The sign-in took longer than {MAX_AGE_S // 60} minutes. Nothing was stored; start it again.")
+        raise SignInError(Text(
+            "sign-in-too-late",
+            N_("The sign-in took longer than %(minutes)s minutes. Nothing was stored; start it again."),
+            minutes=MAX_AGE_S // 60,
+        ))
     if args.get("error"):
         detail = args.get("error_description") or ""
-        raise SignInError(
-            f"The provider did not sign you in ({args['error']}{': ' + detail if detail else ''}). Nothing was stored."
-        )
+        raise SignInError(Text(
+            "sign-in-refused",
+            N_("The provider did not sign you in (%(error)s). Nothing was stored."),
+            error=args["error"] + (": " + detail if detail else ""),
+        ))
     code = args.get("code")
     if not code:
-        raise SignInError("The provider's answer holds no authorization code. Nothing was stored.")
+        raise SignInError(Text("sign-in-no-code", N_("The provider's answer holds no authorization code. Nothing was stored.")))
     account_id = int(data["account_id"])
     fields = dict(data["fields"])
     client_secret = data.get("client_secret") or _stored_client_secret(ext, account_id) or ""
@@ -193,11 +208,22 @@ def finish_sign_in(ext: SMTPAccounts, args: t.Mapping[str, str]) -> SignedIn:
         account_id=account_id or None,
     )
     if not token.refresh_token:
-        hint = " Google gives one only with access_type=offline on a new consent." if view.oauth_provider == "google" else ""
-        raise SignInError(
-            "The provider signed you in but gave no refresh token, so the site could not send later."
-            f" Check that the app may ask for offline access (scope offline_access for Microsoft).{hint}"
-        )
+        if view.oauth_provider == "google":
+            raise SignInError(Text(
+                "sign-in-no-refresh-token-google",
+                N_(
+                    "The provider signed you in but gave no refresh token, so the site could not send later."
+                    " Check that the app may ask for offline access (scope offline_access for Microsoft)."
+                    " Google gives one only with access_type=offline on a new consent."
+                ),
+            ))
+        raise SignInError(Text(
+            "sign-in-no-refresh-token",
+            N_(
+                "The provider signed you in but gave no refresh token, so the site could not send later."
+                " Check that the app may ask for offline access (scope offline_access for Microsoft)."
+            ),
+        ))
     return SignedIn(account_id, fields, data.get("client_secret") or None, token.refresh_token, token.email)
 
 

@@ -30,6 +30,7 @@ from .errors import ResendError
 from .headers import encode_address, get_header, set_header
 from .message_log import FAILED, QUEUED, SENT, SUPPRESSED, MessageInfo
 from .models import utcnow
+from .texts import N_, Text
 
 if t.TYPE_CHECKING:
     from .extension import _State
@@ -59,11 +60,15 @@ class RetryReport:
         )
 
 
+def _body_not_kept() -> Text:
+    return Text("body-not-kept", N_("its body was not kept, so it cannot be sent again"))
+
+
 def stored_letter(record: MessageInfo) -> Letter:
     """A letter rebuilt from its row, for its pending recipients, with its Message-ID."""
     body = record.body
     if body is None:
-        raise ResendError(record.id, "its body was not kept, so it cannot be sent again")
+        raise ResendError(record.id, _body_not_kept())
 
     def render(from_header: str | None) -> bytes:
         return body if from_header is None else set_header(body, "From", encode_address(from_header))
@@ -142,12 +147,16 @@ def resend(state: _State, record_id: int) -> MessageInfo:
     """
     log = state.message_log
     record = log.get(record_id)
-    if record.status in (SENT, SUPPRESSED):
-        raise ResendError(record_id, f"it was {record.status} already; sending it again would deliver it twice")
+    if record.status == SENT:
+        raise ResendError(record_id, Text("already-sent", N_("it was sent already; sending it again would deliver it twice")))
+    if record.status == SUPPRESSED:
+        raise ResendError(
+            record_id, Text("already-suppressed", N_("it was suppressed already; sending it again would deliver it twice"))
+        )
     if record.body is None or not record.pending:
-        raise ResendError(record_id, "its body was not kept, so it cannot be sent again")
+        raise ResendError(record_id, _body_not_kept())
     if not log.claim(record_id, [FAILED, QUEUED]):
-        raise ResendError(record_id, "another process is sending it right now")
+        raise ResendError(record_id, Text("being-sent", N_("another process is sending it right now")))
     dispatcher = _dispatcher(state)
     try:
         outcome = _send(dispatcher, state, record_id, requeue=False)
