@@ -23,7 +23,19 @@ from ..extension import AccountCheckFailed
 from . import oauth2
 from .access import MANAGE_ACCOUNTS, ProtectedView, state
 from .forms import AccountForm, RowForm, TestLetterForm
-from .i18n import ACCOUNT_FIELD_ERRORS, AUTH, SECURITY, _, _l, describe_failure, field_error, server_reply
+from .i18n import (
+    ACCOUNT_FIELD_ERRORS,
+    AUTH,
+    SECURITY,
+    _,
+    _l,
+    describe_error,
+    describe_failure,
+    field_error,
+    hint_text,
+    say,
+    server_reply,
+)
 
 if t.TYPE_CHECKING:
     from ..check import CheckResult
@@ -118,8 +130,11 @@ class AccountsView(ProtectedView, ModelView):
     def delete_model(self, model: t.Any) -> bool:
         try:
             state().ext.delete_account(model.id)
-        except (SMTPAccountsError, LookupError) as err:
-            flash(_("The account was not deleted: %(error)s", error=str(err)), "error")
+        except LookupError:
+            flash(_("The account was not deleted: %(error)s", error=_("There is no such account.")), "error")
+            return False
+        except SMTPAccountsError as err:
+            flash(_("The account was not deleted: %(error)s", error=describe_error(err)), "error")
             return False
         return True
 
@@ -127,8 +142,7 @@ class AccountsView(ProtectedView, ModelView):
         """Show why the account was not saved, next to the field when there is one."""
         form.new_password.data = ""
         if isinstance(err, AccountCheckFailed):
-            hint = f" {err.result.hint}" if err.result.hint else ""
-            flash(_("The account was not saved.") + " " + describe_failure(err.result) + hint, "error")
+            flash(_("The account was not saved.") + " " + describe_failure(err.result) + hint_text(err.result.hint), "error")
         elif isinstance(err, InvalidAccountError):
             name = "new_password" if err.field == "password" else err.field
             message = field_error(err, ACCOUNT_FIELD_ERRORS)
@@ -136,7 +150,7 @@ class AccountsView(ProtectedView, ModelView):
                 form[name].errors = [*form[name].errors, message]
             flash(_("The account was not saved.") + " " + message, "error")
         else:
-            flash(_("The account was not saved: %(error)s", error=str(err)), "error")
+            flash(_("The account was not saved: %(error)s", error=describe_error(err)), "error")
 
     # --- signing in with the OAuth2 provider (admin/oauth2.py) -----------------------
 
@@ -178,8 +192,14 @@ class AccountsView(ProtectedView, ModelView):
             try:
                 account = ext.get_account(int(raw))
                 ext.update_account(account.id, check=False, active=(not account.active) if active is None else active)
-            except (ValueError, LookupError, SMTPAccountsError) as err:
-                flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=str(err)), "error")
+            except InvalidAccountError as err:
+                flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=field_error(err, ACCOUNT_FIELD_ERRORS)), "error")
+                continue
+            except SMTPAccountsError as err:
+                flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=describe_error(err)), "error")
+                continue
+            except (ValueError, LookupError):
+                flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=_("There is no such account.")), "error")
                 continue
             if account.active:
                 flash(_("Account %(id)s is active now.", id=account.id), "success")
@@ -209,6 +229,7 @@ class AccountsView(ProtectedView, ModelView):
         return self.render(
             self.test_letter_template, account=account.to_info(), form=form, result=result,
             failure=describe_failure(result) if result is not None and not result.ok else None,
+            hint=say(result.hint) if result is not None and result.hint else None,
             reply=server_reply(result) if result is not None else None, return_url=return_url,
         )
 

@@ -5,6 +5,10 @@ from the ``smtp_accounts`` catalogue shipped in the package, apart from
 the site's own ``messages`` and flask-admin's ``admin`` catalogues. The
 core raises errors and returns results in English for logs and the
 command line; this module puts them into words of the page's language.
+The core's sentences (hints, OAuth2 and sign-in errors, failure reasons)
+are :class:`~flask_smtp_accounts.texts.Text` objects: :func:`say` looks
+their msgid up in the same catalogue. What a server, a token endpoint or
+the operating system said is data and is quoted as it came.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import typing as t
 
 from flask_babel import Domain
 
+from ..errors import DeliveryError, InvalidAccountError, OAuth2Error
 from ..routing import RULE_BULK_NAME, RULE_DISABLED, RULE_LARGEST_ID, RULE_NO_ACCOUNT
+from ..texts import Text
 
 if t.TYPE_CHECKING:
     from ..check import CheckResult
-    from ..errors import InvalidAccountError, InvalidSettingError
+    from ..errors import InvalidSettingError
 
 TRANSLATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "translations")
 
@@ -71,6 +77,45 @@ ACCOUNT_FIELD_ERRORS = {
 }
 
 
+def say(text: t.Any) -> str:
+    """A sentence of the core in the page's language; anything but a ``Text`` is data, shown as it came.
+
+    Parameters that are ``Text`` themselves are said in the page's language
+    too; the others (ports, hosts, a server's words) are left alone.
+    """
+    if not isinstance(text, Text):
+        return str(text)
+    if not text.params:
+        return gettext(text.msgid)
+    return gettext(text.msgid, **{name: say(value) if isinstance(value, Text) else value for name, value in text.params.items()})
+
+
+def hint_text(hint: str | None) -> str:
+    """``" " + the hint`` in the page's language, to follow an error; ``""`` without one."""
+    return f" {say(hint)}" if hint else ""
+
+
+def describe_error(err: BaseException) -> str:
+    """What an exception of the core says, in the page's language where the core said it with a ``Text``.
+
+    A ``DeliveryError`` gives its reason and the server's (or token
+    endpoint's) reply, without the English "... failed via account ..."
+    frame around them; the stage is for the caller's sentence.
+    """
+    if isinstance(err, DeliveryError):
+        details = say(err.reason)
+        if err.code is not None:
+            return gettext("%(details)s. The server replied: %(reply)s", details=details, reply=f"{err.code} {err.reply or ''}".strip())
+        if isinstance(err, OAuth2Error) and err.reply:
+            return gettext("%(details)s. The token endpoint replied: %(reply)s", details=details, reply=err.reply)
+        return details
+    if isinstance(err, InvalidAccountError):
+        return field_error(err, ACCOUNT_FIELD_ERRORS)
+    if err.args and isinstance(err.args[0], Text):
+        return say(err.args[0])
+    return str(err)
+
+
 
 def field_error(err: InvalidAccountError | InvalidSettingError, texts: t.Mapping[str, t.Any]) -> str:
     """The message for a refused field, in the page's language."""
@@ -90,14 +135,20 @@ def server_reply(result: CheckResult) -> str | None:
 
 
 def describe_failure(result: CheckResult) -> str:
-    """One sentence naming the stage that failed and the server's reply."""
+    """One sentence naming the stage that failed and the server's reply (or, without one, what went wrong)."""
     reply = server_reply(result)
     if reply:
         return gettext(
             "The check failed at the %(stage)s stage. The server replied: %(reply)s",
             stage=stage_name(result.stage), reply=reply,
         )
+    details = say(result.reason) if result.reason else result.message
+    if result.stage == "token" and result.reply:
+        return gettext(
+            "The check failed at the %(stage)s stage: %(details)s. The token endpoint replied: %(reply)s",
+            stage=stage_name(result.stage), details=details, reply=result.reply,
+        )
     return gettext(
         "The check failed at the %(stage)s stage: %(details)s",
-        stage=stage_name(result.stage), details=result.message,
+        stage=stage_name(result.stage), details=details,
     )

@@ -19,7 +19,7 @@ from flask_wtf import FlaskForm
 from ..errors import DeliveryError, ResendError
 from ..message_log import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, MessageInfo
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
-from .i18n import RULES, _, _l, stage_name
+from .i18n import RULES, _, _l, say, stage_name
 
 #: Letters per page, as the issue asks.
 PAGE_SIZE = 50
@@ -72,15 +72,24 @@ def _filters() -> dict[str, t.Any]:
 
 def describe_error(message: MessageInfo) -> str:
     """The last error of a letter, in the page's language where it can be."""
-    if not message.error:
+    return _failure(message.error, message.error_stage, message.error_code, message.error_reply)
+
+
+def describe_attempt(attempt: t.Mapping[str, t.Any]) -> str:
+    """Why one try of a letter failed (``""`` for a try that went through)."""
+    return _failure(attempt.get("error"), attempt.get("stage"), attempt.get("code"), attempt.get("reply"))
+
+
+def _failure(error: str | None, stage: str | None, code: int | None, reply: str | None) -> str:
+    """The stage and the server's reply in the page's language; without a reply, the error as it was recorded."""
+    if not error:
         return ""
-    stage = stage_name(message.error_stage)
-    if message.error_code:
+    if code:
         return _(
             "Failed at the %(stage)s stage. The server replied: %(reply)s",
-            stage=stage, reply=f"{message.error_code} {message.error_reply or ''}".strip(),
+            stage=stage_name(stage), reply=f"{code} {reply or ''}".strip(),
         )
-    return _("Failed at the %(stage)s stage: %(details)s", stage=stage, details=message.error)
+    return _("Failed at the %(stage)s stage: %(details)s", stage=stage_name(stage), details=error)
 
 
 def route_text(message: MessageInfo) -> str:
@@ -118,6 +127,7 @@ class MessagesView(ProtectedView, BaseView):
             "status_styles": STATUS_STYLES,
             "route_text": route_text,
             "describe_error": describe_error,
+            "describe_attempt": describe_attempt,
             "when": lambda moment: format_datetime(moment) if moment else "",
             "may_resend": allowed(MANAGE_ACCOUNTS),
             "resend_form": ResendForm(),
@@ -160,7 +170,7 @@ class MessagesView(ProtectedView, BaseView):
         except LookupError:
             abort(404)
         except ResendError as err:
-            flash(_("The letter was not sent again: %(reason)s", reason=err.reason), "error")
+            flash(_("The letter was not sent again: %(reason)s", reason=say(err.reason)), "error")
         except DeliveryError:
             flash(_("The letter was sent again but not delivered."), "error")
         else:

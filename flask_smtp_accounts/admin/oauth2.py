@@ -19,7 +19,7 @@ from wtforms import Field
 from ..errors import DeliveryError, InvalidAccountError, SMTPAccountsError
 from ..oauth2_sign_in import SignInError, finish_sign_in, save_signed_in, start_sign_in
 from .access import state
-from .i18n import _, _l, describe_failure
+from .i18n import _, _l, describe_error, describe_failure, hint_text
 
 if t.TYPE_CHECKING:
     from .accounts import AccountsView
@@ -114,7 +114,8 @@ def callback(view: AccountsView) -> t.Any:
     try:
         signed_in = finish_sign_in(ext, request.args)
     except (SignInError, DeliveryError, LookupError) as err:
-        flash(_("Signing in failed: %(error)s", error=str(err)) + _hint(err), "error")
+        message = _("There is no such account.") if isinstance(err, LookupError) else describe_error(err)
+        flash(_("Signing in failed: %(error)s", error=message) + hint_text(getattr(err, "hint", None)), "error")
         return redirect(view.get_url(".index_view"))
     back = view.get_url(".edit_view", id=signed_in.account_id) if signed_in.account_id else view.get_url(".create_view")
     try:
@@ -122,11 +123,11 @@ def callback(view: AccountsView) -> t.Any:
     except AccountCheckFailed as err:
         flash(
             _("You signed in, but the account failed its check, so nothing was saved.") + " "
-            + describe_failure(err.result) + _hint(err.result), "error",
+            + describe_failure(err.result) + hint_text(err.result.hint), "error",
         )
         return redirect(back)
     except SMTPAccountsError as err:
-        flash(_("You signed in, but the account was not saved: %(error)s", error=str(err)), "error")
+        flash(_("You signed in, but the account was not saved: %(error)s", error=describe_error(err)), "error")
         return redirect(back)
     flash(
         _("Signed in as %(login)s. The account passed the check and was saved with its new refresh token.",
@@ -141,11 +142,6 @@ def _account_id() -> int:
         return max(int(request.args.get("id") or 0), 0)
     except ValueError:
         return 0
-
-
-def _hint(err: t.Any) -> str:
-    hint = getattr(err, "hint", None)
-    return f" {hint}" if hint else ""
 
 
 def _form_again(view: AccountsView, form: t.Any, model: t.Any) -> t.Any:
