@@ -107,7 +107,7 @@ class BackgroundWriter:
         for engine, batch in engines.items():
             try:
                 with engine.begin() as conn:
-                    for job in batch:
+                    for job in _merged(batch):
                         job(conn)
                 continue
             except Exception:  # noqa: BLE001 - one bad write must not lose the others
@@ -124,6 +124,23 @@ class BackgroundWriter:
                     "flask-smtp-accounts could not write %d of %d message log writes: %s",
                     len(lost), len(batch), lost[0], exc_info=lost[0],
                 )
+
+
+def _merged(batch: list[Job]) -> list[Job]:
+    """Consecutive jobs joined where a job's ``merge(next_job)`` returns their union.
+
+    The rows of many single ``mail.send`` calls become one ``executemany``.
+    Should the transaction fail, the jobs are retried one by one, unmerged.
+    """
+    out: list[Job] = []
+    for job in batch:
+        merge = getattr(out[-1], "merge", None) if out else None
+        joined = merge(job) if merge is not None else None
+        if joined is None:
+            out.append(job)
+        else:
+            out[-1] = joined
+    return out
 
 
 _writers: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
