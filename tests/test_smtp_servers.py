@@ -15,8 +15,15 @@ from email.utils import make_msgid
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from certs import Certs
-from smtp_servers import LOGIN, PASSWORD, ClosingServer, HangingServer, SMTPServer
+
+from flask_smtp_accounts.testing import (
+    LOGIN,
+    PASSWORD,
+    Certs,
+    ClosingServer,
+    HangingServer,
+    SMTPServer,
+)
 
 TIMEOUT = 5
 
