@@ -58,7 +58,7 @@ from .failover import (
 from .headers import encode_address, set_header
 from .message_log import FAILED, MAX_HISTORY, QUEUED, SENT, SUPPRESSED, MessageInfo, dumps
 from .models import AccountInfo, utcnow
-from .routing import Choice, address_key, choose, is_bulk
+from .routing import RULE_DISABLED, Choice, address_key, choose, is_bulk
 from .settings import SettingsInfo
 from .signals import message_queued, message_sent, send_failed
 
@@ -219,6 +219,18 @@ class _Interrupted(Exception):
         )
 
 
+def _route_headers(letter: Letter, account: AccountInfo | None) -> RouteHeaders:
+    if account is None:
+        return RouteHeaders(None, None, letter.envelope_from or parse_sender(letter.sender)[1])
+    return route_headers(letter.sender, letter.envelope_from, bool(letter.reply_to), account)
+
+
+def _remember(memo: dict[t.Any, t.Any], key: t.Any, value: t.Any, limit: int) -> None:
+    if len(memo) >= limit:
+        memo.clear()
+    memo[key] = value
+
+
 def _failure_at(stop: _Interrupted, account: AccountInfo | None) -> DeliveryError:
     """The :class:`DeliveryError` of an interrupted transaction, naming the SMTP command."""
     err = failure("send", stop.error, account)
@@ -283,8 +295,6 @@ def send_transaction(
 
 def choose_route(state: _State, settings: SettingsInfo, sender: str | tuple[str, str], headers: t.Mapping[str, str] | None, bulk: bool | None = None) -> Choice:
     """The account a letter from ``sender`` goes through, and the rule that chose it."""
-    from .routing import RULE_DISABLED
-
     if not settings.enabled:
         return Choice(None, RULE_DISABLED)
     name, address = parse_sender(sender)
@@ -293,7 +303,15 @@ def choose_route(state: _State, settings: SettingsInfo, sender: str | tuple[str,
 
 
 class Dispatcher:
-    """Routes, sends and logs the letters of one connection block (one thread)."""
+    """Routes, sends and logs the letters of one connection block (one thread).
+
+    A block works from one snapshot of the settings, and remembers, per
+    From (and bulk flag), the route it chose and the headers it wrote, so
+    that a newsletter's letters after the first cost a dictionary lookup.
+    """
+
+    #: Distinct senders a block remembers before it starts over.
+    max_remembered = 1024
 
     def __init__(
         self,
@@ -312,6 +330,9 @@ class Dispatcher:
         self._open: dict[int, _Open] = {}
         self._backups: dict[int, AccountInfo | None] = {}
         self._rows: list[dict[str, t.Any]] = []
+        self._choices: dict[t.Any, Choice] = {}
+        self._route_headers: dict[t.Any, RouteHeaders] = {}
+        self._sender_texts: dict[t.Any, str] = {}
 
     # --- one letter -----------------------------------------------------------
 
@@ -362,7 +383,7 @@ class Dispatcher:
 
     def _attempt(self, letter: Letter, *, queue: bool) -> Outcome:
         bulk = is_bulk(letter.headers) if letter.bulk is None else letter.bulk
-        choice = choose_route(self._state, self._settings, letter.sender, letter.headers, bulk)
+        choice = self._choose(letter.sender, bulk)
         outcome = Outcome(letter, choice, bulk, pending=list(letter.recipients))
         if self._suppress:
             # As Flask-Mail: a suppressed letter is not even rendered (unless its body is to be kept).
@@ -402,11 +423,39 @@ class Dispatcher:
         outcome.accepted(account, headers, refused, data)
         return bool(outcome.pending)
 
-    @staticmethod
-    def _headers(letter: Letter, account: AccountInfo | None) -> RouteHeaders:
-        if account is None:
-            return RouteHeaders(None, None, letter.envelope_from or parse_sender(letter.sender)[1])
-        return route_headers(letter.sender, letter.envelope_from, bool(letter.reply_to), account)
+    def _choose(self, sender: t.Any, bulk: bool) -> Choice:
+        key = (sender, bulk)
+        try:
+            choice = self._choices.get(key)
+        except TypeError:  # an unhashable sender, e.g. a list
+            return choose_route(self._state, self._settings, sender, None, bulk)
+        if choice is None:
+            choice = choose_route(self._state, self._settings, sender, None, bulk)
+            _remember(self._choices, key, choice, self.max_remembered)
+        return choice
+
+    def _headers(self, letter: Letter, account: AccountInfo | None) -> RouteHeaders:
+        key = (letter.sender, letter.envelope_from, bool(letter.reply_to), account.id if account else None)
+        try:
+            headers = self._route_headers.get(key)
+        except TypeError:
+            return _route_headers(letter, account)
+        if headers is None:
+            headers = _route_headers(letter, account)
+            _remember(self._route_headers, key, headers, self.max_remembered)
+        return headers
+
+    def _sender_text(self, sender: str | tuple[str, str]) -> str:
+        if isinstance(sender, str):
+            return sender
+        try:
+            text = self._sender_texts.get(sender)
+        except TypeError:
+            return formataddr(sender)
+        if text is None:
+            text = formataddr(sender)
+            _remember(self._sender_texts, sender, text, self.max_remembered)
+        return text
 
     @staticmethod
     def _render(letter: Letter, headers: RouteHeaders) -> bytes:
@@ -570,11 +619,10 @@ class Dispatcher:
         if outcome.size:
             row["size"] = outcome.size
         if record is None:
-            sender = letter.sender if isinstance(letter.sender, str) else formataddr(letter.sender)
             row.update(
                 created_at=now,
                 bulk=outcome.bulk,
-                sender=sender,
+                sender=self._sender_text(letter.sender),
                 envelope_from=letter.envelope_from,
                 recipients=dumps(letter.recipients),
                 subject=letter.subject[:998],

@@ -131,8 +131,12 @@ def _info(row: t.Any) -> MessageInfo:
     return MessageInfo(**values)
 
 
+#: ``json.dumps`` with these options builds an encoder per call; one will do.
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: t.Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _encoder.encode(value)
 
 
 class MessageLog:
