@@ -9,6 +9,12 @@ happens under the same lock.
 
 The first line of each file records what rotation compares against: the
 account's last change and the start of the current rewrite period.
+
+A connection's log session keeps its file open (:class:`LogFile`) and
+writes an entry per letter with a lock, an ``fstat`` and a write. It reads
+the first line again only when the file is not as its own last write left
+it (another writer appended, rotated or deleted it since), so a newsletter
+does not reopen and re-parse its log for every letter.
 """
 
 from __future__ import annotations
@@ -105,6 +111,15 @@ def period_start(anchor: datetime, period: str, now: datetime) -> datetime:
     return start
 
 
+def period_end(anchor: datetime, period: str, start: datetime) -> datetime:
+    """Start of the period after the one that starts at ``start`` (a :func:`period_start`)."""
+    if period in ("day", "week"):
+        return start + timedelta(days=1 if period == "day" else 7)
+    months = 1 if period == "month" else 12
+    count = ((start.year - anchor.year) * 12 + start.month - anchor.month) // months
+    return _add_months(anchor, (count + 1) * months)
+
+
 def _add_months(moment: datetime, months: int) -> datetime:
     year, month = divmod(moment.month - 1 + months, 12)
     year += moment.year
@@ -139,10 +154,112 @@ def _lock(fd: int, exclusive: bool) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
 
 
+def _unlock(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+class LogFile:
+    """One log, kept open by its writer across entries (a connection's log session).
+
+    :meth:`close` it when done. Safe for one thread at a time; other
+    threads and processes may write the same log through their own.
+    """
+
+    def __init__(self, files: LogFiles, account_id: int, kind: str) -> None:
+        self._files = files
+        self.account_id = account_id
+        self.kind = kind
+        self._path = files.path(account_id, kind)
+        self._fd: int | None = None
+        #: ``(inode, size)`` as this writer's last write left the file, and its first line then.
+        self._left: tuple[int, int] | None = None
+        self._header: _Header | None = None
+        #: The last rotation inputs and results: ``(account_changed, its stamp)``, ``(anchor, period, start, end)``.
+        self._stamp: tuple[datetime | None, str] | None = None
+        self._period: tuple[datetime, str, datetime, datetime] | None = None
+
+    def append(self, entry: bytes, *, account_changed: datetime | None, period: str, max_bytes: int, now: datetime) -> None:
+        """Add one whole entry, starting the log over first when rotation says so (see :meth:`LogFiles.append`)."""
+        while True:
+            fd = self._fd
+            if fd is None:
+                if not os.path.isdir(self._files.folder):
+                    os.makedirs(self._files.folder, mode=0o700, exist_ok=True)
+                fd = self._fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _OPEN_FLAGS, 0o600)
+                self._left = None
+            _lock(fd, exclusive=True)
+            try:
+                stat = os.fstat(fd)
+                if stat.st_nlink == 0:
+                    self.close()  # deleted since our last entry, or while we waited for the lock: open the new file
+                    continue
+                self._write(fd, stat, entry, account_changed, period, max_bytes, now)
+                return
+            finally:
+                if self._fd == fd:
+                    _unlock(fd)
+
+    def _write(
+        self, fd: int, stat: os.stat_result, entry: bytes, account_changed: datetime | None,
+        period: str, max_bytes: int, now: datetime,
+    ) -> None:
+        header = self._header if self._left == (stat.st_ino, stat.st_size) else _read_header(fd)
+        stamp = self._stamp
+        if stamp is None or stamp[0] != account_changed:
+            stamp = self._stamp = (account_changed, _stamp(account_changed))
+        changed = stamp[1]
+        anchor = account_changed or (header.since if header is not None else now)
+        since = self._period_start(anchor, period, now)
+        start_over = (
+            header is None
+            or header.changed != changed
+            or header.since != since
+            or (max_bytes > 0 and stat.st_size > header.length and stat.st_size + len(entry) > max_bytes)
+        )
+        if start_over:
+            os.ftruncate(fd, 0)
+            first = (
+                f"#smtp-accounts-log kind={self.kind} account={self.account_id} changed={changed}"
+                f" since={_stamp(since)}\n"
+            ).encode()
+            _write_all(fd, first + entry)
+            header = _Header(changed, since, len(first))
+            size = len(first) + len(entry)
+        else:
+            _write_all(fd, entry)
+            size = stat.st_size + len(entry)
+        self._left, self._header = (stat.st_ino, size), header
+
+    def _period_start(self, anchor: datetime, period: str, now: datetime) -> datetime:
+        known = self._period
+        if known is not None and known[0] == anchor and known[1] == period and known[2] <= now < known[3]:
+            return known[2]
+        start = period_start(anchor, period, now)
+        self._period = (anchor, period, start, period_end(anchor, period, start))
+        return start
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        self._left = None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:  # a session that was never closed must not keep its descriptor
+        if self._fd is not None:
+            self.close()
+
+    def __enter__(self) -> LogFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class LogFiles:
@@ -154,6 +271,10 @@ class LogFiles:
     def path(self, account_id: int, kind: str) -> str:
         """The path of a log, from an id and a kind only (see :func:`log_filename`)."""
         return os.path.join(self.folder, log_filename(account_id, kind))
+
+    def open(self, account_id: int, kind: str) -> LogFile:
+        """A log to write many entries to (see :class:`LogFile`); it opens the file at its first entry."""
+        return LogFile(self, account_id, kind)
 
     def append(
         self,
@@ -174,35 +295,8 @@ class LogFiles:
         would take it past ``max_bytes`` (0: no limit). A log that never saw
         its account saved (id 0) counts its periods from its own start.
         """
-        path = self.path(account_id, kind)
-        if not os.path.isdir(self.folder):  # a stat per entry is cheaper than a failed mkdir
-            os.makedirs(self.folder, mode=0o700, exist_ok=True)
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _OPEN_FLAGS, 0o600)
-            try:
-                _lock(fd, exclusive=True)
-                stat = os.fstat(fd)
-                if stat.st_nlink == 0:
-                    continue  # deleted while we waited for the lock: open the new file
-                header = _read_header(fd)
-                changed = _stamp(account_changed)
-                anchor = account_changed or (header.since if header is not None else now)
-                since = period_start(anchor, period, now)
-                start_over = (
-                    header is None
-                    or header.changed != changed
-                    or header.since != since
-                    or (max_bytes > 0 and stat.st_size > header.length and stat.st_size + len(entry) > max_bytes)
-                )
-                if start_over:
-                    os.ftruncate(fd, 0)
-                    first = f"#smtp-accounts-log kind={kind} account={account_id} changed={changed} since={_stamp(since)}\n"
-                    _write_all(fd, first.encode() + entry)
-                else:
-                    _write_all(fd, entry)
-                return
-            finally:
-                os.close(fd)
+        with self.open(account_id, kind) as log:
+            log.append(entry, account_changed=account_changed, period=period, max_bytes=max_bytes, now=now)
 
     def list(self) -> list[LogInfo]:
         """Every log in the folder, by account id then kind; other files are ignored."""

@@ -42,7 +42,7 @@ import time
 import typing as t
 from datetime import UTC, datetime
 
-from .log_files import KINDS, LogFiles
+from .log_files import KINDS, LogFile, LogFiles
 from .models import AccountInfo
 from .settings import SettingsInfo
 
@@ -106,6 +106,7 @@ class LogSession:
     :meth:`begin` (greeting, EHLO, STARTTLS, AUTH) belong to the first
     entry; lines after an :meth:`end` (QUIT) belong to the entry that ended,
     which is therefore written at the next :meth:`begin` or at :meth:`close`.
+    The session keeps its log file open from its first entry to :meth:`close`.
     """
 
     def __init__(self, logs: SMTPLogs, account: AccountInfo, kind: str, settings: SettingsInfo) -> None:
@@ -120,6 +121,8 @@ class LogSession:
         self._started: datetime | None = logs.clock()
         self._timer = time.perf_counter()
         self._ended: tuple[str | None, str, datetime | None] | None = None
+        self._file: LogFile | None = None
+        self._label = f"account {account.id} ({account.label})" if account.id else f"new account ({account.label})"
 
     # --- the transcript -------------------------------------------------------
 
@@ -130,6 +133,9 @@ class LogSession:
     def server(self, code: int, lines: list[str]) -> None:
         """A reply of the server (level 2 and up)."""
         if self._level < SERVER:
+            return
+        if len(lines) == 1:
+            self._lines.append(f"S: {code} {_printable(lines[0])}")
             return
         last = len(lines) - 1
         self._lines.extend(f"S: {code}{' ' if i == last else '-'}{_printable(text)}" for i, text in enumerate(lines))
@@ -172,11 +178,16 @@ class LogSession:
         self._started = None
 
     def close(self) -> None:
-        """The connection is closed: write what is left."""
-        if self._ended is not None:
-            self._write_ended()
-        elif self._lines:
-            self._write(self._message_id, "connection closed", self._started)
+        """The connection is closed: write what is left, and close the log file."""
+        try:
+            if self._ended is not None:
+                self._write_ended()
+            elif self._lines:
+                self._write(self._message_id, "connection closed", self._started)
+        finally:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
     def _write_ended(self) -> None:
         assert self._ended is not None
@@ -188,14 +199,15 @@ class LogSession:
         lines, self._lines = self._lines, []
         logs, account, kind = self._logs, self._account, self._kind
         now = logs.clock()
-        label = f"account {account.id} ({account.label})" if account.id else f"new account ({account.label})"
-        head = [f"{(started or now):%Y-%m-%d %H:%M:%S} UTC", label]
+        head = [(started or now).isoformat(" ", "seconds") + " UTC", self._label]
         if kind == "send":
             head.append(f"Message-ID {_printable(message_id or 'unknown')}")
         head.append(_printable(outcome))
         text = "\n".join([" | ".join(head), *lines])
-        logs.files.append(
-            account.id, kind, (text + "\n\n").encode("utf-8"),
+        if self._file is None:
+            self._file = logs.files.open(account.id, kind)
+        self._file.append(
+            (text + "\n\n").encode("utf-8"),
             account_changed=account.updated_at if account.id else None,
             period=self._period, max_bytes=self._max_bytes, now=now,
         )
