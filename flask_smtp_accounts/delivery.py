@@ -143,6 +143,12 @@ class Outcome:
         self, account: AccountInfo | None, headers: RouteHeaders, refused: dict[str, tuple[int, bytes]], data: bytes
     ) -> None:
         """A server accepted the letter, for all pending recipients but ``refused``."""
+        self.account, self.data, self.size = account, data, len(data)
+        self.sent_from, self.reply_to_added = headers.from_header, headers.reply_to
+        if not refused and not self.refused and not self.history and self.letter.record is None:
+            self.delivered += self.pending  # the usual case: a first try, every recipient accepted
+            self.pending = []
+            return
         refused_now = {r: (c, m.decode("utf-8", "replace") if isinstance(m, bytes) else str(m)) for r, (c, m) in refused.items()}
         for rcpt in self.pending:
             if rcpt not in refused_now:
@@ -150,8 +156,6 @@ class Outcome:
                 self.refused.pop(rcpt, None)
         self.refused.update(refused_now)
         self.pending = [r for r, (c, _) in refused_now.items() if 400 <= c < 500]
-        self.account, self.data, self.size = account, data, len(data)
-        self.sent_from, self.reply_to_added = headers.from_header, headers.reply_to
         if self.history or refused_now or self.letter.record is not None:
             self.history.append(
                 {
@@ -308,9 +312,11 @@ class Dispatcher:
     A block works from one snapshot of the settings, and remembers, per
     From (and bulk flag), the route it chose and the headers it wrote, so
     that a newsletter's letters after the first cost a dictionary lookup.
+    Later blocks share these memos until an account or a setting changes
+    (``Directory.remembered``), so single ``mail.send`` calls gain too.
     """
 
-    #: Distinct senders a block remembers before it starts over.
+    #: Distinct senders remembered before a memo starts over.
     max_remembered = 1024
 
     def __init__(
@@ -324,15 +330,18 @@ class Dispatcher:
     ) -> None:
         self._state = state
         self._settings = settings
+        #: The app of the block, the sender of its signals.
+        self.app = current_app._get_current_object()  # type: ignore[attr-defined]
         self._suppress = suppress
         self._max_emails = max_emails
         self._open_default = open_default
         self._open: dict[int, _Open] = {}
         self._backups: dict[int, AccountInfo | None] = {}
         self._rows: list[dict[str, t.Any]] = []
-        self._choices: dict[t.Any, Choice] = {}
-        self._route_headers: dict[t.Any, RouteHeaders] = {}
-        self._sender_texts: dict[t.Any, str] = {}
+        memos = state.directory.remembered(settings.revision)
+        self._choices: dict[t.Any, Choice] = memos.setdefault("choices", {})
+        self._route_headers: dict[t.Any, RouteHeaders] = memos.setdefault("route headers", {})
+        self._sender_texts: dict[t.Any, str] = memos.setdefault("sender texts", {})
 
     # --- one letter -----------------------------------------------------------
 
@@ -635,7 +644,7 @@ class Dispatcher:
         return row
 
     def _announce(self, outcome: Outcome) -> None:
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        app = self.app
         message = outcome.letter.message
         if outcome.status in (SENT, SUPPRESSED):
             message_sent.send(

@@ -57,6 +57,8 @@ class Directory:
         #: The settings last read, and the revision they were read at (``None``: no row).
         self._settings: tuple[int | None, SettingsInfo] | None = None
         self._candidates: dict[str, tuple[AccountInfo, ...]] = {}
+        #: Memos of the blocks that read the settings at this revision (see :meth:`remembered`).
+        self._memos: tuple[int | None, dict[str, dict[t.Any, t.Any]]] = (None, {})
 
     def settings(self) -> SettingsInfo:
         """The current settings; drop cached accounts when anything changed.
@@ -83,8 +85,18 @@ class Directory:
         if info.revision != self._revision:
             with self._lock:
                 self._candidates = {}
+                self._memos = (info.revision, {})
                 self._revision = info.revision
         return info
+
+    def remembered(self, revision: int) -> dict[str, dict[t.Any, t.Any]]:
+        """Memos (by name) that hold while no account or setting changes, shared by this app's blocks.
+
+        ``revision`` is that of the caller's settings; the memos are shared
+        only while it is the current one, else the caller gets its own.
+        """
+        current, memos = self._memos
+        return memos if current == revision else {}
 
     def _revision_now(self, engine: sa.Engine) -> tuple[bool, int | None]:
         """``(True, revision)`` of the settings row (``None``: no row); ``(False, None)`` on any database error.
@@ -137,5 +149,6 @@ class Directory:
         """Drop every cached entry (the next read goes to the database)."""
         with self._lock:
             self._candidates = {}
+            self._memos = (None, {})
             self._revision = None
             self._settings = None

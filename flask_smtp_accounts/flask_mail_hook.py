@@ -42,8 +42,12 @@ def envelope_recipients(addresses: t.Iterable[str | tuple[str, str]]) -> list[st
     ]
 
 
-def letter_from_message(message: flask_mail.Message, envelope_from: str | tuple[str, str] | None = None) -> Letter:
-    """Describe a Flask-Mail message for the dispatcher."""
+def letter_from_message(
+    message: flask_mail.Message,
+    envelope_from: str | tuple[str, str] | None = None,
+    send_to: t.Iterable[str | tuple[str, str]] | None = None,
+) -> Letter:
+    """Describe a Flask-Mail message for the dispatcher (``send_to``: its ``send_to``, if already built)."""
 
     def render(from_header: str | None) -> bytes:
         if from_header is None:
@@ -57,7 +61,7 @@ def letter_from_message(message: flask_mail.Message, envelope_from: str | tuple[
 
     return Letter(
         sender=message.sender,
-        recipients=envelope_recipients(message.send_to),
+        recipients=envelope_recipients(message.send_to if send_to is None else send_to),
         envelope_from=flask_mail.sanitize_address(envelope_from) if envelope_from else None,
         message_id=message.msgId,
         headers=message.extra_headers or {},
@@ -107,7 +111,8 @@ class RoutedConnection(_FlaskMailConnection):
         if dispatcher is None:
             return super().send(message, envelope_from)
         # Flask-Mail's own checks, in its order, before any connection opens.
-        assert message.send_to, "No recipients have been added"
+        send_to = message.send_to
+        assert send_to, "No recipients have been added"
         assert message.sender, (
             "The message does not specify a sender and a default sender has not been configured"
         )
@@ -115,9 +120,9 @@ class RoutedConnection(_FlaskMailConnection):
             raise flask_mail.BadHeaderError
         if message.date is None:
             message.date = time.time()
-        outcome = dispatcher.deliver(letter_from_message(message, envelope_from))
+        outcome = dispatcher.deliver(letter_from_message(message, envelope_from, send_to))
         if not outcome.queued:  # a queued letter was not dispatched; message_queued says so
-            flask_mail.email_dispatched.send(current_app._get_current_object(), message=message)  # type: ignore[attr-defined]
+            flask_mail.email_dispatched.send(dispatcher.app, message=message)
         self.num_emails += 1
         return None
 

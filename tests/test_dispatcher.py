@@ -75,3 +75,26 @@ def test_reply_to_through_a_backup_follows_each_letter(ext, mail, add_account, m
     assert [m.sender for m in ext.messages().items] == [
         "Sales <shop@example.com>", "Shop <shop@example.com>", "Shop <shop@example.com>", "Shop <shop@example.com>"
     ]
+
+
+def test_single_sends_follow_every_account_change_at_the_next_send(ext, mail, add_account, make_smtp_server):
+    first_server, second_server = make_smtp_server(), make_smtp_server()
+    first = add_account(first_server, sender_email="hello@example.com", sender_name="First")
+
+    mail.send(letter("hello@example.com", "1"))
+    second = add_account(second_server, sender_email="hello@example.com", sender_name="Second")
+    mail.send(letter("hello@example.com", "2"))
+    ext.update_account(second.id, check=False, active=False)
+    mail.send(letter("hello@example.com", "3"))
+    ext.update_account(first.id, check=False, sender_name="Renamed")
+    mail.send(letter("hello@example.com", "4"))
+    mail.send(letter("hello@example.com", "5"))
+
+    got = {r.message["Subject"]: r.message["From"] for r in first_server.wait_for(4)}
+    assert got == {
+        "1": "First <hello@example.com>", "3": "First <hello@example.com>",
+        "4": "Renamed <hello@example.com>", "5": "Renamed <hello@example.com>",
+    }
+    assert [(r.message["Subject"], r.message["From"]) for r in second_server.wait_for(1)] == [
+        ("2", "Second <hello@example.com>")
+    ]
