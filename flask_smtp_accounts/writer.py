@@ -68,19 +68,25 @@ class BackgroundWriter:
     def drain(self, timeout: float | None = 30.0) -> bool:
         """Wait until every submitted write is done; ``False`` if ``timeout`` ran out."""
         with self._cond:
-            if self._thread is None or self._pid != os.getpid():
+            if self._thread is None or self._pid != _pid:
                 return not self._jobs
             self._urgent = True
             self._cond.notify_all()
             return self._cond.wait_for(lambda: not self._jobs and not self._busy, timeout)
 
+    def _after_fork(self) -> None:
+        # The jobs queued are the parent's rows, written by the parent.
+        self._cond = threading.Condition()
+        self._jobs, self._pending, self._busy, self._urgent = [], 0, False, False
+        self._thread = None
+
     def _start(self) -> None:
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+        if self._thread is not None and self._pid == _pid and self._thread.is_alive():
             return
-        if self._pid != os.getpid():
+        if self._pid != _pid:
             # A forked worker inherits the parent's queue but not its thread: those rows are the parent's.
             self._jobs, self._pending, self._busy = [], 0, False
-        self._pid = os.getpid()
+        self._pid = _pid
         self._thread = threading.Thread(target=self._run, name="flask-smtp-accounts writer", daemon=True)
         self._thread.start()
 
@@ -144,6 +150,21 @@ def _merged(batch: list[Job]) -> list[Job]:
 
 
 _writers: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
+
+#: This process's id, kept up to date across forks: a system call per ``submit`` is measurable.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    """In a forked child: the parent's writer thread did not come along, and its lock may be held."""
+    global _pid
+    _pid = os.getpid()
+    for writer in list(_writers):
+        writer._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 @atexit.register

@@ -7,6 +7,10 @@ must read back the same, and filter the same (on SQLite a time is text).
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -112,3 +116,42 @@ def test_a_failed_pass_writes_each_job_alone_and_keeps_the_rows(site, smtp_serve
 
     assert [m.subject for m in ext.messages().items] == ["Order 2", "Order 1", "Order 0"]
     assert "could not write 1 of 4 message log writes: disk full" in caplog.text
+
+
+def wait_for_child(pid: int, timeout: float) -> int | None:
+    """The child's exit code; ``None`` (and the child killed) when it did not end in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_writes_its_own_rows_and_not_its_parents(site, smtp_server):
+    ext, mail = site.ext, site.mail
+    ext.add_account(check=False, sender_email="shop@example.com", host=smtp_server.host, port=smtp_server.port,
+                    security="none", auth="none")
+    site.app.extensions["smtp_accounts"].writer.linger_s = 60
+    mail.send(letter("parent, before the fork"))  # still waiting in the parent's writer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a process with threads
+        pid = os.fork()
+    if pid == 0:  # the worker, as a pre-forking server would start it
+        code = 1
+        try:
+            site.db.engine.dispose(close=False)
+            mail.send(letter("worker"))
+            code = 0 if ext.flush_message_log() else 2
+        finally:
+            os._exit(code)
+    status = wait_for_child(pid, timeout=60)
+
+    assert status == 0, "the worker failed, or hung on a lock its parent's writer held"
+    ext.flush_message_log()
+    assert sorted(m.subject for m in ext.messages().items) == ["parent, before the fork", "worker"]
