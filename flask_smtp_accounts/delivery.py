@@ -56,7 +56,7 @@ from .failover import (
     route_headers,
 )
 from .headers import encode_address, set_header
-from .message_log import FAILED, MAX_HISTORY, QUEUED, SENT, SUPPRESSED, MessageInfo, dumps
+from .message_log import FAILED, MAX_HISTORY, QUEUED, SENT, SUPPRESSED, MessageInfo, dump_strings, dumps
 from .models import AccountInfo, utcnow
 from .routing import RULE_DISABLED, Choice, address_key, choose, is_bulk
 from .settings import SettingsInfo
@@ -227,6 +227,12 @@ def _route_headers(letter: Letter, account: AccountInfo | None) -> RouteHeaders:
     if account is None:
         return RouteHeaders(None, None, letter.envelope_from or parse_sender(letter.sender)[1])
     return route_headers(letter.sender, letter.envelope_from, bool(letter.reply_to), account)
+
+
+def _options(letter: Letter) -> str:
+    if letter.mail_options or letter.rcpt_options:
+        return dumps([letter.mail_options, letter.rcpt_options])
+    return "[[],[]]"
 
 
 def _remember(memo: dict[t.Any, t.Any], key: t.Any, value: t.Any, limit: int) -> None:
@@ -589,9 +595,58 @@ class Dispatcher:
                 outcome.status = FAILED
 
     def _row(self, outcome: Outcome) -> dict[str, t.Any]:
+        status, now = outcome.status, utcnow()
+        if (
+            (status == SENT or status == SUPPRESSED)
+            and outcome.letter.record is None
+            and not outcome.refused
+            and not outcome.history
+        ):
+            return self._delivered_row(outcome, now)
+        return self._full_row(outcome, now)
+
+    def _delivered_row(self, outcome: Outcome, now: datetime) -> dict[str, t.Any]:
+        """The row of nearly every letter (new, delivered to all), built in one go: a newsletter builds thousands.
+
+        The same as :meth:`_full_row` gives for it (tested).
+        """
+        letter, choice, account = outcome.letter, outcome.choice, outcome.account
+        kept = outcome.data if self._settings.keep_bodies else None
+        chosen = choice.account
+        return {
+            "created_at": now,
+            "updated_at": now,
+            "status": outcome.status,
+            "account_id": account.id if account else None,
+            "chosen_account_id": chosen.id if chosen else None,
+            "account_label": account.label if account else "",
+            "rule": choice.rule,
+            "bulk": outcome.bulk,
+            "sender": self._sender_text(letter.sender),
+            "envelope_from": letter.envelope_from,
+            "sent_from": outcome.sent_from,
+            "reply_to_added": outcome.reply_to_added,
+            "recipients": dump_strings(letter.recipients),
+            "pending": "[]",
+            "refused": "{}",
+            "subject": letter.subject[:998],
+            "message_id": letter.message_id or "",
+            "size": outcome.size or (len(kept) if kept else 0),
+            "attempts": outcome.attempts,
+            "next_attempt_at": None,
+            "claimed_until": None,
+            "error_stage": None,
+            "error_code": None,
+            "error_reply": None,
+            "error": None,
+            "history": "[]",
+            "options": _options(letter),
+            "body": kept,
+        }
+
+    def _full_row(self, outcome: Outcome, now: datetime) -> dict[str, t.Any]:
         letter, choice, account = outcome.letter, outcome.choice, outcome.account
         record = letter.record
-        now = utcnow()
         error = outcome.error if outcome.status in (FAILED, QUEUED) else None
         if outcome.status in (FAILED, QUEUED):
             body: bytes | None = record.body if record is not None else letter.render(None)
@@ -613,7 +668,7 @@ class Dispatcher:
             "rule": choice.rule,
             "sent_from": outcome.sent_from,
             "reply_to_added": outcome.reply_to_added,
-            "pending": dumps(outcome.pending) if outcome.pending else "[]",
+            "pending": dump_strings(outcome.pending) if outcome.pending else "[]",
             "refused": dumps({r: list(v) for r, v in refused.items()}) if refused else "{}",
             "attempts": outcome.attempts,
             "next_attempt_at": outcome.next_attempt_at,
@@ -633,13 +688,11 @@ class Dispatcher:
                 bulk=outcome.bulk,
                 sender=self._sender_text(letter.sender),
                 envelope_from=letter.envelope_from,
-                recipients=dumps(letter.recipients),
+                recipients=dump_strings(letter.recipients),
                 subject=letter.subject[:998],
                 message_id=letter.message_id or "",
                 size=outcome.size or (len(body) if body else 0),
-                options=dumps([letter.mail_options, letter.rcpt_options])
-                if letter.mail_options or letter.rcpt_options
-                else "[[],[]]",
+                options=_options(letter),
             )
         return row
 

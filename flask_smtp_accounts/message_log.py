@@ -30,6 +30,7 @@ import operator
 import typing as t
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from json.encoder import encode_basestring
 
 import sqlalchemy as sa
 
@@ -137,6 +138,11 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 def dumps(value: t.Any) -> str:
     return _encoder.encode(value)
+
+
+def dump_strings(values: t.Iterable[str]) -> str:
+    """:func:`dumps` of a list of strings (recipients), with the C string encoder alone."""
+    return "[" + ",".join(map(encode_basestring, values)) + "]"
 
 
 class MessageLog:
