@@ -8,14 +8,13 @@ as an administrator would.
 
 from __future__ import annotations
 
-import multiprocessing
 import re
-import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from concurrency import run_writers
 
 from flask_smtp_accounts import AccountInfo, SettingsInfo
 from flask_smtp_accounts.log_files import LogFiles, period_end, period_start
@@ -181,17 +180,7 @@ def write_entries(log_dir: str, writer: str, count: int, barrier: Any) -> None:
 
 def test_open_sessions_in_threads_and_processes_leave_every_entry_whole(tmp_path):
     count = 60
-    spawn = multiprocessing.get_context("spawn")
-    barrier = spawn.Barrier(10)
-    processes = [spawn.Process(target=write_entries, args=(str(tmp_path), f"p{n}", count, barrier)) for n in range(2)]
-    threads = [threading.Thread(target=write_entries, args=(str(tmp_path), f"t{n}", count, barrier)) for n in range(8)]
-    for worker in [*processes, *threads]:
-        worker.start()
-    for thread in threads:
-        thread.join(120)
-    for process in processes:
-        process.join(120)
-    assert [process.exitcode for process in processes] == [0, 0]
+    run_writers(write_entries, str(tmp_path), count)
 
     text = (tmp_path / LOG).read_text()
     assert text.count("#smtp-accounts-log") == 1

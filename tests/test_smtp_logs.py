@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
-import multiprocessing
 import re
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import pytest
 from apps import make_site
+from concurrency import run_writers
 from flask import current_app
 from flask_mail import Message
 
@@ -523,17 +522,7 @@ def write_entries(log_dir: str, writer: str, count: int, barrier: Any) -> None:
 
 def test_threads_and_processes_leave_every_entry_whole(tmp_path):
     count = 30
-    spawn = multiprocessing.get_context("spawn")
-    barrier = spawn.Barrier(10)
-    processes = [spawn.Process(target=write_entries, args=(str(tmp_path), f"p{n}", count, barrier)) for n in range(2)]
-    threads = [threading.Thread(target=write_entries, args=(str(tmp_path), f"t{n}", count, barrier)) for n in range(8)]
-    for worker in [*processes, *threads]:
-        worker.start()
-    for thread in threads:
-        thread.join(120)
-    for process in processes:
-        process.join(120)
-    assert [process.exitcode for process in processes] == [0, 0]
+    run_writers(write_entries, str(tmp_path), count)
 
     found = entries((tmp_path / "send_admin_smtp_7.log").read_text())
     written = set()
