@@ -7,18 +7,23 @@ read again and the cached accounts are dropped. Candidates for an address
 are read with one indexed query and then served from memory, so choosing an
 account never scans the table.
 
-The revision is read on a DBAPI connection from the engine's pool, with SQL
-compiled once for the engine's dialect and no parameters: it is the one
-query of every ``mail.send``, and SQLAlchemy's Core execution costs three
-times the query itself (about 35 of 50 µs on SQLite). Being below Core, it is
-not seen by ``before_cursor_execute`` listeners or ``echo``; every other
-query of this module is.
+The revision is read with SQL compiled once for the engine's dialect and no
+parameters, on a DBAPI connection: it is the one query of every
+``mail.send``, and SQLAlchemy's Core execution costs three times the query
+itself (about 35 of 50 µs on SQLite). The connection is one the directory
+keeps for it (:class:`_RevisionReader`): taking one from the pool and
+giving it back costs as much again (about 60 µs between two sends). A
+thread that finds it in use by another takes one from the pool instead.
+Being below Core, this query is not seen by ``before_cursor_execute``
+listeners or ``echo``; every other query of this module is.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import typing as t
+import weakref
 
 import sqlalchemy as sa
 
@@ -53,6 +58,7 @@ class Directory:
         #: The revision query compiled for one dialect: ``(dialect, sql)``.
         self._revision_sql: tuple[t.Any, str] | None = None
         self._lock = threading.Lock()
+        self._reader = _RevisionReader()
         self._revision: int | None = None
         #: The settings last read, and the revision they were read at (``None``: no row).
         self._settings: tuple[int | None, SettingsInfo] | None = None
@@ -108,6 +114,9 @@ class Directory:
         if compiled is None or compiled[0] is not engine.dialect:
             sql = str(self._read_revision.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
             compiled = self._revision_sql = (engine.dialect, sql)
+        kept = self._reader.read(engine, compiled[1])
+        if kept is not None:
+            return kept
         dbapi_error = engine.dialect.loaded_dbapi.Error
         raw = engine.raw_connection()
         try:
@@ -152,3 +161,96 @@ class Directory:
             self._memos = (None, {})
             self._revision = None
             self._settings = None
+
+
+class _RevisionReader:
+    """A DBAPI connection of the directory's own, for the revision query of every send.
+
+    Made by the engine's pool (so its connect events apply), then detached
+    from it: the pool keeps all its connections for the site, and this one
+    stays open across sends, in autocommit where the dialect has it (else
+    each read ends with a rollback), so it never holds a snapshot or a
+    lock. One thread at a time uses it; :meth:`read` returns ``None`` when
+    another thread has it, when the pool shares one connection among all
+    (SQLite in memory: detaching it would lose the database), or on any
+    error (the connection is then closed, and the next read makes a new one).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._engine: sa.Engine | None = None
+        self._connection: t.Any = None
+        self._autocommit = False
+        self._closer: weakref.finalize[t.Any, t.Any] | None = None
+        _readers.add(self)
+
+    def read(self, engine: sa.Engine, sql: str) -> tuple[bool, int | None] | None:
+        if not isinstance(engine.pool, (sa.pool.QueuePool, sa.pool.NullPool)):
+            return None
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._engine is not engine:
+                self._close()
+                self._open(engine)
+            connection = self._connection
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            if not self._autocommit:
+                connection.rollback()
+            return True, (row[0] if row is not None else None)
+        except Exception:  # noqa: BLE001 - the pool's connection will read it, and report what is wrong
+            self._close()
+            return None
+        finally:
+            self._lock.release()
+
+    def _open(self, engine: sa.Engine) -> None:
+        raw = engine.raw_connection()
+        connection = raw.dbapi_connection
+        assert connection is not None
+        raw.detach()  # the DBAPI connection is ours now: closed by us, never by the pool's reset
+        self._engine, self._connection = engine, connection
+        self._closer = weakref.finalize(self, connection.close)
+        try:
+            engine.dialect.set_isolation_level(connection, "AUTOCOMMIT")
+            self._autocommit = True
+        except Exception:  # noqa: BLE001 - a dialect without autocommit: roll back after each read
+            self._autocommit = False
+
+    def _close(self) -> None:
+        closer, self._closer = self._closer, None
+        self._engine = self._connection = None
+        if closer is not None:
+            try:
+                closer()
+            except Exception:  # noqa: BLE001,S110 - a connection that is already broken
+                pass
+
+    def _forked(self) -> None:
+        # The parent's connection must not be used, nor closed (for a server connection, closing sends the
+        # parent's session a goodbye): keep it referenced and start over. The lock may have been held.
+        if self._closer is not None:
+            self._closer.detach()
+            _inherited.append(self._connection)
+        self._closer = None
+        self._engine = self._connection = None
+        self._lock = threading.Lock()
+
+
+_readers: weakref.WeakSet[_RevisionReader] = weakref.WeakSet()
+#: Connections inherited from a parent process: never used, never closed here.
+_inherited: list[t.Any] = []
+
+
+def _after_fork() -> None:
+    for reader in list(_readers):
+        reader._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
