@@ -9,10 +9,11 @@ stale.
 
 from __future__ import annotations
 
+import time
 import typing as t
 import weakref
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -28,8 +29,16 @@ if t.TYPE_CHECKING:
 SETTINGS_ID = 1
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    """The current UTC time, naive, as the tables keep it.
+
+    Half the cost of ``datetime.now(UTC).replace(tzinfo=None)``; every
+    letter's message log row takes one.
+    """
+    return _EPOCH + timedelta(0, 0, time.time_ns() // 1000)
 
 
 @dataclass(frozen=True)

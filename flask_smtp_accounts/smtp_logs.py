@@ -40,10 +40,10 @@ from __future__ import annotations
 import logging
 import time
 import typing as t
-from datetime import UTC, datetime
+from datetime import datetime
 
 from .log_files import KINDS, LogFile, LogFiles
-from .models import AccountInfo
+from .models import AccountInfo, utcnow
 from .settings import SettingsInfo
 
 #: Logger of the sending logs (one record per letter).
@@ -59,11 +59,6 @@ logging.getLogger("flask_smtp_accounts.smtp").addHandler(logging.NullHandler())
 CLIENT, SERVER, CONNECTION, DATA = 1, 2, 3, 4
 
 _MiB = 1024 * 1024
-
-
-def utcnow() -> datetime:
-    """The current UTC time, naive like the accounts' ``updated_at``."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _printable(text: str) -> str:

@@ -12,7 +12,7 @@ import signal
 import time
 import warnings
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +155,12 @@ def test_a_forked_worker_writes_its_own_rows_and_not_its_parents(site, smtp_serv
     assert status == 0, "the worker failed, or hung on a lock its parent's writer held"
     ext.flush_message_log()
     assert sorted(m.subject for m in ext.messages().items) == ["parent, before the fork", "worker"]
+
+
+def test_the_row_time_is_naive_utc():
+    before = datetime.now(UTC).replace(tzinfo=None)
+    now = utcnow()
+    after = datetime.now(UTC).replace(tzinfo=None)
+
+    assert now.tzinfo is None
+    assert before <= now <= after
