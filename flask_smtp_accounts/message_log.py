@@ -360,8 +360,13 @@ class _InsertPlan:
         if set(order) != set(columns) or len(order) != len(columns) or compiled.escaped_bind_names:
             return None
         processors = []
+        shared: dict[tuple[type, str], t.Callable[[t.Any], t.Any] | None] = {}
         for index, name in enumerate(order):
-            process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            impl = table.c[name].type.dialect_impl(dialect)
+            key = (type(impl), repr(impl))  # columns of one type share a processor (see parameters())
+            if key not in shared:
+                shared[key] = impl.bind_processor(dialect)
+            process = shared[key]
             if process is not None:
                 processors.append((index, process))
         return cls(
@@ -370,12 +375,26 @@ class _InsertPlan:
         )
 
     def parameters(self, rows: list[dict[str, t.Any]]) -> list[t.Any]:
+        """The rows' values for the statement, converted as Core would.
+
+        NULL stays NULL (this table's types bind ``None`` as NULL), and a
+        value the row holds twice (``created_at`` is ``updated_at``) is
+        converted once: this runs on the writer thread, holding the GIL.
+        """
         values, processors, names = self.values, self.processors, self.names
         out: list[t.Any] = []
         for row in rows:
             bound = list(values(row))
+            last: t.Any = None
+            last_process: t.Any = None
+            converted: t.Any = None
             for index, process in processors:
-                bound[index] = process(bound[index])
+                value = bound[index]
+                if value is None:
+                    continue
+                if value is not last or process is not last_process:
+                    last, last_process, converted = value, process, process(value)
+                bound[index] = converted
             out.append(tuple(bound) if names is None else dict(zip(names, bound, strict=True)))
         return out
 
