@@ -20,6 +20,7 @@ from flask_admin.model.template import EndpointLinkRowAction, macro
 
 from ..errors import InvalidAccountError, SMTPAccountsError
 from ..extension import AccountCheckFailed
+from ..presets import PRESETS
 from . import oauth2
 from .access import MANAGE_ACCOUNTS, ProtectedView, state
 from .forms import AccountForm, RowForm, TestLetterForm
@@ -36,6 +37,7 @@ from .i18n import (
     say,
     server_reply,
 )
+from .presets import preset_data
 
 if t.TYPE_CHECKING:
     from ..check import CheckResult
@@ -97,6 +99,9 @@ class AccountsView(ProtectedView, ModelView):
     def render(self, template: str, **kwargs: t.Any) -> t.Any:
         if template == self.list_template:
             kwargs.setdefault("row_form", RowForm())
+        if template in (self.create_template, self.edit_template):
+            kwargs.setdefault("sa_presets", PRESETS)
+            kwargs.setdefault("sa_preset_data", preset_data())
         return super().render(template, **kwargs)
 
     # --- saving through the API ---------------------------------------------

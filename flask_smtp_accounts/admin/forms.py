@@ -20,6 +20,7 @@ from ..extension import ACCOUNT_FIELDS
 from ..settings import DEFAULT_SETTINGS, SETTING_NAMES
 from .i18n import AUTH, SECURITY, _l
 from .oauth2 import sign_in_field
+from .presets import preset_choices
 
 try:  # WTForms 3.3 wants SelectChoice objects; older ones take (value, label) pairs.
     from wtforms import SelectChoice
@@ -43,6 +44,14 @@ class IdListField(StringField):
 class AccountForm(SecureForm):
     """An SMTP account. ``new_password`` is the only way a password comes in."""
 
+    preset = SelectField(
+        _l("Provider"), default="", validate_choice=False, choices=_choices(preset_choices()),
+        description=_l("Fills in the server, port, security and authorization of a well-known provider."),
+    )
+    region = SelectField(
+        _l("Region"), default="", validate_choice=False, choices=[],
+        description=_l("The provider's region: the server's address depends on it."),
+    )
     active = BooleanField(
         _l("Active"), default=True,
         description=_l("An inactive account takes no part in choosing the account for a letter."),
