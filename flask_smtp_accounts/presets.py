@@ -10,8 +10,8 @@ form (``admin/forms.py``, with its small script) and the command line
 Sending limits are the provider's documented figures only where they are
 known for sure (Google and Microsoft, from their help pages, late 2026);
 elsewhere the text says to see the provider, because plans differ. The
-English sentences are marked with :func:`N_`; the admin says them in the
-page's language.
+English sentences are :class:`~flask_smtp_accounts.texts.Text`; the admin
+says them in the page's language.
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ import typing as t
 from dataclasses import dataclass
 
 from .errors import InvalidAccountError
-from .texts import N_
+from .texts import N_, Text
 
 #: The usual port of each connection security; the form's port follows the security with these.
 SECURITY_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 #: What the limits line says where no figure is given.
-SEE_PROVIDER = N_("See the provider's documentation: limits depend on the plan.")
+SEE_PROVIDER = Text(
+    "preset-limits-see-provider", N_("See the provider's documentation: limits depend on the plan.")
+)
 
 #: Amazon SES regions with an SMTP endpoint (``email-smtp.<region>.amazonaws.com``).
 SES_REGIONS = (
@@ -52,16 +54,16 @@ class Preset:
     security: str
     #: ``login`` or ``oauth2``, as the account's ``auth``.
     auth: str
-    #: Who logs in, in words (e.g. "your full address").
-    login_hint: str
+    #: Who logs in, in words (e.g. "your full address"); the admin says it in the page's language.
+    login_hint: Text
     #: The login itself when the provider fixes it (SendGrid's ``apikey``); ``""``: the admin's own.
     login: str = ""
     #: The documented sending limits, or :data:`SEE_PROVIDER`.
-    limits: str = SEE_PROVIDER
+    limits: Text = SEE_PROVIDER
     #: Where the app password, API key or OAuth2 set-up is made.
     secrets_url: str = ""
     #: When a password login stops working, if the provider announced it.
-    deadline: str = ""
+    deadline: Text | None = None
     #: With ``auth="oauth2"``: the account's ``oauth_provider``.
     oauth_provider: str = ""
     #: The regions ``{region}`` may take; the first is the default.
@@ -93,46 +95,53 @@ class Preset:
         return fields
 
 
-_APP_PASSWORD = N_("Your full email address; the password is an app password, not the account's own.")
-_MAILGUN_LOGIN = N_(
-    "The SMTP login of your sending domain (e.g. postmaster@mg.example.com) and its password."
+_APP_PASSWORD = Text(
+    "preset-login-app-password",
+    N_("Your full email address; the password is an app password, not the account's own."),
+)
+_MAILGUN_LOGIN = Text(
+    "preset-login-mailgun",
+    N_("The SMTP login of your sending domain (e.g. postmaster@mg.example.com) and its password."),
 )
 _GOOGLE_APP_PASSWORDS = "https://myaccount.google.com/apppasswords"
-_GOOGLE_DEADLINE = N_(
-    "Google stopped accepting the account's own password in May 2022 (consumer Gmail) and retired"
-    ' "less secure apps" in 2024-2025 (Workspace): use an app password (with 2-Step Verification) or OAuth2.'
+_GOOGLE_DEADLINE = Text(
+    "preset-deadline-google",
+    N_(
+        "Google stopped accepting the account's own password in May 2022 (consumer Gmail) and retired"
+        ' "less secure apps" in 2024-2025 (Workspace): use an app password (with 2-Step Verification) or OAuth2.'
+    ),
 )
 
 #: Every preset, in the order the form lists them.
 PRESETS: tuple[Preset, ...] = (
     Preset(
         "gmail", "Gmail", "smtp.gmail.com", 587, "starttls", "login", _APP_PASSWORD,
-        limits=N_("More than 500 messages a day, or more than 500 recipients in one message, triggers the limit."),
+        limits=Text("preset-limits-gmail", N_("More than 500 messages a day, or more than 500 recipients in one message, triggers the limit.")),
         secrets_url=_GOOGLE_APP_PASSWORDS, deadline=_GOOGLE_DEADLINE,
     ),
     Preset(
         "google-workspace", "Google Workspace", "smtp.gmail.com", 587, "starttls", "oauth2",
-        N_("The mailbox address the OAuth2 token may send as (or an app password with login and password)."),
-        limits=N_(
+        Text("preset-login-google-workspace", N_("The mailbox address the OAuth2 token may send as (or an app password with login and password).")),
+        limits=Text("preset-limits-google-workspace", N_(
             "2,000 messages a day (500 on trial accounts); 100 recipients per message over SMTP;"
             " 10,000 recipients a day."
-        ),
+        )),
         secrets_url="https://developers.google.com/gmail/imap/xoauth2-protocol", deadline=_GOOGLE_DEADLINE,
         oauth_provider="google",
     ),
     Preset(
         "microsoft-365", "Microsoft 365", "smtp.office365.com", 587, "starttls", "oauth2",
-        N_("The mailbox address; SMTP AUTH must be enabled for the mailbox."),
-        limits=N_("30 messages a minute per mailbox; 10,000 recipients a day; 500 recipients per message."),
+        Text("preset-login-microsoft-365", N_("The mailbox address; SMTP AUTH must be enabled for the mailbox.")),
+        limits=Text("preset-limits-microsoft-365", N_("30 messages a minute per mailbox; 10,000 recipients a day; 500 recipients per message.")),
         secrets_url=(
             "https://learn.microsoft.com/exchange/client-developer/legacy-protocols/"
             "how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth"
         ),
-        deadline=N_(
+        deadline=Text("preset-deadline-microsoft-365", N_(
             "SMTP AUTH with a password (basic authentication) is disabled by default for existing tenants from"
             " the end of December 2026 (an administrator can turn it back on); tenants created after December 2026"
             " get OAuth2 only. Servers then refuse with 550 5.7.30. Use OAuth2."
-        ),
+        )),
         oauth_provider="microsoft",
     ),
     Preset(
@@ -145,7 +154,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         "icloud", "iCloud Mail", "smtp.mail.me.com", 587, "starttls", "login",
-        N_("Your full iCloud Mail address; the password is an app-specific password."),
+        Text("preset-login-icloud", N_("Your full iCloud Mail address; the password is an app-specific password.")),
         secrets_url="https://account.apple.com/account/manage",
     ),
     Preset(
@@ -166,16 +175,16 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         "amazon-ses", "Amazon SES", "email-smtp.{region}.amazonaws.com", 587, "starttls", "login",
-        N_("The SMTP user name made in the SES console (not an AWS access key); the password is its SMTP password."),
-        limits=N_(
+        Text("preset-login-amazon-ses", N_("The SMTP user name made in the SES console (not an AWS access key); the password is its SMTP password.")),
+        limits=Text("preset-limits-amazon-ses", N_(
             "In the sandbox: 200 messages a day and 1 message a second, to verified addresses only;"
             " out of it, the quota shown in the SES console."
-        ),
+        )),
         secrets_url="https://docs.aws.amazon.com/ses/latest/dg/smtp-credentials.html", regions=SES_REGIONS,
     ),
     Preset(
         "sendgrid", "SendGrid", "smtp.sendgrid.net", 587, "starttls", "login",
-        N_("The login is the word apikey; the password is an API key."), login="apikey",
+        Text("preset-login-sendgrid", N_("The login is the word apikey; the password is an API key.")), login="apikey",
         secrets_url="https://app.sendgrid.com/settings/api_keys",
     ),
     Preset(
@@ -188,22 +197,22 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         "postmark", "Postmark", "smtp.postmarkapp.com", 587, "starttls", "login",
-        N_("The Server API token, as the login and as the password."),
+        Text("preset-login-postmark", N_("The Server API token, as the login and as the password.")),
         secrets_url="https://postmarkapp.com/developer/user-guide/send-email-with-smtp",
     ),
     Preset(
         "brevo", "Brevo", "smtp-relay.brevo.com", 587, "starttls", "login",
-        N_("The SMTP login shown in Brevo's SMTP settings; the password is an SMTP key."),
+        Text("preset-login-brevo", N_("The SMTP login shown in Brevo's SMTP settings; the password is an SMTP key.")),
         secrets_url="https://app.brevo.com/settings/keys/smtp",
     ),
     Preset(
         "mailjet", "Mailjet", "in-v3.mailjet.com", 587, "starttls", "login",
-        N_("The API key as the login; the secret key as the password."),
+        Text("preset-login-mailjet", N_("The API key as the login; the secret key as the password.")),
         secrets_url="https://app.mailjet.com/account/apikeys",
     ),
     Preset(
         "smtp2go", "SMTP2GO", "mail.smtp2go.com", 587, "starttls", "login",
-        N_("An SMTP user made in the SMTP2GO dashboard, and its password."),
+        Text("preset-login-smtp2go", N_("An SMTP user made in the SMTP2GO dashboard, and its password.")),
         secrets_url="https://app.smtp2go.com/",
     ),
 )  # fmt: skip

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from flask_admin.form import SecureForm
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, IntegerField, PasswordField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
 from wtforms.validators import InputRequired
 from wtforms.widgets import NumberInput
 
@@ -32,13 +40,18 @@ def _choices(pairs: t.Iterable[tuple[str, t.Any]]) -> list[t.Any]:
     return [SelectChoice(value, label) if SelectChoice else (value, label) for value, label in pairs]
 
 
-class IdListField(StringField):
-    """Account ids typed as ``3, 5``; shown the same way."""
+class AccountChoiceField(SelectMultipleField):
+    """Other accounts, chosen from a list; the view fills the choices. Blank submissions choose none."""
 
-    def _value(self) -> str:
-        if isinstance(self.data, (list, tuple)):
-            return ", ".join(str(i) for i in self.data)
-        return super()._value()
+    def process_formdata(self, valuelist: list[t.Any]) -> None:
+        try:
+            self.data = [int(value) for value in valuelist if str(value).strip()]
+        except ValueError:
+            self.data = []
+            raise ValueError(self.gettext("Invalid choice(s): one or more data inputs could not be coerced.")) from None
+
+    def pre_validate(self, form: t.Any) -> None:
+        """The Python API decides which backups are valid, with its own message."""
 
 
 class AccountForm(SecureForm):
@@ -141,11 +154,11 @@ class AccountForm(SecureForm):
     oauth_authorize_url = StringField(
         _l("Sign-in endpoint"), description=_l("Only with your own endpoints: the HTTPS address where a person signs in."),
     )
-    backup_ids = IdListField(
-        _l("Backup accounts"),
+    backup_ids = AccountChoiceField(
+        _l("Backup accounts"), coerce=int, choices=[],
         description=_l(
-            "IDs of other accounts, separated by commas. When this account's server cannot take a letter,"
-            " these accounts are tried in this order."
+            "When this account's server cannot take a letter, the accounts chosen here are tried, in the order"
+            " listed (hold Ctrl or Cmd to choose several)."
         ),
     )
 
