@@ -41,7 +41,7 @@ def export(log: MessageLog, fmt: str, **filters: t.Any) -> t.Iterator[str]:
     return _csv(rows) if fmt == "csv" else _json(rows)
 
 
-def _plain(row: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+def _plain(row: t.Mapping[t.Any, t.Any]) -> dict[str, t.Any]:
     values = {name: row[name] for name in EXPORT_COLUMNS}
     for name in _LIST_COLUMNS:
         values[name] = json.loads(values[name] or "[]")

@@ -232,7 +232,7 @@ class MessageLog:
             rows = conn.execute(query.limit(per_page).offset((page - 1) * per_page)).mappings().all()
         return Page([_info(r) for r in rows], int(total), page, per_page)
 
-    def scan(self, columns: t.Sequence[str], *, chunk: int = 500, **filters: t.Any) -> t.Iterator[t.Mapping[str, t.Any]]:
+    def scan(self, columns: t.Sequence[str], *, chunk: int = 500, **filters: t.Any) -> t.Iterator[sa.RowMapping]:
         """Every matching row, newest id first, ``chunk`` rows per query: memory stays flat whatever the size.
 
         Each chunk is read on a connection of its own and returned to the
