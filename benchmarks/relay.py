@@ -94,10 +94,17 @@ async def _serve_connection(
 def _serve(target_port: int, delay_ms: float) -> None:
     delay = delay_ms / 1000
 
+    # The relay holds its connections' tasks itself: asyncio's streams let go of theirs when the
+    # client closes, while the last delayed chunks are still on their way.
+    connections: set[asyncio.Task[None]] = set()
+
+    def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.ensure_future(_serve_connection(reader, writer, target_port, delay))
+        connections.add(task)
+        task.add_done_callback(connections.discard)
+
     async def main() -> None:
-        server = await asyncio.start_server(
-            lambda r, w: _serve_connection(r, w, target_port, delay), HOST, 0, backlog=256
-        )
+        server = await asyncio.start_server(accepted, HOST, 0, backlog=256)
         await serve_until_stdin_closes(server)
 
     asyncio.run(main())

@@ -395,7 +395,7 @@ def choosing(setup: Setup, sizes: list[int], calls: int) -> Section:
         "fresh: the cache is emptied before each call (settings read + indexed candidates query); "
         "mixed: fresh and cached calls alternate, each address looked up fresh and then again cached. "
         "A table of N accounts is asked about min(N, calls) distinct addresses, as a site with that many "
-        "senders would be, so caches of parsed senders (an LRU of 1,024 in failover.py) miss more on big tables"
+        "senders would be, so any cache keyed by address misses more on big tables"
     )
     small, large = min(sizes), max(sizes)
     for mode in ("mixed", "cached", "fresh"):
