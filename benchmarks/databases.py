@@ -43,7 +43,8 @@ class Databases:
     def describe(self) -> str:
         if self.url is None:
             return "SQLite, one file per app"
-        return f"{self.url.get_backend_name()} at {self.url.render_as_string(hide_password=True)}, one schema per app"
+        each = "schema" if self.url.get_backend_name() == "postgresql" else "database"
+        return f"{self.url.get_backend_name()} at {self.url.render_as_string(hide_password=True)}, one {each} per app"
 
     def config(self, folder: str) -> dict[str, t.Any]:
         """Flask-SQLAlchemy settings of a new, empty database for the app living in ``folder``."""
