@@ -7,10 +7,13 @@
   for what aiosmtpd will not do on request: a 421 greeting, dropping the
   connection in the middle of DATA or after it, closing an idle
   connection between letters.
+* :class:`HostileServer`: an SMTP server whose reply at one stage never
+  ends: dripped a byte at a time, or an endless stream of lines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import socket
@@ -210,3 +213,114 @@ class ScriptedServer:
                 return
             else:
                 reply("502 Command not implemented")
+
+
+class HostileServer:
+    """An SMTP server (no TLS, no AUTH) whose reply at ``stage`` never ends.
+
+    ``stage``: ``greeting``, ``ehlo`` or ``data`` (the reply after the
+    letter's final dot). ``how``: ``drip`` sends one byte every
+    ``interval`` seconds, never a line break, so that no single read waits
+    long; ``endless`` sends continuation lines (``250-...``) without pause
+    and without end. Either goes on until the client hangs up or the server
+    stops. ``streamed`` counts the bytes sent after the reply began.
+    """
+
+    def __init__(self, stage: str, how: str, *, interval: float = 0.2) -> None:
+        if stage not in ("greeting", "ehlo", "data") or how not in ("drip", "endless"):
+            raise ValueError(f"no such hostile server: {stage} {how}")
+        self.stage, self.how, self.interval = stage, how, interval
+        self.host = HOST
+        self.port = 0
+        self.streamed = 0
+        self._stopping = threading.Event()
+        self._listener: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> HostileServer:
+        listener = socket.create_server((HOST, 0))
+        listener.settimeout(0.05)
+        self._listener, self.port = listener, listener.getsockname()[1]
+        self._spawn(self._accept, listener)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            for conn in self._open:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        for thread in list(self._threads):
+            thread.join(10)
+        if self._listener is not None:
+            self._listener.close()
+        for conn in self._open:
+            conn.close()
+
+    def __enter__(self) -> HostileServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _spawn(self, target: t.Callable[..., None], *args: t.Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            with self._lock:
+                self._open.append(conn)
+            self._spawn(self._converse, conn)
+
+    def _converse(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            rfile = conn.makefile("rb")
+            if self.stage == "greeting":
+                return self._never_end(conn, b"220")
+            conn.sendall(b"220 hostile ESMTP\r\n")
+            while not self._stopping.is_set():
+                line = rfile.readline()
+                if not line:
+                    return
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    if self.stage == "ehlo":
+                        return self._never_end(conn, b"250")
+                    conn.sendall(b"250-hostile\r\n250 8BITMIME\r\n")
+                elif verb == b"DATA":
+                    conn.sendall(b"354 go ahead\r\n")
+                    while rfile.readline() not in (b".\r\n", b""):
+                        pass
+                    if self.stage == "data":
+                        return self._never_end(conn, b"250")
+                    conn.sendall(b"250 Accepted\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 Bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 OK\r\n")
+        return None
+
+    def _never_end(self, conn: socket.socket, code: bytes) -> None:
+        if self.how == "drip":
+            conn.sendall(code + b" ")
+            while not self._stopping.wait(self.interval):
+                conn.sendall(b"x")
+                self.streamed += 1
+        else:
+            lines = (code + b"-" + b"x" * 70 + b"\r\n") * 64
+            # A short pause per batch keeps a client without a cap from eating the test machine's memory.
+            while not self._stopping.wait(0.001):
+                conn.sendall(lines)
+                self.streamed += len(lines)
