@@ -10,19 +10,24 @@ most and make it hold a few kilobytes.
 - :class:`ReplyReader` reads SMTP replies; the SMTP client classes here
   (and those of ``connection.py``, built on :class:`BoundedReplies`) read
   every reply through it;
-- :class:`DeadlineSocket` wraps the socket of an HTTP request (the OAuth2
-  token endpoint) so that all its reads end by one deadline.
+- :func:`post` makes an HTTP request (to the OAuth2 token endpoint) whose
+  whole exchange ends by one deadline (:class:`DeadlineSocket`) and whose
+  answer stays under a cap.
 """
 
 from __future__ import annotations
 
+import http.client
 import io
 import math
 import numbers
 import smtplib
 import socket
+import ssl
 import time
 import typing as t
+import urllib.error
+import urllib.request
 
 #: Lines of one SMTP reply at most (a long EHLO reply has about 20).
 REPLY_MAX_LINES = 512
@@ -191,32 +196,94 @@ class DeadlineSocket:
     line, header or body ends with :class:`DeadlinePassed`.
     """
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, sock: t.Any, deadline: float, timeout: float) -> None:
         self._sock = sock
         self._deadline = deadline
+        self._timeout = timeout
 
     def __getattr__(self, name: str) -> t.Any:
         return getattr(self._sock, name)
 
-    def _arm(self) -> None:
+    def _read(self, read: t.Callable[..., t.Any], *args: t.Any) -> t.Any:
         left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise DeadlinePassed("the deadline passed")
-        self._sock.settimeout(left)
+        if left > 0:
+            self._sock.settimeout(left)
+            try:
+                return read(*args)
+            except TimeoutError:
+                pass
+        raise DeadlinePassed(f"no complete answer within {self._timeout:g} s")
 
     def recv(self, size: int, flags: int = 0) -> bytes:
-        self._arm()
-        return self._sock.recv(size, flags)
+        return t.cast(bytes, self._read(self._sock.recv, size, flags))
 
     def recv_into(self, buffer: t.Any, size: int = 0, flags: int = 0) -> int:
-        self._arm()
-        return self._sock.recv_into(buffer, size, flags)
+        return t.cast(int, self._read(self._sock.recv_into, buffer, size, flags))
 
     def makefile(self, mode: str = "rb", buffering: int | None = None, **kwargs: t.Any) -> t.Any:
         if mode != "rb":
             return self._sock.makefile(mode, buffering, **kwargs)
-        self._sock._io_refs += 1  # type: ignore[attr-defined] # closed with the file, as socket.makefile does
+        self._sock._io_refs += 1  # closed with the file, as socket.makefile counts it
         return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
+
+
+class _DeadlineHTTPConnection(http.client.HTTPConnection):
+    deadline: float
+
+    def connect(self) -> None:
+        timeout = self.timeout
+        self.timeout = max(self.deadline - time.monotonic(), 0.001)
+        super().connect()
+        self.sock = DeadlineSocket(self.sock, self.deadline, timeout)
+
+
+class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, http.client.HTTPSConnection):
+    """HTTPS: the TLS handshake is made on the plain socket, then reads go through the wrapper."""
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self._connection = type("Connection", (_DeadlineHTTPConnection,), {"deadline": deadline})
+
+    def http_open(self, req: urllib.request.Request) -> t.Any:
+        return self.do_open(self._connection, req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: float, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self._connection = type("Connection", (_DeadlineHTTPSConnection,), {"deadline": deadline})
+
+    def https_open(self, req: urllib.request.Request) -> t.Any:
+        return self.do_open(self._connection, req, context=self._context)  # type: ignore[attr-defined]
+
+
+def post(
+    request: urllib.request.Request, *, timeout: float, context: ssl.SSLContext, direct: bool, limit: int
+) -> tuple[int, bytes]:
+    """POST ``request``: ``(status, body)`` of the answer, an error status included.
+
+    The whole exchange (connecting, TLS, the status line, the headers and
+    the body) ends within ``timeout`` (:class:`DeadlinePassed`, a
+    ``TimeoutError``) and the body stays under ``limit`` bytes
+    (:class:`AnswerTooLarge`); otherwise raises what ``urllib`` raises.
+    ``direct``: ignore the proxy settings of the environment.
+    """
+    deadline = time.monotonic() + timeout
+    handlers: list[urllib.request.BaseHandler] = [
+        _DeadlineHTTPHandler(deadline),
+        _DeadlineHTTPSHandler(deadline, context),
+    ]
+    if direct:
+        handlers.append(urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status, read_capped(response, limit)
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, read_capped(err, limit)
 
 
 def read_capped(response: t.Any, limit: int) -> bytes:

@@ -14,7 +14,7 @@ import typing as t
 
 import pytest
 from flask_mail import Message
-from misbehaving import HostileServer
+from misbehaving import HostileServer, HostileTokenEndpoint
 
 #: Long enough for any loaded machine; a send that still runs after it waits on the server for ever.
 HANG_LIMIT_S = 60.0
@@ -102,3 +102,66 @@ def test_a_check_against_a_greeting_that_never_ends_is_a_failed_result(how, app,
     assert not result.ok
     assert result.stage == "connect"
     assert REASONS[how] in result.message
+
+
+TOKEN_REASONS = {
+    "drip": "the token endpoint did not answer within 1 s",
+    "endless": "the token endpoint's answer went past 256 KiB",
+}
+
+
+def oauth2_fields(smtp: t.Any, token_url: str) -> dict[str, t.Any]:
+    return {
+        "sender_email": "shop@example.com",
+        "host": smtp.host,
+        "port": smtp.port,
+        "security": "starttls",
+        "auth": "oauth2",
+        "login": "shop@example.com",
+        "oauth_provider": "custom",
+        "oauth_flow": "app",
+        "oauth_token_url": token_url,
+        "oauth_scope": "smtp",
+        "oauth_client_id": "client",
+        "oauth_client_secret": "client secret",
+    }
+
+
+@pytest.fixture
+def oauth_smtp(make_smtp_server: t.Any, certs: t.Any) -> t.Any:
+    """STARTTLS and AUTH XOAUTH2 (no token is good: the tests never get one)."""
+    return make_smtp_server(
+        tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=lambda login, token: False
+    )
+
+
+@pytest.mark.parametrize("how", ["drip", "endless"])
+def test_a_token_answer_that_never_ends_fails_the_check_at_the_token_stage(how, app, ext, oauth_smtp):
+    with HostileTokenEndpoint(how) as endpoint:
+        values = oauth2_fields(oauth_smtp, endpoint.token_url)
+        result = finishes(app, lambda: ext.check_account(values, send_test=False))
+
+    assert (result.ok, result.stage) == (False, "token")
+    assert TOKEN_REASONS[how] in result.message
+    assert oauth_smtp.auth_attempts == []
+
+
+@pytest.mark.parametrize("how", ["drip", "endless"])
+def test_a_token_answer_that_never_ends_sends_through_the_backup(
+    how, app, mail, ext, oauth_smtp, make_smtp_server
+):
+    backup_server = make_smtp_server()
+    backup = ext.add_account(sender_email="shop@example.com", check=False, **plain(backup_server))
+    with HostileTokenEndpoint(how) as endpoint:
+        primary = ext.add_account(
+            check=False, backup_ids=[backup.id], **oauth2_fields(oauth_smtp, endpoint.token_url)
+        )
+        letter = Message("Order 1", sender="shop@example.com", recipients=["ann@example.org"], body="Thanks.")
+        finishes(app, lambda: mail.send(letter))
+
+    [got] = backup_server.wait_for(1)
+    assert got.message["Message-ID"] == letter.msgId
+    [row] = ext.messages().items
+    assert (row.status, row.account_id) == ("sent", backup.id)
+    assert (row.history[0]["account_id"], row.history[0]["stage"]) == (primary.id, "token")
+    assert TOKEN_REASONS[how] in row.history[0]["error"]
