@@ -9,6 +9,7 @@ Without a transcript they do no extra work.
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import hmac
 import smtplib
@@ -214,6 +215,9 @@ def _failure(stage: str, err: BaseException, account: AccountInfo | None) -> Del
             smtplib.SMTPConnectError: Text("connection-refused", N_("the server refused the connection")),
         }.get(type(err)) or Text("error-reply", N_("the server answered with an error"))
         return DeliveryError(stage, reason, code=err.smtp_code, reply=reply, **where)
+    if isinstance(err, binascii.Error):
+        reason = Text("auth-challenge-not-base64", N_("the server's AUTH challenge is not base64 (%(error)s)"), error=str(err))
+        return DeliveryError(stage, reason, **where)
     if isinstance(err, ReplyTimeout):
         # A reply dripped too slowly is a timeout like a server that never answers: the same words, the same retries.
         return DeliveryError(stage, _timeout(), **where)

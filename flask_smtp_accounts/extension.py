@@ -6,6 +6,7 @@ The admin pages and the command line are thin layers over the methods of
 
 from __future__ import annotations
 
+import functools
 import smtplib
 import typing as t
 from dataclasses import replace
@@ -294,7 +295,7 @@ class SMTPAccounts:
         info = self.account_info(account, password)
         settings = state.directory.settings()
         send = settings.send_test_on_check if send_test is None else send_test
-        secret = password if password else state.password_of(info)
+        secret = password if password else functools.partial(state.password_of, info)
         return run_check(state, settings, info, secret, send_test=send, recipient=settings.test_recipient or None)
 
     def send_test_letter(self, account: t.Any, recipient: str | None = None) -> CheckResult:
@@ -303,7 +304,7 @@ class SMTPAccounts:
         info = self.account_info(account)
         settings = state.directory.settings()
         return run_check(
-            state, settings, info, state.password_of(info),
+            state, settings, info, functools.partial(state.password_of, info),
             send_test=True, recipient=recipient or settings.test_recipient or None, kind="check",
         )
 

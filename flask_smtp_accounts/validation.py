@@ -7,6 +7,7 @@ same way everywhere, with the name of the field, before anything is written.
 
 from __future__ import annotations
 
+import ipaddress
 import typing as t
 import urllib.parse
 
@@ -69,9 +70,7 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     host = _no_line_breaks("host", host).strip()
     if any(ch.isspace() for ch in host):
         raise InvalidAccountError("host", "must not contain spaces or line breaks")
-    if len(host) > 255:
-        raise InvalidAccountError("host", "must be at most 255 characters")
-    out["host"] = host
+    out["host"] = host_name("host", host)
 
     port = values.get("port")
     try:
@@ -108,6 +107,31 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     if "backup_ids" in values:
         out["backup_ids"] = backup_ids(values.get("backup_ids"), values.get("id"))
     return out
+
+
+def host_name(field: str, host: str) -> str:
+    """``host`` if it is an IP address or a name DNS can hold: labels of 1 to 63 octets, 253 in all (IDNA-encoded).
+
+    A typo such as ``smtp..example.com`` is refused here, with the reason,
+    rather than failing every send later.
+    """
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        encoded = host.encode("idna")
+    except UnicodeError:
+        encoded = b""
+    labels = encoded.split(b".")
+    if labels and labels[-1] == b"" and len(labels) > 1:
+        labels.pop()  # the root's dot: "smtp.example.com."
+    if not encoded or not all(0 < len(label) <= 63 for label in labels) or len(b".".join(labels)) > 253:
+        raise InvalidAccountError(
+            field, f"{host!r} is not a host name: each part between dots must have 1 to 63 characters, 253 in all"
+        )
+    return host
 
 
 def backup_ids(value: t.Any, own_id: int | None = None) -> tuple[int, ...]:

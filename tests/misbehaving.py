@@ -86,6 +86,8 @@ class ScriptedServer:
     connection (a server dropping idle connections between letters).
     ``drop_after_letter``: the n-th letter (from 1, over all connections) is
     kept and the connection dropped without an answer, as ``drop-after-data``.
+    ``auth_challenge``: offer AUTH PLAIN and LOGIN, and answer every AUTH
+    command with this line (``"334 abc"``: a challenge that is not base64).
     """
 
     def __init__(
@@ -95,7 +97,9 @@ class ScriptedServer:
         data: str = "accept",
         close_after_letter: bool = False,
         drop_after_letter: int | None = None,
+        auth_challenge: str | None = None,
     ) -> None:
+        self.auth_challenge = auth_challenge
         self.greeting = greeting
         self.data_mode = data
         self.close_after_letter = close_after_letter
@@ -178,7 +182,11 @@ class ScriptedServer:
             verb = command[:4].upper()
             if verb == "EHLO":
                 reply("250-scripted")
+                if self.auth_challenge:
+                    reply("250-AUTH PLAIN LOGIN")
                 reply("250 8BITMIME")
+            elif verb == "AUTH" and self.auth_challenge:
+                reply(self.auth_challenge)
             elif verb in ("HELO", "NOOP", "RSET"):
                 mail_from, rcpt_tos = ("", []) if verb == "RSET" else (mail_from, rcpt_tos)
                 reply("250 OK")
