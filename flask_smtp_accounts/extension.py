@@ -28,7 +28,13 @@ from .oauth2 import AccessTokens, store_refresh_token
 from .routing import Choice, bulk_sending
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
-from .validation import validate_account, validate_settings
+from .validation import (
+    SMTP_DESTINATION,
+    TOKEN_DESTINATION,
+    secrets_given_again,
+    validate_account,
+    validate_settings,
+)
 from .writer import BackgroundWriter
 
 if t.TYPE_CHECKING:
@@ -208,17 +214,25 @@ class SMTPAccounts:
         return self._save(account, password, check, is_new=True)
 
     def update_account(self, account_id: int, *, password: str | None = None, check: bool = True, **fields: t.Any) -> t.Any:
-        """Change an account; an empty ``password`` keeps the stored one."""
+        """Change an account; an empty ``password`` keeps the stored one.
+
+        A change of where a stored secret goes (server, port, security,
+        login, OAuth2 endpoints) needs that secret again: else
+        :class:`InvalidAccountError` on its field, and nothing is sent anywhere.
+        """
         account = self.get_account(account_id)
         unknown = set(fields) - set(ACCOUNT_FIELDS)
         if unknown:
             raise TypeError(f"Unknown account fields: {', '.join(sorted(unknown))}")
         session = self._state.db.session
+        before = {name: getattr(account, name) for name in (*SMTP_DESTINATION, *TOKEN_DESTINATION)}
         for name, value in fields.items():
             if name in OAUTH_SECRETS and not value:
                 continue
             setattr(account, name, value)
+        given = {name for name in OAUTH_SECRETS if fields.get(name)} | ({"password"} if password else set())
         try:
+            secrets_given_again(before, self.account_info(account, password), given)
             return self._save(account, password, check, is_new=False)
         except Exception:
             session.rollback()

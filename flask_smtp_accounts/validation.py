@@ -15,6 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from .errors import InvalidAccountError, InvalidSettingError
 from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES, is_loopback
+from .texts import N_, Text
 
 SECURITY_CHOICES = ("none", "ssl", "starttls")
 AUTH_CHOICES = ("none", "login", "oauth2")
@@ -107,6 +108,47 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     if "backup_ids" in values:
         out["backup_ids"] = backup_ids(values.get("backup_ids"), values.get("id"))
     return out
+
+
+#: What decides where the stored password goes (and an OAuth2 account's access tokens).
+SMTP_DESTINATION = ("host", "port", "security", "verify_tls", "auth", "login")
+#: What decides where the stored OAuth2 client secret and refresh token go.
+TOKEN_DESTINATION = ("auth", "oauth_provider", "oauth_tenant", "oauth_token_url", "oauth_authorize_url")
+
+
+def secrets_given_again(before: t.Mapping[str, t.Any], after: t.Any, given: t.Collection[str]) -> None:
+    """Refuse a change that would send a stored secret somewhere new, unless that secret comes with it.
+
+    Someone who may edit accounts but never read a password could
+    otherwise point an account at a server of their own, leave the password
+    blank ("keep the stored one") and receive it at the next check or send.
+    ``before``: the account's stored fields; ``after``: the validated
+    ``AccountInfo``; ``given``: the secrets given with the change
+    (``password``, ``oauth_client_secret``, ``oauth_refresh_token``).
+    Raises :class:`InvalidAccountError` on the secret's field, naming what moved.
+    """
+    smtp = [name for name in SMTP_DESTINATION if before.get(name) != getattr(after, name)]
+    token = [name for name in TOKEN_DESTINATION if before.get(name) != getattr(after, name)]
+    needed: list[tuple[str, list[str]]] = []
+    if after.auth == "login":
+        needed.append(("password", smtp))
+    elif after.auth == "oauth2":
+        delegated = after.oauth_flow == "delegated"
+        needed.append(("oauth_client_secret", token if delegated else smtp + token))
+        if delegated:
+            needed.append(("oauth_refresh_token", smtp + token))
+    for secret, moved in needed:
+        if moved and secret not in given:
+            raise secret_needed_again(secret, moved)
+
+
+def secret_needed_again(secret: str, moved: t.Iterable[str]) -> InvalidAccountError:
+    """The error on a secret's field when the ``moved`` fields would send the stored one somewhere new."""
+    return InvalidAccountError(secret, Text(
+        "secret-needed-again",
+        N_("enter it again: %(fields)s changed, and a stored secret is only ever sent where it was entered for"),
+        fields=", ".join(dict.fromkeys(moved)),
+    ))
 
 
 def host_name(field: str, host: str) -> str:
