@@ -13,6 +13,7 @@ import typing as t
 
 import pytest
 from test_admin import ADMIN, account_form, add, post_form, text_of
+from test_oauth2 import oauth_fields
 
 from flask_smtp_accounts import InvalidAccountError
 from flask_smtp_accounts.testing import LOGIN, PASSWORD
@@ -126,23 +127,7 @@ def oauth_smtp(make_smtp_server: t.Any, certs: t.Any, provider: OAuthServer) -> 
 
 
 def oauth2_account(ext: t.Any, smtp: t.Any, provider: OAuthServer, **fields: t.Any) -> t.Any:
-    values = {
-        "sender_email": "shop@example.com",
-        "host": smtp.host,
-        "port": smtp.port,
-        "security": "starttls",
-        "auth": "oauth2",
-        "login": LOGIN,
-        "oauth_provider": "custom",
-        "oauth_flow": "app",
-        "oauth_token_url": provider.token_url,
-        "oauth_authorize_url": provider.authorize_url,
-        "oauth_scope": "smtp",
-        "oauth_client_id": CLIENT_ID,
-        "oauth_client_secret": CLIENT_SECRET,
-        **fields,
-    }
-    return ext.add_account(check=False, **values)
+    return ext.add_account(check=False, **oauth_fields(smtp, provider, oauth_authorize_url=provider.authorize_url, **fields))
 
 
 @pytest.mark.parametrize("field", ["oauth_token_url", "port"])
