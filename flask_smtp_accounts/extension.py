@@ -324,14 +324,16 @@ class SMTPAccounts:
 
     # --- logs ---------------------------------------------------------------
 
-    def list_logs(self) -> list[LogInfo]:
+    def list_logs(self, *, start: int = 0, count: int | None = None) -> list[LogInfo]:
         """Every SMTP log: account id, kind (``send``/``check``), label, size and last write (UTC).
 
         Id 0 is the check log of accounts not saved yet. The log of a
         deleted account stays listed, labelled as deleted, until it is deleted.
+        ``start`` and ``count`` take a page of the list; the labels are
+        looked up for that page only, in one query.
         """
         state = self._state
-        logs = state.smtp_logs.files.list()
+        logs = state.smtp_logs.files.list()[start : None if count is None else start + count]
         ids = {log.account_id for log in logs if log.account_id}
         labels: dict[int, str] = {}
         if ids:
@@ -491,7 +493,12 @@ def _defaults() -> dict[str, t.Any]:
 def _log_label(account_id: int, labels: dict[int, str]) -> str:
     if account_id == 0:
         return "New account (not saved yet)"
-    return labels.get(account_id, f"Account {account_id} (deleted)")
+    return labels.get(account_id) or deleted_account_label(account_id)
+
+
+def deleted_account_label(account_id: int) -> str:
+    """The label :meth:`SMTPAccounts.list_logs` gives the log of a deleted account."""
+    return f"Account {account_id} (deleted)"
 
 
 def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:

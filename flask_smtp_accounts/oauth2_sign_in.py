@@ -28,7 +28,7 @@ import json
 import secrets
 import time
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app, session
 
@@ -75,8 +75,8 @@ class SignedIn:
     #: 0: a new account.
     account_id: int
     fields: dict[str, t.Any]
-    client_secret: str | None
-    refresh_token: str
+    client_secret: str | None = field(repr=False)
+    refresh_token: str = field(repr=False)
     #: The address the person signed in with, when the provider said.
     email: str | None
 

@@ -96,6 +96,8 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     if not isinstance(login, str):
         raise InvalidAccountError("login", "must be text")
     login = _no_line_breaks("login", login).strip()
+    if len(login) > 255:
+        raise InvalidAccountError("login", Text("login-too-long", N_("must be at most %(limit)s characters"), limit=255))
     if auth == "login" and not login:
         raise InvalidAccountError("login", "is required when authorization is login and password")
     if auth == "login" and not values.get("has_password"):
@@ -278,8 +280,8 @@ def validate_oauth2(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
 def _int_in(field: str, value: t.Any, low: int, high: int) -> int:
     try:
         number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidSettingError(field, f"must be a whole number from {low} to {high}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
+        raise InvalidSettingError(field, f"must be a whole number from {low} to {high}, not {value!r}") from None
     if isinstance(value, bool) or isinstance(value, float) and value != number or not low <= number <= high:
         raise InvalidSettingError(field, f"must be a whole number from {low} to {high}, not {value!r}")
     return number
