@@ -160,7 +160,8 @@ def seed_accounts(app: Flask, servers: DemoServers) -> None:
     larger id, the everyday account is the default for ``hello@shop.example``,
     and only a bulk letter whose sender name is "Marketing Shop" goes through
     the newsletter service. On later starts the servers have new ports, so
-    accounts logging in to a demo server are pointed at its current port.
+    accounts logging in to a demo server are pointed at its current port,
+    with their passwords given again.
     """
     ext: SMTPAccounts = app.extensions["smtp_accounts"].ext
     with app.app_context():
@@ -179,7 +180,8 @@ def seed_accounts(app: Flask, servers: DemoServers) -> None:
         for account in accounts:
             current = by_login.get(account.login)
             if current is not None and account.host == current.server.host and account.port != current.server.port:
-                ext.update_account(account.id, port=current.server.port, check=False)
+                # A new port needs the password again (a stored one never follows a re-pointed account).
+                ext.update_account(account.id, port=current.server.port, password=current.password, check=False)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def run_check(
     state: _State,
     settings: SettingsInfo,
     account: AccountInfo,
-    password: str | None,
+    password: str | None | t.Callable[[], str | None],
     *,
     send_test: bool,
     recipient: str | None,

@@ -62,7 +62,8 @@ def parse_keys(value: t.Any) -> list[str]:
 class Config:
     """The extension's configuration for one app, read once in ``init_app``."""
 
-    encryption_keys: tuple[str, ...]
+    #: Secrets: kept out of ``repr()``, which error reporters record with the locals.
+    encryption_keys: tuple[str, ...] = field(repr=False)
     log_dir: str
     ca_file: str | None
     bind_key: str | None

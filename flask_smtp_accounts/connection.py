@@ -9,6 +9,7 @@ Without a transcript they do no extra work.
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import hmac
 import smtplib
@@ -19,6 +20,7 @@ import typing as t
 
 from flask import current_app
 
+from .deadlines import REPLY_MAX_BYTES, REPLY_MAX_LINES, BoundedReplies, ReplyTimeout, ReplyTooLarge
 from .errors import DeliveryError
 from .hints import hint_for
 from .models import AccountInfo
@@ -158,7 +160,7 @@ class _TranscriptMixin:
         self.transcript.event("; ".join(facts))
 
 
-class TranscriptSMTP(_TranscriptMixin, smtplib.SMTP):
+class TranscriptSMTP(_TranscriptMixin, BoundedReplies, smtplib.SMTP):
     """smtplib.SMTP that reports to a transcript."""
 
     def __init__(self, *args: t.Any, transcript: Transcript | None = None, **kwargs: t.Any) -> None:
@@ -166,7 +168,7 @@ class TranscriptSMTP(_TranscriptMixin, smtplib.SMTP):
         super().__init__(*args, **kwargs)
 
 
-class TranscriptSMTP_SSL(_TranscriptMixin, smtplib.SMTP_SSL):
+class TranscriptSMTP_SSL(_TranscriptMixin, BoundedReplies, smtplib.SMTP_SSL):
     """smtplib.SMTP_SSL (implicit TLS) that reports to a transcript."""
 
     def __init__(self, *args: t.Any, transcript: Transcript | None = None, **kwargs: t.Any) -> None:
@@ -213,6 +215,18 @@ def _failure(stage: str, err: BaseException, account: AccountInfo | None) -> Del
             smtplib.SMTPConnectError: Text("connection-refused", N_("the server refused the connection")),
         }.get(type(err)) or Text("error-reply", N_("the server answered with an error"))
         return DeliveryError(stage, reason, code=err.smtp_code, reply=reply, **where)
+    if isinstance(err, binascii.Error):
+        reason = Text("auth-challenge-not-base64", N_("the server's AUTH challenge is not base64 (%(error)s)"), error=str(err))
+        return DeliveryError(stage, reason, **where)
+    if isinstance(err, ReplyTimeout):
+        # A reply dripped too slowly is a timeout like a server that never answers: the same words, the same retries.
+        return DeliveryError(stage, _timeout(), **where)
+    if isinstance(err, ReplyTooLarge):
+        reason = Text(
+            "reply-too-large", N_("the server's reply went past %(lines)s lines or %(kib)s KiB"),
+            lines=REPLY_MAX_LINES, kib=REPLY_MAX_BYTES // 1024,
+        )
+        return DeliveryError(stage, reason, **where)
     if isinstance(err, smtplib.SMTPServerDisconnected) and isinstance(err.__context__, TimeoutError):
         # smtplib reports a read that timed out as a disconnect; the person needs to know it was the timeout.
         return DeliveryError(stage, _timeout(), **where)
@@ -238,7 +252,7 @@ def _timeout() -> Text:
 
 def open_connection(
     account: AccountInfo,
-    password: str | None,
+    password: str | None | t.Callable[[], str | None],
     *,
     timeout: float,
     ca_file: str | None = None,
@@ -251,7 +265,14 @@ def open_connection(
     ``starttls`` is required: a server that does not offer it is an error,
     never a silent plain-text login. An OAuth2 account logs in with AUTH
     XOAUTH2 and a token from ``access_tokens`` (default: the current app's).
-    Raises :class:`DeliveryError`.
+    ``password`` may be a function that decrypts the stored one: it is
+    called only to log in, and a key that no longer decrypts it fails the
+    login stage like any other reason.
+
+    Raises :class:`DeliveryError` and nothing else: whatever goes wrong at
+    a stage (a reply that is not SMTP, a challenge that is not base64, a
+    host name IDNA refuses, a secret no key decrypts) fails that stage, so
+    that the caller tries the backups and records the failure.
     """
     context = tls_context(account.verify_tls, ca_file)
     stage = "connect"
@@ -275,7 +296,8 @@ def open_connection(
             smtp.ehlo()
         if account.auth == "login":
             stage = "login"
-            smtp.login(account.login, password or "")
+            secret = password() if callable(password) else password
+            smtp.login(account.login, secret or "")
         elif account.auth == "oauth2":
             stage = "login"
             tokens = access_tokens or current_app.extensions["smtp_accounts"].access_tokens
@@ -284,7 +306,7 @@ def open_connection(
     except DeliveryError:
         close_quietly(smtp)
         raise
-    except (smtplib.SMTPException, OSError) as err:
+    except Exception as err:  # noqa: BLE001 - every failure of a stage is that stage's DeliveryError
         close_quietly(smtp)
         raise failure(stage, err, account) from None
 

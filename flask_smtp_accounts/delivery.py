@@ -34,6 +34,7 @@ rebuilt from its row (:meth:`Dispatcher.redeliver`); they update that row.
 
 from __future__ import annotations
 
+import functools
 import logging
 import smtplib
 import typing as t
@@ -547,7 +548,7 @@ class Dispatcher:
         try:
             smtp = open_connection(
                 account,
-                self._state.password_of(account),
+                functools.partial(self._state.password_of, account),
                 timeout=self._settings.timeout_s,
                 ca_file=self._state.config.ca_file,
                 ehlo_name=self._state.config.ehlo_name,

@@ -6,6 +6,7 @@ The admin pages and the command line are thin layers over the methods of
 
 from __future__ import annotations
 
+import functools
 import smtplib
 import typing as t
 from dataclasses import replace
@@ -27,7 +28,13 @@ from .oauth2 import AccessTokens, store_refresh_token
 from .routing import Choice, bulk_sending
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
-from .validation import validate_account, validate_settings
+from .validation import (
+    SMTP_DESTINATION,
+    TOKEN_DESTINATION,
+    secrets_given_again,
+    validate_account,
+    validate_settings,
+)
 from .writer import BackgroundWriter
 
 if t.TYPE_CHECKING:
@@ -207,17 +214,25 @@ class SMTPAccounts:
         return self._save(account, password, check, is_new=True)
 
     def update_account(self, account_id: int, *, password: str | None = None, check: bool = True, **fields: t.Any) -> t.Any:
-        """Change an account; an empty ``password`` keeps the stored one."""
+        """Change an account; an empty ``password`` keeps the stored one.
+
+        A change of where a stored secret goes (server, port, security,
+        login, OAuth2 endpoints) needs that secret again: else
+        :class:`InvalidAccountError` on its field, and nothing is sent anywhere.
+        """
         account = self.get_account(account_id)
         unknown = set(fields) - set(ACCOUNT_FIELDS)
         if unknown:
             raise TypeError(f"Unknown account fields: {', '.join(sorted(unknown))}")
         session = self._state.db.session
+        before = {name: getattr(account, name) for name in (*SMTP_DESTINATION, *TOKEN_DESTINATION)}
         for name, value in fields.items():
             if name in OAUTH_SECRETS and not value:
                 continue
             setattr(account, name, value)
+        given = {name for name in OAUTH_SECRETS if fields.get(name)} | ({"password"} if password else set())
         try:
+            secrets_given_again(before, self.account_info(account, password), given)
             return self._save(account, password, check, is_new=False)
         except Exception:
             session.rollback()
@@ -294,7 +309,7 @@ class SMTPAccounts:
         info = self.account_info(account, password)
         settings = state.directory.settings()
         send = settings.send_test_on_check if send_test is None else send_test
-        secret = password if password else state.password_of(info)
+        secret = password if password else functools.partial(state.password_of, info)
         return run_check(state, settings, info, secret, send_test=send, recipient=settings.test_recipient or None)
 
     def send_test_letter(self, account: t.Any, recipient: str | None = None) -> CheckResult:
@@ -303,20 +318,22 @@ class SMTPAccounts:
         info = self.account_info(account)
         settings = state.directory.settings()
         return run_check(
-            state, settings, info, state.password_of(info),
+            state, settings, info, functools.partial(state.password_of, info),
             send_test=True, recipient=recipient or settings.test_recipient or None, kind="check",
         )
 
     # --- logs ---------------------------------------------------------------
 
-    def list_logs(self) -> list[LogInfo]:
+    def list_logs(self, *, start: int = 0, count: int | None = None) -> list[LogInfo]:
         """Every SMTP log: account id, kind (``send``/``check``), label, size and last write (UTC).
 
         Id 0 is the check log of accounts not saved yet. The log of a
         deleted account stays listed, labelled as deleted, until it is deleted.
+        ``start`` and ``count`` take a page of the list; the labels are
+        looked up for that page only, in one query.
         """
         state = self._state
-        logs = state.smtp_logs.files.list()
+        logs = state.smtp_logs.files.list()[start : None if count is None else start + count]
         ids = {log.account_id for log in logs if log.account_id}
         labels: dict[int, str] = {}
         if ids:
@@ -503,7 +520,12 @@ def _defaults() -> dict[str, t.Any]:
 def _log_label(account_id: int, labels: dict[int, str]) -> str:
     if account_id == 0:
         return "New account (not saved yet)"
-    return labels.get(account_id, f"Account {account_id} (deleted)")
+    return labels.get(account_id) or deleted_account_label(account_id)
+
+
+def deleted_account_label(account_id: int) -> str:
+    """The label :meth:`SMTPAccounts.list_logs` gives the log of a deleted account."""
+    return f"Account {account_id} (deleted)"
 
 
 def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:

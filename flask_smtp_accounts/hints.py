@@ -20,6 +20,7 @@ import typing as t
 
 from cryptography import x509
 
+from . import deadlines
 from .errors import DeliveryError
 from .texts import N_, Text
 
@@ -231,14 +232,14 @@ def certificate_names(account: AccountInfo, *, timeout: float) -> list[str]:
     smtp: smtplib.SMTP | None = None
     try:
         if account.security == "ssl":
-            smtp = smtplib.SMTP_SSL(account.host, account.port, timeout=timeout, context=context)
+            smtp = deadlines.SMTP_SSL(account.host, account.port, timeout=timeout, context=context)
         else:
-            smtp = smtplib.SMTP(account.host, account.port, timeout=timeout)
+            smtp = deadlines.SMTP(account.host, account.port, timeout=timeout)
             smtp.ehlo()
             smtp.starttls(context=context)
         sock = smtp.sock
         der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
-    except (smtplib.SMTPException, OSError):
+    except (smtplib.SMTPException, OSError, UnicodeError):
         return []
     finally:
         if smtp is not None:

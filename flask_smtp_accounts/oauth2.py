@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import http.client
 import ipaddress
 import json
 import logging
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from . import deadlines
 from .errors import DeliveryError, OAuth2Error
 from .texts import N_, Text
 
@@ -270,26 +272,29 @@ def post_token_request(grant: Grant, form: dict[str, str], *, timeout: float, ac
         headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
         method="POST",
     )
-    handlers: list[urllib.request.BaseHandler] = [urllib.request.HTTPSHandler(context=ssl.create_default_context())]
-    if is_loopback(parts.hostname):
-        handlers.append(urllib.request.ProxyHandler({}))
-    opener = urllib.request.build_opener(*handlers)
     status: int
     try:
-        with opener.open(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as err:
-        with err:
-            status, raw = err.code, err.read()
-    except (urllib.error.URLError, OSError) as err:
+        status, raw = deadlines.post(
+            request, timeout=timeout, context=ssl.create_default_context(), direct=is_loopback(parts.hostname),
+            limit=deadlines.TOKEN_ANSWER_MAX_BYTES,
+        )
+    except deadlines.AnswerTooLarge:
+        raise OAuth2Error(
+            Text("token-answer-too-large", N_("the token endpoint's answer went past %(kib)s KiB"),
+                 kib=deadlines.TOKEN_ANSWER_MAX_BYTES // 1024),
+            account_id=account_id, host=parts.hostname, fix=_check_token_url(),
+        ) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
+        if isinstance(reason, TimeoutError):
+            raise OAuth2Error(
+                Text("token-endpoint-timeout", N_("the token endpoint did not answer within %(seconds)s s"),
+                     seconds=f"{timeout:g}"),
+                account_id=account_id, host=parts.hostname, temporary=True, fix=_check_reachable(),
+            ) from None
         raise OAuth2Error(
             Text("token-endpoint-unreachable", N_("the token endpoint could not be reached (%(reason)s)"), reason=str(reason)),
-            account_id=account_id, host=parts.hostname, temporary=True,
-            fix=Text(
-                "fix-token-endpoint-reachable",
-                N_("Check the token URL and that this server can reach it (firewall, proxy); then try again."),
-            ),
+            account_id=account_id, host=parts.hostname, temporary=True, fix=_check_reachable(),
         ) from None
     try:
         answer = json.loads(raw.decode("utf-8"))
@@ -319,6 +324,13 @@ def post_token_request(grant: Grant, form: dict[str, str], *, timeout: float, ac
         refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
         email=_id_token_email(answer.get("id_token")),
         scope=answer.get("scope") if isinstance(answer.get("scope"), str) else None,
+    )
+
+
+def _check_reachable() -> Text:
+    return Text(
+        "fix-token-endpoint-reachable",
+        N_("Check the token URL and that this server can reach it (firewall, proxy); then try again."),
     )
 
 

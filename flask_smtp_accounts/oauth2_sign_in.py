@@ -28,7 +28,7 @@ import json
 import secrets
 import time
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app, session
 
@@ -44,7 +44,7 @@ from .oauth2 import (
     token_url_of,
 )
 from .texts import N_, Text
-from .validation import validate_account
+from .validation import TOKEN_DESTINATION, secret_needed_again, validate_account
 
 if t.TYPE_CHECKING:
     from .extension import SMTPAccounts
@@ -75,8 +75,8 @@ class SignedIn:
     #: 0: a new account.
     account_id: int
     fields: dict[str, t.Any]
-    client_secret: str | None
-    refresh_token: str
+    client_secret: str | None = field(repr=False)
+    refresh_token: str = field(repr=False)
     #: The address the person signed in with, when the provider said.
     email: str | None
 
@@ -99,11 +99,23 @@ def _oauth_view(fields: t.Mapping[str, t.Any]) -> AccountInfo:
     )
 
 
-def _stored_client_secret(ext: SMTPAccounts, account_id: int) -> str | None:
+def _stored_client_secret(ext: SMTPAccounts, account_id: int, fields: t.Mapping[str, t.Any]) -> str | None:
+    """The saved account's client secret, for a sign-in whose token endpoint is the one it was entered for.
+
+    Raises :class:`InvalidAccountError` when the form names another token
+    endpoint: a stored secret never goes where it was not entered for.
+    """
     if not account_id:
         return None
-    stored = ext.get_account(account_id).oauth_client_secret_encrypted
-    return current_app.extensions["smtp_accounts"].vault.decrypt(stored) if stored else None
+    stored = ext.get_account(account_id).to_info()
+    if not stored.oauth_client_secret_encrypted:
+        return None
+    providers = current_app.extensions["smtp_accounts"].config.oauth2_providers
+    view = _oauth_view(fields)
+    if token_url_of(stored, providers) != token_url_of(view, providers):
+        moved = [name for name in TOKEN_DESTINATION if name != "auth" and getattr(stored, name) != getattr(view, name)]
+        raise secret_needed_again("oauth_client_secret", moved)
+    return t.cast(str, current_app.extensions["smtp_accounts"].vault.decrypt(stored.oauth_client_secret_encrypted))
 
 
 def start_sign_in(
@@ -119,7 +131,7 @@ def start_sign_in(
     carried = {name: fields[name] for name in CARRIED_FIELDS if name in fields}
     carried["auth"] = "oauth2"
     carried["oauth_flow"] = "delegated"
-    has_secret = bool(client_secret) or bool(_stored_client_secret(ext, account_id))
+    has_secret = bool(client_secret) or bool(_stored_client_secret(ext, account_id, carried))
     values = {
         **carried, "id": account_id, "has_password": False,
         "has_oauth_client_secret": has_secret, "has_oauth_refresh_token": True,
@@ -195,7 +207,13 @@ def finish_sign_in(ext: SMTPAccounts, args: t.Mapping[str, str]) -> SignedIn:
         raise SignInError(Text("sign-in-no-code", N_("The provider's answer holds no authorization code. Nothing was stored.")))
     account_id = int(data["account_id"])
     fields = dict(data["fields"])
-    client_secret = data.get("client_secret") or _stored_client_secret(ext, account_id) or ""
+    try:
+        client_secret = data.get("client_secret") or _stored_client_secret(ext, account_id, fields) or ""
+    except InvalidAccountError:
+        raise SignInError(Text(
+            "sign-in-endpoint-moved",
+            N_("The account's token endpoint changed during the sign-in. Nothing was stored; start it again."),
+        )) from None
     view = _oauth_view(fields)
     providers = state_.config.oauth2_providers
     grant = Grant(

@@ -7,6 +7,7 @@ same way everywhere, with the name of the field, before anything is written.
 
 from __future__ import annotations
 
+import ipaddress
 import typing as t
 import urllib.parse
 
@@ -14,6 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from .errors import InvalidAccountError, InvalidSettingError
 from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES, is_loopback
+from .texts import N_, Text
 
 SECURITY_CHOICES = ("none", "ssl", "starttls")
 AUTH_CHOICES = ("none", "login", "oauth2")
@@ -69,9 +71,7 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     host = _no_line_breaks("host", host).strip()
     if any(ch.isspace() for ch in host):
         raise InvalidAccountError("host", "must not contain spaces or line breaks")
-    if len(host) > 255:
-        raise InvalidAccountError("host", "must be at most 255 characters")
-    out["host"] = host
+    out["host"] = host_name("host", host)
 
     port = values.get("port")
     try:
@@ -96,6 +96,8 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     if not isinstance(login, str):
         raise InvalidAccountError("login", "must be text")
     login = _no_line_breaks("login", login).strip()
+    if len(login) > 255:
+        raise InvalidAccountError("login", Text("login-too-long", N_("must be at most %(limit)s characters"), limit=255))
     if auth == "login" and not login:
         raise InvalidAccountError("login", "is required when authorization is login and password")
     if auth == "login" and not values.get("has_password"):
@@ -108,6 +110,72 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     if "backup_ids" in values:
         out["backup_ids"] = backup_ids(values.get("backup_ids"), values.get("id"))
     return out
+
+
+#: What decides where the stored password goes (and an OAuth2 account's access tokens).
+SMTP_DESTINATION = ("host", "port", "security", "verify_tls", "auth", "login")
+#: What decides where the stored OAuth2 client secret and refresh token go.
+TOKEN_DESTINATION = ("auth", "oauth_provider", "oauth_tenant", "oauth_token_url", "oauth_authorize_url")
+
+
+def secrets_given_again(before: t.Mapping[str, t.Any], after: t.Any, given: t.Collection[str]) -> None:
+    """Refuse a change that would send a stored secret somewhere new, unless that secret comes with it.
+
+    Someone who may edit accounts but never read a password could
+    otherwise point an account at a server of their own, leave the password
+    blank ("keep the stored one") and receive it at the next check or send.
+    ``before``: the account's stored fields; ``after``: the validated
+    ``AccountInfo``; ``given``: the secrets given with the change
+    (``password``, ``oauth_client_secret``, ``oauth_refresh_token``).
+    Raises :class:`InvalidAccountError` on the secret's field, naming what moved.
+    """
+    smtp = [name for name in SMTP_DESTINATION if before.get(name) != getattr(after, name)]
+    token = [name for name in TOKEN_DESTINATION if before.get(name) != getattr(after, name)]
+    needed: list[tuple[str, list[str]]] = []
+    if after.auth == "login":
+        needed.append(("password", smtp))
+    elif after.auth == "oauth2":
+        delegated = after.oauth_flow == "delegated"
+        needed.append(("oauth_client_secret", token if delegated else smtp + token))
+        if delegated:
+            needed.append(("oauth_refresh_token", smtp + token))
+    for secret, moved in needed:
+        if moved and secret not in given:
+            raise secret_needed_again(secret, moved)
+
+
+def secret_needed_again(secret: str, moved: t.Iterable[str]) -> InvalidAccountError:
+    """The error on a secret's field when the ``moved`` fields would send the stored one somewhere new."""
+    return InvalidAccountError(secret, Text(
+        "secret-needed-again",
+        N_("enter it again: %(fields)s changed, and a stored secret is only ever sent where it was entered for"),
+        fields=", ".join(dict.fromkeys(moved)),
+    ))
+
+
+def host_name(field: str, host: str) -> str:
+    """``host`` if it is an IP address or a name DNS can hold: labels of 1 to 63 octets, 253 in all (IDNA-encoded).
+
+    A typo such as ``smtp..example.com`` is refused here, with the reason,
+    rather than failing every send later.
+    """
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        encoded = host.encode("idna")
+    except UnicodeError:
+        encoded = b""
+    labels = encoded.split(b".")
+    if labels and labels[-1] == b"" and len(labels) > 1:
+        labels.pop()  # the root's dot: "smtp.example.com."
+    if not encoded or not all(0 < len(label) <= 63 for label in labels) or len(b".".join(labels)) > 253:
+        raise InvalidAccountError(
+            field, f"{host!r} is not a host name: each part between dots must have 1 to 63 characters, 253 in all"
+        )
+    return host
 
 
 def backup_ids(value: t.Any, own_id: int | None = None) -> tuple[int, ...]:
@@ -212,8 +280,8 @@ def validate_oauth2(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
 def _int_in(field: str, value: t.Any, low: int, high: int) -> int:
     try:
         number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidSettingError(field, f"must be a whole number from {low} to {high}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
+        raise InvalidSettingError(field, f"must be a whole number from {low} to {high}, not {value!r}") from None
     if isinstance(value, bool) or isinstance(value, float) and value != number or not low <= number <= high:
         raise InvalidSettingError(field, f"must be a whole number from {low} to {high}, not {value!r}")
     return number

@@ -7,10 +7,14 @@
   for what aiosmtpd will not do on request: a 421 greeting, dropping the
   connection in the middle of DATA or after it, closing an idle
   connection between letters.
+* :class:`HostileServer` and :class:`HostileTokenEndpoint`: an SMTP server
+  whose reply at one stage, and an OAuth2 token endpoint whose answer,
+  never ends: dripped a byte at a time, or endless.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import socket
@@ -82,6 +86,8 @@ class ScriptedServer:
     connection (a server dropping idle connections between letters).
     ``drop_after_letter``: the n-th letter (from 1, over all connections) is
     kept and the connection dropped without an answer, as ``drop-after-data``.
+    ``auth_challenge``: offer AUTH PLAIN and LOGIN, and answer every AUTH
+    command with this line (``"334 abc"``: a challenge that is not base64).
     """
 
     def __init__(
@@ -91,7 +97,9 @@ class ScriptedServer:
         data: str = "accept",
         close_after_letter: bool = False,
         drop_after_letter: int | None = None,
+        auth_challenge: str | None = None,
     ) -> None:
+        self.auth_challenge = auth_challenge
         self.greeting = greeting
         self.data_mode = data
         self.close_after_letter = close_after_letter
@@ -174,7 +182,11 @@ class ScriptedServer:
             verb = command[:4].upper()
             if verb == "EHLO":
                 reply("250-scripted")
+                if self.auth_challenge:
+                    reply("250-AUTH PLAIN LOGIN")
                 reply("250 8BITMIME")
+            elif verb == "AUTH" and self.auth_challenge:
+                reply(self.auth_challenge)
             elif verb in ("HELO", "NOOP", "RSET"):
                 mail_from, rcpt_tos = ("", []) if verb == "RSET" else (mail_from, rcpt_tos)
                 reply("250 OK")
@@ -210,3 +222,164 @@ class ScriptedServer:
                 return
             else:
                 reply("502 Command not implemented")
+
+
+class _Hostile:
+    """A server on 127.0.0.1 whose answer never ends: dripped a byte at a time, or endless.
+
+    ``drip`` sends one byte every ``interval`` seconds and never ends the
+    line, so that no single read waits long; ``endless`` sends the same
+    line again and again, without end. Either goes on until the client
+    hangs up or the server stops; ``streamed`` counts the bytes sent.
+    """
+
+    def __init__(self, how: str, interval: float) -> None:
+        if how not in ("drip", "endless"):
+            raise ValueError(f"no such hostile server: {how}")
+        self.how, self.interval = how, interval
+        self.host = HOST
+        self.port = 0
+        self.streamed = 0
+        self._stopping = threading.Event()
+        self._listener: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> t.Self:
+        listener = socket.create_server((HOST, 0))
+        listener.settimeout(0.05)
+        self._listener, self.port = listener, listener.getsockname()[1]
+        self._spawn(self._accept, listener)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            for conn in self._open:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        for thread in list(self._threads):
+            thread.join(10)
+        if self._listener is not None:
+            self._listener.close()
+        for conn in self._open:
+            conn.close()
+
+    def __enter__(self) -> t.Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _spawn(self, target: t.Callable[..., None], *args: t.Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            with self._lock:
+                self._open.append(conn)
+            self._spawn(self._serve, conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            self._converse(conn, conn.makefile("rb"))
+
+    def _converse(self, conn: socket.socket, rfile: t.BinaryIO) -> None:
+        raise NotImplementedError
+
+    def _never_end(self, conn: socket.socket, head: bytes, line: bytes) -> None:
+        """Send ``head``, then drip bytes or repeat ``line`` until told to stop."""
+        conn.sendall(head)
+        if self.how == "drip":
+            while not self._stopping.wait(self.interval):
+                conn.sendall(line[:1])
+                self.streamed += 1
+        else:
+            lines = line * 64
+            # A short pause per batch keeps a client without a cap from eating the test machine's memory.
+            while not self._stopping.wait(0.001):
+                conn.sendall(lines)
+                self.streamed += len(lines)
+
+
+class HostileServer(_Hostile):
+    """An SMTP server (no TLS, no AUTH) whose reply at ``stage`` never ends.
+
+    ``stage``: ``greeting``, ``ehlo`` or ``data`` (the reply after the
+    letter's final dot). ``endless`` sends continuation lines (``250-...``).
+    """
+
+    def __init__(self, stage: str, how: str, *, interval: float = 0.2) -> None:
+        if stage not in ("greeting", "ehlo", "data"):
+            raise ValueError(f"no such hostile server: {stage}")
+        super().__init__(how, interval)
+        self.stage = stage
+
+    def _reply_never_ends(self, conn: socket.socket, code: bytes) -> None:
+        self._never_end(conn, code + b" " if self.how == "drip" else b"", code + b"-" + b"x" * 70 + b"\r\n")
+
+    def _converse(self, conn: socket.socket, rfile: t.BinaryIO) -> None:
+        if self.stage == "greeting":
+            return self._reply_never_ends(conn, b"220")
+        conn.sendall(b"220 hostile ESMTP\r\n")
+        while not self._stopping.is_set():
+            line = rfile.readline()
+            if not line:
+                return None
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                if self.stage == "ehlo":
+                    return self._reply_never_ends(conn, b"250")
+                conn.sendall(b"250-hostile\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go ahead\r\n")
+                while rfile.readline() not in (b".\r\n", b""):
+                    pass
+                if self.stage == "data":
+                    return self._reply_never_ends(conn, b"250")
+                conn.sendall(b"250 Accepted\r\n")
+            elif verb == b"QUIT":
+                conn.sendall(b"221 Bye\r\n")
+                return None
+            else:
+                conn.sendall(b"250 OK\r\n")
+        return None
+
+
+class HostileTokenEndpoint(_Hostile):
+    """An OAuth2 token endpoint (plain HTTP) whose answer's body never ends.
+
+    ``drip`` announces a JSON body of a megabyte and drips it; ``endless``
+    sends a body without a length that never ends. ``token_url`` is its address.
+    """
+
+    def __init__(self, how: str, *, interval: float = 0.2) -> None:
+        super().__init__(how, interval)
+
+    @property
+    def token_url(self) -> str:
+        return f"http://{self.host}:{self.port}/token"
+
+    def _converse(self, conn: socket.socket, rfile: t.BinaryIO) -> None:
+        length = 0
+        while (line := rfile.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        rfile.read(length)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        if self.how == "drip":
+            head += b"Content-Length: 1048576\r\n\r\n{"
+        else:
+            head += b"Connection: close\r\n\r\n{"
+        self._never_end(conn, head, b" " * 72)

@@ -82,11 +82,11 @@ def test_update_keeps_the_password_when_none_is_given(ext, db, encryption_key):
     account = ext.add_account(password="first", check=False, **GOOD)
     before = account.password_encrypted
 
-    ext.update_account(account.id, check=False, host="smtp2.example.net")
-    ext.update_account(account.id, password="", check=False, port=2525)
+    ext.update_account(account.id, check=False, sender_name="Shop")
+    ext.update_account(account.id, password="", check=False, backup_ids=[])
     db.session.expire_all()
     row = db.session.get(ext.Account, account.id)
-    assert (row.host, row.port, row.password_encrypted) == ("smtp2.example.net", 2525, before)
+    assert (row.sender_name, row.password_encrypted) == ("Shop", before)
 
     ext.update_account(account.id, password="second", check=False)
     db.session.expire_all()

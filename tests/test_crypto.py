@@ -13,7 +13,7 @@ from apps import Site, make_site
 from cryptography.fernet import Fernet, InvalidToken
 from flask_mail import Message
 
-from flask_smtp_accounts import EncryptionError, SMTPAccounts
+from flask_smtp_accounts import DeliveryError, SMTPAccounts
 from flask_smtp_accounts.testing import LOGIN, PASSWORD, SMTPServer
 
 OTHER_PASSWORD = "другой-Pass#2"
@@ -120,9 +120,13 @@ def test_a_password_written_under_a_removed_key_is_a_clear_error(open_site, auth
         add_auth_account(site.ext, auth_server)
 
     restarted = open_site(SMTP_ACCOUNTS_ENCRYPTION_KEYS=new_key())
-    with restarted.app.app_context(), pytest.raises(EncryptionError, match="SMTP_ACCOUNTS_ENCRYPTION_KEYS"):
-        restarted.mail.send(letter())
-    assert auth_server.received == []
+    with restarted.app.app_context():
+        with pytest.raises(DeliveryError, match="SMTP_ACCOUNTS_ENCRYPTION_KEYS") as raised:
+            restarted.mail.send(letter())
+        # A failure of the login stage like any other: recorded for a resend once the key is back.
+        assert raised.value.stage == "login"
+        assert restarted.ext.get_message(raised.value.record_id).status == "failed"
+    assert auth_server.received == [] and auth_server.auth_attempts == []
 
 
 # --- rotation ---------------------------------------------------------------------------

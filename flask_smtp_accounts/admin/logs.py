@@ -15,12 +15,16 @@ from flask_admin import BaseView, expose
 from flask_babel import format_datetime, format_decimal
 
 from ..errors import LogAddressError, LogNotFoundError
+from ..extension import deleted_account_label
+from ..log_files import LogInfo
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .forms import LogDeleteForm
 from .i18n import _, _l
 
 #: How much of a log one page shows.
 PAGE_BYTES = 64 * 1024
+#: Logs listed on one page of the list (a site may have thousands of accounts).
+LOGS_PER_PAGE = 50
 KIND_WORDS = {"send": _l("sending"), "check": _l("checks")}
 
 
@@ -46,6 +50,24 @@ def mailbox_text(account_id: int, kind: str) -> str:
     return f"{label} ({KIND_WORDS[kind]})"
 
 
+def _page_arg() -> int:
+    try:
+        return max(int(request.args.get("page") or 1), 1)
+    except ValueError:
+        abort(404)
+
+
+def _listed_mailbox(log: LogInfo) -> str:
+    """``mailbox_text`` for a listed log, from the label the list looked up with the others."""
+    if log.account_id == 0:
+        label = _("New account")
+    elif log.label == deleted_account_label(log.account_id):
+        label = _("Account %(id)s (deleted)", id=log.account_id)
+    else:
+        label = log.label
+    return f"{label} ({KIND_WORDS[log.kind]})"
+
+
 def _offset_arg() -> int | None:
     raw = request.args.get("offset")
     if raw is None:
@@ -65,16 +87,21 @@ class LogsView(ProtectedView, BaseView):
 
     @expose("/")
     def index(self) -> t.Any:
+        page = _page_arg()
+        listed = state().ext.list_logs(start=(page - 1) * LOGS_PER_PAGE, count=LOGS_PER_PAGE + 1)
         logs = [
             {
                 "info": log,
-                "mailbox": mailbox_text(log.account_id, log.kind),
+                "mailbox": _listed_mailbox(log),
                 "size": size_text(log.size),
                 "modified": format_datetime(log.modified),
             }
-            for log in state().ext.list_logs()
+            for log in listed[:LOGS_PER_PAGE]
         ]
-        return self.render(self.list_template, logs=logs, delete_form=LogDeleteForm(), may_delete=allowed(MANAGE_ACCOUNTS))
+        return self.render(
+            self.list_template, logs=logs, delete_form=LogDeleteForm(), may_delete=allowed(MANAGE_ACCOUNTS),
+            page=page, has_next=len(listed) > LOGS_PER_PAGE,
+        )
 
     @expose("/<int:account_id>/<kind>/")
     def view(self, account_id: int, kind: str) -> t.Any:
