@@ -20,6 +20,7 @@ from .delivery import Dispatcher, choose_route
 from .directory import Directory
 from .errors import SMTPAccountsError
 from .failover import AccountHealth, Health, check_backups
+from .ids import IdConverter, parse_id
 from .log_files import LogChunk, LogInfo
 from .message_log import MessageInfo, MessageLog, Page
 from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
@@ -121,6 +122,7 @@ class SMTPAccounts:
         config = read_config(app)
         models = self._bind_models(db, config.bind_key)
         app.extensions["smtp_accounts"] = _State(self, db, models, config)
+        app.url_map.converters["smtp_accounts_id"] = IdConverter
         flask_mail_hook.install()
         if config.register_cli:
             from .cli import smtp_accounts_cli
@@ -190,8 +192,9 @@ class SMTPAccounts:
     # --- accounts -----------------------------------------------------------
 
     def get_account(self, account_id: int) -> t.Any:
-        """The account with this id; ``LookupError`` when there is none."""
-        account = self._state.db.session.get(self.Account, account_id)
+        """The account with this id; ``LookupError`` when there is none (or ``account_id`` is no id)."""
+        key = parse_id(account_id)
+        account = None if key is None else self._state.db.session.get(self.Account, key)
         if account is None:
             raise LookupError(f"There is no SMTP account with id {account_id}.")
         return account

@@ -34,6 +34,7 @@ from json.encoder import encode_basestring
 
 import sqlalchemy as sa
 
+from .ids import parse_id
 from .models import Models, utcnow
 from .writer import BackgroundWriter
 
@@ -208,10 +209,13 @@ class MessageLog:
     # --- reading ------------------------------------------------------------
 
     def get(self, record_id: int) -> MessageInfo:
-        """One row; ``LookupError`` when there is none."""
-        self.writer.drain()
-        with self._engine().connect() as conn:
-            row = conn.execute(sa.select(self.table).where(self.table.c.id == record_id)).mappings().first()
+        """One row; ``LookupError`` when there is none (or ``record_id`` is no id)."""
+        key = parse_id(record_id)
+        row = None
+        if key is not None:
+            self.writer.drain()
+            with self._engine().connect() as conn:
+                row = conn.execute(sa.select(self.table).where(self.table.c.id == key)).mappings().first()
         if row is None:
             raise LookupError(f"There is no message {record_id} in the message log.")
         return _info(row)
@@ -232,14 +236,20 @@ class MessageLog:
         ``account_id`` 0 selects letters sent through Flask-Mail's own
         settings; ``address`` matches the From or any recipient (a part of
         an address is enough); ``since``/``until`` bound the time (UTC).
+        An account id or a page no database can hold finds nothing.
         """
+        page = max(1, int(page))
+        per_page = max(1, min(int(per_page), 500))
+        wanted_account = None if account_id is None else parse_id(account_id)
+        if (account_id is not None and wanted_account is None) or parse_id((page - 1) * per_page) is None:
+            return Page([], 0, page, per_page)
         self.writer.drain()
         table = self.table
         where: list[t.Any] = []
         if status:
             where.append(table.c.status == status)
-        if account_id is not None:
-            where.append(table.c.account_id.is_(None) if account_id == 0 else table.c.account_id == account_id)
+        if wanted_account is not None:
+            where.append(table.c.account_id.is_(None) if wanted_account == 0 else table.c.account_id == wanted_account)
         if address:
             pattern = f"%{_escape_like(address.strip().lower())}%"
             where.append(
@@ -253,8 +263,6 @@ class MessageLog:
             where.append(table.c.created_at >= since)
         if until is not None:
             where.append(table.c.created_at < until)
-        page = max(1, int(page))
-        per_page = max(1, min(int(per_page), 500))
         query = sa.select(table).where(*where).order_by(table.c.created_at.desc(), table.c.id.desc())
         with self._engine().connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()

@@ -13,6 +13,7 @@ import urllib.parse
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import InvalidAccountError, InvalidSettingError
+from .ids import parse_id
 from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES, is_loopback
 
 SECURITY_CHOICES = ("none", "ssl", "starttls")
@@ -122,11 +123,8 @@ def backup_ids(value: t.Any, own_id: int | None = None) -> tuple[int, ...]:
     for item in items:
         if isinstance(item, str) and not item.strip():
             continue
-        try:
-            number = int(item)
-        except (TypeError, ValueError):
-            raise InvalidAccountError("backup_ids", f"must be account ids, not {item!r}") from None
-        if isinstance(item, bool) or number < 1 or str(number) != str(item).strip():
+        number = parse_id(item)
+        if not number:
             raise InvalidAccountError("backup_ids", f"must be account ids, not {item!r}")
         if own_id and number == own_id:
             raise InvalidAccountError("backup_ids", "an account cannot be its own backup")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typing as t
 
-from flask import flash, redirect, request
+from flask import abort, flash, redirect, request
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -20,6 +20,7 @@ from flask_admin.model.template import EndpointLinkRowAction, macro
 
 from ..errors import InvalidAccountError, SMTPAccountsError
 from ..extension import AccountCheckFailed
+from ..ids import parse_id
 from . import oauth2
 from .access import MANAGE_ACCOUNTS, ProtectedView, state
 from .forms import AccountForm, RowForm, TestLetterForm
@@ -87,6 +88,25 @@ class AccountsView(ProtectedView, ModelView):
     column_extra_row_actions = [
         EndpointLinkRowAction("fa fa-paper-plane", ".test_letter_view", title=_l("Send a test letter")),
     ]
+
+    #: The longest search the list takes: an email address is at most 254 characters, and SQLite
+    #: refuses LIKE patterns past 50,000 bytes.
+    max_search = 256
+
+    def _get_list_extra_args(self) -> t.Any:
+        """The list's page and search, refused when no database could answer them."""
+        args = super()._get_list_extra_args()
+        if args.page and parse_id(args.page * self.page_size) is None:
+            abort(404)
+        if args.search and len(args.search) > self.max_search:
+            flash(_("A search holds at most %(count)s characters; this one was not run.", count=self.max_search), "error")
+            args.search = None
+        return args
+
+    def get_one(self, id: t.Any) -> t.Any:  # noqa: A002 - flask-admin's name
+        """The account of a URL's ``id``; ``None`` (flask-admin's "Record does not exist") when it is no id."""
+        key = parse_id(id)
+        return None if key is None else super().get_one(str(key))
 
     def search_placeholder(self) -> str:
         return _("Email or sender name")
@@ -190,7 +210,7 @@ class AccountsView(ProtectedView, ModelView):
         ext = state().ext
         for raw in ids:
             try:
-                account = ext.get_account(int(raw))
+                account = ext.get_account(raw)
                 ext.update_account(account.id, check=False, active=(not account.active) if active is None else active)
             except InvalidAccountError as err:
                 flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=field_error(err, ACCOUNT_FIELD_ERRORS)), "error")
@@ -198,7 +218,7 @@ class AccountsView(ProtectedView, ModelView):
             except SMTPAccountsError as err:
                 flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=describe_error(err)), "error")
                 continue
-            except (ValueError, LookupError):
+            except LookupError:
                 flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=_("There is no such account.")), "error")
                 continue
             if account.active:
@@ -214,8 +234,8 @@ class AccountsView(ProtectedView, ModelView):
         return_url = get_redirect_target() or self.get_url(".index_view")
         ext = state().ext
         try:
-            account = ext.get_account(int(request.args.get("id", "")))
-        except (ValueError, LookupError):
+            account = ext.get_account(request.args.get("id", ""))
+        except LookupError:
             flash(_("There is no such account."), "error")
             return redirect(return_url)
         form = TestLetterForm()

@@ -15,6 +15,7 @@ from flask_admin import BaseView, expose
 from flask_babel import format_datetime, format_decimal
 
 from ..errors import LogAddressError, LogNotFoundError
+from ..ids import parse_id
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .forms import LogDeleteForm
 from .i18n import _, _l
@@ -50,10 +51,10 @@ def _offset_arg() -> int | None:
     raw = request.args.get("offset")
     if raw is None:
         return None
-    try:
-        return max(int(raw), 0)
-    except ValueError:
+    offset = parse_id(raw)
+    if offset is None:
         abort(404)
+    return offset
 
 
 class LogsView(ProtectedView, BaseView):
@@ -76,7 +77,7 @@ class LogsView(ProtectedView, BaseView):
         ]
         return self.render(self.list_template, logs=logs, delete_form=LogDeleteForm(), may_delete=allowed(MANAGE_ACCOUNTS))
 
-    @expose("/<int:account_id>/<kind>/")
+    @expose("/<smtp_accounts_id:account_id>/<kind>/")
     def view(self, account_id: int, kind: str) -> t.Any:
         """One page of a log: the newest part unless ``offset`` asks for another."""
         offset = _offset_arg()
@@ -100,7 +101,7 @@ class LogsView(ProtectedView, BaseView):
             may_delete=allowed(MANAGE_ACCOUNTS),
         )
 
-    @expose("/<int:account_id>/<kind>/download")
+    @expose("/<smtp_accounts_id:account_id>/<kind>/download")
     def download(self, account_id: int, kind: str) -> t.Any:
         """The whole log as a file, streamed from disk (never read whole into memory)."""
         try:
@@ -111,7 +112,7 @@ class LogsView(ProtectedView, BaseView):
         except FileNotFoundError:
             abort(404)
 
-    @expose("/<int:account_id>/<kind>/delete", methods=("POST",))
+    @expose("/<smtp_accounts_id:account_id>/<kind>/delete", methods=("POST",))
     def delete(self, account_id: int, kind: str) -> t.Any:
         if not allowed(MANAGE_ACCOUNTS):
             abort(403)

@@ -17,12 +17,15 @@ from flask_babel import format_datetime
 from flask_wtf import FlaskForm
 
 from ..errors import DeliveryError, ResendError
+from ..ids import parse_id
 from ..message_log import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, MessageInfo
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .i18n import RULES, _, _l, say, stage_name
 
 #: Letters per page, as the issue asks.
 PAGE_SIZE = 50
+#: The query string arguments of the list's filters: the only ones its page links carry on.
+FILTER_ARGS = ("status", "account", "address", "since", "until")
 
 STATUS_WORDS = {
     SENT: _l("sent"),
@@ -49,24 +52,42 @@ def _date_arg(name: str) -> datetime | None:
         return None
 
 
+def _account_arg() -> int | None:
+    raw = (request.args.get("account") or "").strip()
+    if not raw:
+        return None
+    account_id = parse_id(raw)
+    if account_id is None:
+        flash(_("An account is chosen by its number; %(value)s was ignored.", value=raw), "error")
+    return account_id
+
+
+def _page_arg() -> int:
+    """The page number; a page number no database could reach is a page that does not exist."""
+    raw = request.args.get("page")
+    if raw is None:
+        return 1
+    page = parse_id(raw)
+    if page is None or parse_id(page * PAGE_SIZE) is None:
+        abort(404)
+    return max(page, 1)
+
+
 def _filters() -> dict[str, t.Any]:
     """The list's filters from the query string, checked; bad values are dropped."""
     args = request.args
     status = args.get("status") or None
     if status not in STATUS_WORDS:
         status = None
-    account = (args.get("account") or "").strip()
-    try:
-        page = max(int(args.get("page", 1)), 1)
-    except ValueError:
-        page = 1
+    until = _date_arg("until")
     return {
         "status": status,
-        "account_id": int(account) if account.isdigit() else None,
+        "account_id": _account_arg(),
         "address": (args.get("address") or "").strip()[:254] or None,
         "since": _date_arg("since"),
-        "until": _date_arg("until"),
-        "page": page,
+        # Letters of the whole last day; 9999-12-31 has no next day, and needs no upper bound.
+        "until": until + timedelta(days=1) if until and until < datetime.max - timedelta(days=1) else None,
+        "page": _page_arg(),
     }
 
 
@@ -137,19 +158,18 @@ class MessagesView(ProtectedView, BaseView):
     def index(self) -> t.Any:
         ext = state().ext
         filters = _filters()
-        until = filters["until"] + timedelta(days=1) if filters["until"] else None
         page = ext.messages(
             status=filters["status"], account_id=filters["account_id"], address=filters["address"],
-            since=filters["since"], until=until, page=filters["page"], per_page=PAGE_SIZE,
+            since=filters["since"], until=filters["until"], page=filters["page"], per_page=PAGE_SIZE,
         )
         accounts = [(a.id, a.to_info().label) for a in ext.Account.query.order_by(ext.Account.id)]
-        args = {k: v for k, v in request.args.items() if k != "page" and v}
+        args = {k: v for k, v in request.args.items() if k in FILTER_ARGS and v}
         return self.render(
             self.list_template, page=page, accounts=accounts, filters=request.args,
             page_url=lambda number: self.get_url(".index", page=number, **args), **self._common(),
         )
 
-    @expose("/<int:record_id>/")
+    @expose("/<smtp_accounts_id:record_id>/")
     def view(self, record_id: int) -> t.Any:
         try:
             message = state().ext.get_message(record_id)
@@ -157,7 +177,7 @@ class MessagesView(ProtectedView, BaseView):
             abort(404)
         return self.render(self.detail_template, message=message, rules=RULES, **self._common())
 
-    @expose("/<int:record_id>/resend", methods=("POST",))
+    @expose("/<smtp_accounts_id:record_id>/resend", methods=("POST",))
     def resend(self, record_id: int) -> t.Any:
         if not allowed(MANAGE_ACCOUNTS):
             abort(403)
