@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .check import CheckResult
 from .errors import (
+    AccountInUseError,
     DeliveryError,
     EncryptionError,
     InvalidAccountError,
@@ -27,6 +28,7 @@ from .signals import account_checked, message_queued, message_sent, send_failed
 __all__ = [
     "AccountCheckFailed",
     "AccountHealth",
+    "AccountInUseError",
     "AccountInfo",
     "CheckResult",
     "Choice",

@@ -10,6 +10,7 @@ import smtplib
 import typing as t
 from dataclasses import replace
 
+import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 
 from . import flask_mail_hook
@@ -18,7 +19,7 @@ from .config import Config, read_config
 from .crypto import Vault
 from .delivery import Dispatcher, choose_route
 from .directory import Directory
-from .errors import SMTPAccountsError
+from .errors import AccountInUseError, SMTPAccountsError
 from .failover import AccountHealth, Health, check_backups
 from .ids import IdConverter, parse_id
 from .log_files import LogChunk, LogInfo
@@ -227,9 +228,20 @@ class SMTPAccounts:
             raise
 
     def delete_account(self, account_id: int) -> None:
-        """Delete an account."""
+        """Delete an account; :class:`AccountInUseError` while another account lists it as a backup.
+
+        The delete is refused rather than the other accounts' backups
+        changed: which account stands in when one fails is for a person to
+        choose, not a side effect of a delete.
+        """
         session = self._state.db.session
-        session.delete(self.get_account(account_id))
+        account = self.get_account(account_id)
+        Account = self.Account  # noqa: N806 - a model class
+        listed = session.execute(sa.select(Account.id, Account.backup_ids).where(Account.__table__.c.backup_ids != ""))
+        used_by = tuple(row.id for row in listed if account.id in row.backup_ids)
+        if used_by:
+            raise AccountInUseError(account.id, used_by)
+        session.delete(account)
         session.commit()
 
     def _save(self, account: t.Any, password: str | None, check: bool, *, is_new: bool) -> t.Any:

@@ -118,7 +118,9 @@ def describe_error(err: BaseException) -> str:
 
 
 def field_error(err: InvalidAccountError | InvalidSettingError, texts: t.Mapping[str, t.Any]) -> str:
-    """The message for a refused field, in the page's language."""
+    """The message for a refused field, in the page's language; the core's own words when it named the culprit."""
+    if isinstance(err.message, Text):
+        return say(err.message)
     text = texts.get(err.field)
     return str(text) if text is not None else err.message
 
