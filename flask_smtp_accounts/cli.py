@@ -43,7 +43,7 @@ class _CommandGroup(AppGroup):
         except (SMTPAccountsError, LookupError) as err:
             result = getattr(err, "result", None)  # AccountCheckFailed carries the check's result
             hint = getattr(err, "hint", None) or getattr(result, "hint", None)
-            raise click.ClickException(_one_line(str(err) + (f" Hint: {hint}" if hint else ""))) from None
+            raise click.ClickException(_with_hint(str(err), hint)) from None
 
     def group(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
         kwargs.setdefault("cls", _CommandGroup)
@@ -57,6 +57,11 @@ _BLANKS = re.compile(r"[ \t\r\n]+")
 def _one_line(text: str) -> str:
     """A message on one line, a server's words in it escaped so that they cannot steer the terminal."""
     return printable(" ".join(_BLANKS.split(text.strip())))
+
+
+def _with_hint(error: str, hint: str | None) -> str:
+    """The error on one line, and the fix-it hint on a line of its own: the two never run together."""
+    return _one_line(error) + (f"\nHint: {_one_line(hint)}" if hint else "")
 
 
 def _ext() -> SMTPAccounts:
@@ -237,7 +242,7 @@ def _report(result: CheckResult) -> None:
     if result.ok:
         click.echo(f"{printable(result.message)} ({result.elapsed_s:.2f} s)")
         return
-    raise click.ClickException(_one_line(result.message + (f" Hint: {result.hint}" if result.hint else "")))
+    raise click.ClickException(_with_hint(result.message, result.hint))
 
 
 @smtp_accounts_cli.command("check")

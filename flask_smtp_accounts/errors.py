@@ -44,6 +44,10 @@ class AccountInUseError(SMTPAccountsError):
         self.used_by = used_by
 
 
+class InvalidAddressError(SMTPAccountsError, ValueError):
+    """A sender given to the routing preview holds no email address (``"not an address"``)."""
+
+
 class InvalidSettingError(SMTPAccountsError, ValueError):
     """A setting was given a value outside its allowed range."""
 

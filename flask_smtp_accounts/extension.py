@@ -19,17 +19,17 @@ from .config import Config, read_config
 from .crypto import Vault
 from .delivery import Dispatcher, choose_route
 from .directory import Directory
-from .errors import AccountInUseError, SMTPAccountsError
+from .errors import AccountInUseError, InvalidAccountError, InvalidAddressError, SMTPAccountsError
 from .failover import AccountHealth, Health, check_backups
 from .ids import IdConverter, parse_id
 from .log_files import LogChunk, LogInfo
 from .message_log import MessageInfo, MessageLog, Page
 from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
 from .oauth2 import AccessTokens, store_refresh_token
-from .routing import Choice, bulk_sending
+from .routing import Choice, bulk_sending, split_sender
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
-from .validation import validate_account, validate_settings
+from .validation import normalize_email, validate_account, validate_settings
 from .writer import BackgroundWriter
 
 if t.TYPE_CHECKING:
@@ -359,7 +359,8 @@ class SMTPAccounts:
 
         ``message`` is a Flask-Mail ``Message`` or a sender (``"Name <addr>"``,
         an address, or a ``(name, address)`` tuple). ``bulk`` overrides the
-        bulk detection.
+        bulk detection. A sender without a valid address raises
+        :class:`InvalidAddressError`.
         """
         state = self._state
         headers: t.Mapping[str, str]
@@ -367,6 +368,10 @@ class SMTPAccounts:
             sender, headers = message, {}
         else:
             sender, headers = flask_mail_hook.sender_of(message)
+        try:
+            normalize_email("sender", split_sender(sender)[1])
+        except InvalidAccountError:
+            raise InvalidAddressError(f"{str(sender)!r} holds no valid email address.") from None
         settings = state.directory.settings()
         return choose_route(state, settings, sender, headers, bulk)
 

@@ -21,6 +21,7 @@ from flask_admin.model.template import EndpointLinkRowAction, macro
 from ..errors import InvalidAccountError, SMTPAccountsError
 from ..extension import AccountCheckFailed
 from ..ids import parse_id
+from ..validation import reserved_domain
 from . import oauth2
 from .access import MANAGE_ACCOUNTS, ProtectedView, state
 from .forms import AccountForm, RowForm, TestLetterForm
@@ -33,13 +34,24 @@ from .i18n import (
     describe_error,
     describe_failure,
     field_error,
-    hint_text,
+    flash_error,
     say,
     server_reply,
 )
 
 if t.TYPE_CHECKING:
     from ..check import CheckResult
+
+
+def _note_reserved_domain(address: str) -> None:
+    """Say, without refusing anything, that mail from a reserved domain reaches only servers that take it on purpose."""
+    name = reserved_domain(address)
+    if name is not None:
+        flash(_(
+            "Note: %(address)s ends in .%(name)s, a name reserved for private and test use that the internet"
+            " does not route: only a server that accepts it on purpose (such as your own relay) carries its mail.",
+            address=address, name=name,
+        ), "info")
 
 
 def _choice_formatter(words: t.Mapping[str, t.Any]) -> t.Callable[..., str]:
@@ -135,6 +147,7 @@ class AccountsView(ProtectedView, ModelView):
             self._refused(form, err)
             return False
         flash(_("The account passed the check."), "success")
+        _note_reserved_domain(account.sender_email)
         return account
 
     def update_model(self, form: AccountForm, model: t.Any) -> bool:  # type: ignore[override]
@@ -145,6 +158,7 @@ class AccountsView(ProtectedView, ModelView):
             self._refused(form, err)
             return False
         flash(_("The account passed the check."), "success")
+        _note_reserved_domain(model.sender_email)
         return True
 
     def delete_model(self, model: t.Any) -> bool:
@@ -162,7 +176,7 @@ class AccountsView(ProtectedView, ModelView):
         """Show why the account was not saved, next to the field when there is one."""
         form.new_password.data = ""
         if isinstance(err, AccountCheckFailed):
-            flash(_("The account was not saved.") + " " + describe_failure(err.result) + hint_text(err.result.hint), "error")
+            flash_error(_("The account was not saved.") + " " + describe_failure(err.result), err.result.hint)
         elif isinstance(err, InvalidAccountError):
             name = "new_password" if err.field == "password" else err.field
             message = field_error(err, ACCOUNT_FIELD_ERRORS)
