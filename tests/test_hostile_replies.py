@@ -38,7 +38,9 @@ def test_a_hostile_reply_is_escaped_in_the_log_and_on_the_terminal(cli_app: Flas
     log_text = log_file.read_text(encoding="utf-8")
     assert f"S: {ESCAPED}\n" in log_text and not RAW.search(log_text)
     assert not [line for line in log_text.splitlines() if line.startswith("S: 235")]
+    with log_file.open("a", encoding="utf-8") as old:  # as a version that did not escape wrote it
+        old.write(f"S: {HOSTILE}\n\n")
     shown = run(cli_app, "logs", "show", "1", "check")
-    assert f"S: {ESCAPED}\n" in shown.output and not RAW.search(shown.output)
-    tail = run(cli_app, "logs", "tail", "1", "check")
-    assert f"S: {ESCAPED}" in tail.output.splitlines() and not RAW.search(tail.output)
+    assert shown.output.count(f"S: {ESCAPED}\n") == 2 and not RAW.search(shown.output)
+    tail = run(cli_app, "logs", "tail", "1", "check", "-n", "100")
+    assert tail.output.splitlines().count(f"S: {ESCAPED}") == 2 and not RAW.search(tail.output)
