@@ -57,12 +57,13 @@ def _remember_tuple_sender(init: t.Callable[..., None]) -> t.Callable[..., None]
     (code reading it sees no change); routing and the From header use the
     tuple while the sender is still that string.
     """
-    signature = inspect.signature(init)
+    # Where ``sender`` sits among the positional arguments after ``self``.
+    position = list(inspect.signature(init).parameters).index("sender") - 1
 
     @functools.wraps(init)
     def __init__(self: flask_mail.Message, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: N807 - wraps __init__
         init(self, *args, **kwargs)
-        given = signature.bind(self, *args, **kwargs).arguments.get("sender")
+        given = kwargs.get("sender") if len(args) <= position else args[position]
         given = given or current_app.extensions["mail"].default_sender
         if isinstance(given, tuple) and len(given) == 2:
             self.__dict__[_GIVEN_SENDER] = (str(given[0] or ""), str(given[1] or ""))
