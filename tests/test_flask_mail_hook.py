@@ -89,3 +89,17 @@ def test_a_plain_tuple_sender_is_what_flask_mail_makes_of_it(given, add_account,
     [received] = server.wait_for(1)
     assert message.sender == f"{given[0]} <{given[1]}>"
     assert f"From: {flask_mails_from}\r\n".encode() in received.data
+
+
+def test_a_tuple_sender_given_by_position_or_as_the_default_is_kept_whole(app, ext, add_account, make_smtp_server, monkeypatch):
+    add_account(make_smtp_server(), sender_email="billing@shop.example")
+    hello = add_account(make_smtp_server(), sender_email="hello@shop.example")
+    given = ("Eve <billing@shop.example>", "hello@shop.example")
+    by_position = Message("Hi", ["bob@example.org"], "Hello.", None, None, given)
+    monkeypatch.setattr(app.extensions["mail"], "default_sender", given)
+    by_default = Message("Hi", recipients=["bob@example.org"], body="Hello.")
+    changed = Message("Hi", sender=given, recipients=["bob@example.org"], body="Hello.")
+    changed.sender = "billing@shop.example"  # set after the fact: the tuple no longer speaks for it
+
+    assert [ext.choose_account(m).account.id for m in (by_position, by_default)] == [hello.id, hello.id]
+    assert ext.choose_account(changed).account.sender_email == "billing@shop.example"
