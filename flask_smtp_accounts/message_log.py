@@ -89,6 +89,8 @@ class MessageInfo:
     history: list[dict[str, t.Any]]
     options: tuple[list[str], list[str]]
     body: bytes | None
+    #: The row this letter is a copy of (``resend_copy``); ``None`` for a letter the site sent.
+    resend_of: int | None = None
 
     @property
     def route(self) -> str:
@@ -159,8 +161,9 @@ class MessageLog:
         self.writer = writer
         self.table = models.Message.__table__
         self._insert = self.table.insert()
-        #: Every column but ``id``: the keys of a row given to :meth:`submit`.
-        self.columns = tuple(c.key for c in self.table.c if c.key != "id")
+        #: Every column but ``id`` and ``resend_of`` (only a copy has one, written by :meth:`insert`):
+        #: the keys of a row given to :meth:`submit`.
+        self.columns = tuple(c.key for c in self.table.c if c.key not in ("id", "resend_of"))
         self._plans: dict[sa.Dialect, _InsertPlan | None] = {}
 
     # --- writing ------------------------------------------------------------
@@ -220,54 +223,45 @@ class MessageLog:
             raise LookupError(f"There is no message {record_id} in the message log.")
         return _info(row)
 
-    def search(
-        self,
-        *,
-        status: str | None = None,
-        account_id: int | None = None,
-        address: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        page: int = 1,
-        per_page: int = 50,
-    ) -> Page:
-        """A page of rows, newest first.
+    def search(self, *, page: int = 1, per_page: int = 50, **filters: t.Any) -> Page:
+        """A page of rows, newest first; ``filters`` as :func:`conditions` takes them.
 
-        ``account_id`` 0 selects letters sent through Flask-Mail's own
-        settings; ``address`` matches the From or any recipient (a part of
-        an address is enough); ``since``/``until`` bound the time (UTC).
-        An account id or a page no database can hold finds nothing.
+        A page no database can reach (its offset past 64 bits) is empty.
         """
         page = max(1, int(page))
         per_page = max(1, min(int(per_page), 500))
-        wanted_account = None if account_id is None else parse_id(account_id)
-        if (account_id is not None and wanted_account is None) or parse_id((page - 1) * per_page) is None:
+        if parse_id((page - 1) * per_page) is None:
             return Page([], 0, page, per_page)
         self.writer.drain()
         table = self.table
-        where: list[t.Any] = []
-        if status:
-            where.append(table.c.status == status)
-        if wanted_account is not None:
-            where.append(table.c.account_id.is_(None) if wanted_account == 0 else table.c.account_id == wanted_account)
-        if address:
-            pattern = f"%{_escape_like(address.strip().lower())}%"
-            where.append(
-                sa.or_(
-                    sa.func.lower(table.c.sender).like(pattern, escape="\\"),
-                    sa.func.lower(table.c.recipients).like(pattern, escape="\\"),
-                    sa.func.lower(table.c.sent_from).like(pattern, escape="\\"),
-                )
-            )
-        if since is not None:
-            where.append(table.c.created_at >= since)
-        if until is not None:
-            where.append(table.c.created_at < until)
+        where = conditions(table, **filters)
         query = sa.select(table).where(*where).order_by(table.c.created_at.desc(), table.c.id.desc())
         with self._engine().connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
             rows = conn.execute(query.limit(per_page).offset((page - 1) * per_page)).mappings().all()
         return Page([_info(r) for r in rows], int(total), page, per_page)
+
+    def scan(self, columns: t.Sequence[str], *, chunk: int = 500, **filters: t.Any) -> t.Iterator[sa.RowMapping]:
+        """Every matching row, newest id first, ``chunk`` rows per query: memory stays flat whatever the size.
+
+        Each chunk is read on a connection of its own and returned to the
+        pool before the rows are handed out, so a slow reader (an export
+        streamed to a browser) never holds a connection. ``filters`` as
+        :func:`conditions` takes them.
+        """
+        self.writer.drain()
+        table = self.table
+        where = conditions(table, **filters)
+        query = sa.select(*(table.c[name] for name in dict.fromkeys(("id", *columns)))).order_by(table.c.id.desc())
+        last: int | None = None
+        while True:
+            page = query.where(*where, *(() if last is None else (table.c.id < last,))).limit(chunk)
+            with self._engine().connect() as conn:
+                rows = conn.execute(page).mappings().all()
+            yield from rows
+            if len(rows) < chunk:
+                return
+            last = rows[-1]["id"]
 
     def due(self, now: datetime, limit: int) -> list[int]:
         """Ids of queued letters whose next try is due, the longest waiting first."""
@@ -405,6 +399,63 @@ class _InsertPlan:
                 bound[index] = converted
             out.append(tuple(bound) if names is None else dict(zip(names, bound, strict=True)))
         return out
+
+
+def conditions(
+    table: sa.Table,
+    *,
+    status: str | None = None,
+    account_id: int | None = None,
+    address: str | None = None,
+    subject: str | None = None,
+    message_id: str | None = None,
+    search: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[t.Any]:
+    """The WHERE conditions of the message log's filters, shared by the pages of the list and the export.
+
+    ``account_id`` 0 selects letters sent through Flask-Mail's own
+    settings; ``address`` matches the From or any recipient, ``subject``
+    the subject, ``message_id`` the Message-ID (with or without its angle
+    brackets), each a part being enough and case ignored (ASCII letters
+    only on SQLite); ``search`` matches any of the three;
+    ``since``/``until`` bound the time (UTC).
+    """
+    where: list[t.Any] = []
+    if status:
+        where.append(table.c.status == status)
+    if account_id is not None:
+        wanted = parse_id(account_id)  # an id no database can hold names no account: nothing matches
+        if wanted is None:
+            where.append(sa.false())
+        else:
+            where.append(table.c.account_id.is_(None) if wanted == 0 else table.c.account_id == wanted)
+    if address:
+        where.append(_contains(address, table.c.sender, table.c.recipients, table.c.sent_from))
+    if subject:
+        where.append(_contains(subject, table.c.subject))
+    if message_id:
+        where.append(_contains(message_id.strip().strip("<>"), table.c.message_id))
+    if search:
+        words = search.strip()
+        where.append(
+            sa.or_(
+                _contains(words, table.c.sender, table.c.recipients, table.c.sent_from, table.c.subject),
+                _contains(words.strip("<>"), table.c.message_id),
+            )
+        )
+    if since is not None:
+        where.append(table.c.created_at >= since)
+    if until is not None:
+        where.append(table.c.created_at < until)
+    return where
+
+
+def _contains(text: str, *columns: sa.ColumnElement[t.Any]) -> sa.ColumnElement[bool]:
+    """Any of ``columns`` contains ``text``, case ignored."""
+    pattern = f"%{_escape_like(text.strip().lower())}%"
+    return sa.or_(*(sa.func.lower(column).like(pattern, escape="\\") for column in columns))
 
 
 def _escape_like(text: str) -> str:

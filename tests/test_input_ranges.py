@@ -146,3 +146,20 @@ def test_the_command_line_answers_ids_beyond_the_range(site: t.Any) -> None:
     assert checked.exit_code == 1 and f"There is no SMTP account with id {HUGE}." in checked.stderr
     shown = run(site.app, "logs", "show", HUGER, "send")
     assert shown.exit_code == 1 and "A log is addressed by an account id" in shown.stderr
+
+
+def test_a_backup_chosen_by_a_digit_that_is_not_ascii_is_refused(site: t.Any, client: t.Any, smtp_server: t.Any) -> None:
+    from test_admin import account_form, csrf_token, get
+
+    with site.app.app_context():
+        for n in (2, 3):
+            site.ext.add_account(check=False, sender_email=f"other{n}@example.com", host=smtp_server.host,
+                                 port=smtp_server.port, security="none", auth="none")
+    url = f"{ADMIN}/accounts/edit/?id=1"
+    form = account_form(smtp_server, sender_email="shop@example.com", backup_ids="٣")  # ARABIC-INDIC THREE
+
+    response = client.post(url, data={**form, "csrf_token": csrf_token(get(client, url))})
+
+    assert response.status_code == 200
+    with site.app.app_context():
+        assert site.ext.get_account(1).backup_ids == ()

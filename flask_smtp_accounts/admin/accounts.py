@@ -21,10 +21,11 @@ from flask_admin.model.template import EndpointLinkRowAction, macro
 from ..errors import InvalidAccountError, SMTPAccountsError
 from ..extension import AccountCheckFailed
 from ..ids import parse_id
+from ..presets import PRESETS
 from ..validation import reserved_domain
 from . import oauth2
 from .access import MANAGE_ACCOUNTS, ProtectedView, state
-from .forms import AccountForm, RowForm, TestLetterForm
+from .forms import AccountForm, RowForm, TestLetterForm, _choices
 from .i18n import (
     ACCOUNT_FIELD_ERRORS,
     AUTH,
@@ -38,6 +39,8 @@ from .i18n import (
     say,
     server_reply,
 )
+from .presets import preset_data
+from .roles import carries_formatter, everyday_of, takeover_warning
 
 if t.TYPE_CHECKING:
     from ..check import CheckResult
@@ -62,6 +65,28 @@ def _choice_formatter(words: t.Mapping[str, t.Any]) -> t.Callable[..., str]:
     return format_value
 
 
+def _with_backup_choices(form: t.Any, obj: t.Any) -> t.Any:
+    """Offer every other account as a backup, those chosen first, in their order (the order they are tried in)."""
+    if "backup_ids" in form:
+        ext = state().ext
+        others = {a.id: a.to_info().label for a in ext.Account.query.order_by(ext.Account.id) if obj is None or a.id != obj.id}
+        chosen = [i for i in (form.backup_ids.data or ()) if i in others]
+        form.backup_ids.choices = _choices([(i, f"{i}: {others[i]}") for i in (*chosen, *(i for i in others if i not in chosen))])
+    return form
+
+
+def _everyday_before(form: AccountForm) -> t.Any:
+    """The account carrying the everyday mail of the form's address before the save."""
+    address = (form.sender_email.data or "").strip()
+    return everyday_of(address) if address else None
+
+
+def _warn_takeover(before: t.Any, account: t.Any) -> None:
+    warning = takeover_warning(before, account)
+    if warning:
+        flash(warning, "warning")
+
+
 class AccountsView(ProtectedView, ModelView):
     """SMTP accounts: list, create, edit, delete, toggle active, send a test letter."""
 
@@ -78,8 +103,8 @@ class AccountsView(ProtectedView, ModelView):
     can_export = False
     page_size = 20
     can_set_page_size = False
-    column_list = ("id", "active", "sender_name", "sender_email", "host", "port", "security", "auth")
-    column_sortable_list = column_list
+    column_sortable_list = ("id", "active", "sender_name", "sender_email", "host", "port", "security", "auth")
+    column_list = (*column_sortable_list, "carries")
     column_default_sort = "id"
     column_searchable_list = ("sender_email", "sender_name")
     column_labels = {
@@ -91,8 +116,13 @@ class AccountsView(ProtectedView, ModelView):
         "port": _l("Port"),
         "security": _l("Security"),
         "auth": _l("Authorization"),
+        "carries": _l("Carries"),
+    }
+    column_descriptions = {
+        "carries": _l("What routing sends through the account now, by the rules of the routing preview."),
     }
     column_formatters = {
+        "carries": carries_formatter,
         "active": macro("toggle_active"),
         "security": _choice_formatter(SECURITY),
         "auth": _choice_formatter(AUTH),
@@ -129,6 +159,9 @@ class AccountsView(ProtectedView, ModelView):
     def render(self, template: str, **kwargs: t.Any) -> t.Any:
         if template == self.list_template:
             kwargs.setdefault("row_form", RowForm())
+        if template in (self.create_template, self.edit_template):
+            kwargs.setdefault("sa_presets", PRESETS)
+            kwargs.setdefault("sa_preset_data", preset_data())
         return super().render(template, **kwargs)
 
     # --- saving through the API ---------------------------------------------
@@ -139,26 +172,36 @@ class AccountsView(ProtectedView, ModelView):
             flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
         return valid
 
+    def create_form(self, obj: t.Any = None) -> t.Any:
+        return _with_backup_choices(super().create_form(obj), None)
+
+    def edit_form(self, obj: t.Any = None) -> t.Any:
+        return _with_backup_choices(super().edit_form(obj), obj)
+
     def create_model(self, form: AccountForm) -> t.Any:  # type: ignore[override]
         ext = state().ext
+        before = _everyday_before(form)
         try:
             account = ext.add_account(password=form.new_password.data or None, **form.account_fields())
         except SMTPAccountsError as err:
             self._refused(form, err)
             return False
         flash(_("The account passed the check."), "success")
+        _warn_takeover(before, account)
         _note_reserved_domain(account.sender_email)
         return account
 
     def update_model(self, form: AccountForm, model: t.Any) -> bool:  # type: ignore[override]
         ext = state().ext
+        before = _everyday_before(form)
         try:
-            ext.update_account(model.id, password=form.new_password.data or None, **form.account_fields())
+            account = ext.update_account(model.id, password=form.new_password.data or None, **form.account_fields())
         except SMTPAccountsError as err:
             self._refused(form, err)
             return False
         flash(_("The account passed the check."), "success")
-        _note_reserved_domain(model.sender_email)
+        _warn_takeover(before, account)
+        _note_reserved_domain(account.sender_email)
         return True
 
     def delete_model(self, model: t.Any) -> bool:
@@ -225,6 +268,7 @@ class AccountsView(ProtectedView, ModelView):
         for raw in ids:
             try:
                 account = ext.get_account(raw)
+                before = everyday_of(account.sender_email)
                 ext.update_account(account.id, check=False, active=(not account.active) if active is None else active)
             except InvalidAccountError as err:
                 flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=field_error(err, ACCOUNT_FIELD_ERRORS)), "error")
@@ -237,6 +281,7 @@ class AccountsView(ProtectedView, ModelView):
                 continue
             if account.active:
                 flash(_("Account %(id)s is active now.", id=account.id), "success")
+                _warn_takeover(before, account)
             else:
                 flash(_("Account %(id)s is inactive now.", id=account.id), "success")
 

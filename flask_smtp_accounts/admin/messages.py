@@ -11,13 +11,15 @@ from __future__ import annotations
 import typing as t
 from datetime import datetime, timedelta
 
-from flask import abort, flash, redirect, request
+from flask import Response, abort, flash, redirect, request, stream_with_context
 from flask_admin import BaseView, expose
 from flask_babel import format_datetime
 from flask_wtf import FlaskForm
+from wtforms import StringField
 
-from ..errors import DeliveryError, ResendError
+from ..errors import DeliveryError, InvalidAccountError, ResendError
 from ..ids import parse_id
+from ..message_export import FORMATS
 from ..message_log import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, MessageInfo
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .i18n import RULES, _, _l, say, stage_name
@@ -25,7 +27,7 @@ from .i18n import RULES, _, _l, say, stage_name
 #: Letters per page, as the issue asks.
 PAGE_SIZE = 50
 #: The query string arguments of the list's filters: the only ones its page links carry on.
-FILTER_ARGS = ("status", "account", "address", "since", "until")
+FILTER_ARGS = ("status", "account", "address", "q", "since", "until")
 
 STATUS_WORDS = {
     SENT: _l("sent"),
@@ -39,6 +41,12 @@ STATUS_STYLES = {SENT: "success", SUPPRESSED: "secondary", FAILED: "danger", QUE
 
 class ResendForm(FlaskForm):
     """Resending a letter; the letter is named by the URL."""
+
+
+class ResendCopyForm(FlaskForm):
+    """Sending a logged letter again as a new one; blank: to its own recipients."""
+
+    recipient = StringField(_l("Send a copy to"))
 
 
 def _date_arg(name: str) -> datetime | None:
@@ -79,16 +87,23 @@ def _filters() -> dict[str, t.Any]:
     status = args.get("status") or None
     if status not in STATUS_WORDS:
         status = None
-    until = _date_arg("until")
     return {
         "status": status,
         "account_id": _account_arg(),
         "address": (args.get("address") or "").strip()[:254] or None,
+        "search": (args.get("q") or "").strip()[:998] or None,
         "since": _date_arg("since"),
-        # Letters of the whole last day; 9999-12-31 has no next day, and needs no upper bound.
-        "until": until + timedelta(days=1) if until and until < datetime.max - timedelta(days=1) else None,
+        "until": _date_arg("until"),
         "page": _page_arg(),
     }
+
+
+def _api_filters(filters: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The list's filters as ``messages()`` and ``export_messages()`` take them: the end date counts whole."""
+    until = filters["until"]
+    # Letters of the whole last day; 9999-12-31 has no next day, and needs no upper bound.
+    until = until + timedelta(days=1) if until and until < datetime.max - timedelta(days=1) else None
+    return {**{k: v for k, v in filters.items() if k != "page"}, "until": until}
 
 
 def describe_error(message: MessageInfo) -> str:
@@ -152,21 +167,31 @@ class MessagesView(ProtectedView, BaseView):
             "when": lambda moment: format_datetime(moment) if moment else "",
             "may_resend": allowed(MANAGE_ACCOUNTS),
             "resend_form": ResendForm(),
+            "copy_form": ResendCopyForm(),
         }
 
     @expose("/")
     def index(self) -> t.Any:
         ext = state().ext
         filters = _filters()
-        page = ext.messages(
-            status=filters["status"], account_id=filters["account_id"], address=filters["address"],
-            since=filters["since"], until=filters["until"], page=filters["page"], per_page=PAGE_SIZE,
-        )
+        page = ext.messages(**_api_filters(filters), page=filters["page"], per_page=PAGE_SIZE)
         accounts = [(a.id, a.to_info().label) for a in ext.Account.query.order_by(ext.Account.id)]
         args = {k: v for k, v in request.args.items() if k in FILTER_ARGS and v}
         return self.render(
             self.list_template, page=page, accounts=accounts, filters=request.args,
-            page_url=lambda number: self.get_url(".index", page=number, **args), **self._common(),
+            page_url=lambda number: self.get_url(".index", page=number, **args),
+            export_url=lambda fmt: self.get_url(".export", fmt=fmt, **args), **self._common(),
+        )
+
+    @expose("/export.<fmt>")
+    def export(self, fmt: str) -> t.Any:
+        """The filtered rows as a CSV or JSON download, streamed as they are read."""
+        if fmt not in FORMATS:
+            abort(404)
+        pieces = state().ext.export_messages(fmt, **_api_filters(_filters()))
+        return Response(
+            stream_with_context(pieces), mimetype=FORMATS[fmt],
+            headers={"Content-Disposition": f"attachment; filename=message-log.{fmt}", "Cache-Control": "no-store"},
         )
 
     @expose("/<smtp_accounts_id:record_id>/")
@@ -180,7 +205,7 @@ class MessagesView(ProtectedView, BaseView):
     @expose("/<smtp_accounts_id:record_id>/resend", methods=("POST",))
     def resend(self, record_id: int) -> t.Any:
         if not allowed(MANAGE_ACCOUNTS):
-            abort(403)
+            return self.refuse(MANAGE_ACCOUNTS)
         if not ResendForm().validate_on_submit():
             flash(_("The request was refused: the form lacked its security token. Nothing was sent."), "error")
             return redirect(self.get_url(".view", record_id=record_id))
@@ -195,4 +220,30 @@ class MessagesView(ProtectedView, BaseView):
             flash(_("The letter was sent again but not delivered."), "error")
         else:
             flash(_("The letter was sent again and delivered through %(route)s.", route=route_text(message)), "success")
+        return redirect(self.get_url(".view", record_id=record_id))
+
+    @expose("/<smtp_accounts_id:record_id>/copy", methods=("POST",))
+    def resend_copy(self, record_id: int) -> t.Any:
+        """Send a logged letter again as a new letter, to another address or to its own recipients."""
+        if not allowed(MANAGE_ACCOUNTS):
+            return self.refuse(MANAGE_ACCOUNTS)
+        form = ResendCopyForm()
+        if not form.validate_on_submit():
+            flash(_("The request was refused: the form lacked its security token. Nothing was sent."), "error")
+            return redirect(self.get_url(".view", record_id=record_id))
+        address = (form.recipient.data or "").strip()
+        try:
+            copy = state().ext.resend_copy(record_id, [address] if address else None)
+        except LookupError:
+            abort(404)
+        except InvalidAccountError:
+            flash(_("The letter was not sent: %(address)s is not a valid email address.", address=address), "error")
+        except ResendError as err:
+            flash(_("The letter was not sent again: %(reason)s", reason=say(err.reason)), "error")
+        except DeliveryError as err:
+            flash(_("The copy was not delivered; its entry says why."), "error")
+            return redirect(self.get_url(".view", record_id=err.record_id or record_id))
+        else:
+            flash(_("A copy was sent and delivered through %(route)s.", route=route_text(copy)), "success")
+            return redirect(self.get_url(".view", record_id=copy.id))
         return redirect(self.get_url(".view", record_id=record_id))

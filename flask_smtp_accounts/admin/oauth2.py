@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 from wtforms import Field
 
 from ..errors import DeliveryError, InvalidAccountError, SMTPAccountsError
+from ..ids import parse_id
 from ..oauth2_sign_in import SignInError, finish_sign_in, save_signed_in, start_sign_in
 from .access import state
 from .i18n import _, _l, describe_error, describe_failure, flash_error
@@ -138,10 +139,7 @@ def callback(view: AccountsView) -> t.Any:
 
 
 def _account_id() -> int:
-    try:
-        return max(int(request.args.get("id") or 0), 0)
-    except ValueError:
-        return 0
+    return parse_id(request.args.get("id") or "0") or 0
 
 
 def _form_again(view: AccountsView, form: t.Any, model: t.Any) -> t.Any:
