@@ -19,9 +19,10 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 from flask import Flask
+from flask_mail import email_dispatched
 
 from flask_smtp_accounts import SMTPAccounts, message_sent, send_failed
-from flask_smtp_accounts.routing import RULE_TEXT
+from flask_smtp_accounts.routing import RULE_DISABLED, RULE_TEXT
 from flask_smtp_accounts.testing import Received, SMTPServer, make_certs
 
 SHOP_EMAIL = "hello@shop.example"
@@ -215,7 +216,12 @@ class Inbox:
 
     def remember(self, message_id: str, route: Route) -> None:
         with self._lock:
+            self._routes.pop(message_id, None)  # a resend counts as the letter's latest news
             self._routes[message_id] = route
+
+    def knows(self, message_id: str) -> bool:
+        with self._lock:
+            return message_id in self._routes
 
     def entries(self) -> list[InboxEntry]:
         """Every letter received, newest first."""
@@ -251,18 +257,27 @@ def _inbox_of(app: t.Any) -> Inbox | None:
     return t.cast("Inbox | None", getattr(app, "extensions", {}).get("demo_inbox"))
 
 
-def _on_sent(app: t.Any, *, message: t.Any, account: t.Any, rule: str, **extra: t.Any) -> None:
+def _on_sent(app: t.Any, *, message_id: str, account: t.Any, rule: str, **extra: t.Any) -> None:
+    # By Message-ID, not by message: a letter resent from the message log comes without its Flask-Mail message.
     inbox = _inbox_of(app)
-    if inbox is not None and message is not None:
-        inbox.remember(message.msgId, Route(account.label if account else None, account.id if account else None, rule))
+    if inbox is not None:
+        inbox.remember(message_id, Route(account.label if account else None, account.id if account else None, rule))
 
 
-def _on_failed(app: t.Any, *, message: t.Any, account: t.Any, error: Exception, **extra: t.Any) -> None:
+def _on_failed(app: t.Any, *, message_id: str, account: t.Any, error: Exception, **extra: t.Any) -> None:
     inbox = _inbox_of(app)
-    if inbox is not None and message is not None:
-        inbox.remember(message.msgId, Route(account.label if account else None, account.id if account else None,
-                                            "failed", str(error)))
+    if inbox is not None:
+        inbox.remember(message_id, Route(account.label if account else None, account.id if account else None,
+                                         "failed", str(error)))
+
+
+def _on_dispatched(app: t.Any, *, message: t.Any, **extra: t.Any) -> None:
+    """Flask-Mail's own signal: a letter the extension did not route (routing off) went out through MAIL_SERVER."""
+    inbox = _inbox_of(app)
+    if inbox is not None and not inbox.knows(message.msgId):
+        inbox.remember(message.msgId, Route(None, None, RULE_DISABLED))
 
 
 message_sent.connect(_on_sent, weak=False)
 send_failed.connect(_on_failed, weak=False)
+email_dispatched.connect(_on_dispatched, weak=False)

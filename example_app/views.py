@@ -123,7 +123,9 @@ def reset_request() -> t.Any:
             return redirect(url_for("site.inbox"))
         if _sent_or_flash(lambda: send_reset_letter(user), done):
             return redirect(url_for("site.inbox"))
-    return render_template("reset.html", form=form)
+    sender = current_app.config["NO_REPLY_SENDER"]
+    route = current_app.extensions["smtp_accounts"].ext.choose_account(sender)
+    return render_template("reset.html", form=form, sender=sender[1], route=route)
 
 
 @site.route("/reset/<token>", methods=["GET", "POST"])

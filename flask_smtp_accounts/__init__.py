@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from .check import CheckResult
 from .errors import (
+    AccountInUseError,
     DeliveryError,
     EncryptionError,
     InvalidAccountError,
+    InvalidAddressError,
     InvalidSettingError,
     LogAddressError,
     LogNotFoundError,
@@ -27,12 +29,14 @@ from .signals import account_checked, message_queued, message_sent, send_failed
 __all__ = [
     "AccountCheckFailed",
     "AccountHealth",
+    "AccountInUseError",
     "AccountInfo",
     "CheckResult",
     "Choice",
     "DeliveryError",
     "EncryptionError",
     "InvalidAccountError",
+    "InvalidAddressError",
     "InvalidSettingError",
     "LogAddressError",
     "LogChunk",

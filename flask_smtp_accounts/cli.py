@@ -12,6 +12,7 @@ never from an argument, so that they stay out of shell history and ``ps``.
 from __future__ import annotations
 
 import os
+import re
 import typing as t
 
 import click
@@ -23,6 +24,7 @@ from .errors import SMTPAccountsError
 from .log_files import KINDS as LOG_KINDS
 from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES
 from .presets import PRESET_KEYS, get_preset, with_preset
+from .printable import printable, printable_lines
 from .settings import SETTING_NAMES
 from .validation import AUTH_CHOICES, SECURITY_CHOICES
 
@@ -42,15 +44,25 @@ class _CommandGroup(AppGroup):
         except (SMTPAccountsError, LookupError) as err:
             result = getattr(err, "result", None)  # AccountCheckFailed carries the check's result
             hint = getattr(err, "hint", None) or getattr(result, "hint", None)
-            raise click.ClickException(_one_line(str(err) + (f" Hint: {hint}" if hint else ""))) from None
+            raise click.ClickException(_with_hint(str(err), hint)) from None
 
     def group(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
         kwargs.setdefault("cls", _CommandGroup)
         return super().group(*args, **kwargs)
 
 
+#: The blanks that separate the words of a message; every other control character gets escaped.
+_BLANKS = re.compile(r"[ \t\r\n]+")
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """A message on one line, a server's words in it escaped so that they cannot steer the terminal."""
+    return printable(" ".join(_BLANKS.split(text.strip())))
+
+
+def _with_hint(error: str, hint: str | None) -> str:
+    """The error on one line, and the fix-it hint on a line of its own: the two never run together."""
+    return _one_line(error) + (f"\nHint: {_one_line(hint)}" if hint else "")
 
 
 def _ext() -> SMTPAccounts:
@@ -251,9 +263,9 @@ def delete_account(account_id: int) -> None:
 
 def _report(result: CheckResult) -> None:
     if result.ok:
-        click.echo(f"{result.message} ({result.elapsed_s:.2f} s)")
+        click.echo(f"{printable(result.message)} ({result.elapsed_s:.2f} s)")
         return
-    raise click.ClickException(_one_line(result.message + (f" Hint: {result.hint}" if result.hint else "")))
+    raise click.ClickException(_with_hint(result.message, result.hint))
 
 
 @smtp_accounts_cli.command("check")
@@ -329,7 +341,7 @@ def show_log(account_id: int, kind: str) -> None:
     offset = 0
     while True:
         chunk = ext.read_log(account_id, kind, offset, _CHUNK)
-        click.echo(chunk.text, nl=False)
+        click.echo(printable_lines(chunk.text), nl=False)
         if chunk.end >= chunk.size or chunk.end == offset:
             break
         offset = chunk.end
@@ -343,11 +355,14 @@ def show_log(account_id: int, kind: str) -> None:
 def tail_log(account_id: int, kind: str, count: int) -> None:
     """Print the last lines of a log."""
     chunk = _ext().read_log(account_id, kind, -_CHUNK, _CHUNK)
-    lines = chunk.text.splitlines()
+    # Lines end at "\n" only: a line separator a server slipped into an old entry starts no line.
+    lines = chunk.text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
     if chunk.offset > 0 and lines:
         lines = lines[1:]  # the first line may be cut
     for line in lines[-count:]:
-        click.echo(line)
+        click.echo(printable(line))
 
 
 @logs_cli.command("clear")

@@ -703,11 +703,13 @@ class Dispatcher:
         if outcome.status in (SENT, SUPPRESSED):
             message_sent.send(
                 app, message=message, account=outcome.account, rule=outcome.choice.rule,
-                suppressed=outcome.status == SUPPRESSED,
+                suppressed=outcome.status == SUPPRESSED, message_id=outcome.letter.message_id,
             )
         elif outcome.status == QUEUED:
             message_queued.send(
                 app, message=message, account=outcome.account, error=outcome.error, record_id=outcome.record_id
             )
         else:
-            send_failed.send(app, message=message, account=outcome.account, error=outcome.error)
+            send_failed.send(
+                app, message=message, account=outcome.account, error=outcome.error, message_id=outcome.letter.message_id
+            )

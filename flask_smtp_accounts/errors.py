@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import smtplib
 
+from .texts import N_, Text
+
 
 class SMTPAccountsError(Exception):
     """Base class of every error this extension raises on purpose."""
@@ -20,6 +22,30 @@ class InvalidAccountError(SMTPAccountsError, ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class AccountInUseError(SMTPAccountsError):
+    """An account was not deleted because other accounts list it as their backup.
+
+    Deleting it would leave those accounts naming an id that no longer
+    exists; ``used_by`` holds their ids, so that a person can change
+    their backups first.
+    """
+
+    def __init__(self, account_id: int, used_by: tuple[int, ...]) -> None:
+        super().__init__(
+            Text(
+                "backup-in-use",
+                N_("account %(id)s is a backup of account %(users)s; remove it from their backups first"),
+                id=account_id, users=", ".join(str(i) for i in used_by),
+            )
+        )
+        self.account_id = account_id
+        self.used_by = used_by
+
+
+class InvalidAddressError(SMTPAccountsError, ValueError):
+    """A sender given to the routing preview holds no email address (``"not an address"``)."""
 
 
 class InvalidSettingError(SMTPAccountsError, ValueError):

@@ -11,6 +11,7 @@ import smtplib
 import typing as t
 from dataclasses import replace
 
+import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 
 from . import flask_mail_hook
@@ -19,18 +20,20 @@ from .config import Config, read_config
 from .crypto import Vault
 from .delivery import Dispatcher, choose_route
 from .directory import Directory
-from .errors import SMTPAccountsError
+from .errors import AccountInUseError, InvalidAccountError, InvalidAddressError, SMTPAccountsError
 from .failover import AccountHealth, Health, check_backups
+from .ids import IdConverter, parse_id
 from .log_files import LogChunk, LogInfo
 from .message_log import MessageInfo, MessageLog, Page
 from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
 from .oauth2 import AccessTokens, store_refresh_token
-from .routing import Choice, bulk_sending
+from .routing import Choice, bulk_sending, split_sender
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
 from .validation import (
     SMTP_DESTINATION,
     TOKEN_DESTINATION,
+    normalize_email,
     secrets_given_again,
     validate_account,
     validate_settings,
@@ -128,6 +131,7 @@ class SMTPAccounts:
         config = read_config(app)
         models = self._bind_models(db, config.bind_key)
         app.extensions["smtp_accounts"] = _State(self, db, models, config)
+        app.url_map.converters["smtp_accounts_id"] = IdConverter
         flask_mail_hook.install()
         if config.register_cli:
             from .cli import smtp_accounts_cli
@@ -197,8 +201,9 @@ class SMTPAccounts:
     # --- accounts -----------------------------------------------------------
 
     def get_account(self, account_id: int) -> t.Any:
-        """The account with this id; ``LookupError`` when there is none."""
-        account = self._state.db.session.get(self.Account, account_id)
+        """The account with this id; ``LookupError`` when there is none (or ``account_id`` is no id)."""
+        key = parse_id(account_id)
+        account = None if key is None else self._state.db.session.get(self.Account, key)
         if account is None:
             raise LookupError(f"There is no SMTP account with id {account_id}.")
         return account
@@ -239,9 +244,20 @@ class SMTPAccounts:
             raise
 
     def delete_account(self, account_id: int) -> None:
-        """Delete an account."""
+        """Delete an account; :class:`AccountInUseError` while another account lists it as a backup.
+
+        The delete is refused rather than the other accounts' backups
+        changed: which account stands in when one fails is for a person to
+        choose, not a side effect of a delete.
+        """
         session = self._state.db.session
-        session.delete(self.get_account(account_id))
+        account = self.get_account(account_id)
+        Account = self.Account  # noqa: N806 - a model class
+        listed = session.execute(sa.select(Account.id, Account.backup_ids).where(Account.__table__.c.backup_ids != ""))
+        used_by = tuple(row.id for row in listed if account.id in row.backup_ids)
+        if used_by:
+            raise AccountInUseError(account.id, used_by)
+        session.delete(account)
         session.commit()
 
     def _save(self, account: t.Any, password: str | None, check: bool, *, is_new: bool) -> t.Any:
@@ -361,7 +377,8 @@ class SMTPAccounts:
 
         ``message`` is a Flask-Mail ``Message`` or a sender (``"Name <addr>"``,
         an address, or a ``(name, address)`` tuple). ``bulk`` overrides the
-        bulk detection.
+        bulk detection. A sender without a valid address raises
+        :class:`InvalidAddressError`.
         """
         state = self._state
         headers: t.Mapping[str, str]
@@ -369,6 +386,10 @@ class SMTPAccounts:
             sender, headers = message, {}
         else:
             sender, headers = flask_mail_hook.sender_of(message)
+        try:
+            normalize_email("sender", split_sender(sender)[1])
+        except InvalidAccountError:
+            raise InvalidAddressError(f"{str(sender)!r} holds no valid email address.") from None
         settings = state.directory.settings()
         return choose_route(state, settings, sender, headers, bulk)
 

@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from .errors import DeliveryError, InvalidAccountError
 from .models import AccountInfo, Models, utcnow
 from .routing import split_sender
+from .texts import N_, Text
 from .validation import email_key
 from .writer import BackgroundWriter
 
@@ -211,4 +212,4 @@ def check_backups(engine: sa.Engine, Account: t.Any, account_id: int | None, bac
         found = set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(list(backup_ids)))).scalars())
     missing = [str(i) for i in backup_ids if i not in found]
     if missing:
-        raise InvalidAccountError("backup_ids", f"no account with id {', '.join(missing)}")
+        raise InvalidAccountError("backup_ids", Text("no-such-backup", N_("no account with id %(ids)s"), ids=", ".join(missing)))

@@ -9,6 +9,8 @@ extension, or with routing disabled, it behaves exactly as Flask-Mail's.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 import smtplib
 import time
@@ -42,25 +44,61 @@ def envelope_recipients(addresses: t.Iterable[str | tuple[str, str]]) -> list[st
     ]
 
 
+#: Where a message keeps the ``(name, address)`` tuple it was given as its sender.
+_GIVEN_SENDER = "_smtp_accounts_sender"
+
+
+def _remember_tuple_sender(init: t.Callable[..., None]) -> t.Callable[..., None]:
+    """Wrap ``Message.__init__`` so that a tuple sender is kept beside the string Flask-Mail makes of it.
+
+    Flask-Mail joins ``(name, address)`` into ``f"{name} <{address}>"``
+    without quoting; a name such as ``Eve <billing@shop.example>`` then
+    reads as another address. ``message.sender`` stays Flask-Mail's string
+    (code reading it sees no change); routing and the From header use the
+    tuple while the sender is still that string.
+    """
+    # Where ``sender`` sits among the positional arguments after ``self``.
+    position = list(inspect.signature(init).parameters).index("sender") - 1
+
+    @functools.wraps(init)
+    def __init__(self: flask_mail.Message, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: N807 - wraps __init__
+        init(self, *args, **kwargs)
+        given = kwargs.get("sender") if len(args) <= position else args[position]
+        given = given or current_app.extensions["mail"].default_sender
+        if isinstance(given, tuple) and len(given) == 2:
+            self.__dict__[_GIVEN_SENDER] = (str(given[0] or ""), str(given[1] or ""))
+
+    __init__.smtp_accounts_wrapped = init  # type: ignore[attr-defined]
+    return __init__
+
+
+def given_sender(message: flask_mail.Message) -> str | tuple[str, str]:
+    """The sender as the site gave it: the tuple, unless ``message.sender`` was changed since."""
+    given = message.__dict__.get(_GIVEN_SENDER)
+    if given is not None and message.sender == f"{given[0]} <{given[1]}>":
+        return t.cast("tuple[str, str]", given)
+    return message.sender
+
+
 def letter_from_message(
     message: flask_mail.Message,
     envelope_from: str | tuple[str, str] | None = None,
     send_to: t.Iterable[str | tuple[str, str]] | None = None,
 ) -> Letter:
     """Describe a Flask-Mail message for the dispatcher (``send_to``: its ``send_to``, if already built)."""
+    given = given_sender(message)
 
     def render(from_header: str | None) -> bytes:
-        if from_header is None:
-            return message.as_bytes()
         sender = message.sender
-        message.sender = from_header
+        # Flask-Mail encodes a tuple's name as one phrase, quoted when it holds <, @ or the like.
+        message.sender = given if from_header is None else from_header
         try:
             return message.as_bytes()
         finally:
             message.sender = sender
 
     return Letter(
-        sender=message.sender,
+        sender=given,
         recipients=envelope_recipients(message.send_to if send_to is None else send_to),
         envelope_from=flask_mail.sanitize_address(envelope_from) if envelope_from else None,
         message_id=message.msgId,
@@ -75,8 +113,8 @@ def letter_from_message(
 
 
 def sender_of(message: flask_mail.Message) -> tuple[str | tuple[str, str], t.Mapping[str, str]]:
-    """The sender and the extra headers of a Flask-Mail message."""
-    return message.sender, message.extra_headers or {}
+    """The sender (as the site gave it) and the extra headers of a Flask-Mail message."""
+    return given_sender(message), message.extra_headers or {}
 
 
 class RoutedConnection(_FlaskMailConnection):
@@ -137,8 +175,11 @@ def default_route() -> tuple[bool, int | None, t.Callable[[], smtplib.SMTP]]:
 
 
 def install() -> None:
-    """Make Flask-Mail build routed connections (idempotent)."""
+    """Make Flask-Mail build routed connections and keep tuple senders whole (idempotent)."""
     flask_mail.Connection = RoutedConnection  # type: ignore[misc]
+    init = flask_mail.Message.__init__
+    if not hasattr(init, "smtp_accounts_wrapped"):
+        flask_mail.Message.__init__ = _remember_tuple_sender(init)  # type: ignore[method-assign]
 
 
 def message_type() -> type[flask_mail.Message]:

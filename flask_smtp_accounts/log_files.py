@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from .errors import LogAddressError, LogNotFoundError
+from .ids import parse_id
 
 try:
     import fcntl
@@ -80,7 +81,7 @@ def log_filename(account_id: t.Any, kind: t.Any) -> str:
     Raises :class:`LogAddressError` for anything but an account id (a whole
     number, ``0`` for a new account) and a known kind.
     """
-    if isinstance(account_id, bool) or not isinstance(account_id, int) or account_id < 0:
+    if not isinstance(account_id, int) or parse_id(account_id) is None:
         raise LogAddressError(
             f"A log is addressed by an account id (a whole number, 0 for a new account), not {account_id!r}."
         )

@@ -34,6 +34,7 @@ from json.encoder import encode_basestring
 
 import sqlalchemy as sa
 
+from .ids import parse_id
 from .models import Models, utcnow
 from .writer import BackgroundWriter
 
@@ -211,21 +212,29 @@ class MessageLog:
     # --- reading ------------------------------------------------------------
 
     def get(self, record_id: int) -> MessageInfo:
-        """One row; ``LookupError`` when there is none."""
-        self.writer.drain()
-        with self._engine().connect() as conn:
-            row = conn.execute(sa.select(self.table).where(self.table.c.id == record_id)).mappings().first()
+        """One row; ``LookupError`` when there is none (or ``record_id`` is no id)."""
+        key = parse_id(record_id)
+        row = None
+        if key is not None:
+            self.writer.drain()
+            with self._engine().connect() as conn:
+                row = conn.execute(sa.select(self.table).where(self.table.c.id == key)).mappings().first()
         if row is None:
             raise LookupError(f"There is no message {record_id} in the message log.")
         return _info(row)
 
     def search(self, *, page: int = 1, per_page: int = 50, **filters: t.Any) -> Page:
-        """A page of rows, newest first; ``filters`` as :func:`conditions` takes them."""
+        """A page of rows, newest first; ``filters`` as :func:`conditions` takes them.
+
+        A page no database can reach (its offset past 64 bits) is empty.
+        """
+        page = max(1, int(page))
+        per_page = max(1, min(int(per_page), 500))
+        if parse_id((page - 1) * per_page) is None:
+            return Page([], 0, page, per_page)
         self.writer.drain()
         table = self.table
         where = conditions(table, **filters)
-        page = max(1, int(page))
-        per_page = max(1, min(int(per_page), 500))
         query = sa.select(table).where(*where).order_by(table.c.created_at.desc(), table.c.id.desc())
         with self._engine().connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
@@ -417,7 +426,11 @@ def conditions(
     if status:
         where.append(table.c.status == status)
     if account_id is not None:
-        where.append(table.c.account_id.is_(None) if account_id == 0 else table.c.account_id == account_id)
+        wanted = parse_id(account_id)  # an id no database can hold names no account: nothing matches
+        if wanted is None:
+            where.append(sa.false())
+        else:
+            where.append(table.c.account_id.is_(None) if wanted == 0 else table.c.account_id == wanted)
     if address:
         where.append(_contains(address, table.c.sender, table.c.recipients, table.c.sent_from))
     if subject:

@@ -15,7 +15,9 @@ message_sent = signals.signal(
     doc="""A letter was handed to a server (or suppressed in testing).
 
     Keyword arguments: ``message`` (the Flask-Mail message; ``None`` for a
-    letter sent again from the message log), ``account`` (the
+    letter sent again from the message log), ``message_id`` (its
+    Message-ID header, also for a letter sent again: the key that ties a
+    resend to the first try), ``account`` (the
     :class:`~flask_smtp_accounts.AccountInfo` that carried it, a backup
     when the chosen one failed, or ``None`` when Flask-Mail's own settings
     carried it), ``rule`` (why that route) and ``suppressed``.
@@ -27,7 +29,8 @@ send_failed = signals.signal(
     doc="""No route delivered a letter (to some or all of its recipients); it is failed in the message log.
 
     Keyword arguments: ``message`` (``None`` for a letter sent again from
-    the message log), ``account`` (the last one tried, or ``None``) and
+    the message log), ``message_id`` (its Message-ID header, as for
+    ``message_sent``), ``account`` (the last one tried, or ``None``) and
     ``error`` (the last :class:`~flask_smtp_accounts.DeliveryError`).
     """,
 )

@@ -44,6 +44,7 @@ from datetime import datetime
 
 from .log_files import KINDS, LogFile, LogFiles
 from .models import AccountInfo, utcnow
+from .printable import printable
 from .settings import SettingsInfo
 
 #: Logger of the sending logs (one record per letter).
@@ -59,12 +60,6 @@ logging.getLogger("flask_smtp_accounts.smtp").addHandler(logging.NullHandler())
 CLIENT, SERVER, CONNECTION, DATA = 1, 2, 3, 4
 
 _MiB = 1024 * 1024
-
-
-def _printable(text: str) -> str:
-    if "\r" in text or "\n" in text:
-        return text.replace("\r", "\\r").replace("\n", "\\n")
-    return text
 
 
 class SMTPLogs:
@@ -123,23 +118,23 @@ class LogSession:
 
     def client(self, line: str) -> None:
         """A command the client sent (level 1 and up)."""
-        self._lines.append("C: " + _printable(line))
+        self._lines.append("C: " + printable(line))
 
     def server(self, code: int, lines: list[str]) -> None:
         """A reply of the server (level 2 and up)."""
         if self._level < SERVER:
             return
         if len(lines) == 1:
-            self._lines.append(f"S: {code} {_printable(lines[0])}")
+            self._lines.append(f"S: {code} {printable(lines[0])}")
             return
         last = len(lines) - 1
-        self._lines.extend(f"S: {code}{' ' if i == last else '-'}{_printable(text)}" for i, text in enumerate(lines))
+        self._lines.extend(f"S: {code}{' ' if i == last else '-'}{printable(text)}" for i, text in enumerate(lines))
 
     def event(self, text: str) -> None:
         """A fact about the connection (level 3 and up)."""
         if self._level < CONNECTION:
             return
-        self._lines.append("* " + _printable(text))
+        self._lines.append("* " + printable(text))
 
     def data(self, payload: bytes) -> None:
         """The letter's data: its size at every level, its lines as sent at level 4."""
@@ -149,7 +144,7 @@ class LogSession:
         lines = payload.split(b"\r\n")
         if lines and lines[-1] == b"":
             lines.pop()
-        self._lines.extend("D: " + _printable(line.decode("utf-8", "backslashreplace")) for line in lines)
+        self._lines.extend("D: " + printable(line.decode("utf-8", "backslashreplace")) for line in lines)
 
     # --- entries ------------------------------------------------------------
 
@@ -196,8 +191,8 @@ class LogSession:
         now = logs.clock()
         head = [(started or now).isoformat(" ", "seconds") + " UTC", self._label]
         if kind == "send":
-            head.append(f"Message-ID {_printable(message_id or 'unknown')}")
-        head.append(_printable(outcome))
+            head.append(f"Message-ID {printable(message_id or 'unknown')}")
+        head.append(printable(outcome))
         text = "\n".join([" | ".join(head), *lines])
         if self._file is None:
             self._file = logs.files.open(account.id, kind)

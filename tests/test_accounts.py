@@ -41,8 +41,10 @@ def test_tables_are_on_the_sites_own_metadata(db, ext):
     assert {"smtp_accounts_account", "smtp_accounts_settings"} <= set(sa.inspect(db.engine).get_table_names())
 
 
-def test_an_account_is_saved_with_its_defaults(ext, db):
-    account = ext.add_account(password="pw", check=False, **GOOD)
+def test_an_account_is_saved_with_its_defaults(ext, db, app):
+    # Long enough that a random Fernet token never holds it by chance.
+    password = "a-password-of-thirty-two-letters"
+    account = ext.add_account(password=password, check=False, **GOOD)
     db.session.expire_all()
 
     row = db.session.get(ext.Account, account.id)
@@ -52,7 +54,8 @@ def test_an_account_is_saved_with_its_defaults(ext, db):
     assert row.active is True
     assert row.verify_tls is True
     assert isinstance(row.created_at, datetime) and isinstance(row.updated_at, datetime)
-    assert row.password_encrypted and "pw" not in row.password_encrypted
+    assert row.password_encrypted and password not in row.password_encrypted
+    assert app.extensions["smtp_accounts"].vault.decrypt(row.password_encrypted) == password
 
 
 def test_fields_are_trimmed_and_the_port_may_be_a_string(ext, db):

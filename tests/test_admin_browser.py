@@ -6,6 +6,7 @@ Chromium cannot start, these tests fail; they are never skipped.
 
 from __future__ import annotations
 
+import json
 import typing as t
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from flask_mail import Message
 from helpers import AdminSite, LiveServer
 from playwright.sync_api import Browser, Page
 
-from flask_smtp_accounts.testing import LOGIN, PASSWORD, SMTPServer
+from flask_smtp_accounts.testing import LOGIN, PASSWORD, HangingServer, SMTPServer
 
 pytestmark = pytest.mark.browser
 
@@ -78,6 +79,34 @@ def test_a_wrong_password_shows_the_login_error_and_saves_nothing(
     assert page.input_value("#sender_email") == "test@example.com", "the admin's input comes back"
     assert page.input_value("#new_password") == "", "the password is not echoed"
     assert "wrong password" not in page.content()
+    assert accounts(admin_site) == []
+
+
+def test_the_form_shows_that_the_check_is_running(page: Page, admin_site: AdminSite) -> None:
+    with admin_site.app.app_context():
+        admin_site.ext.update_settings(timeout_s=60)  # the check waits on the silent server until it hangs up
+    with HangingServer() as silent:
+        page.goto(f"{ADMIN}/accounts/new/")
+        fill_account_form(page, sender_email="test@example.com", host=silent.host, port=silent.port,
+                          security="none", auth="none")
+        assert page.locator(".sa-checking").is_hidden() and page.locator("input[type=submit][value=Save]").is_enabled()
+        # While the browser waits for the answer it no longer lets a test read the page: the page reports
+        # what it shows, through the console, when the form changes.
+        page.evaluate("""() => new MutationObserver(() => {
+            const status = document.querySelector('.sa-checking');
+            const buttons = [...document.querySelectorAll('form.admin-form [type=submit]')];
+            console.log(JSON.stringify({status: status.innerText, enabled: buttons.filter(b => !b.disabled).length}));
+        }).observe(document.querySelector('form.admin-form'), {attributes: true, subtree: true})""")
+
+        with page.expect_console_message(lambda message: message.text.startswith("{")) as report:
+            page.click("input[type=submit][value=Save]", no_wait_after=True)
+
+        assert json.loads(report.value.text) == {"status": "Checking the connection to the server…", "enabled": 0}
+        with page.expect_navigation():
+            silent.stop()  # hangs up on the check: the form comes back with the refusal
+
+    assert "The account was not saved." in " ".join(flashes(page))
+    assert page.locator(".sa-checking").is_hidden() and page.locator("input[type=submit][value=Save]").is_enabled()
     assert accounts(admin_site) == []
 
 

@@ -465,8 +465,9 @@ def test_sign_in_errors_read_in_russian(admin_site: AdminSite, client: t.Any, ce
     assert (
         "Вход не удался: код авторизации отклонён (уже использован, истёк или не совпадает проверочный код PKCE)."
         " Ответ сервера токенов: invalid_grant: AADSTS70000: The provided value for the 'code' parameter is not"
-        " valid. Начните вход заново из формы учётной записи."
+        " valid."
     ) in refused
+    assert "Подсказка: Начните вход заново из формы учётной записи." in refused
     assert accounts(admin_site) == []
 
 
@@ -479,8 +480,9 @@ def test_a_refused_code_says_so_in_english(admin_site: AdminSite, client: t.Any,
     assert (
         "Signing in failed: the authorization code was refused (used already, expired, or the PKCE verifier does not"
         " match). The token endpoint replied: invalid_grant: AADSTS70000: The provided value for the 'code' parameter"
-        " is not valid. Start the sign-in again from the account form."
+        " is not valid."
     ) in english
+    assert "Hint: Start the sign-in again from the account form." in english
 
 
 # --- the message log -------------------------------------------------------------------------------

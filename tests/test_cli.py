@@ -43,9 +43,10 @@ def add(app: Flask, server: SMTPServer, *extra: str, email: str = "hello@example
 
 
 def assert_one_line_error(result: Any, *fragments: str) -> None:
+    """One line of error, and at most a line of hint after it."""
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("Hint: ")), result.stderr
     assert lines[0].startswith("Error: ")
     for fragment in fragments:
         assert fragment in lines[0]

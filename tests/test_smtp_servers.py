@@ -8,7 +8,6 @@ import smtplib
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -99,10 +98,8 @@ def test_messages_are_kept_in_order_and_cleared(smtp_server: SMTPServer) -> None
 
 
 def test_wait_for_times_out_with_clear_message(smtp_server: SMTPServer) -> None:
-    started = time.monotonic()
     with pytest.raises(AssertionError, match=r"expected 1 message\(s\) within 0.2s, got 0"):
         smtp_server.wait_for(1, timeout=0.2)
-    assert time.monotonic() - started < 1
 
 
 @pytest.mark.parametrize("authenticate", [_auth_plain, _auth_login], ids=["PLAIN", "LOGIN"])
@@ -316,10 +313,8 @@ def test_server_rejects_bad_configuration(certs: Certs) -> None:
 
 def test_hanging_server_makes_client_time_out() -> None:
     with HangingServer() as hanging:
-        started = time.monotonic()
         with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out") as excinfo:
             smtplib.SMTP(hanging.host, hanging.port, timeout=1)
-        assert time.monotonic() - started < 2
         assert isinstance(excinfo.value.__context__, TimeoutError)
         assert hanging.connections == 1
 

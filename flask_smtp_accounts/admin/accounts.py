@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typing as t
 
-from flask import flash, redirect, request
+from flask import abort, flash, redirect, request
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -20,7 +20,9 @@ from flask_admin.model.template import EndpointLinkRowAction, macro
 
 from ..errors import InvalidAccountError, SMTPAccountsError
 from ..extension import AccountCheckFailed
+from ..ids import parse_id
 from ..presets import PRESETS
+from ..validation import reserved_domain
 from . import oauth2
 from .access import MANAGE_ACCOUNTS, ProtectedView, state
 from .forms import AccountForm, RowForm, TestLetterForm, _choices
@@ -33,7 +35,7 @@ from .i18n import (
     describe_error,
     describe_failure,
     field_error,
-    hint_text,
+    flash_error,
     say,
     server_reply,
 )
@@ -42,6 +44,17 @@ from .roles import carries_formatter, everyday_of, takeover_warning
 
 if t.TYPE_CHECKING:
     from ..check import CheckResult
+
+
+def _note_reserved_domain(address: str) -> None:
+    """Say, without refusing anything, that mail from a reserved domain reaches only servers that take it on purpose."""
+    name = reserved_domain(address)
+    if name is not None:
+        flash(_(
+            "Note: %(address)s ends in .%(name)s, a name reserved for private and test use that the internet"
+            " does not route: only a server that accepts it on purpose (such as your own relay) carries its mail.",
+            address=address, name=name,
+        ), "info")
 
 
 def _choice_formatter(words: t.Mapping[str, t.Any]) -> t.Callable[..., str]:
@@ -118,6 +131,25 @@ class AccountsView(ProtectedView, ModelView):
         EndpointLinkRowAction("fa fa-paper-plane", ".test_letter_view", title=_l("Send a test letter")),
     ]
 
+    #: The longest search the list takes: an email address is at most 254 characters, and SQLite
+    #: refuses LIKE patterns past 50,000 bytes.
+    max_search = 256
+
+    def _get_list_extra_args(self) -> t.Any:
+        """The list's page and search, refused when no database could answer them."""
+        args = super()._get_list_extra_args()
+        if args.page and parse_id(args.page * self.page_size) is None:
+            abort(404)
+        if args.search and len(args.search) > self.max_search:
+            flash(_("A search holds at most %(count)s characters; this one was not run.", count=self.max_search), "error")
+            args.search = None
+        return args
+
+    def get_one(self, id: t.Any) -> t.Any:  # noqa: A002 - flask-admin's name
+        """The account of a URL's ``id``; ``None`` (flask-admin's "Record does not exist") when it is no id."""
+        key = parse_id(id)
+        return None if key is None else super().get_one(str(key))
+
     def search_placeholder(self) -> str:
         return _("Email or sender name")
 
@@ -156,6 +188,7 @@ class AccountsView(ProtectedView, ModelView):
             return False
         flash(_("The account passed the check."), "success")
         _warn_takeover(before, account)
+        _note_reserved_domain(account.sender_email)
         return account
 
     def update_model(self, form: AccountForm, model: t.Any) -> bool:  # type: ignore[override]
@@ -168,6 +201,7 @@ class AccountsView(ProtectedView, ModelView):
             return False
         flash(_("The account passed the check."), "success")
         _warn_takeover(before, account)
+        _note_reserved_domain(account.sender_email)
         return True
 
     def delete_model(self, model: t.Any) -> bool:
@@ -185,7 +219,7 @@ class AccountsView(ProtectedView, ModelView):
         """Show why the account was not saved, next to the field when there is one."""
         form.new_password.data = ""
         if isinstance(err, AccountCheckFailed):
-            flash(_("The account was not saved.") + " " + describe_failure(err.result) + hint_text(err.result.hint), "error")
+            flash_error(_("The account was not saved.") + " " + describe_failure(err.result), err.result.hint)
         elif isinstance(err, InvalidAccountError):
             name = "new_password" if err.field == "password" else err.field
             message = field_error(err, ACCOUNT_FIELD_ERRORS)
@@ -233,7 +267,7 @@ class AccountsView(ProtectedView, ModelView):
         ext = state().ext
         for raw in ids:
             try:
-                account = ext.get_account(int(raw))
+                account = ext.get_account(raw)
                 before = everyday_of(account.sender_email)
                 ext.update_account(account.id, check=False, active=(not account.active) if active is None else active)
             except InvalidAccountError as err:
@@ -242,7 +276,7 @@ class AccountsView(ProtectedView, ModelView):
             except SMTPAccountsError as err:
                 flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=describe_error(err)), "error")
                 continue
-            except (ValueError, LookupError):
+            except LookupError:
                 flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=_("There is no such account.")), "error")
                 continue
             if account.active:
@@ -259,8 +293,8 @@ class AccountsView(ProtectedView, ModelView):
         return_url = get_redirect_target() or self.get_url(".index_view")
         ext = state().ext
         try:
-            account = ext.get_account(int(request.args.get("id", "")))
-        except (ValueError, LookupError):
+            account = ext.get_account(request.args.get("id", ""))
+        except LookupError:
             flash(_("There is no such account."), "error")
             return redirect(return_url)
         form = TestLetterForm()

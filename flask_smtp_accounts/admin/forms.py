@@ -25,6 +25,7 @@ from wtforms.validators import InputRequired
 from wtforms.widgets import NumberInput
 
 from ..extension import ACCOUNT_FIELDS
+from ..ids import parse_id
 from ..settings import DEFAULT_SETTINGS, SETTING_NAMES
 from .i18n import AUTH, SECURITY, _l
 from .oauth2 import sign_in_field
@@ -44,11 +45,11 @@ class AccountChoiceField(SelectMultipleField):
     """Other accounts, chosen from a list; the view fills the choices. Blank submissions choose none."""
 
     def process_formdata(self, valuelist: list[t.Any]) -> None:
-        try:
-            self.data = [int(value) for value in valuelist if str(value).strip()]
-        except ValueError:
+        ids = [parse_id(value) for value in valuelist if str(value).strip()]
+        if None in ids:
             self.data = []
-            raise ValueError(self.gettext("Invalid choice(s): one or more data inputs could not be coerced.")) from None
+            raise ValueError(self.gettext("Invalid choice(s): one or more data inputs could not be coerced."))
+        self.data = ids
 
     def pre_validate(self, form: t.Any) -> None:
         """The Python API decides which backups are valid, with its own message."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import typing as t
 
+from flask import flash
 from flask_babel import Domain
 
 from ..errors import DeliveryError, InvalidAccountError, OAuth2Error
@@ -90,9 +91,11 @@ def say(text: t.Any) -> str:
     return gettext(text.msgid, **{name: say(value) if isinstance(value, Text) else value for name, value in text.params.items()})
 
 
-def hint_text(hint: str | None) -> str:
-    """``" " + the hint`` in the page's language, to follow an error; ``""`` without one."""
-    return f" {say(hint)}" if hint else ""
+def flash_error(text: str, hint: str | None = None) -> None:
+    """Flash an error, and its fix-it hint as a message of its own: the two never run together."""
+    flash(text, "error")
+    if hint:
+        flash(gettext("Hint: %(hint)s", hint=say(hint)), "info")
 
 
 def describe_error(err: BaseException) -> str:

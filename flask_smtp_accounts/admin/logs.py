@@ -16,6 +16,7 @@ from flask_babel import format_datetime, format_decimal
 
 from ..errors import LogAddressError, LogNotFoundError
 from ..extension import deleted_account_label
+from ..ids import parse_id
 from ..log_files import LogInfo
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .forms import LogDeleteForm
@@ -51,10 +52,10 @@ def mailbox_text(account_id: int, kind: str) -> str:
 
 
 def _page_arg() -> int:
-    try:
-        return max(int(request.args.get("page") or 1), 1)
-    except ValueError:
+    page = parse_id(request.args.get("page") or "1")
+    if not page:
         abort(404)
+    return page
 
 
 def _listed_mailbox(log: LogInfo) -> str:
@@ -72,10 +73,10 @@ def _offset_arg() -> int | None:
     raw = request.args.get("offset")
     if raw is None:
         return None
-    try:
-        return max(int(raw), 0)
-    except ValueError:
+    offset = parse_id(raw)
+    if offset is None:
         abort(404)
+    return offset
 
 
 class LogsView(ProtectedView, BaseView):
@@ -103,7 +104,7 @@ class LogsView(ProtectedView, BaseView):
             page=page, has_next=len(listed) > LOGS_PER_PAGE,
         )
 
-    @expose("/<int:account_id>/<kind>/")
+    @expose("/<smtp_accounts_id:account_id>/<kind>/")
     def view(self, account_id: int, kind: str) -> t.Any:
         """One page of a log: the newest part unless ``offset`` asks for another."""
         offset = _offset_arg()
@@ -127,7 +128,7 @@ class LogsView(ProtectedView, BaseView):
             may_delete=allowed(MANAGE_ACCOUNTS),
         )
 
-    @expose("/<int:account_id>/<kind>/download")
+    @expose("/<smtp_accounts_id:account_id>/<kind>/download")
     def download(self, account_id: int, kind: str) -> t.Any:
         """The whole log as a file, streamed from disk (never read whole into memory)."""
         try:
@@ -138,7 +139,7 @@ class LogsView(ProtectedView, BaseView):
         except FileNotFoundError:
             abort(404)
 
-    @expose("/<int:account_id>/<kind>/delete", methods=("POST",))
+    @expose("/<smtp_accounts_id:account_id>/<kind>/delete", methods=("POST",))
     def delete(self, account_id: int, kind: str) -> t.Any:
         if not allowed(MANAGE_ACCOUNTS):
             return self.refuse(MANAGE_ACCOUNTS)

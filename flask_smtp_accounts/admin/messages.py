@@ -18,6 +18,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 
 from ..errors import DeliveryError, InvalidAccountError, ResendError
+from ..ids import parse_id
 from ..message_export import FORMATS
 from ..message_log import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, MessageInfo
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
@@ -25,6 +26,8 @@ from .i18n import RULES, _, _l, say, stage_name
 
 #: Letters per page, as the issue asks.
 PAGE_SIZE = 50
+#: The query string arguments of the list's filters: the only ones its page links carry on.
+FILTER_ARGS = ("status", "account", "address", "q", "since", "until")
 
 STATUS_WORDS = {
     SENT: _l("sent"),
@@ -57,31 +60,49 @@ def _date_arg(name: str) -> datetime | None:
         return None
 
 
+def _account_arg() -> int | None:
+    raw = (request.args.get("account") or "").strip()
+    if not raw:
+        return None
+    account_id = parse_id(raw)
+    if account_id is None:
+        flash(_("An account is chosen by its number; %(value)s was ignored.", value=raw), "error")
+    return account_id
+
+
+def _page_arg() -> int:
+    """The page number; a page number no database could reach is a page that does not exist."""
+    raw = request.args.get("page")
+    if raw is None:
+        return 1
+    page = parse_id(raw)
+    if page is None or parse_id(page * PAGE_SIZE) is None:
+        abort(404)
+    return max(page, 1)
+
+
 def _filters() -> dict[str, t.Any]:
     """The list's filters from the query string, checked; bad values are dropped."""
     args = request.args
     status = args.get("status") or None
     if status not in STATUS_WORDS:
         status = None
-    account = (args.get("account") or "").strip()
-    try:
-        page = max(int(args.get("page", 1)), 1)
-    except ValueError:
-        page = 1
     return {
         "status": status,
-        "account_id": int(account) if account.isdigit() else None,
+        "account_id": _account_arg(),
         "address": (args.get("address") or "").strip()[:254] or None,
         "search": (args.get("q") or "").strip()[:998] or None,
         "since": _date_arg("since"),
         "until": _date_arg("until"),
-        "page": page,
+        "page": _page_arg(),
     }
 
 
 def _api_filters(filters: dict[str, t.Any]) -> dict[str, t.Any]:
     """The list's filters as ``messages()`` and ``export_messages()`` take them: the end date counts whole."""
-    until = filters["until"] + timedelta(days=1) if filters["until"] else None
+    until = filters["until"]
+    # Letters of the whole last day; 9999-12-31 has no next day, and needs no upper bound.
+    until = until + timedelta(days=1) if until and until < datetime.max - timedelta(days=1) else None
     return {**{k: v for k, v in filters.items() if k != "page"}, "until": until}
 
 
@@ -155,7 +176,7 @@ class MessagesView(ProtectedView, BaseView):
         filters = _filters()
         page = ext.messages(**_api_filters(filters), page=filters["page"], per_page=PAGE_SIZE)
         accounts = [(a.id, a.to_info().label) for a in ext.Account.query.order_by(ext.Account.id)]
-        args = {k: v for k, v in request.args.items() if k != "page" and v}
+        args = {k: v for k, v in request.args.items() if k in FILTER_ARGS and v}
         return self.render(
             self.list_template, page=page, accounts=accounts, filters=request.args,
             page_url=lambda number: self.get_url(".index", page=number, **args),
@@ -173,7 +194,7 @@ class MessagesView(ProtectedView, BaseView):
             headers={"Content-Disposition": f"attachment; filename=message-log.{fmt}", "Cache-Control": "no-store"},
         )
 
-    @expose("/<int:record_id>/")
+    @expose("/<smtp_accounts_id:record_id>/")
     def view(self, record_id: int) -> t.Any:
         try:
             message = state().ext.get_message(record_id)
@@ -181,7 +202,7 @@ class MessagesView(ProtectedView, BaseView):
             abort(404)
         return self.render(self.detail_template, message=message, rules=RULES, **self._common())
 
-    @expose("/<int:record_id>/resend", methods=("POST",))
+    @expose("/<smtp_accounts_id:record_id>/resend", methods=("POST",))
     def resend(self, record_id: int) -> t.Any:
         if not allowed(MANAGE_ACCOUNTS):
             return self.refuse(MANAGE_ACCOUNTS)
@@ -201,7 +222,7 @@ class MessagesView(ProtectedView, BaseView):
             flash(_("The letter was sent again and delivered through %(route)s.", route=route_text(message)), "success")
         return redirect(self.get_url(".view", record_id=record_id))
 
-    @expose("/<int:record_id>/copy", methods=("POST",))
+    @expose("/<smtp_accounts_id:record_id>/copy", methods=("POST",))
     def resend_copy(self, record_id: int) -> t.Any:
         """Send a logged letter again as a new letter, to another address or to its own recipients."""
         if not allowed(MANAGE_ACCOUNTS):

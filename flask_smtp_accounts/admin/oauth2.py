@@ -17,9 +17,10 @@ from markupsafe import Markup, escape
 from wtforms import Field
 
 from ..errors import DeliveryError, InvalidAccountError, SMTPAccountsError
+from ..ids import parse_id
 from ..oauth2_sign_in import SignInError, finish_sign_in, save_signed_in, start_sign_in
 from .access import state
-from .i18n import _, _l, describe_error, describe_failure, hint_text
+from .i18n import _, _l, describe_error, describe_failure, flash_error
 
 if t.TYPE_CHECKING:
     from .accounts import AccountsView
@@ -115,15 +116,15 @@ def callback(view: AccountsView) -> t.Any:
         signed_in = finish_sign_in(ext, request.args)
     except (SignInError, DeliveryError, LookupError) as err:
         message = _("There is no such account.") if isinstance(err, LookupError) else describe_error(err)
-        flash(_("Signing in failed: %(error)s", error=message) + hint_text(getattr(err, "hint", None)), "error")
+        flash_error(_("Signing in failed: %(error)s", error=message), getattr(err, "hint", None))
         return redirect(view.get_url(".index_view"))
     back = view.get_url(".edit_view", id=signed_in.account_id) if signed_in.account_id else view.get_url(".create_view")
     try:
         account = save_signed_in(ext, signed_in)
     except AccountCheckFailed as err:
-        flash(
+        flash_error(
             _("You signed in, but the account failed its check, so nothing was saved.") + " "
-            + describe_failure(err.result) + hint_text(err.result.hint), "error",
+            + describe_failure(err.result), err.result.hint,
         )
         return redirect(back)
     except SMTPAccountsError as err:
@@ -138,10 +139,7 @@ def callback(view: AccountsView) -> t.Any:
 
 
 def _account_id() -> int:
-    try:
-        return max(int(request.args.get("id") or 0), 0)
-    except ValueError:
-        return 0
+    return parse_id(request.args.get("id") or "0") or 0
 
 
 def _form_again(view: AccountsView, form: t.Any, model: t.Any) -> t.Any:

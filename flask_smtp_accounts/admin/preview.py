@@ -7,6 +7,7 @@ import typing as t
 from flask import flash, request
 from flask_admin import BaseView, expose
 
+from ..errors import InvalidAddressError
 from ..routing import Choice
 from .access import MANAGE_ACCOUNTS, ProtectedView, state
 from .forms import PreviewForm
@@ -24,7 +25,10 @@ class RoutingPreviewView(ProtectedView, BaseView):
         form = PreviewForm()
         choice: Choice | None = None
         if form.validate_on_submit():
-            choice = state().ext.choose_account(form.sender.data.strip(), bulk=form.bulk.data)
+            try:
+                choice = state().ext.choose_account(form.sender.data.strip(), bulk=form.bulk.data)
+            except InvalidAddressError:
+                form.sender.errors = [*form.sender.errors, _("Enter an email address, or a name and an address.")]
         elif request.method == "POST" and "csrf_token" in form.errors:
             flash(_("The request was refused: the form lacked its security token."), "error")
         return self.render(
