@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .check import CheckResult
 from .errors import (
+    AlertDeliveryError,
     DeliveryError,
     EncryptionError,
     InvalidAccountError,
@@ -22,10 +23,19 @@ from .models import AccountInfo
 from .retry import RetryReport
 from .routing import Choice, bulk_sending
 from .settings import SettingsInfo
-from .signals import account_checked, message_queued, message_sent, send_failed
+from .signals import (
+    account_checked,
+    account_cooled_down,
+    message_queued,
+    message_sent,
+    oauth_token_refused,
+    quota_reached,
+    send_failed,
+)
 
 __all__ = [
     "AccountCheckFailed",
+    "AlertDeliveryError",
     "AccountHealth",
     "AccountInfo",
     "CheckResult",
@@ -47,8 +57,11 @@ __all__ = [
     "SMTPAccountsError",
     "SettingsInfo",
     "account_checked",
+    "account_cooled_down",
     "bulk_sending",
     "message_queued",
     "message_sent",
+    "oauth_token_refused",
+    "quota_reached",
     "send_failed",
 ]

@@ -1,0 +1,149 @@
+"""The alerts page: channels (add, remove, send a test alert) and which events alert how often.
+
+A thin layer over :class:`~flask_smtp_accounts.alerts.Alerts`. A webhook's
+URL is typed once and never shown again: the page names it by its host,
+and the field stays blank (which keeps the stored URL).
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import abort, flash, redirect, request
+from flask_admin import BaseView, expose
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField
+
+from ..alert_formats import FORMAT_CHOICES
+from ..alerts import EVENTS, KINDS
+from ..errors import AlertDeliveryError, InvalidAlertChannelError
+from .access import MANAGE_SETTINGS, ProtectedView, state
+from .i18n import _, _l
+
+EVENT_WORDS = {
+    "letter_undelivered": _l("A letter was not delivered through its account or any backup"),
+    "account_cooled_down": _l("An account failed to connect and cools down"),
+    "oauth_token_refused": _l("An OAuth2 token was refused (sign in again)"),
+    "queue_backlog": _l("A letter waits in the retry queue too long"),
+    "quota_reached": _l("An account reached its sending quota (when quotas are set)"),
+}
+KIND_WORDS = {"email": _l("Email"), "webhook": _l("Webhook")}
+FORMAT_WORDS = {"json": _l("JSON (generic)"), "slack": "Slack", "teams": "Microsoft Teams", "discord": "Discord"}
+FIELD_ERRORS = {
+    "url": _l("An https:// address of the webhook."),
+    "recipients": _l("One or more email addresses, separated by commas."),
+    "account_id": _l("Choose one of the listed accounts."),
+    "format": _l("Choose one of the listed options."),
+    "kind": _l("Choose one of the listed options."),
+    "throttle_minutes": _l("A whole number of minutes from 0 to 10080."),
+    "threshold_minutes": _l("A whole number of minutes from 1 to 10080."),
+}
+
+
+class ChannelForm(FlaskForm):
+    """A new channel; the webhook URL field is write-only."""
+
+    kind = SelectField(_l("Kind"), choices=[(k, KIND_WORDS[k]) for k in KINDS])
+    url = PasswordField(_l("Webhook URL"), description=_l("Stored encrypted and never shown again; only its host is."))
+    format = SelectField(_l("Payload"), choices=[(f, FORMAT_WORDS[f]) for f in FORMAT_CHOICES])
+    recipients = StringField(_l("Email to"), description=_l("Addresses, separated by commas."))
+    account = SelectField(_l("Send the email through"), choices=[], validate_choice=False)
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something (remove, test, save events): the security token only."""
+
+
+class AlertsView(ProtectedView, BaseView):
+    """Alerts: who hears about failures, and how often; needs ``manage_settings``."""
+
+    permission = MANAGE_SETTINGS
+    template = "smtp_accounts/alerts.html"
+
+    def _page(self, form: ChannelForm | None = None) -> t.Any:
+        ext = state().ext
+        accounts = [(str(a.id), a.to_info().label) for a in ext.Account.query.order_by(ext.Account.id)]
+        form = form or ChannelForm()
+        form.account.choices = [("", _("Flask-Mail's own settings")), *accounts]
+        return self.render(
+            self.template, channels=ext.alerts.channels(), events=ext.alerts.event_settings(), form=form,
+            action_form=ActionForm(), event_words=EVENT_WORDS, kind_words=KIND_WORDS, format_words=FORMAT_WORDS,
+            account_labels=dict(accounts),
+        )
+
+    @expose("/")
+    def index(self) -> t.Any:
+        return self._page()
+
+    @expose("/channels/add", methods=("POST",))
+    def add(self) -> t.Any:
+        form = ChannelForm()
+        if not form.validate_on_submit():
+            flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
+            return redirect(self.get_url(".index"))
+        account = form.account.data or ""
+        try:
+            state().ext.alerts.add_channel(
+                form.kind.data or "", url=form.url.data or None, format=form.format.data or "json",
+                recipients=form.recipients.data or "", account_id=int(account) if account.isdigit() else None,
+            )
+        except InvalidAlertChannelError as err:
+            field = getattr(form, "account" if err.field == "account_id" else err.field, None)
+            if field is not None:
+                field.errors = [*field.errors, str(FIELD_ERRORS.get(err.field, err.message))]
+            flash(_("The channel was not added: correct the marked field."), "error")
+            form.url.data = ""
+            return self._page(form)
+        flash(_("The alert channel was added."), "success")
+        return redirect(self.get_url(".index"))
+
+    @expose("/channels/<int:channel_id>/remove", methods=("POST",))
+    def remove(self, channel_id: int) -> t.Any:
+        if self._refused():
+            return redirect(self.get_url(".index"))
+        try:
+            state().ext.alerts.remove_channel(channel_id)
+        except LookupError:
+            abort(404)
+        flash(_("The alert channel was removed."), "success")
+        return redirect(self.get_url(".index"))
+
+    @expose("/channels/<int:channel_id>/test", methods=("POST",))
+    def test(self, channel_id: int) -> t.Any:
+        if self._refused():
+            return redirect(self.get_url(".index"))
+        alerts = state().ext.alerts
+        try:
+            channel = alerts.channel(channel_id)
+            alerts.send_test(channel_id)
+        except LookupError:
+            abort(404)
+        except AlertDeliveryError as err:
+            flash(_("The test alert was not delivered: %(reason)s", reason=err.message), "error")
+        else:
+            flash(_("A test alert was sent to %(target)s.", target=channel.target), "success")
+        return redirect(self.get_url(".index"))
+
+    @expose("/events", methods=("POST",))
+    def events(self) -> t.Any:
+        if self._refused():
+            return redirect(self.get_url(".index"))
+        alerts = state().ext.alerts
+        try:
+            for event in EVENTS:
+                alerts.set_event(
+                    event, enabled=request.form.get(f"{event}-enabled") == "y",
+                    throttle_minutes=request.form.get(f"{event}-throttle", ""),
+                    threshold_minutes=request.form.get(f"{event}-threshold") or None,
+                )
+        except InvalidAlertChannelError as err:
+            flash(_("The events were not all saved: %(reason)s", reason=FIELD_ERRORS.get(err.field, err.message)), "error")
+        else:
+            flash(_("The alert events were saved."), "success")
+        return redirect(self.get_url(".index"))
+
+    def _refused(self) -> bool:
+        if ActionForm().validate_on_submit():
+            return False
+        flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
+        return True
