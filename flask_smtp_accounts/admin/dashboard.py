@@ -14,10 +14,11 @@ from flask import request
 from flask_admin import BaseView, expose
 from flask_babel import format_date, format_datetime, format_time
 
-from ..mail_stats import CHART_STEPS, WINDOWS, Bar
+from ..mail_stats import CHART_STEPS, WINDOWS, Bar, Failure
 from .access import VIEW_LOGS, ProtectedView, state
 from .chart import bar_chart
-from .i18n import _, _l, stage_name
+from .i18n import _, _l
+from .messages import describe_attempt
 
 WINDOW_WORDS = {"24h": _l("24 hours"), "7d": _l("7 days"), "30d": _l("30 days")}
 
@@ -30,11 +31,9 @@ def _describe_bar(bar: t.Any, label: str) -> str:
     return _("%(time)s: %(sent)s sent, %(failed)s failed", time=label, sent=bar.sent, failed=bar.failed)
 
 
-def failure_text(stage: str | None, code: int | None, reply: str | None, error: str | None) -> str:
-    """The stage and what the server said, in the page's language."""
-    if code:
-        return _("%(stage)s: the server replied %(reply)s", stage=stage_name(stage), reply=f"{code} {reply or ''}".strip())
-    return _("%(stage)s: %(details)s", stage=stage_name(stage), details=error or "")
+def failure_text(failure: Failure) -> str:
+    """The stage and what the server said, in the page's language, as the message log says it."""
+    return describe_attempt({"error": failure.error, "stage": failure.stage, "code": failure.code, "reply": failure.reply})
 
 
 class DashboardView(ProtectedView, BaseView):
