@@ -20,7 +20,8 @@ def add_rows(ext: t.Any, rows: t.Iterable[t.Mapping[str, t.Any]]) -> None:
         for row in rows
     ]
     with ext._state.engine().begin() as conn:
-        conn.execute(sa.insert(table), values)
+        for value in values:  # one by one: rows may name different columns
+            conn.execute(sa.insert(table), value)
 
 
 def set_health(ext: t.Any, account_id: int, **values: t.Any) -> None:

@@ -14,7 +14,7 @@ from test_admin import text_of
 
 from flask_smtp_accounts import DeliveryError
 from flask_smtp_accounts.models import utcnow
-from flask_smtp_accounts.testing import SMTPServer, free_port
+from flask_smtp_accounts.testing import free_port
 
 DASHBOARD = "/admin/smtp-accounts/"
 

@@ -18,6 +18,7 @@ from ..alert_formats import FORMAT_CHOICES
 from ..alerts import EVENTS, KINDS
 from ..errors import AlertDeliveryError, InvalidAlertChannelError
 from .access import MANAGE_SETTINGS, ProtectedView, state
+from .forms import _choices
 from .i18n import _, _l
 
 EVENT_WORDS = {
@@ -43,9 +44,9 @@ FIELD_ERRORS = {
 class ChannelForm(FlaskForm):
     """A new channel; the webhook URL field is write-only."""
 
-    kind = SelectField(_l("Kind"), choices=[(k, KIND_WORDS[k]) for k in KINDS])
+    kind = SelectField(_l("Kind"), choices=_choices((k, KIND_WORDS[k]) for k in KINDS))
     url = PasswordField(_l("Webhook URL"), description=_l("Stored encrypted and never shown again; only its host is."))
-    format = SelectField(_l("Payload"), choices=[(f, FORMAT_WORDS[f]) for f in FORMAT_CHOICES])
+    format = SelectField(_l("Payload"), choices=_choices((f, FORMAT_WORDS[f]) for f in FORMAT_CHOICES))
     recipients = StringField(_l("Email to"), description=_l("Addresses, separated by commas."))
     account = SelectField(_l("Send the email through"), choices=[], validate_choice=False)
 
@@ -64,7 +65,7 @@ class AlertsView(ProtectedView, BaseView):
         ext = state().ext
         accounts = [(str(a.id), a.to_info().label) for a in ext.Account.query.order_by(ext.Account.id)]
         form = form or ChannelForm()
-        form.account.choices = [("", _("Flask-Mail's own settings")), *accounts]
+        form.account.choices = _choices([("", _("Flask-Mail's own settings")), *accounts])
         return self.render(
             self.template, channels=ext.alerts.channels(), events=ext.alerts.event_settings(), form=form,
             action_form=ActionForm(), event_words=EVENT_WORDS, kind_words=KIND_WORDS, format_words=FORMAT_WORDS,
