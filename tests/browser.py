@@ -89,6 +89,7 @@ def take_screenshots(folder: Path, browser: Browser | None = None) -> list[Path]
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from cryptography.fernet import Fernet
     from helpers import LiveServer, make_admin_site
+    from message_rows import add_sample_traffic
 
     from flask_smtp_accounts.testing import LOGIN, PASSWORD, SMTPServer, make_certs
 
@@ -112,6 +113,9 @@ def take_screenshots(folder: Path, browser: Browser | None = None) -> list[Path]
             ext.add_account(password=PASSWORD, sender_name="", sender_email="hello@example.com", **common)
             ext.add_account(password=PASSWORD, sender_name="Marketing", sender_email="hello@example.com", **common)
             ext.send_test_letter(ext.get_account(1), "postmaster@example.com")
+            add_sample_traffic(ext)
+            ext.alerts.add_channel("webhook", url="https://hooks.slack.com/services/T000/B000/XXXXXXXX", format="slack")
+            ext.alerts.add_channel("email", recipients="ops@example.com", account_id=1)
         live = stack.enter_context(LiveServer(site.app))
         if browser is None:
             browser = launch_chromium(stack.enter_context(sync_playwright()))
@@ -120,6 +124,8 @@ def take_screenshots(folder: Path, browser: Browser | None = None) -> list[Path]
         page = context.new_page()
         login(page, "admin")
         pages = {
+            "dashboard": "/admin/smtp-accounts/",
+            "alerts": "/admin/smtp-accounts/alerts/",
             "accounts-list": "/admin/smtp-accounts/accounts/",
             "account-form": "/admin/smtp-accounts/accounts/edit/?id=1",
             "settings": "/admin/smtp-accounts/settings/",

@@ -68,7 +68,7 @@ def test_counts_per_account_and_window(admin_site: AdminSite) -> None:
     assert (total[("24h", "sent")], total[("7d", "sent")], total[("30d", "sent")], total[("30d", "failed")]) == (3, 4, 5, 2)
     text = text_of(page)
     assert "shop@example.com" in text and "Flask-Mail default" in text
-    assert "1 letters wait in the retry queue; the oldest since" in text
+    assert "Letters waiting in the retry queue: 1; the oldest since" in text
 
 
 def test_the_chart_is_an_svg_of_the_window(admin_site: AdminSite) -> None:
