@@ -43,7 +43,7 @@ SPAN = timedelta(days=30)
 STATUSES = ["sent"] * 93 + ["failed"] * 5 + ["suppressed"] + ["queued"]
 
 
-def make_app(folder: str) -> tuple[Flask, SMTPAccounts]:
+def make_app(folder: str, *, fresh: bool = True) -> tuple[Flask, SMTPAccounts]:
     app = Flask("dashboard_bench", instance_path=os.path.join(folder, "instance"))
     app.config.update(
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{os.path.join(folder, 'bench.db')}", SECRET_KEY="bench",
@@ -56,7 +56,7 @@ def make_app(folder: str) -> tuple[Flask, SMTPAccounts]:
     ext.access_rule(lambda permission: True)
     with app.app_context():
         db.create_all()
-        for i in range(1, ACCOUNTS + 1):
+        for i in range(1, ACCOUNTS + 1 if fresh else 1):
             ext.add_account(check=False, sender_email=f"a{i}@example.com", host="127.0.0.1", port=2525, security="none", auth="none")
     return app, ext
 
@@ -123,11 +123,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--keep", metavar="FOLDER", help="Keep the database in FOLDER, and reuse it when it is there.")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        app, ext = make_app(folder)
-        filled = fill(app, ext, args.rows)
-        print(f"filled {args.rows:,} message log rows in {filled:.1f} s (SQLite, Core executemany, {CHUNK:,} a chunk)")
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = args.keep or scratch
+        reuse = os.path.exists(os.path.join(folder, "bench.db"))
+        app, ext = make_app(folder, fresh=not reuse)
+        if reuse:
+            print(f"reusing the message log in {folder}")
+        else:
+            filled = fill(app, ext, args.rows)
+            print(f"filled {args.rows:,} message log rows in {filled:.1f} s (SQLite, Core executemany, {CHUNK:,} a chunk)")
         for name, seconds in query_times(app, ext).items():
             print(f"  {name:<26} {seconds * 1000:8.1f} ms")
         for url in ("/admin/smtp-accounts/", "/admin/smtp-accounts/?window=30d"):

@@ -131,6 +131,10 @@ class Alerts:
     def __init__(self, models: Models, engine: t.Callable[[], sa.Engine], vault: Vault) -> None:
         self._engine = engine
         self._vault = vault
+        #: One delivery thread per process at a time; ``_again`` asks it for one more round.
+        self._thread_lock = threading.Lock()
+        self._thread_running = False
+        self._again = False
         self.channels_table = models.AlertChannel.__table__
         self.events_table = models.AlertEvent.__table__
         self.alerts = models.Alert.__table__
@@ -311,13 +315,8 @@ class Alerts:
         """Take the pair's pending alerts if its throttle allows; ``None`` while it holds them back."""
         th, a = self.throttle, self.alerts
         pair = sa.and_(th.c.event == event, th.c.account_key == account_key)
+        self._ensure_throttle_row(event, account_key)
         with self._engine().begin() as conn:
-            if conn.execute(sa.select(th.c.event).where(pair)).first() is None:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(th.insert().values(event=event, account_key=account_key, last_sent_at=None))
-                except sa.exc.IntegrityError:
-                    pass  # another process made it meanwhile
             previous = conn.execute(sa.select(th.c.last_sent_at).where(pair)).scalar()
             allowed = th.c.last_sent_at.is_(None) | (th.c.last_sent_at <= now - timedelta(minutes=throttle_minutes))
             if not conn.execute(th.update().where(pair, allowed).values(last_sent_at=now)).rowcount:
@@ -327,6 +326,17 @@ class Alerts:
             if rows:
                 conn.execute(a.update().where(a.c.id.in_([r.id for r in rows])).values(status=SENDING))
         return previous, rows
+
+    def _ensure_throttle_row(self, event: str, account_key: int) -> None:
+        th = self.throttle
+        with self._engine().connect() as conn:
+            if conn.execute(sa.select(th.c.event).where(th.c.event == event, th.c.account_key == account_key)).first():
+                return
+        try:
+            with self._engine().begin() as conn:
+                conn.execute(th.insert().values(event=event, account_key=account_key, last_sent_at=None))
+        except sa.exc.IntegrityError:
+            pass  # another process made it meanwhile
 
     def _send_claimed(self, event: str, account_key: int, previous: datetime | None, rows: list[t.Any], report: DeliveryReport) -> None:
         newest = rows[-1]
@@ -386,17 +396,35 @@ class Alerts:
                 current_app.extensions["mail"].send(message)
         except AlertDeliveryError:
             raise
-        except (SMTPAccountsError, OSError, AssertionError) as err:
-            raise AlertDeliveryError(channel.id, f"the alert letter was not sent: {err}") from None
-        except Exception as err:  # smtplib's errors, from Flask-Mail's own connection
-            if type(err).__module__ != "smtplib":
-                raise
+        except (SMTPAccountsError, OSError, AssertionError) as err:  # smtplib's errors are OSErrors; Flask-Mail asserts
             raise AlertDeliveryError(channel.id, f"the alert letter was not sent: {err}") from None
 
     def send_test(self, channel_id: int) -> None:
         """Send a test alert to one channel now, past the throttle; raises :class:`AlertDeliveryError`."""
         note = AlertNote(TEST, "Test alert", "This is a test alert from flask-smtp-accounts: the channel works.", None, utcnow())
         self.send_to(self.channel(channel_id), note)
+
+    def deliver_soon(self, app: Flask) -> None:
+        """Deliver the pending alerts from a daemon thread, one per process however many alerts a burst records."""
+        with self._thread_lock:
+            self._again = True
+            if self._thread_running:
+                return
+            self._thread_running = True
+        threading.Thread(target=self._deliver_rounds, args=(app,), name="smtp-accounts-alerts", daemon=True).start()
+
+    def _deliver_rounds(self, app: Flask) -> None:
+        with app.app_context():
+            while True:
+                with self._thread_lock:
+                    if not self._again:
+                        self._thread_running = False
+                        return
+                    self._again = False
+                try:
+                    self.deliver_pending()
+                except Exception:  # the alert stays pending for the next round or the periodic check
+                    app.logger.exception("Delivering the pending SMTP accounts alerts failed")
 
     def check(self, now: datetime | None = None) -> DeliveryReport:
         """The periodic call: notice a queue backlog, then deliver what is pending."""
@@ -431,12 +459,7 @@ def _record(app: Flask, event: str, account: t.Any, text: str) -> None:
         return
     account_id = getattr(account, "id", None)
     if state.alerts.record(event, account_id, text) is not None and state.config.alert_thread:
-        threading.Thread(target=_deliver, args=(app,), name="smtp-accounts-alerts", daemon=True).start()
-
-
-def _deliver(app: Flask) -> None:
-    with app.app_context():
-        app.extensions["smtp_accounts"].alerts.deliver_pending()
+        state.alerts.deliver_soon(app)
 
 
 def _label(account: t.Any) -> str:

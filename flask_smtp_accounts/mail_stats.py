@@ -219,6 +219,25 @@ class MailStats:
             labels = self.labels(conn)
         return [AccountTrouble(r.account_id, _label(labels, r.account_id), r.last_failed_at, r.cooldown_until, r.last_error) for r in rows]
 
+    def route_counts(self, since: datetime, until: datetime) -> dict[int | None, dict[str, int]]:
+        """Letters per route and status created in ``[since, until)``."""
+        m = self.messages
+        query = (
+            sa.select(m.c.status, m.c.account_id, sa.func.count())
+            .where(m.c.created_at >= since, m.c.created_at < until)
+            .group_by(m.c.status, m.c.account_id)
+        )
+        found: dict[int | None, dict[str, int]] = {}
+        with self._engine().connect() as conn:
+            for status, account_id, count in conn.execute(query):
+                found.setdefault(account_id, {})[status] = int(count)
+        return found
+
+    def route_labels(self) -> dict[int, str]:
+        """``Name <email>`` of every account, by id."""
+        with self._engine().connect() as conn:
+            return self.labels(conn)
+
     def top_errors(self, since: datetime, limit: int = 3) -> dict[int | None, list[tuple[str, int]]]:
         """The commonest errors of each route's failed letters since ``since``: ``(error, count)``."""
         m = self.messages

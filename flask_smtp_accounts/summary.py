@@ -11,8 +11,6 @@ import typing as t
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-
 from .mail_stats import FAILED, QUEUED, SENT, SUPPRESSED, MailStats
 from .models import utcnow
 
@@ -55,18 +53,8 @@ def build_summary(stats: MailStats, days: int = 7, now: datetime | None = None) 
     """The summary of the last ``days`` days, from grouped counts."""
     until = now or utcnow()
     since = until - timedelta(days=days)
-    m = stats.messages
-    query = (
-        sa.select(m.c.account_id, m.c.status, sa.func.count())
-        .where(m.c.created_at >= since, m.c.created_at < until)
-        .group_by(m.c.account_id, m.c.status)
-    )
-    counts: dict[int | None, dict[str, int]] = {}
-    with stats._engine().connect() as conn:
-        for account_id, status, count in conn.execute(query):
-            counts.setdefault(account_id, {}).setdefault(status, 0)
-            counts[account_id][status] += int(count)
-        labels = stats.labels(conn)
+    counts = stats.route_counts(since, until)
+    labels = stats.route_labels()
     errors = stats.top_errors(since)
     routes = [
         RouteSummary(
