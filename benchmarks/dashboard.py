@@ -46,8 +46,10 @@ STATUSES = ["sent"] * 93 + ["failed"] * 5 + ["suppressed"] + ["queued"]
 def make_app(folder: str, *, fresh: bool = True) -> tuple[Flask, SMTPAccounts]:
     app = Flask("dashboard_bench", instance_path=os.path.join(folder, "instance"))
     app.config.update(
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{os.path.join(folder, 'bench.db')}", SECRET_KEY="bench",
-        SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode(), MAIL_SUPPRESS_SEND=True,
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{os.path.join(folder, 'bench.db')}",
+        SECRET_KEY="bench",
+        SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        MAIL_SUPPRESS_SEND=True,
     )
     db = SQLAlchemy(app)
     ext = SMTPAccounts(app, db=db, mail=Mail(app))
@@ -57,7 +59,14 @@ def make_app(folder: str, *, fresh: bool = True) -> tuple[Flask, SMTPAccounts]:
     with app.app_context():
         db.create_all()
         for i in range(1, ACCOUNTS + 1 if fresh else 1):
-            ext.add_account(check=False, sender_email=f"a{i}@example.com", host="127.0.0.1", port=2525, security="none", auth="none")
+            ext.add_account(
+                check=False,
+                sender_email=f"a{i}@example.com",
+                host="127.0.0.1",
+                port=2525,
+                security="none",
+                auth="none",
+            )
     return app, ext
 
 
@@ -77,12 +86,19 @@ def fill(app: Flask, ext: SMTPAccounts, rows: int) -> float:
                 for _ in range(min(CHUNK, rows - start)):
                     at = now - timedelta(seconds=rng.randrange(span_s))
                     status = rng.choice(STATUSES)
-                    chunk.append({
-                        "created_at": at, "updated_at": at, "status": status, "account_id": rng.choice(accounts),
-                        "subject": "Weekly news", "sender": "news@example.com", "recipients": '["reader@example.org"]',
-                        "error": "connect failed: Connection refused" if status == "failed" else None,
-                        "error_stage": "connect" if status == "failed" else None,
-                    })
+                    chunk.append(
+                        {
+                            "created_at": at,
+                            "updated_at": at,
+                            "status": status,
+                            "account_id": rng.choice(accounts),
+                            "subject": "Weekly news",
+                            "sender": "news@example.com",
+                            "recipients": '["reader@example.org"]',
+                            "error": "connect failed: Connection refused" if status == "failed" else None,
+                            "error_stage": "connect" if status == "failed" else None,
+                        }
+                    )
                 conn.execute(insert, chunk)
     return time.perf_counter() - started
 
@@ -123,7 +139,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--keep", metavar="FOLDER", help="Keep the database in FOLDER, and reuse it when it is there.")
+    parser.add_argument(
+        "--keep", metavar="FOLDER", help="Keep the database in FOLDER, and reuse it when it is there."
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.keep or scratch
@@ -133,13 +151,17 @@ def main() -> None:
             print(f"reusing the message log in {folder}")
         else:
             filled = fill(app, ext, args.rows)
-            print(f"filled {args.rows:,} message log rows in {filled:.1f} s (SQLite, Core executemany, {CHUNK:,} a chunk)")
+            print(
+                f"filled {args.rows:,} message log rows in {filled:.1f} s (SQLite, Core executemany, {CHUNK:,} a chunk)"
+            )
         for name, seconds in query_times(app, ext).items():
             print(f"  {name:<26} {seconds * 1000:8.1f} ms")
         for url in ("/admin/smtp-accounts/", "/admin/smtp-accounts/?window=30d"):
             times = render_times(app, args.repeat, url)
-            print(f"{url}: fastest {min(times) * 1000:.0f} ms, median {statistics.median(times) * 1000:.0f} ms"
-                  f" over {args.repeat} renders (target < 1000 ms)")
+            print(
+                f"{url}: fastest {min(times) * 1000:.0f} ms, median {statistics.median(times) * 1000:.0f} ms"
+                f" over {args.repeat} renders (target < 1000 ms)"
+            )
         print(f"python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
 
 

@@ -60,7 +60,10 @@ def teams(note: AlertNote) -> dict[str, t.Any]:
             {"type": "TextBlock", "text": note.line, "wrap": True},
         ],
     }
-    return {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]}
+    return {
+        "type": "message",
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
+    }
 
 
 def discord(note: AlertNote) -> dict[str, t.Any]:

@@ -28,22 +28,19 @@ signal handlers record nothing.
 
 from __future__ import annotations
 
-import contextvars
 import threading
 import typing as t
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import Flask
 
 from . import signals
-from .alert_formats import FORMAT_CHOICES, FORMATTERS, AlertNote
-from .errors import AlertDeliveryError, InvalidAlertChannelError, SMTPAccountsError
-from .flask_mail_hook import message_type, send_unrouted
+from .alert_channels import AlertChannels, delivering
+from .alert_formats import AlertNote
+from .errors import AlertDeliveryError, InvalidAlertChannelError
 from .models import Models, utcnow
-from .validation import normalize_email
-from .webhooks import WebhookFailed, check_url, post_json, url_host
 
 if t.TYPE_CHECKING:
     from .crypto import Vault
@@ -53,7 +50,6 @@ ACCOUNT_COOLED_DOWN = "account_cooled_down"
 OAUTH_TOKEN_REFUSED = "oauth_token_refused"
 QUEUE_BACKLOG = "queue_backlog"
 QUOTA_REACHED = "quota_reached"
-TEST = "test"
 
 
 @dataclass(frozen=True)
@@ -76,34 +72,11 @@ EVENTS: dict[str, EventKind] = {
 DEFAULT_BACKLOG_MINUTES = 30
 #: Tries of an alert whose every channel failed before it is given up.
 MAX_ATTEMPTS = 5
-KINDS = ("email", "webhook")
 
 PENDING = "pending"
 SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
-
-#: Set while alerts are delivered: signals then record nothing (an alert about the alert letter).
-delivering: contextvars.ContextVar[bool] = contextvars.ContextVar("smtp_accounts_alert_delivering", default=False)
-
-
-@dataclass(frozen=True)
-class ChannelInfo:
-    """An alert channel as it may be shown: a webhook by its host only."""
-
-    id: int
-    kind: str
-    format: str
-    url_host: str
-    account_id: int | None
-    recipients: tuple[str, ...]
-    active: bool
-    url_encrypted: str | None = field(default=None, repr=False)
-
-    @property
-    def target(self) -> str:
-        """Where it sends, for people: the webhook's host or the addresses."""
-        return self.url_host if self.kind == "webhook" else ", ".join(self.recipients)
 
 
 @dataclass(frozen=True)
@@ -125,109 +98,19 @@ class DeliveryReport:
     failed: list[str] = field(default_factory=list)
 
 
-class Alerts:
-    """The alert tables of one app, and the sending."""
+class Alerts(AlertChannels):
+    """The alerts of one app: its channels (see :class:`AlertChannels`), events, outbox and throttle."""
 
     def __init__(self, models: Models, engine: t.Callable[[], sa.Engine], vault: Vault) -> None:
-        self._engine = engine
-        self._vault = vault
+        super().__init__(models, engine, vault)
         #: One delivery thread per process at a time; ``_again`` asks it for one more round.
         self._thread_lock = threading.Lock()
         self._thread_running = False
         self._again = False
-        self.channels_table = models.AlertChannel.__table__
         self.events_table = models.AlertEvent.__table__
         self.alerts = models.Alert.__table__
         self.throttle = models.AlertThrottle.__table__
         self.messages = models.Message.__table__
-        self.accounts = models.Account.__table__
-
-    # --- channels -------------------------------------------------------------
-
-    def channels(self, *, active_only: bool = False) -> list[ChannelInfo]:
-        c = self.channels_table
-        query = sa.select(c).order_by(c.c.id)
-        if active_only:
-            query = query.where(c.c.active.is_(True))
-        with self._engine().connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [_channel(row) for row in rows]
-
-    def add_channel(
-        self,
-        kind: str,
-        *,
-        url: str | None = None,
-        format: str = "json",  # noqa: A002 - the column's name
-        recipients: t.Sequence[str] | str = (),
-        account_id: int | None = None,
-    ) -> ChannelInfo:
-        """Add a webhook (``url``, ``format``) or an email channel (``recipients``, ``account_id``)."""
-        values = self._channel_values(kind, url=url, format=format, recipients=recipients, account_id=account_id)
-        with self._engine().begin() as conn:
-            key = conn.execute(self.channels_table.insert().values(created_at=utcnow(), **values)).inserted_primary_key
-        assert key is not None
-        return self.channel(int(key[0]))
-
-    def update_channel(self, channel_id: int, *, url: str | None = None, **changes: t.Any) -> ChannelInfo:
-        """Change a channel; an empty ``url`` keeps the stored one (it is never shown to be typed again)."""
-        current = self.channel(channel_id)
-        merged = {
-            "format": changes.get("format", current.format),
-            "recipients": changes.get("recipients", current.recipients),
-            "account_id": changes.get("account_id", current.account_id),
-        }
-        values = self._channel_values(current.kind, url=url or None, keep_url=current.kind == "webhook", **merged)
-        if "active" in changes:
-            values["active"] = bool(changes["active"])
-        with self._engine().begin() as conn:
-            conn.execute(self.channels_table.update().where(self.channels_table.c.id == channel_id).values(**values))
-        return self.channel(channel_id)
-
-    def _channel_values(
-        self, kind: str, *, url: str | None, format: str, recipients: t.Sequence[str] | str,  # noqa: A002
-        account_id: int | None, keep_url: bool = False,
-    ) -> dict[str, t.Any]:
-        if kind == "webhook":
-            if format not in FORMAT_CHOICES:
-                raise InvalidAlertChannelError("format", f"one of {', '.join(FORMAT_CHOICES)}")
-            values: dict[str, t.Any] = {"kind": kind, "format": format, "recipients": "", "account_id": None}
-            if url:
-                problem = check_url(url)
-                if problem:
-                    raise InvalidAlertChannelError("url", problem)
-                values.update(url_encrypted=self._vault.encrypt(url.strip()), url_host=url_host(url.strip()))
-            elif not keep_url:
-                raise InvalidAlertChannelError("url", "a webhook needs its URL")
-            return values
-        if kind == "email":
-            addresses = recipients.split(",") if isinstance(recipients, str) else list(recipients)
-            clean = [normalize_email("recipients", a.strip(), InvalidAlertChannelError) for a in addresses if a.strip()]
-            if not clean:
-                raise InvalidAlertChannelError("recipients", "at least one address")
-            if account_id is not None and not self._account_exists(account_id):
-                raise InvalidAlertChannelError("account_id", f"no account with id {account_id}")
-            return {"kind": kind, "format": "", "url_encrypted": None, "url_host": "", "recipients": ",".join(clean), "account_id": account_id}
-        raise InvalidAlertChannelError("kind", f"one of {', '.join(KINDS)}")
-
-    def _account_exists(self, account_id: int) -> bool:
-        a = self.accounts
-        with self._engine().connect() as conn:
-            return conn.execute(sa.select(a.c.id).where(a.c.id == account_id)).first() is not None
-
-    def channel(self, channel_id: int) -> ChannelInfo:
-        c = self.channels_table
-        with self._engine().connect() as conn:
-            row = conn.execute(sa.select(c).where(c.c.id == channel_id)).mappings().first()
-        if row is None:
-            raise LookupError(f"There is no alert channel with id {channel_id}.")
-        return _channel(row)
-
-    def remove_channel(self, channel_id: int) -> None:
-        c = self.channels_table
-        with self._engine().begin() as conn:
-            if not conn.execute(c.delete().where(c.c.id == channel_id)).rowcount:
-                raise LookupError(f"There is no alert channel with id {channel_id}.")
 
     # --- events ---------------------------------------------------------------
 
@@ -238,27 +121,40 @@ class Alerts:
         found = []
         for name, kind in EVENTS.items():
             row = rows.get(name)
-            found.append(EventSetting(
-                name, kind.title,
-                row.enabled if row else True,
-                row.throttle_minutes if row else kind.throttle_minutes,
-                row.threshold_minutes if row else DEFAULT_BACKLOG_MINUTES,
-            ))
+            found.append(
+                EventSetting(
+                    name,
+                    kind.title,
+                    row.enabled if row else True,
+                    row.throttle_minutes if row else kind.throttle_minutes,
+                    row.threshold_minutes if row else DEFAULT_BACKLOG_MINUTES,
+                )
+            )
         return found
 
     def event_setting(self, event: str) -> EventSetting:
         return next(s for s in self.event_settings() if s.event == event)
 
-    def set_event(self, event: str, *, enabled: bool | None = None, throttle_minutes: int | None = None,
-                  threshold_minutes: int | None = None) -> EventSetting:
+    def set_event(
+        self,
+        event: str,
+        *,
+        enabled: bool | None = None,
+        throttle_minutes: int | None = None,
+        threshold_minutes: int | None = None,
+    ) -> EventSetting:
         """Switch an event on or off, or change its throttle (or the backlog's threshold), in minutes."""
         if event not in EVENTS:
             raise InvalidAlertChannelError("event", f"one of {', '.join(EVENTS)}")
         current = self.event_setting(event)
         values = {
             "enabled": current.enabled if enabled is None else bool(enabled),
-            "throttle_minutes": current.throttle_minutes if throttle_minutes is None else _minutes("throttle_minutes", throttle_minutes),
-            "threshold_minutes": current.threshold_minutes if threshold_minutes is None else _minutes("threshold_minutes", threshold_minutes, low=1),
+            "throttle_minutes": current.throttle_minutes
+            if throttle_minutes is None
+            else _minutes("throttle_minutes", throttle_minutes),
+            "threshold_minutes": current.threshold_minutes
+            if threshold_minutes is None
+            else _minutes("threshold_minutes", threshold_minutes, low=1),
         }
         e = self.events_table
         with self._engine().begin() as conn:
@@ -268,14 +164,22 @@ class Alerts:
 
     # --- recording --------------------------------------------------------------
 
-    def record(self, event: str, account_id: int | None, text: str, now: datetime | None = None) -> int | None:
+    def record(
+        self, event: str, account_id: int | None, text: str, now: datetime | None = None
+    ) -> int | None:
         """Keep an alert for delivery; ``None`` when the event is off, no channel listens, or alerts are being sent."""
         if delivering.get() or not self.event_setting(event).enabled or not self.channels(active_only=True):
             return None
         with self._engine().begin() as conn:
-            key = conn.execute(self.alerts.insert().values(
-                event=event, account_key=account_id or 0, created_at=now or utcnow(), status=PENDING, text=text[:4000],
-            )).inserted_primary_key
+            key = conn.execute(
+                self.alerts.insert().values(
+                    event=event,
+                    account_key=account_id or 0,
+                    created_at=now or utcnow(),
+                    status=PENDING,
+                    text=text[:4000],
+                )
+            ).inserted_primary_key
         assert key is not None
         return int(key[0])
 
@@ -299,7 +203,9 @@ class Alerts:
         report = DeliveryReport()
         a = self.alerts
         with self._engine().connect() as conn:
-            pairs = conn.execute(sa.select(a.c.event, a.c.account_key).where(a.c.status == PENDING).distinct()).all()
+            pairs = conn.execute(
+                sa.select(a.c.event, a.c.account_key).where(a.c.status == PENDING).distinct()
+            ).all()
         throttles = {s.event: s.throttle_minutes for s in self.event_settings()}
         for event, account_key in pairs:
             claimed = self._claim(event, account_key, throttles.get(event, 0), now or utcnow())
@@ -311,14 +217,18 @@ class Alerts:
                 self._send_claimed(event, account_key, previous, rows, report)
         return report
 
-    def _claim(self, event: str, account_key: int, throttle_minutes: int, now: datetime) -> tuple[datetime | None, list[t.Any]] | None:
+    def _claim(
+        self, event: str, account_key: int, throttle_minutes: int, now: datetime
+    ) -> tuple[datetime | None, list[t.Any]] | None:
         """Take the pair's pending alerts if its throttle allows; ``None`` while it holds them back."""
         th, a = self.throttle, self.alerts
         pair = sa.and_(th.c.event == event, th.c.account_key == account_key)
         self._ensure_throttle_row(event, account_key)
         with self._engine().begin() as conn:
             previous = conn.execute(sa.select(th.c.last_sent_at).where(pair)).scalar()
-            allowed = th.c.last_sent_at.is_(None) | (th.c.last_sent_at <= now - timedelta(minutes=throttle_minutes))
+            allowed = th.c.last_sent_at.is_(None) | (
+                th.c.last_sent_at <= now - timedelta(minutes=throttle_minutes)
+            )
             if not conn.execute(th.update().where(pair, allowed).values(last_sent_at=now)).rowcount:
                 return None
             mine = sa.and_(a.c.event == event, a.c.account_key == account_key, a.c.status == PENDING)
@@ -330,7 +240,9 @@ class Alerts:
     def _ensure_throttle_row(self, event: str, account_key: int) -> None:
         th = self.throttle
         with self._engine().connect() as conn:
-            if conn.execute(sa.select(th.c.event).where(th.c.event == event, th.c.account_key == account_key)).first():
+            if conn.execute(
+                sa.select(th.c.event).where(th.c.event == event, th.c.account_key == account_key)
+            ).first():
                 return
         try:
             with self._engine().begin() as conn:
@@ -338,11 +250,23 @@ class Alerts:
         except sa.exc.IntegrityError:
             pass  # another process made it meanwhile
 
-    def _send_claimed(self, event: str, account_key: int, previous: datetime | None, rows: list[t.Any], report: DeliveryReport) -> None:
+    def _send_claimed(
+        self,
+        event: str,
+        account_key: int,
+        previous: datetime | None,
+        rows: list[t.Any],
+        report: DeliveryReport,
+    ) -> None:
         newest = rows[-1]
         note = AlertNote(
-            event, EVENTS[event].title if event in EVENTS else event, newest.text, account_key or None,
-            newest.created_at, more=len(rows) - 1, since=rows[0].created_at if len(rows) > 1 else None,
+            event,
+            EVENTS[event].title if event in EVENTS else event,
+            newest.text,
+            account_key or None,
+            newest.created_at,
+            more=len(rows) - 1,
+            since=rows[0].created_at if len(rows) > 1 else None,
         )
         errors = []
         channels = self.channels(active_only=True)
@@ -357,52 +281,25 @@ class Alerts:
             if channels and len(errors) == len(channels):
                 attempts = max(r.attempts for r in rows) + 1
                 status = FAILED if attempts >= MAX_ATTEMPTS else PENDING
-                conn.execute(a.update().where(a.c.id.in_(ids)).values(status=status, attempts=attempts, error="; ".join(errors)[:4000]))
-                conn.execute(th.update().where(th.c.event == event, th.c.account_key == account_key).values(last_sent_at=previous))
+                conn.execute(
+                    a.update()
+                    .where(a.c.id.in_(ids))
+                    .values(status=status, attempts=attempts, error="; ".join(errors)[:4000])
+                )
+                conn.execute(
+                    th.update()
+                    .where(th.c.event == event, th.c.account_key == account_key)
+                    .values(last_sent_at=previous)
+                )
             else:
-                conn.execute(a.update().where(a.c.id.in_(ids)).values(status=SENT, sent_at=utcnow(), error="; ".join(errors)[:4000] or None))
+                conn.execute(
+                    a.update()
+                    .where(a.c.id.in_(ids))
+                    .values(status=SENT, sent_at=utcnow(), error="; ".join(errors)[:4000] or None)
+                )
                 report.sent += 1
                 report.merged += len(rows) - 1
         report.failed.extend(errors)
-
-    def send_to(self, channel: ChannelInfo, note: AlertNote) -> None:
-        """Send one alert to one channel now; :class:`AlertDeliveryError` says why not (a webhook by its host)."""
-        token = delivering.set(True)
-        try:
-            if channel.kind == "webhook":
-                assert channel.url_encrypted is not None
-                url = self._vault.decrypt(channel.url_encrypted)
-                try:
-                    post_json(url, FORMATTERS[channel.format](note))
-                except WebhookFailed as err:
-                    raise AlertDeliveryError(channel.id, str(err)) from None
-            else:
-                self._email(channel, note)
-        finally:
-            delivering.reset(token)
-
-    def _email(self, channel: ChannelInfo, note: AlertNote) -> None:
-        message = message_type()(subject=f"[{note.title}] {note.line}"[:200], recipients=list(channel.recipients), body=note.line + "\n")
-        try:
-            if channel.account_id is None:
-                send_unrouted(message)
-            else:
-                a = self.accounts
-                with self._engine().connect() as conn:
-                    row = conn.execute(sa.select(a.c.sender_name, a.c.sender_email).where(a.c.id == channel.account_id)).first()
-                if row is None:
-                    raise AlertDeliveryError(channel.id, f"account {channel.account_id} no longer exists")
-                message.sender = (row.sender_name, row.sender_email) if row.sender_name else row.sender_email
-                current_app.extensions["mail"].send(message)
-        except AlertDeliveryError:
-            raise
-        except (SMTPAccountsError, OSError, AssertionError) as err:  # smtplib's errors are OSErrors; Flask-Mail asserts
-            raise AlertDeliveryError(channel.id, f"the alert letter was not sent: {err}") from None
-
-    def send_test(self, channel_id: int) -> None:
-        """Send a test alert to one channel now, past the throttle; raises :class:`AlertDeliveryError`."""
-        note = AlertNote(TEST, "Test alert", "This is a test alert from flask-smtp-accounts: the channel works.", None, utcnow())
-        self.send_to(self.channel(channel_id), note)
 
     def deliver_soon(self, app: Flask) -> None:
         """Deliver the pending alerts from a daemon thread, one per process however many alerts a burst records."""
@@ -411,7 +308,9 @@ class Alerts:
             if self._thread_running:
                 return
             self._thread_running = True
-        threading.Thread(target=self._deliver_rounds, args=(app,), name="smtp-accounts-alerts", daemon=True).start()
+        threading.Thread(
+            target=self._deliver_rounds, args=(app,), name="smtp-accounts-alerts", daemon=True
+        ).start()
 
     def _deliver_rounds(self, app: Flask) -> None:
         with app.app_context():
@@ -442,14 +341,6 @@ def _minutes(name: str, value: t.Any, low: int = 0) -> int:
     return minutes
 
 
-def _channel(row: t.Mapping[str, t.Any]) -> ChannelInfo:
-    return ChannelInfo(
-        id=row["id"], kind=row["kind"], format=row["format"], url_host=row["url_host"], account_id=row["account_id"],
-        recipients=tuple(r for r in row["recipients"].split(",") if r), active=row["active"],
-        url_encrypted=row["url_encrypted"],
-    )
-
-
 # --- the signals ----------------------------------------------------------------
 
 
@@ -467,21 +358,38 @@ def _label(account: t.Any) -> str:
 
 
 @signals.send_failed.connect
-def _on_send_failed(app: Flask, *, message: t.Any = None, account: t.Any = None, error: t.Any = None, **extra: t.Any) -> None:
+def _on_send_failed(
+    app: Flask, *, message: t.Any = None, account: t.Any = None, error: t.Any = None, **extra: t.Any
+) -> None:
     subject = getattr(message, "subject", None)
     about = f" '{subject}'" if subject else ""
-    _record(app, LETTER_UNDELIVERED, account, f"The letter{about} was not delivered through {_label(account)} or its backups: {error}")
+    _record(
+        app,
+        LETTER_UNDELIVERED,
+        account,
+        f"The letter{about} was not delivered through {_label(account)} or its backups: {error}",
+    )
 
 
 @signals.account_cooled_down.connect
 def _on_cooled_down(app: Flask, *, account: t.Any, error: t.Any, cooldown_s: int, **extra: t.Any) -> None:
-    _record(app, ACCOUNT_COOLED_DOWN, account, f"{_label(account)} is skipped for {cooldown_s} s after a connection failure: {error}")
+    _record(
+        app,
+        ACCOUNT_COOLED_DOWN,
+        account,
+        f"{_label(account)} is skipped for {cooldown_s} s after a connection failure: {error}",
+    )
 
 
 @signals.oauth_token_refused.connect
 def _on_token_refused(app: Flask, *, account: t.Any, error: t.Any, **extra: t.Any) -> None:
     hint = getattr(error, "hint", None)
-    _record(app, OAUTH_TOKEN_REFUSED, account, f"The OAuth2 token of {_label(account)} was refused: {error}" + (f" {hint}" if hint else ""))
+    _record(
+        app,
+        OAUTH_TOKEN_REFUSED,
+        account,
+        f"The OAuth2 token of {_label(account)} was refused: {error}" + (f" {hint}" if hint else ""),
+    )
 
 
 @signals.quota_reached.connect

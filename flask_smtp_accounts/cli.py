@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
 
+from .alert_channels import KINDS as ALERT_KINDS
 from .alert_formats import FORMAT_CHOICES
-from .alerts import KINDS as ALERT_KINDS
 from .errors import SMTPAccountsError
 from .log_files import KINDS as LOG_KINDS
 from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES

@@ -26,7 +26,11 @@ FAILED = "failed"
 QUEUED = "queued"
 
 #: The windows of the counts, longest last: name -> length.
-WINDOWS: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+WINDOWS: dict[str, timedelta] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
 #: The chart of each window: how many bars, each this long.
 CHART_STEPS: dict[str, tuple[int, timedelta]] = {
     "24h": (24, timedelta(hours=1)),
@@ -112,7 +116,10 @@ class MailStats:
     def labels(self, conn: sa.Connection) -> dict[int, str]:
         a = self.accounts
         rows = conn.execute(sa.select(a.c.id, a.c.sender_name, a.c.sender_email))
-        return {row.id: f"{row.sender_name} <{row.sender_email}>" if row.sender_name else row.sender_email for row in rows}
+        return {
+            row.id: f"{row.sender_name} <{row.sender_email}>" if row.sender_name else row.sender_email
+            for row in rows
+        }
 
     def counts(self, now: datetime | None = None) -> tuple[dict[str, Counts], list[AccountCounts]]:
         """Totals and per-route counts for every window, in one pass over the longest window.
@@ -160,11 +167,14 @@ class MailStats:
         m = self.messages
         sent = _count_if(m.c.status.in_((SENT, SUPPRESSED)))
         failed = _count_if(m.c.status == FAILED)
-        query = sa.union_all(*[
-            sa.select(sa.literal(i).label("bar"), sent.label("sent"), failed.label("failed"))
-            .where(m.c.created_at >= start, m.c.created_at < start + step)
-            for i, start in enumerate(starts)
-        ])
+        query = sa.union_all(
+            *[
+                sa.select(sa.literal(i).label("bar"), sent.label("sent"), failed.label("failed")).where(
+                    m.c.created_at >= start, m.c.created_at < start + step
+                )
+                for i, start in enumerate(starts)
+            ]
+        )
         with self._engine().connect() as conn:
             found = {int(bar): (int(s or 0), int(f or 0)) for bar, s, f in conn.execute(query)}
         return [Bar(start, *found.get(i, (0, 0))) for i, start in enumerate(starts)]
@@ -181,10 +191,21 @@ class MailStats:
         """The newest failed letter of each route."""
         m = self.messages
         newest = (
-            sa.select(sa.func.max(m.c.id).label("id")).where(m.c.status == FAILED).group_by(m.c.account_id).subquery()
+            sa.select(sa.func.max(m.c.id).label("id"))
+            .where(m.c.status == FAILED)
+            .group_by(m.c.account_id)
+            .subquery()
         )
         query = (
-            sa.select(m.c.id, m.c.account_id, m.c.created_at, m.c.error_stage, m.c.error_code, m.c.error_reply, m.c.error)
+            sa.select(
+                m.c.id,
+                m.c.account_id,
+                m.c.created_at,
+                m.c.error_stage,
+                m.c.error_code,
+                m.c.error_reply,
+                m.c.error,
+            )
             .where(m.c.id.in_(sa.select(newest.c.id)))
             .order_by(m.c.id.desc())
         )
@@ -192,7 +213,16 @@ class MailStats:
             rows = conn.execute(query).all()
             labels = self.labels(conn)
         return [
-            Failure(r.account_id, _label(labels, r.account_id), r.id, r.created_at, r.error_stage, r.error_code, r.error_reply, r.error)
+            Failure(
+                r.account_id,
+                _label(labels, r.account_id),
+                r.id,
+                r.created_at,
+                r.error_stage,
+                r.error_code,
+                r.error_reply,
+                r.error,
+            )
             for r in rows
         ]
 
@@ -204,7 +234,9 @@ class MailStats:
     def token_refused(self) -> list[AccountTrouble]:
         """OAuth2 accounts whose last failure was getting a token, not since fixed (saving the account clears it)."""
         h, a = self.health, self.accounts
-        return self._troubles(sa.and_(h.c.last_stage == "token", a.c.auth == "oauth2", h.c.last_failed_at >= a.c.updated_at))
+        return self._troubles(
+            sa.and_(h.c.last_stage == "token", a.c.auth == "oauth2", h.c.last_failed_at >= a.c.updated_at)
+        )
 
     def _troubles(self, condition: t.Any) -> list[AccountTrouble]:
         h, a = self.health, self.accounts
@@ -217,7 +249,12 @@ class MailStats:
         with self._engine().connect() as conn:
             rows = conn.execute(query).all()
             labels = self.labels(conn)
-        return [AccountTrouble(r.account_id, _label(labels, r.account_id), r.last_failed_at, r.cooldown_until, r.last_error) for r in rows]
+        return [
+            AccountTrouble(
+                r.account_id, _label(labels, r.account_id), r.last_failed_at, r.cooldown_until, r.last_error
+            )
+            for r in rows
+        ]
 
     def route_counts(self, since: datetime, until: datetime) -> dict[int | None, dict[str, int]]:
         """Letters per route and status created in ``[since, until)``."""

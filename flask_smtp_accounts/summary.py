@@ -37,7 +37,10 @@ class Summary:
 
     def text(self) -> str:
         """The letter's body: plain text, one block per route."""
-        lines = [f"Mail from {self.since:%Y-%m-%d %H:%M} to {self.until:%Y-%m-%d %H:%M} UTC ({self.days} days)", ""]
+        lines = [
+            f"Mail from {self.since:%Y-%m-%d %H:%M} to {self.until:%Y-%m-%d %H:%M} UTC ({self.days} days)",
+            "",
+        ]
         if not self.routes:
             lines.append("No letters were sent.")
         for route in self.routes:
@@ -58,8 +61,14 @@ def build_summary(stats: MailStats, days: int = 7, now: datetime | None = None) 
     errors = stats.top_errors(since)
     routes = [
         RouteSummary(
-            account_id, "Flask-Mail's own settings" if account_id is None else labels.get(account_id, f"Account {account_id} (deleted)"),
-            c.get(SENT, 0) + c.get(SUPPRESSED, 0), c.get(FAILED, 0), c.get(QUEUED, 0), errors.get(account_id, []),
+            account_id,
+            "Flask-Mail's own settings"
+            if account_id is None
+            else labels.get(account_id, f"Account {account_id} (deleted)"),
+            c.get(SENT, 0) + c.get(SUPPRESSED, 0),
+            c.get(FAILED, 0),
+            c.get(QUEUED, 0),
+            errors.get(account_id, []),
         )
         for account_id, c in sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or 0))
     ]

@@ -40,8 +40,13 @@ def post_json(url: str, payload: t.Mapping[str, t.Any], *, timeout: float = TIME
     host = url_host(url)
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     request = urllib.request.Request(
-        url, data=body, method="POST",
-        headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "flask-smtp-accounts alerts"},
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "flask-smtp-accounts alerts",
+        },
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - the scheme is checked on save

@@ -43,7 +43,16 @@ def add_sample_traffic(ext: t.Any, now: datetime | None = None) -> None:
         busy = 2 + (6 if 8 <= at.hour <= 18 else 0) + hours_ago % 3
         rows += [{"status": "sent", "account_id": 1 + hours_ago % 2, "created_at": at}] * busy
         if hours_ago % 17 == 3:
-            rows.append({"status": "failed", "account_id": 2, "created_at": at, "error_stage": "send", "error_code": 550,
-                         "error_reply": "5.1.1 <old@example.org>: Recipient address rejected", "error": "refused"})
+            rows.append(
+                {
+                    "status": "failed",
+                    "account_id": 2,
+                    "created_at": at,
+                    "error_stage": "send",
+                    "error_code": 550,
+                    "error_reply": "5.1.1 <old@example.org>: Recipient address rejected",
+                    "error": "refused",
+                }
+            )
     rows.append({"status": "queued", "account_id": 1, "created_at": now - timedelta(minutes=42)})
     add_rows(ext, rows)

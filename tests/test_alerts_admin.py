@@ -37,9 +37,18 @@ def test_a_webhook_added_on_the_page_is_never_shown_again_and_the_test_button_re
 ) -> None:
     client = client_for(admin_site)
     token = csrf_token(client.get(ALERTS).get_data(as_text=True))
-    added = client.post(ALERTS + "channels/add", data={
-        "csrf_token": token, "kind": "webhook", "url": receiver.url(), "format": "slack", "recipients": "", "account": "",
-    }, follow_redirects=True).get_data(as_text=True)
+    added = client.post(
+        ALERTS + "channels/add",
+        data={
+            "csrf_token": token,
+            "kind": "webhook",
+            "url": receiver.url(),
+            "format": "slack",
+            "recipients": "",
+            "account": "",
+        },
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert "The alert channel was added." in text_of(added)
     assert "s3cret-token" not in added and "127.0.0.1" in text_of(added)
     assert re.search(r'<input[^>]*name="url"[^>]*>', added) and 'value="http' not in added
@@ -55,15 +64,25 @@ def test_a_webhook_added_on_the_page_is_never_shown_again_and_the_test_button_re
 def test_a_bad_channel_is_marked_and_a_failed_test_says_why_by_host(admin_site: AdminSite) -> None:
     client = client_for(admin_site)
     token = csrf_token(client.get(ALERTS).get_data(as_text=True))
-    refused = client.post(ALERTS + "channels/add", data={
-        "csrf_token": token, "kind": "email", "url": "", "format": "json", "recipients": "not an address", "account": "",
-    }).get_data(as_text=True)
+    refused = client.post(
+        ALERTS + "channels/add",
+        data={
+            "csrf_token": token,
+            "kind": "email",
+            "url": "",
+            "format": "json",
+            "recipients": "not an address",
+            "account": "",
+        },
+    ).get_data(as_text=True)
     assert "The channel was not added: correct the marked field." in text_of(refused)
     assert "One or more email addresses, separated by commas." in text_of(refused)
 
     with admin_site.app.app_context():
         admin_site.ext.alerts.add_channel("webhook", url=f"http://127.0.0.1:{free_port()}/hooks/s3cret-token")
-    page = client.post(ALERTS + "channels/1/test", data={"csrf_token": token}, follow_redirects=True).get_data(as_text=True)
+    page = client.post(
+        ALERTS + "channels/1/test", data={"csrf_token": token}, follow_redirects=True
+    ).get_data(as_text=True)
     assert "The test alert was not delivered: the webhook at 127.0.0.1 was not reached" in text_of(page)
     assert "s3cret-token" not in page
 
@@ -71,15 +90,24 @@ def test_a_bad_channel_is_marked_and_a_failed_test_says_why_by_host(admin_site: 
 def test_events_are_switched_and_throttled_from_the_page(admin_site: AdminSite) -> None:
     client = client_for(admin_site)
     token = csrf_token(client.get(ALERTS).get_data(as_text=True))
-    form = {"csrf_token": token, "letter_undelivered-enabled": "y", "letter_undelivered-throttle": "15",
-            "queue_backlog-enabled": "y", "queue_backlog-throttle": "60", "queue_backlog-threshold": "45"}
+    form = {
+        "csrf_token": token,
+        "letter_undelivered-enabled": "y",
+        "letter_undelivered-throttle": "15",
+        "queue_backlog-enabled": "y",
+        "queue_backlog-throttle": "60",
+        "queue_backlog-threshold": "45",
+    }
     for event in ("account_cooled_down", "oauth_token_refused", "quota_reached"):
         form[f"{event}-throttle"] = "60"
     page = client.post(ALERTS + "events", data=form, follow_redirects=True).get_data(as_text=True)
     assert "The alert events were saved." in text_of(page)
     with admin_site.app.app_context():
         settings = {s.event: s for s in admin_site.ext.alerts.event_settings()}
-    assert (settings["letter_undelivered"].enabled, settings["letter_undelivered"].throttle_minutes) == (True, 15)
+    assert (settings["letter_undelivered"].enabled, settings["letter_undelivered"].throttle_minutes) == (
+        True,
+        15,
+    )
     assert settings["account_cooled_down"].enabled is False
     assert settings["queue_backlog"].threshold_minutes == 45
 
@@ -91,8 +119,15 @@ def test_events_are_switched_and_throttled_from_the_page(admin_site: AdminSite) 
 def test_the_alerts_page_needs_manage_settings_and_a_token(admin_site: AdminSite) -> None:
     assert client_for(admin_site, "reader").get(ALERTS).status_code == 403
     assert client_for(admin_site, "nobody").post(ALERTS + "channels/add").status_code == 403
-    page = client_for(admin_site).post(ALERTS + "channels/add", data={"kind": "email", "recipients": "a@example.com"},
-                                       follow_redirects=True).get_data(as_text=True)
+    page = (
+        client_for(admin_site)
+        .post(
+            ALERTS + "channels/add",
+            data={"kind": "email", "recipients": "a@example.com"},
+            follow_redirects=True,
+        )
+        .get_data(as_text=True)
+    )
     assert "the form lacked its security token" in text_of(page)
     with admin_site.app.app_context():
         assert admin_site.ext.alerts.channels() == []
@@ -106,7 +141,17 @@ def cli(site: AdminSite, *args: str, **kwargs: t.Any) -> t.Any:
 
 
 def test_alerts_from_the_command_line(admin_site: AdminSite, receiver: WebhookReceiver) -> None:
-    added = cli(admin_site, "alerts", "add", "webhook", "--format", "discord", "--url-env", "HOOK", env={"HOOK": receiver.url()})
+    added = cli(
+        admin_site,
+        "alerts",
+        "add",
+        "webhook",
+        "--format",
+        "discord",
+        "--url-env",
+        "HOOK",
+        env={"HOOK": receiver.url()},
+    )
     assert added.exit_code == 0, added.output
     assert added.output == "Added alert channel 1: webhook to 127.0.0.1.\n"
     prompted = cli(admin_site, "alerts", "add", "webhook", input=receiver.url() + "\n")
@@ -129,7 +174,9 @@ def test_alerts_from_the_command_line(admin_site: AdminSite, receiver: WebhookRe
     assert bad.exit_code == 1 and "recipients:" in bad.stderr
 
 
-def test_alerts_check_sends_a_backlog_alert_for_cron(admin_site: AdminSite, receiver: WebhookReceiver) -> None:
+def test_alerts_check_sends_a_backlog_alert_for_cron(
+    admin_site: AdminSite, receiver: WebhookReceiver
+) -> None:
     with admin_site.app.app_context():
         admin_site.ext.alerts.add_channel("webhook", url=receiver.url())
         add_rows(admin_site.ext, [{"status": "queued", "created_at": utcnow() - timedelta(hours=2)}])
@@ -143,19 +190,39 @@ def test_alerts_check_sends_a_backlog_alert_for_cron(admin_site: AdminSite, rece
 # --- weekly summary --------------------------------------------------------------------------
 
 
-def test_the_summary_prints_per_account_counts_and_top_errors(admin_site: AdminSite, smtp_server: SMTPServer) -> None:
+def test_the_summary_prints_per_account_counts_and_top_errors(
+    admin_site: AdminSite, smtp_server: SMTPServer
+) -> None:
     with admin_site.app.app_context():
-        shop = admin_site.ext.add_account(check=False, sender_email="shop@example.com", host="127.0.0.1", port=free_port(),
-                                          security="none", auth="none")
+        shop = admin_site.ext.add_account(
+            check=False,
+            sender_email="shop@example.com",
+            host="127.0.0.1",
+            port=free_port(),
+            security="none",
+            auth="none",
+        )
         admin_site.ext.update_settings(cooldown_s=0)
         for subject in ("a", "b"):
             with pytest.raises(DeliveryError):
-                admin_site.site.mail.send(Message(subject, sender="shop@example.com", recipients=["x@example.org"], body="x"))
+                admin_site.site.mail.send(
+                    Message(subject, sender="shop@example.com", recipients=["x@example.org"], body="x")
+                )
         now = utcnow()
-        add_rows(admin_site.ext, [{"status": "sent", "account_id": shop.id, "created_at": now - timedelta(days=1)}] * 3
-                 + [{"status": "failed", "account_id": shop.id, "created_at": now - timedelta(days=2), "error": "550 no such user"}]
-                 + [{"status": "sent", "account_id": None, "created_at": now - timedelta(days=3)}]
-                 + [{"status": "sent", "account_id": shop.id, "created_at": now - timedelta(days=9)}] * 7)
+        add_rows(
+            admin_site.ext,
+            [{"status": "sent", "account_id": shop.id, "created_at": now - timedelta(days=1)}] * 3
+            + [
+                {
+                    "status": "failed",
+                    "account_id": shop.id,
+                    "created_at": now - timedelta(days=2),
+                    "error": "550 no such user",
+                }
+            ]
+            + [{"status": "sent", "account_id": None, "created_at": now - timedelta(days=3)}]
+            + [{"status": "sent", "account_id": shop.id, "created_at": now - timedelta(days=9)}] * 7,
+        )
 
     printed = cli(admin_site, "summary").output
     lines = printed.splitlines()

@@ -31,12 +31,28 @@ def page(browser: Browser, admin_site: AdminSite) -> t.Iterator[Page]:
 
 def test_the_dashboard_shows_the_counts_and_the_chart(page: Page, admin_site: AdminSite) -> None:
     with admin_site.app.app_context():
-        shop = admin_site.ext.add_account(check=False, sender_email="shop@example.com", host="127.0.0.1", port=2525,
-                                          security="none", auth="none")
+        shop = admin_site.ext.add_account(
+            check=False,
+            sender_email="shop@example.com",
+            host="127.0.0.1",
+            port=2525,
+            security="none",
+            auth="none",
+        )
         now = utcnow()
-        add_rows(admin_site.ext, [{"status": "sent", "account_id": shop.id, "created_at": now}] * 6
-                 + [{"status": "failed", "account_id": shop.id, "created_at": now - timedelta(hours=2), "error": "boom"}]
-                 + [{"status": "sent", "account_id": shop.id, "created_at": now - timedelta(days=5)}] * 2)
+        add_rows(
+            admin_site.ext,
+            [{"status": "sent", "account_id": shop.id, "created_at": now}] * 6
+            + [
+                {
+                    "status": "failed",
+                    "account_id": shop.id,
+                    "created_at": now - timedelta(hours=2),
+                    "error": "boom",
+                }
+            ]
+            + [{"status": "sent", "account_id": shop.id, "created_at": now - timedelta(days=5)}] * 2,
+        )
 
     page.goto("/admin/")
     page.click("text=Mail through SMTP")

@@ -14,8 +14,9 @@ from flask_admin import BaseView, expose
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 
+from ..alert_channels import KINDS
 from ..alert_formats import FORMAT_CHOICES
-from ..alerts import EVENTS, KINDS
+from ..alerts import EVENTS
 from ..errors import AlertDeliveryError, InvalidAlertChannelError
 from .access import MANAGE_SETTINGS, ProtectedView, state
 from .forms import _choices
@@ -29,7 +30,12 @@ EVENT_WORDS = {
     "quota_reached": _l("An account reached its sending quota (when quotas are set)"),
 }
 KIND_WORDS = {"email": _l("Email"), "webhook": _l("Webhook")}
-FORMAT_WORDS = {"json": _l("JSON (generic)"), "slack": "Slack", "teams": "Microsoft Teams", "discord": "Discord"}
+FORMAT_WORDS = {
+    "json": _l("JSON (generic)"),
+    "slack": "Slack",
+    "teams": "Microsoft Teams",
+    "discord": "Discord",
+}
 FIELD_ERRORS = {
     "url": _l("An https:// address of the webhook."),
     "recipients": _l("One or more email addresses, separated by commas."),
@@ -45,7 +51,9 @@ class ChannelForm(FlaskForm):
     """A new channel; the webhook URL field is write-only."""
 
     kind = SelectField(_l("Kind"), choices=_choices((k, KIND_WORDS[k]) for k in KINDS))
-    url = PasswordField(_l("Webhook URL"), description=_l("Stored encrypted and never shown again; only its host is."))
+    url = PasswordField(
+        _l("Webhook URL"), description=_l("Stored encrypted and never shown again; only its host is.")
+    )
     format = SelectField(_l("Payload"), choices=_choices((f, FORMAT_WORDS[f]) for f in FORMAT_CHOICES))
     recipients = StringField(_l("Email to"), description=_l("Addresses, separated by commas."))
     account = SelectField(_l("Send the email through"), choices=[], validate_choice=False)
@@ -67,8 +75,14 @@ class AlertsView(ProtectedView, BaseView):
         form = form or ChannelForm()
         form.account.choices = _choices([("", _("Flask-Mail's own settings")), *accounts])
         return self.render(
-            self.template, channels=ext.alerts.channels(), events=ext.alerts.event_settings(), form=form,
-            action_form=ActionForm(), event_words=EVENT_WORDS, kind_words=KIND_WORDS, format_words=FORMAT_WORDS,
+            self.template,
+            channels=ext.alerts.channels(),
+            events=ext.alerts.event_settings(),
+            form=form,
+            action_form=ActionForm(),
+            event_words=EVENT_WORDS,
+            kind_words=KIND_WORDS,
+            format_words=FORMAT_WORDS,
             account_labels=dict(accounts),
         )
 
@@ -80,13 +94,19 @@ class AlertsView(ProtectedView, BaseView):
     def add(self) -> t.Any:
         form = ChannelForm()
         if not form.validate_on_submit():
-            flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
+            flash(
+                _("The request was refused: the form lacked its security token. Nothing was changed."),
+                "error",
+            )
             return redirect(self.get_url(".index"))
         account = form.account.data or ""
         try:
             state().ext.alerts.add_channel(
-                form.kind.data or "", url=form.url.data or None, format=form.format.data or "json",
-                recipients=form.recipients.data or "", account_id=int(account) if account.isdigit() else None,
+                form.kind.data or "",
+                url=form.url.data or None,
+                format=form.format.data or "json",
+                recipients=form.recipients.data or "",
+                account_id=int(account) if account.isdigit() else None,
             )
         except InvalidAlertChannelError as err:
             field = getattr(form, "account" if err.field == "account_id" else err.field, None)
@@ -133,12 +153,19 @@ class AlertsView(ProtectedView, BaseView):
         try:
             for event in EVENTS:
                 alerts.set_event(
-                    event, enabled=request.form.get(f"{event}-enabled") == "y",
+                    event,
+                    enabled=request.form.get(f"{event}-enabled") == "y",
                     throttle_minutes=request.form.get(f"{event}-throttle", ""),
                     threshold_minutes=request.form.get(f"{event}-threshold") or None,
                 )
         except InvalidAlertChannelError as err:
-            flash(_("The events were not all saved: %(reason)s", reason=FIELD_ERRORS.get(err.field, err.message)), "error")
+            flash(
+                _(
+                    "The events were not all saved: %(reason)s",
+                    reason=FIELD_ERRORS.get(err.field, err.message),
+                ),
+                "error",
+            )
         else:
             flash(_("The alert events were saved."), "success")
         return redirect(self.get_url(".index"))

@@ -27,7 +27,13 @@ class ChartBar(t.Protocol):
     failed: int
 
 
-def bar_chart(bars: t.Sequence[ChartBar], labels: t.Sequence[str], *, title: str, describe: t.Callable[[ChartBar, str], str]) -> Markup:
+def bar_chart(
+    bars: t.Sequence[ChartBar],
+    labels: t.Sequence[str],
+    *,
+    title: str,
+    describe: t.Callable[[ChartBar, str], str],
+) -> Markup:
     """An SVG of stacked bars; ``labels`` name each bar's time, ``describe`` its tooltip."""
     peak = max((b.sent + b.failed for b in bars), default=0) or 1
     plot_w = WIDTH - LEFT
@@ -47,8 +53,12 @@ def bar_chart(bars: t.Sequence[ChartBar], labels: t.Sequence[str], *, title: str
         sent_h = plot_h * bar.sent / peak
         failed_h = plot_h * bar.failed / peak
         tip = escape(describe(bar, label))
-        parts.append(f'<g class="sa-bar" data-sent="{bar.sent}" data-failed="{bar.failed}"><title>{tip}</title>')
-        parts.append(f'<rect x="{x:.1f}" y="{TOP + plot_h - sent_h:.1f}" width="{width:.1f}" height="{sent_h:.1f}" fill="{SENT_COLOUR}"/>')
+        parts.append(
+            f'<g class="sa-bar" data-sent="{bar.sent}" data-failed="{bar.failed}"><title>{tip}</title>'
+        )
+        parts.append(
+            f'<rect x="{x:.1f}" y="{TOP + plot_h - sent_h:.1f}" width="{width:.1f}" height="{sent_h:.1f}" fill="{SENT_COLOUR}"/>'
+        )
         parts.append(
             f'<rect x="{x:.1f}" y="{TOP + plot_h - sent_h - failed_h:.1f}" width="{width:.1f}" height="{failed_h:.1f}"'
             f' fill="{FAILED_COLOUR}"/></g>'

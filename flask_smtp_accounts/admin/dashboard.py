@@ -33,7 +33,9 @@ def _describe_bar(bar: t.Any, label: str) -> str:
 
 def failure_text(failure: Failure) -> str:
     """The stage and what the server said, in the page's language, as the message log says it."""
-    return describe_attempt({"error": failure.error, "stage": failure.stage, "code": failure.code, "reply": failure.reply})
+    return describe_attempt(
+        {"error": failure.error, "stage": failure.stage, "code": failure.code, "reply": failure.reply}
+    )
 
 
 class DashboardView(ProtectedView, BaseView):
@@ -51,15 +53,27 @@ class DashboardView(ProtectedView, BaseView):
         totals, routes = stats.counts()
         bars = stats.chart(window)
         chart = bar_chart(
-            bars, [_bar_label(bar, window) for bar in bars], describe=_describe_bar,
-            title=_("Letters per hour, last 24 hours") if window == "24h" else _(
-                "Letters per day, last %(window)s", window=WINDOW_WORDS[window]
-            ),
+            bars,
+            [_bar_label(bar, window) for bar in bars],
+            describe=_describe_bar,
+            title=_("Letters per hour, last 24 hours")
+            if window == "24h"
+            else _("Letters per day, last %(window)s", window=WINDOW_WORDS[window]),
         )
         oldest, queued = stats.oldest_queued()
         return self.render(
-            self.template, window=window, windows=list(WINDOWS), window_words=WINDOW_WORDS, totals=totals,
-            routes=routes, chart=chart, oldest_queued=oldest, queued=queued, cooling=stats.cooling(),
-            token_refused=stats.token_refused(), failures=stats.last_failures(), failure_text=failure_text,
+            self.template,
+            window=window,
+            windows=list(WINDOWS),
+            window_words=WINDOW_WORDS,
+            totals=totals,
+            routes=routes,
+            chart=chart,
+            oldest_queued=oldest,
+            queued=queued,
+            cooling=stats.cooling(),
+            token_refused=stats.token_refused(),
+            failures=stats.last_failures(),
+            failure_text=failure_text,
             when=lambda moment: format_datetime(moment) if moment else "",
         )
