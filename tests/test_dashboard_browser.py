@@ -11,6 +11,7 @@ from helpers import AdminSite, LiveServer
 from message_rows import add_rows
 from playwright.sync_api import Browser, Page
 from receivers import WebhookReceiver
+from test_dashboard import account
 
 from flask_smtp_accounts.models import utcnow
 
@@ -30,28 +31,21 @@ def page(browser: Browser, admin_site: AdminSite) -> t.Iterator[Page]:
 
 
 def test_the_dashboard_shows_the_counts_and_the_chart(page: Page, admin_site: AdminSite) -> None:
+    shop = account(admin_site, "shop@example.com", 2525)
     with admin_site.app.app_context():
-        shop = admin_site.ext.add_account(
-            check=False,
-            sender_email="shop@example.com",
-            host="127.0.0.1",
-            port=2525,
-            security="none",
-            auth="none",
-        )
         now = utcnow()
         add_rows(
             admin_site.ext,
-            [{"status": "sent", "account_id": shop.id, "created_at": now}] * 6
+            [{"status": "sent", "account_id": shop, "created_at": now}] * 6
             + [
                 {
                     "status": "failed",
-                    "account_id": shop.id,
+                    "account_id": shop,
                     "created_at": now - timedelta(hours=2),
                     "error": "boom",
                 }
             ]
-            + [{"status": "sent", "account_id": shop.id, "created_at": now - timedelta(days=5)}] * 2,
+            + [{"status": "sent", "account_id": shop, "created_at": now - timedelta(days=5)}] * 2,
         )
 
     page.goto("/admin/")
