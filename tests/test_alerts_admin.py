@@ -61,6 +61,30 @@ def test_a_webhook_added_on_the_page_is_never_shown_again_and_the_test_button_re
     assert "No channel yet: alerts are not sent." in text_of(removed.get_data(as_text=True))
 
 
+def test_changing_a_webhook_with_a_blank_url_keeps_the_stored_one(
+    admin_site: AdminSite, receiver: WebhookReceiver
+) -> None:
+    with admin_site.app.app_context():
+        channel = admin_site.ext.alerts.add_channel("webhook", url=receiver.url(), format="json")
+    client = client_for(admin_site)
+    form_page = client.get(ALERTS + f"?edit={channel.id}").get_data(as_text=True)
+    assert "Change channel 1" in text_of(form_page)
+    assert "Leave it blank to keep the stored URL (of 127.0.0.1); it is never shown again." in text_of(
+        form_page
+    )
+    assert "s3cret-token" not in form_page
+    saved = client.post(
+        ALERTS + f"channels/{channel.id}/edit",
+        data={"csrf_token": csrf_token(form_page), "kind": "webhook", "url": "", "format": "discord"},
+        follow_redirects=True,
+    )
+    assert "The alert channel was saved." in text_of(saved.get_data(as_text=True))
+    with admin_site.app.app_context():
+        admin_site.ext.alerts.send_test(channel.id)
+    post = receiver.next()
+    assert post.path == "/hooks/T000/B000/s3cret-token" and post.body["content"].startswith("**Test alert**")
+
+
 def test_a_bad_channel_is_marked_and_a_failed_test_says_why_by_host(admin_site: AdminSite) -> None:
     client = client_for(admin_site)
     token = csrf_token(client.get(ALERTS).get_data(as_text=True))
@@ -75,7 +99,7 @@ def test_a_bad_channel_is_marked_and_a_failed_test_says_why_by_host(admin_site: 
             "account": "",
         },
     ).get_data(as_text=True)
-    assert "The channel was not added: correct the marked field." in text_of(refused)
+    assert "The channel was not saved: correct the marked field." in text_of(refused)
     assert "One or more email addresses, separated by commas." in text_of(refused)
 
     with admin_site.app.app_context():

@@ -14,7 +14,7 @@ from flask_admin import BaseView, expose
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 
-from ..alert_channels import KINDS
+from ..alert_channels import KINDS, ChannelInfo
 from ..alert_formats import FORMAT_CHOICES
 from ..alerts import EVENTS
 from ..errors import AlertDeliveryError, InvalidAlertChannelError
@@ -69,13 +69,19 @@ class AlertsView(ProtectedView, BaseView):
     permission = MANAGE_SETTINGS
     template = "smtp_accounts/alerts.html"
 
-    def _page(self, form: ChannelForm | None = None) -> t.Any:
+    def _page(self, form: ChannelForm | None = None, editing: ChannelInfo | None = None) -> t.Any:
         ext = state().ext
         accounts = [(str(a.id), a.to_info().label) for a in ext.Account.query.order_by(ext.Account.id)]
         form = form or ChannelForm()
         form.account.choices = _choices([("", _("Flask-Mail's own settings")), *accounts])
+        if editing is not None and editing.kind == "webhook":
+            form.url.description = _(
+                "Leave it blank to keep the stored URL (of %(host)s); it is never shown again.",
+                host=editing.url_host,
+            )
         return self.render(
             self.template,
+            editing=editing,
             channels=ext.alerts.channels(),
             events=ext.alerts.event_settings(),
             form=form,
@@ -88,17 +94,52 @@ class AlertsView(ProtectedView, BaseView):
 
     @expose("/")
     def index(self) -> t.Any:
-        return self._page()
+        """The page; ``?edit=ID`` puts a channel into the form (its webhook URL left blank)."""
+        edit = request.args.get("edit", "")
+        if not edit.isdigit():
+            return self._page()
+        try:
+            channel = state().ext.alerts.channel(int(edit))
+        except LookupError:
+            abort(404)
+        data = {
+            "kind": channel.kind,
+            "format": channel.format or "json",
+            "recipients": ", ".join(channel.recipients),
+            "account": str(channel.account_id or ""),
+        }
+        return self._page(ChannelForm(data=data), editing=channel)
+
+    @expose("/channels/<int:channel_id>/edit", methods=("POST",))
+    def edit(self, channel_id: int) -> t.Any:
+        """Change a channel; a blank URL keeps the stored one."""
+        alerts = state().ext.alerts
+        try:
+            channel = alerts.channel(channel_id)
+        except LookupError:
+            abort(404)
+        form = ChannelForm()
+        if not form.validate_on_submit():
+            return self._refusal()
+        account = form.account.data or ""
+        try:
+            alerts.update_channel(
+                channel_id,
+                url=form.url.data or None,
+                format=form.format.data or "json",
+                recipients=form.recipients.data or "",
+                account_id=int(account) if account.isdigit() else None,
+            )
+        except InvalidAlertChannelError as err:
+            return self._refused_field(form, err, channel)
+        flash(_("The alert channel was saved."), "success")
+        return redirect(self.get_url(".index"))
 
     @expose("/channels/add", methods=("POST",))
     def add(self) -> t.Any:
         form = ChannelForm()
         if not form.validate_on_submit():
-            flash(
-                _("The request was refused: the form lacked its security token. Nothing was changed."),
-                "error",
-            )
-            return redirect(self.get_url(".index"))
+            return self._refusal()
         account = form.account.data or ""
         try:
             state().ext.alerts.add_channel(
@@ -109,12 +150,7 @@ class AlertsView(ProtectedView, BaseView):
                 account_id=int(account) if account.isdigit() else None,
             )
         except InvalidAlertChannelError as err:
-            field = getattr(form, "account" if err.field == "account_id" else err.field, None)
-            if field is not None:
-                field.errors = [*field.errors, str(FIELD_ERRORS.get(err.field, err.message))]
-            flash(_("The channel was not added: correct the marked field."), "error")
-            form.url.data = ""
-            return self._page(form)
+            return self._refused_field(form, err)
         flash(_("The alert channel was added."), "success")
         return redirect(self.get_url(".index"))
 
@@ -170,8 +206,24 @@ class AlertsView(ProtectedView, BaseView):
             flash(_("The alert events were saved."), "success")
         return redirect(self.get_url(".index"))
 
+    def _refused_field(
+        self, form: ChannelForm, err: InvalidAlertChannelError, editing: ChannelInfo | None = None
+    ) -> t.Any:
+        """The form again with the refused field marked, and the typed URL not echoed."""
+        field = getattr(form, "account" if err.field == "account_id" else err.field, None)
+        if field is not None:
+            field.errors = [*field.errors, str(FIELD_ERRORS.get(err.field, err.message))]
+        flash(_("The channel was not saved: correct the marked field."), "error")
+        form.url.data = ""
+        return self._page(form, editing)
+
+    def _refusal(self) -> t.Any:
+        """Back to the page, saying that a request without the form's security token changed nothing."""
+        flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
+        return redirect(self.get_url(".index"))
+
     def _refused(self) -> bool:
         if ActionForm().validate_on_submit():
             return False
-        flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
+        self._refusal()
         return True
