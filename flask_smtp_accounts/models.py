@@ -226,9 +226,9 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         __table_args__ = (
             sa.Index("ix_smtp_accounts_message_queue", "status", "next_attempt_at"),
             # The dashboard's aggregates (mail_stats.py) read these indexes alone, never the rows:
-            # counts per route streamed in group order, and the chart's time ranges.
+            # counted ranges per status, route and time (the counts), per status and time (the chart).
             sa.Index("ix_smtp_accounts_message_route_stats", "status", "account_id", "created_at"),
-            sa.Index("ix_smtp_accounts_message_time_stats", "created_at", "status"),
+            sa.Index("ix_smtp_accounts_message_time_stats", "status", "created_at"),
         )
 
         id: Mapped[int] = mapped_column(primary_key=True)
