@@ -58,6 +58,8 @@ def make_app(folder: str, *, fresh: bool = True) -> tuple[Flask, SMTPAccounts]:
     ext.access_rule(lambda permission: True)
     with app.app_context():
         db.create_all()
+        for index in ext._state.models.Message.__table__.indexes:  # a kept database made by an older version
+            index.create(db.engine, checkfirst=True)
         for i in range(1, ACCOUNTS + 1 if fresh else 1):
             ext.add_account(
                 check=False,

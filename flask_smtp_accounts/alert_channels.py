@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .alert_formats import FORMAT_CHOICES, FORMATTERS, AlertNote
-from .errors import AlertDeliveryError, InvalidAlertChannelError, SMTPAccountsError
+from .errors import AlertDeliveryError, InvalidAlertError, SMTPAccountsError
 from .flask_mail_hook import message_type, send_unrouted
 from .models import Models, utcnow
 from .validation import normalize_email
@@ -123,27 +123,27 @@ class AlertChannels:
     ) -> dict[str, t.Any]:
         if kind == "webhook":
             if format not in FORMAT_CHOICES:
-                raise InvalidAlertChannelError("format", f"one of {', '.join(FORMAT_CHOICES)}")
+                raise InvalidAlertError("format", f"one of {', '.join(FORMAT_CHOICES)}")
             values: dict[str, t.Any] = {"kind": kind, "format": format, "recipients": "", "account_id": None}
             if url:
                 problem = check_url(url)
                 if problem:
-                    raise InvalidAlertChannelError("url", problem)
+                    raise InvalidAlertError("url", problem)
                 values.update(url_encrypted=self._vault.encrypt(url.strip()), url_host=url_host(url.strip()))
             elif not keep_url:
-                raise InvalidAlertChannelError("url", "a webhook needs its URL")
+                raise InvalidAlertError("url", "a webhook needs its URL")
             return values
         if kind == "email":
             addresses = recipients.split(",") if isinstance(recipients, str) else list(recipients)
             clean = [
-                normalize_email("recipients", a.strip(), InvalidAlertChannelError)
+                normalize_email("recipients", a.strip(), InvalidAlertError)
                 for a in addresses
                 if a.strip()
             ]
             if not clean:
-                raise InvalidAlertChannelError("recipients", "at least one address")
+                raise InvalidAlertError("recipients", "at least one address")
             if account_id is not None and not self._account_exists(account_id):
-                raise InvalidAlertChannelError("account_id", f"no account with id {account_id}")
+                raise InvalidAlertError("account_id", f"no account with id {account_id}")
             return {
                 "kind": kind,
                 "format": "",
@@ -152,7 +152,7 @@ class AlertChannels:
                 "recipients": ",".join(clean),
                 "account_id": account_id,
             }
-        raise InvalidAlertChannelError("kind", f"one of {', '.join(KINDS)}")
+        raise InvalidAlertError("kind", f"one of {', '.join(KINDS)}")
 
     def _account_exists(self, account_id: int) -> bool:
         a = self.accounts

@@ -39,11 +39,12 @@ from flask import Flask
 from . import signals
 from .alert_channels import AlertChannels, delivering
 from .alert_formats import AlertNote
-from .errors import AlertDeliveryError, InvalidAlertChannelError
+from .errors import AlertDeliveryError, InvalidAlertError
 from .models import Models, utcnow
 
 if t.TYPE_CHECKING:
     from .crypto import Vault
+    from .mail_stats import MailStats
 
 LETTER_UNDELIVERED = "letter_undelivered"
 ACCOUNT_COOLED_DOWN = "account_cooled_down"
@@ -101,8 +102,9 @@ class DeliveryReport:
 class Alerts(AlertChannels):
     """The alerts of one app: its channels (see :class:`AlertChannels`), events, outbox and throttle."""
 
-    def __init__(self, models: Models, engine: t.Callable[[], sa.Engine], vault: Vault) -> None:
+    def __init__(self, models: Models, engine: t.Callable[[], sa.Engine], vault: Vault, stats: MailStats) -> None:
         super().__init__(models, engine, vault)
+        self._stats = stats
         #: One delivery thread per process at a time; ``_again`` asks it for one more round.
         self._thread_lock = threading.Lock()
         self._thread_running = False
@@ -110,7 +112,6 @@ class Alerts(AlertChannels):
         self.events_table = models.AlertEvent.__table__
         self.alerts = models.Alert.__table__
         self.throttle = models.AlertThrottle.__table__
-        self.messages = models.Message.__table__
 
     # --- events ---------------------------------------------------------------
 
@@ -145,7 +146,7 @@ class Alerts(AlertChannels):
     ) -> EventSetting:
         """Switch an event on or off, or change its throttle (or the backlog's threshold), in minutes."""
         if event not in EVENTS:
-            raise InvalidAlertChannelError("event", f"one of {', '.join(EVENTS)}")
+            raise InvalidAlertError("event", f"one of {', '.join(EVENTS)}")
         current = self.event_setting(event)
         values = {
             "enabled": current.enabled if enabled is None else bool(enabled),
@@ -187,10 +188,7 @@ class Alerts(AlertChannels):
         """Record the backlog alert when a letter has waited in the queue longer than the event's threshold."""
         now = now or utcnow()
         setting = self.event_setting(QUEUE_BACKLOG)
-        m = self.messages
-        query = sa.select(sa.func.min(m.c.created_at), sa.func.count()).where(m.c.status == "queued")
-        with self._engine().connect() as conn:
-            oldest, count = conn.execute(query).one()
+        oldest, count = self._stats.oldest_queued()
         if oldest is None or now - oldest < timedelta(minutes=setting.threshold_minutes):
             return None
         text = f"{count} letter(s) wait in the retry queue; the oldest since {oldest:%Y-%m-%d %H:%M} UTC."
@@ -335,9 +333,9 @@ def _minutes(name: str, value: t.Any, low: int = 0) -> int:
     try:
         minutes = int(value)
     except (TypeError, ValueError):
-        raise InvalidAlertChannelError(name, "a whole number of minutes") from None
+        raise InvalidAlertError(name, "a whole number of minutes") from None
     if not low <= minutes <= 10080:
-        raise InvalidAlertChannelError(name, f"from {low} to 10080 minutes (a week)")
+        raise InvalidAlertError(name, f"from {low} to 10080 minutes (a week)")
     return minutes
 
 

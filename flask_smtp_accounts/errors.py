@@ -178,8 +178,8 @@ class AlertDeliveryError(SMTPAccountsError):
         self.message = message
 
 
-class InvalidAlertChannelError(SMTPAccountsError, ValueError):
-    """An alert channel field holds a value that cannot be saved; ``field`` names it."""
+class InvalidAlertError(SMTPAccountsError, ValueError):
+    """An alert channel or event setting holds a value that cannot be saved; ``field`` names it."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")

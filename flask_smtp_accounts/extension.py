@@ -64,7 +64,7 @@ class _State:
         self.health = Health(models, self.engine, self.writer)
         self.smtp_logs = SMTPLogs(config.log_dir)
         self.stats = MailStats(models, self.engine)
-        self.alerts = Alerts(models, self.engine, self.vault)
+        self.alerts = Alerts(models, self.engine, self.vault, self.stats)
         self.access_tokens = AccessTokens(self.vault, self._store_refresh_token, providers=config.oauth2_providers)
 
     def engine(self) -> t.Any:

@@ -17,7 +17,7 @@ from receivers import WebhookReceiver
 
 from flask_smtp_accounts import DeliveryError
 from flask_smtp_accounts.alert_formats import AlertNote
-from flask_smtp_accounts.errors import AlertDeliveryError, InvalidAlertChannelError
+from flask_smtp_accounts.errors import AlertDeliveryError, InvalidAlertError
 from flask_smtp_accounts.models import utcnow
 from flask_smtp_accounts.testing import Certs, SMTPServer, free_port
 from flask_smtp_accounts.webhooks import WebhookFailed, post_json
@@ -161,7 +161,7 @@ def test_a_channel_that_cannot_work_is_refused(site: Site) -> None:
         ("email", {"recipients": "ops@example.com", "account_id": 99}, "account_id"),
         ("pager", {}, "kind"),
     ]:
-        with pytest.raises(InvalidAlertChannelError) as refused:
+        with pytest.raises(InvalidAlertError) as refused:
             alerts.add_channel(kind, **fields)
         assert refused.value.field == field
     assert alerts.channels() == []

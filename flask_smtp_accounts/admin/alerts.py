@@ -17,7 +17,7 @@ from wtforms import PasswordField, SelectField, StringField
 from ..alert_channels import KINDS, ChannelInfo
 from ..alert_formats import FORMAT_CHOICES
 from ..alerts import EVENTS
-from ..errors import AlertDeliveryError, InvalidAlertChannelError
+from ..errors import AlertDeliveryError, InvalidAlertError
 from .access import MANAGE_SETTINGS, ProtectedView, state
 from .forms import _choices
 from .i18n import _, _l
@@ -130,7 +130,7 @@ class AlertsView(ProtectedView, BaseView):
                 recipients=form.recipients.data or "",
                 account_id=int(account) if account.isdigit() else None,
             )
-        except InvalidAlertChannelError as err:
+        except InvalidAlertError as err:
             return self._refused_field(form, err, channel)
         flash(_("The alert channel was saved."), "success")
         return redirect(self.get_url(".index"))
@@ -149,7 +149,7 @@ class AlertsView(ProtectedView, BaseView):
                 recipients=form.recipients.data or "",
                 account_id=int(account) if account.isdigit() else None,
             )
-        except InvalidAlertChannelError as err:
+        except InvalidAlertError as err:
             return self._refused_field(form, err)
         flash(_("The alert channel was added."), "success")
         return redirect(self.get_url(".index"))
@@ -194,7 +194,7 @@ class AlertsView(ProtectedView, BaseView):
                     throttle_minutes=request.form.get(f"{event}-throttle", ""),
                     threshold_minutes=request.form.get(f"{event}-threshold") or None,
                 )
-        except InvalidAlertChannelError as err:
+        except InvalidAlertError as err:
             flash(
                 _(
                     "The events were not all saved: %(reason)s",
@@ -207,7 +207,7 @@ class AlertsView(ProtectedView, BaseView):
         return redirect(self.get_url(".index"))
 
     def _refused_field(
-        self, form: ChannelForm, err: InvalidAlertChannelError, editing: ChannelInfo | None = None
+        self, form: ChannelForm, err: InvalidAlertError, editing: ChannelInfo | None = None
     ) -> t.Any:
         """The form again with the refused field marked, and the typed URL not echoed."""
         field = getattr(form, "account" if err.field == "account_id" else err.field, None)
