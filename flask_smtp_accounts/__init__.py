@@ -5,6 +5,7 @@ from __future__ import annotations
 from .check import CheckResult
 from .errors import (
     AccountInUseError,
+    AlertDeliveryError,
     DeliveryError,
     EncryptionError,
     InvalidAccountError,
@@ -24,10 +25,19 @@ from .models import AccountInfo
 from .retry import RetryReport
 from .routing import Choice, bulk_sending
 from .settings import SettingsInfo
-from .signals import account_checked, message_queued, message_sent, send_failed
+from .signals import (
+    account_checked,
+    account_cooled_down,
+    message_queued,
+    message_sent,
+    oauth_token_refused,
+    quota_reached,
+    send_failed,
+)
 
 __all__ = [
     "AccountCheckFailed",
+    "AlertDeliveryError",
     "AccountHealth",
     "AccountInUseError",
     "AccountInfo",
@@ -51,8 +61,11 @@ __all__ = [
     "SMTPAccountsError",
     "SettingsInfo",
     "account_checked",
+    "account_cooled_down",
     "bulk_sending",
     "message_queued",
     "message_sent",
+    "oauth_token_refused",
+    "quota_reached",
     "send_failed",
 ]

@@ -31,6 +31,8 @@ DEFAULTS: dict[str, t.Any] = {
     # Endpoints of the OAuth2 providers to use instead of the public ones (national clouds):
     # {"microsoft": {"token_url": ..., "authorize_url": ...}}; "{tenant}" is filled in.
     "SMTP_ACCOUNTS_OAUTH2_PROVIDERS": None,
+    # Deliver an alert from a short thread as soon as it is noticed; off: only `flask smtp-accounts alerts check` sends.
+    "SMTP_ACCOUNTS_ALERT_THREAD": True,
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -70,6 +72,7 @@ class Config:
     ehlo_name: str | None
     register_cli: bool
     oauth2_providers: t.Mapping[str, Provider] = field(default_factory=lambda: dict(PROVIDERS))
+    alert_thread: bool = True
 
 
 def read_config(app: Flask) -> Config:
@@ -89,4 +92,5 @@ def read_config(app: Flask) -> Config:
         ehlo_name=c["SMTP_ACCOUNTS_EHLO_NAME"],
         register_cli=parse_bool("SMTP_ACCOUNTS_REGISTER_CLI", c["SMTP_ACCOUNTS_REGISTER_CLI"]),
         oauth2_providers=providers_with(c["SMTP_ACCOUNTS_OAUTH2_PROVIDERS"]),
+        alert_thread=parse_bool("SMTP_ACCOUNTS_ALERT_THREAD", c["SMTP_ACCOUNTS_ALERT_THREAD"]),
     )

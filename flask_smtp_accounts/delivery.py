@@ -61,7 +61,7 @@ from .message_log import FAILED, MAX_HISTORY, QUEUED, SENT, SUPPRESSED, MessageI
 from .models import AccountInfo, utcnow
 from .routing import RULE_DISABLED, Choice, address_key, choose, is_bulk
 from .settings import SettingsInfo
-from .signals import message_queued, message_sent, send_failed
+from .signals import account_failed, message_queued, message_sent, send_failed
 
 if t.TYPE_CHECKING:
     from .extension import _State
@@ -435,6 +435,7 @@ class Dispatcher:
             kind = failure_kind(err)
             if kind == CONNECTION and account is not None:
                 self._state.health.failed(account, err, self._settings.cooldown_s)
+                account_failed(self.app, account, err, self._settings.cooldown_s)
             return bool(outcome.pending) if err.refused else kind != PERMANENT
         outcome.accepted(account, headers, refused, data)
         return bool(outcome.pending)

@@ -189,3 +189,25 @@ class OAuth2Error(DeliveryError):
         endpoint = f" ({self.host})" if self.host else ""
         answer = f": the token endpoint replied {self.reply}" if self.reply else ""
         return f"OAuth2 token request failed{where}{endpoint}: {self.reason}{answer}"
+
+
+class AlertDeliveryError(SMTPAccountsError):
+    """An alert channel could not be reached.
+
+    ``channel_id`` names the channel; the message names a webhook by its
+    host only, since its URL is a secret.
+    """
+
+    def __init__(self, channel_id: int, message: str) -> None:
+        super().__init__(f"alert channel {channel_id}: {message}")
+        self.channel_id = channel_id
+        self.message = message
+
+
+class InvalidAlertError(SMTPAccountsError, ValueError):
+    """An alert channel or event setting holds a value that cannot be saved; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message

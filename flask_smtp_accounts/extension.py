@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 
 from . import flask_mail_hook
+from .alerts import Alerts
 from .check import CheckResult, run_check
 from .config import Config, read_config
 from .crypto import Vault
@@ -24,12 +25,14 @@ from .errors import AccountInUseError, InvalidAccountError, InvalidAddressError,
 from .failover import AccountHealth, Health, check_backups
 from .ids import IdConverter, parse_id
 from .log_files import LogChunk, LogInfo
+from .mail_stats import MailStats
 from .message_log import MessageInfo, MessageLog, Page
 from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
 from .oauth2 import AccessTokens, store_refresh_token
 from .routing import Choice, bulk_sending, split_sender
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
+from .summary import Summary, build_summary, send_summary
 from .validation import (
     SMTP_DESTINATION,
     TOKEN_DESTINATION,
@@ -70,6 +73,8 @@ class _State:
         self.message_log = MessageLog(models, self.engine, self.writer)
         self.health = Health(models, self.engine, self.writer)
         self.smtp_logs = SMTPLogs(config.log_dir)
+        self.stats = MailStats(models, self.engine)
+        self.alerts = Alerts(models, self.engine, self.vault, self.stats)
         self.access_tokens = AccessTokens(self.vault, self._store_refresh_token, providers=config.oauth2_providers)
 
     def engine(self) -> t.Any:
@@ -486,6 +491,33 @@ class SMTPAccounts:
     def account_health(self) -> dict[int, AccountHealth]:
         """Each account's last connection failure and cool-down, as recorded by every process."""
         return self._state.health.report()
+
+    # --- dashboard, alerts, summary ------------------------------------------------
+
+    @property
+    def alerts(self) -> Alerts:
+        """The alert channels and events, and their delivery (see ``alerts.py``)::
+
+            smtp_accounts.alerts.add_channel("webhook", url=..., format="slack")
+            smtp_accounts.alerts.set_event("queue_backlog", threshold_minutes=15)
+            smtp_accounts.alerts.check()  # from a scheduler: notice a backlog, send what is pending
+        """
+        return self._state.alerts
+
+    @property
+    def mail_stats(self) -> MailStats:
+        """The dashboard's aggregates of the message log (counts, chart bars, troubles)."""
+        return self._state.stats
+
+    def summary(self, days: int = 7) -> Summary:
+        """Per route, letters sent, failed and queued in the last ``days`` days, and the commonest errors."""
+        return build_summary(self._state.stats, days)
+
+    def send_summary(self, recipients: t.Sequence[str], days: int = 7) -> Summary:
+        """Mail :meth:`summary` to ``recipients`` with Flask-Mail's own settings; returns it."""
+        summary = self.summary(days)
+        send_summary(summary, recipients)
+        return summary
 
     # --- admin pages ----------------------------------------------------------
 

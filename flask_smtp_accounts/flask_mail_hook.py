@@ -174,6 +174,12 @@ def default_route() -> tuple[bool, int | None, t.Callable[[], smtplib.SMTP]]:
     return bool(mail.suppress), mail.max_emails, _FlaskMailConnection(mail).configure_host
 
 
+def send_unrouted(message: flask_mail.Message) -> None:
+    """Send with Flask-Mail's own settings, past the accounts (alert letters that must not depend on them)."""
+    with _FlaskMailConnection(current_app.extensions["mail"]) as connection:
+        connection.send(message)
+
+
 def install() -> None:
     """Make Flask-Mail build routed connections and keep tuple senders whole (idempotent)."""
     flask_mail.Connection = RoutedConnection  # type: ignore[misc]

@@ -6,7 +6,11 @@ Flask-Mail's ``email_dispatched``.
 
 from __future__ import annotations
 
+import typing as t
+
 from blinker import Namespace
+
+from .errors import OAuth2Error
 
 signals = Namespace()
 
@@ -54,3 +58,43 @@ message_queued = signals.signal(
     and ``record_id`` (its row in the message log).
     """,
 )
+
+account_cooled_down = signals.signal(
+    "account-cooled-down",
+    doc="""An account failed at the connection level and routing skips it for a while.
+
+    Keyword arguments: ``account`` (the ``AccountInfo``), ``error`` (the
+    :class:`~flask_smtp_accounts.DeliveryError`) and ``cooldown_s`` (how
+    long it is skipped, in seconds).
+    """,
+)
+
+oauth_token_refused = signals.signal(
+    "oauth-token-refused",
+    doc="""The token endpoint refused an OAuth2 account's grant while a letter was being sent.
+
+    Asking again will not help: someone must sign in again or fix the
+    account (its ``error.hint`` says how). Keyword arguments: ``account``
+    and ``error`` (the :class:`~flask_smtp_accounts.OAuth2Error`).
+    """,
+)
+
+quota_reached = signals.signal(
+    "quota-reached",
+    doc="""An account reached its sending limit (sent by the quotas of issue 13; declared for the alerts).
+
+    Keyword arguments: ``account`` and ``limit`` (a description of the limit).
+    """,
+)
+
+
+def account_failed(app: t.Any, account: t.Any, error: Exception, cooldown_s: int) -> None:
+    """Announce what a connection-level failure of ``account`` means: a cool-down, a refused token.
+
+    The send path calls this once per such failure, so that each signal's
+    condition is stated here, once.
+    """
+    if cooldown_s > 0:
+        account_cooled_down.send(app, account=account, error=error, cooldown_s=cooldown_s)
+    if isinstance(error, OAuth2Error) and not error.temporary:
+        oauth_token_refused.send(app, account=account, error=error)

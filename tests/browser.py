@@ -90,6 +90,7 @@ def take_screenshots(folder: Path, browser: Browser | None = None) -> list[Path]
     from cryptography.fernet import Fernet
     from flask_mail import Message
     from helpers import LiveServer, make_admin_site
+    from message_rows import add_sample_traffic
 
     from flask_smtp_accounts.testing import LOGIN, PASSWORD, SMTPServer, make_certs
 
@@ -120,6 +121,9 @@ def take_screenshots(folder: Path, browser: Browser | None = None) -> list[Path]
                 ("Password reset", "hello@example.com", "cy@example.org"),
             ):
                 site.site.mail.send(Message(subject, sender=sender, recipients=[to], body="Hello."))
+            add_sample_traffic(ext)
+            ext.alerts.add_channel("webhook", url="https://hooks.slack.com/services/T000/B000/XXXXXXXX", format="slack")
+            ext.alerts.add_channel("email", recipients="ops@example.com", account_id=1)
         live = stack.enter_context(LiveServer(site.app))
         if browser is None:
             browser = launch_chromium(stack.enter_context(sync_playwright()))
@@ -128,6 +132,8 @@ def take_screenshots(folder: Path, browser: Browser | None = None) -> list[Path]
         page = context.new_page()
         login(page, "admin")
         pages = {
+            "dashboard": "/admin/smtp-accounts/",
+            "alerts": "/admin/smtp-accounts/alerts/",
             "accounts-list": "/admin/smtp-accounts/accounts/",
             "account-form": "/admin/smtp-accounts/accounts/edit/?id=1",
             "settings": "/admin/smtp-accounts/settings/",

@@ -207,8 +207,8 @@ def test_the_readme_screenshots_come_from_the_real_pages(browser: Browser, tmp_p
 
     shots = take_screenshots(tmp_path, browser)
     assert [shot.name for shot in shots] == [
-        "accounts-list.png", "account-form.png", "settings.png", "logs-list.png", "account-preset.png",
-        "message-log.png", "routing-preview.png",
+        "dashboard.png", "alerts.png", "accounts-list.png", "account-form.png", "settings.png", "logs-list.png",
+        "account-preset.png", "message-log.png", "routing-preview.png",
     ]
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for shot in shots:

@@ -21,6 +21,8 @@ import typing as t
 
 from .access import MANAGE_ACCOUNTS, MANAGE_SETTINGS, PERMISSIONS, VIEW_LOGS, ProtectedView
 from .accounts import AccountsView
+from .alerts import AlertsView
+from .dashboard import DashboardView
 from .i18n import _l
 from .logs import LogsView
 from .messages import MessagesView
@@ -38,6 +40,8 @@ __all__ = [
     "PERMISSIONS",
     "VIEW_LOGS",
     "AccountsView",
+    "AlertsView",
+    "DashboardView",
     "LogsView",
     "MessagesView",
     "ProtectedView",
@@ -53,12 +57,16 @@ CATEGORY = _l("Mail through SMTP")
 def mount(ext: SMTPAccounts, admin: Admin, *, category: t.Any = None, url_prefix: str = "smtp-accounts") -> dict[str, t.Any]:
     """Add the extension's views to ``admin``; returns them by name.
 
-    URLs are ``<admin url>/<url_prefix>/accounts/``, ``.../logs/``,
-    ``.../messages/``, ``.../settings/`` and ``.../routing/``; endpoints start with
-    ``smtp_accounts_``.
+    URLs are ``<admin url>/<url_prefix>/`` (the dashboard, first in the
+    category), ``.../accounts/``, ``.../logs/``, ``.../messages/``,
+    ``.../alerts/``, ``.../settings/`` and ``.../routing/``; endpoints start
+    with ``smtp_accounts_``.
     """
     category = CATEGORY if category is None else category
     views: dict[str, t.Any] = {
+        "dashboard": DashboardView(
+            name=_l("Dashboard"), category=category, endpoint="smtp_accounts_dashboard", url=url_prefix,
+        ),
         "accounts": AccountsView(
             ext.Account, ext.db, name=_l("SMTP accounts"), category=category,
             endpoint="smtp_accounts_accounts", url=f"{url_prefix}/accounts",
@@ -68,6 +76,9 @@ def mount(ext: SMTPAccounts, admin: Admin, *, category: t.Any = None, url_prefix
         ),
         "messages": MessagesView(
             name=_l("Message log"), category=category, endpoint="smtp_accounts_messages", url=f"{url_prefix}/messages",
+        ),
+        "alerts": AlertsView(
+            name=_l("Alerts"), category=category, endpoint="smtp_accounts_alerts", url=f"{url_prefix}/alerts",
         ),
         "settings": SettingsView(
             name=_l("Settings"), category=category, endpoint="smtp_accounts_settings", url=f"{url_prefix}/settings",
@@ -82,6 +93,9 @@ def mount(ext: SMTPAccounts, admin: Admin, *, category: t.Any = None, url_prefix
         "account_edit": (views["accounts"], ".edit_view"),
         "logs": (views["logs"], ".index"),
         "messages": (views["messages"], ".index"),
+        "message_view": (views["messages"], ".view"),
+        "dashboard": (views["dashboard"], ".index"),
+        "alerts": (views["alerts"], ".index"),
         "settings": (views["settings"], ".index"),
         "preview": (views["preview"], ".index"),
     }
