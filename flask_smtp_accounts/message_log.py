@@ -312,6 +312,8 @@ class MessageLog:
         """Delete rows older than ``retention_days`` (0: none), in bounded batches; return how many.
 
         Letters still waiting (queued, or held by a retry) are kept whatever their age.
+        A batch that the database refuses because a concurrent run deletes the
+        same rows (at REPEATABLE READ or SERIALIZABLE) ends this run's pruning.
         """
         if retention_days <= 0:
             return 0
@@ -323,10 +325,15 @@ class MessageLog:
         old = sa.select(table.c.id).where(done).order_by(table.c.id).limit(self.prune_batch)
         deleted = 0
         while True:
-            with self._engine().begin() as conn:
-                ids = list(conn.execute(old).scalars())
-                if ids:
-                    deleted += conn.execute(table.delete().where(table.c.id.in_(ids), done)).rowcount
+            try:
+                with self._engine().begin() as conn:
+                    ids = list(conn.execute(old).scalars())
+                    if ids:
+                        deleted += conn.execute(table.delete().where(table.c.id.in_(ids), done)).rowcount
+            except sa.exc.DBAPIError as error:
+                if is_conflict(error):  # another run is deleting these rows; the next run takes the rest
+                    return deleted
+                raise
             if len(ids) < self.prune_batch:
                 return deleted
 
@@ -420,7 +427,7 @@ def is_conflict(error: sa.exc.DBAPIError) -> bool:
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if sqlstate in _CONFLICT_SQLSTATES:
         return True
-    args = getattr(orig, "args", ())
+    args: tuple[t.Any, ...] = getattr(orig, "args", ())
     return bool(args) and args[0] == _MYSQL_DEADLOCK
 
 

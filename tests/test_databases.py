@@ -149,7 +149,45 @@ def isolated_site(
         context.pop()
 
 
-@pytest.mark.skipif(dialect_name() != "postgresql", reason="PostgreSQL's serialization failures")
+def retry_run_meeting(site: Site, change: sa.Executable) -> tuple[list[Any], list[BaseException]]:
+    """Run ``ext.retry_queue()`` while another transaction holds ``change``, committed once the run waits for it.
+
+    Returns the run's report (or none) and what it raised (or nothing).
+    """
+    reports: list[Any] = []
+    errors: list[BaseException] = []
+
+    def retry_run() -> None:
+        with site.app.app_context():
+            try:
+                reports.append(site.ext.retry_queue())
+            except BaseException as error:  # noqa: BLE001 - the test shows it
+                errors.append(error)
+
+    other_run = site.db.engine.connect()
+    try:
+        transaction = other_run.begin()
+        other_run.execute(change)
+        run = threading.Thread(target=retry_run)
+        run.start()
+        with site.db.engine.connect() as watcher:
+            deadline = time.monotonic() + LOCK_DEADLINE_S
+            while not blocked_on_a_lock(watcher):
+                assert time.monotonic() < deadline, "the retry run never reached the row lock"
+                time.sleep(0.01)
+        transaction.commit()
+        run.join(LOCK_DEADLINE_S)
+    finally:
+        other_run.close()
+    return reports, errors
+
+
+postgresql_only = pytest.mark.skipif(
+    dialect_name() != "postgresql", reason="PostgreSQL's serialization failures"
+)
+
+
+@postgresql_only
 @pytest.mark.parametrize("level", ["REPEATABLE READ", "SERIALIZABLE"])
 def test_a_retry_run_skips_a_letter_another_run_is_claiming(isolated_site, make_smtp_server, level):
     site = isolated_site(level)
@@ -167,34 +205,32 @@ def test_a_retry_run_skips_a_letter_another_run_is_claiming(isolated_site, make_
     site.mail.send(letter())
     [row] = ext.messages().items
     make_due(ext, db)
-    table = message_table()
-    reports: list[Any] = []
-    errors: list[BaseException] = []
-
-    def retry_run() -> None:
-        with site.app.app_context():
-            try:
-                reports.append(ext.retry_queue())
-            except BaseException as error:  # noqa: BLE001 - shown by the assert below
-                errors.append(error)
-
-    other_run = db.engine.connect()
-    try:
-        claim = other_run.begin()
-        other_run.execute(table.update().where(table.c.id == row.id).values(status="sending"))
-        run = threading.Thread(target=retry_run)
-        run.start()
-        with db.engine.connect() as watcher:
-            deadline = time.monotonic() + LOCK_DEADLINE_S
-            while not blocked_on_a_lock(watcher):
-                assert time.monotonic() < deadline, "the retry run never reached the row lock"
-                time.sleep(0.01)
-        claim.commit()
-        run.join(LOCK_DEADLINE_S)
-    finally:
-        other_run.close()
-
+    reports, errors = retry_run_meeting(
+        site, message_table().update().where(message_table().c.id == row.id).values(status="sending")
+    )
     assert errors == []
     assert [(r.sent, r.skipped) for r in reports] == [(0, 1)]
     assert len(server.received) == 0
     assert ext.get_message(row.id).status == "sending"
+
+
+@postgresql_only
+@pytest.mark.parametrize("level", ["REPEATABLE READ", "SERIALIZABLE"])
+def test_a_retry_run_leaves_old_rows_another_run_is_pruning(isolated_site, level):
+    site = isolated_site(level)
+    ext, db = site.ext, site.db
+    ext.update_settings(message_retention_days=30)
+    table = message_table()
+    for subject in ("old 1", "old 2"):
+        site.mail.send(letter(subject))  # no account: through Flask-Mail's own server, ``smtp_server``
+    ext.flush_message_log()
+    with db.engine.begin() as conn:
+        conn.execute(table.update().values(created_at=utcnow() - timedelta(days=31)))
+    first = min(m.id for m in ext.messages().items)
+
+    reports, errors = retry_run_meeting(site, table.delete().where(table.c.id == first))
+
+    assert errors == []
+    assert [r.pruned for r in reports] == [0]  # the other run holds the batch's rows: the next run prunes
+    assert ext.retry_queue().pruned == 1
+    assert ext.messages().total == 0
