@@ -198,15 +198,26 @@ class MessageLog:
             conn.execute(self.table.update().where(self.table.c.id == record_id).values(**values))
 
     def claim(self, record_id: int, statuses: t.Sequence[str], now: datetime | None = None) -> bool:
-        """Take a letter for sending, atomically: only one claimer of a row ever gets ``True``."""
+        """Take a letter for sending, atomically: only one claimer of a row ever gets ``True``.
+
+        ``False`` also when the database rolled the claim back for a
+        concurrent one (a serialization failure or a deadlock).
+        """
         now = now or utcnow()
         table = self.table
-        with self._engine().begin() as conn:
-            claimed = conn.execute(
-                table.update()
-                .where(table.c.id == record_id, table.c.status.in_(list(statuses)))
-                .values(status=SENDING, claimed_until=now + CLAIM_LEASE, updated_at=now)
-            ).rowcount
+        try:
+            with self._engine().begin() as conn:
+                claimed = conn.execute(
+                    table.update()
+                    .where(table.c.id == record_id, table.c.status.in_(list(statuses)))
+                    .values(status=SENDING, claimed_until=now + CLAIM_LEASE, updated_at=now)
+                ).rowcount
+        except sa.exc.DBAPIError as error:
+            # At REPEATABLE READ or SERIALIZABLE the database refuses the claim of a row that
+            # another claim changed meanwhile: that other claimer has it.
+            if is_conflict(error):
+                return False
+            raise
         return claimed == 1
 
     # --- reading ------------------------------------------------------------
@@ -303,24 +314,29 @@ class MessageLog:
         """Delete rows older than ``retention_days`` (0: none), in bounded batches; return how many.
 
         Letters still waiting (queued, or held by a retry) are kept whatever their age.
+        A batch that the database refuses because a concurrent run deletes the
+        same rows (at REPEATABLE READ or SERIALIZABLE) ends this run's pruning.
         """
         if retention_days <= 0:
             return 0
         cutoff = (now or utcnow()) - timedelta(days=retention_days)
         table = self.table
-        old = (
-            sa.select(table.c.id)
-            .where(table.c.created_at < cutoff, table.c.status.in_([SENT, SUPPRESSED, FAILED]))
-            .order_by(table.c.id)
-            .limit(self.prune_batch)
-            .scalar_subquery()
-        )
+        done = sa.and_(table.c.created_at < cutoff, table.c.status.in_([SENT, SUPPRESSED, FAILED]))
+        # The ids first, then a DELETE of that list: MySQL refuses a LIMIT in an IN subquery.
+        # The DELETE checks the row again, in case a resend took it meanwhile.
+        old = sa.select(table.c.id).where(done).order_by(table.c.id).limit(self.prune_batch)
         deleted = 0
         while True:
-            with self._engine().begin() as conn:
-                count = conn.execute(table.delete().where(table.c.id.in_(old))).rowcount
-            deleted += count
-            if count < self.prune_batch:
+            try:
+                with self._engine().begin() as conn:
+                    ids = list(conn.execute(old).scalars())
+                    if ids:
+                        deleted += conn.execute(table.delete().where(table.c.id.in_(ids), done)).rowcount
+            except sa.exc.DBAPIError as error:
+                if is_conflict(error):  # another run is deleting these rows; the next run takes the rest
+                    return deleted
+                raise
+            if len(ids) < self.prune_batch:
                 return deleted
 
 
@@ -456,6 +472,22 @@ def _contains(text: str, *columns: sa.ColumnElement[t.Any]) -> sa.ColumnElement[
     """Any of ``columns`` contains ``text``, case ignored."""
     pattern = f"%{_escape_like(text.strip().lower())}%"
     return sa.or_(*(sa.func.lower(column).like(pattern, escape="\\") for column in columns))
+
+
+#: SQLSTATEs of a transaction rolled back for a concurrent one: serialization failure, deadlock.
+_CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
+#: MySQL's error number for the same (its drivers give no SQLSTATE): deadlock.
+_MYSQL_DEADLOCK = 1213
+
+
+def is_conflict(error: sa.exc.DBAPIError) -> bool:
+    """Whether the database gave up ``error``'s transaction because a concurrent one changed its rows."""
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in _CONFLICT_SQLSTATES:
+        return True
+    args: tuple[t.Any, ...] = getattr(orig, "args", ())
+    return bool(args) and args[0] == _MYSQL_DEADLOCK
 
 
 def _escape_like(text: str) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import event
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .settings import DEFAULT_SETTINGS, SETTING_NAMES, SettingsInfo
@@ -113,6 +114,15 @@ class Models:
     AlertThrottle: t.Any
 
 
+#: A point in time, to the microsecond on every database: MySQL's DATETIME keeps whole seconds
+#: unless told otherwise, which would tie letters of one second and blur their order.
+Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+#: A letter's bytes, of any size: MySQL's BLOB holds 64 KB (LONGBLOB: 4 GB).
+Bytes = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+#: Text that grows with a letter (its recipients, a server's reply): MySQL's TEXT holds 64 KB.
+LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
 class IdList(sa.types.TypeDecorator[tuple[int, ...]]):
     """An ordered list of ids, stored as ``"3,5"``."""
 
@@ -162,8 +172,8 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         oauth_scope: Mapped[str] = mapped_column(sa.String(500), default="")
         oauth_client_secret_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
         oauth_refresh_token_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
-        created_at: Mapped[datetime] = mapped_column(default=utcnow)
-        updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+        created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+        updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
         @property
         def password(self) -> t.NoReturn:
@@ -212,7 +222,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         max_attempts: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.max_attempts)
         retry_backoff_s: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.retry_backoff_s)
         revision: Mapped[int] = mapped_column(default=0)
-        updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+        updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
     class Message(db.Model):  # type: ignore[name-defined,misc]
         """The message log: one row per letter the site sent while routing was on.
@@ -232,8 +242,8 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         )
 
         id: Mapped[int] = mapped_column(primary_key=True)
-        created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-        updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+        created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+        updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
         #: sent, suppressed, failed, queued; ``sending`` while a retry holds it.
         status: Mapped[str] = mapped_column(sa.String(16), index=True)
         #: The account that carried the letter (or was tried last); NULL: Flask-Mail's own settings.
@@ -246,22 +256,22 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         envelope_from: Mapped[str | None] = mapped_column(sa.String(998))
         sent_from: Mapped[str | None] = mapped_column(sa.String(998))
         reply_to_added: Mapped[str | None] = mapped_column(sa.String(998))
-        recipients: Mapped[str] = mapped_column(sa.Text, default="[]")
-        pending: Mapped[str] = mapped_column(sa.Text, default="[]")
-        refused: Mapped[str] = mapped_column(sa.Text, default="{}")
+        recipients: Mapped[str] = mapped_column(LongText, default="[]")
+        pending: Mapped[str] = mapped_column(LongText, default="[]")
+        refused: Mapped[str] = mapped_column(LongText, default="{}")
         subject: Mapped[str] = mapped_column(sa.String(998), default="")
         message_id: Mapped[str] = mapped_column(sa.String(998), default="", index=True)
         size: Mapped[int] = mapped_column(default=0)
         attempts: Mapped[int] = mapped_column(default=0)
-        next_attempt_at: Mapped[datetime | None] = mapped_column()
-        claimed_until: Mapped[datetime | None] = mapped_column()
+        next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
+        claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
         error_stage: Mapped[str | None] = mapped_column(sa.String(32))
         error_code: Mapped[int | None] = mapped_column()
-        error_reply: Mapped[str | None] = mapped_column(sa.Text)
-        error: Mapped[str | None] = mapped_column(sa.Text)
-        history: Mapped[str] = mapped_column(sa.Text, default="[]")
-        options: Mapped[str] = mapped_column(sa.Text, default="[[], []]")
-        body: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+        error_reply: Mapped[str | None] = mapped_column(LongText)
+        error: Mapped[str | None] = mapped_column(LongText)
+        history: Mapped[str] = mapped_column(LongText, default="[]")
+        options: Mapped[str] = mapped_column(LongText, default="[[], []]")
+        body: Mapped[bytes | None] = mapped_column(Bytes)
         #: The row this letter is a copy of, when a person sent a logged letter again as a new one.
         resend_of: Mapped[int | None] = mapped_column(default=None)
 
@@ -273,8 +283,8 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
 
         account_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
         failures: Mapped[int] = mapped_column(default=0)
-        last_failed_at: Mapped[datetime | None] = mapped_column()
-        cooldown_until: Mapped[datetime | None] = mapped_column()
+        last_failed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+        cooldown_until: Mapped[datetime | None] = mapped_column(Timestamp)
         last_stage: Mapped[str | None] = mapped_column(sa.String(32))
         last_code: Mapped[int | None] = mapped_column()
         last_error: Mapped[str | None] = mapped_column(sa.Text)
@@ -309,7 +319,7 @@ def _alert_models(db: SQLAlchemy, bind_key: str | None) -> dict[str, t.Any]:
         #: Email: the addresses, comma-separated.
         recipients: Mapped[str] = mapped_column(sa.Text, default="")
         active: Mapped[bool] = mapped_column(default=True)
-        created_at: Mapped[datetime] = mapped_column(default=utcnow)
+        created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
         def __repr__(self) -> str:
             where = self.url_host if self.kind == "webhook" else self.recipients
@@ -339,13 +349,13 @@ def _alert_models(db: SQLAlchemy, bind_key: str | None) -> dict[str, t.Any]:
         event: Mapped[str] = mapped_column(sa.String(32))
         #: The account concerned; 0: none (Flask-Mail's settings, the whole queue).
         account_key: Mapped[int] = mapped_column(default=0)
-        created_at: Mapped[datetime] = mapped_column(default=utcnow)
+        created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
         #: ``pending``, ``sending``, ``sent`` (this one or counted into one) or ``failed``.
         status: Mapped[str] = mapped_column(sa.String(16), default="pending")
         #: What happened, in one line of English (what the channels carry).
         text: Mapped[str] = mapped_column(sa.Text, default="")
         attempts: Mapped[int] = mapped_column(default=0)
-        sent_at: Mapped[datetime | None] = mapped_column(default=None)
+        sent_at: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
         error: Mapped[str | None] = mapped_column(sa.Text, default=None)
 
     class AlertThrottle(db.Model):  # type: ignore[name-defined,misc]
@@ -356,7 +366,7 @@ def _alert_models(db: SQLAlchemy, bind_key: str | None) -> dict[str, t.Any]:
 
         event: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
         account_key: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-        last_sent_at: Mapped[datetime | None] = mapped_column(default=None)
+        last_sent_at: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
 
     return {"AlertChannel": AlertChannel, "AlertEvent": AlertEvent, "Alert": Alert, "AlertThrottle": AlertThrottle}
 

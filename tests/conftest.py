@@ -8,18 +8,41 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apps import Site, make_site
+from apps import DATABASE_URL_VARIABLE, Site, dialect_name, empty_databases, make_site
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask_mail import Mail
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_smtp_accounts import SMTPAccounts
-
-# --- SMTP servers ---
 from flask_smtp_accounts.testing import LOGIN, PASSWORD, Certs, SMTPServer, make_certs
 
 
+# --- the database ---
+def pytest_report_header() -> str:
+    return f"database: {dialect_name()} (set {DATABASE_URL_VARIABLE} to a URL for another)"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip the tests of SQLite's own behaviour (files, locks, query plans) on another database."""
+    if item.get_closest_marker("sqlite_only") and dialect_name() != "sqlite":
+        pytest.skip(f"SQLite only; {DATABASE_URL_VARIABLE} names a {dialect_name()} database")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_at_start() -> None:
+    """Drop what an interrupted run left on a database server."""
+    empty_databases()
+
+
+@pytest.fixture(autouse=True)
+def _empty_after_each_test() -> Iterator[None]:
+    """Each test starts from empty tables: its sites create them, and they are dropped after it."""
+    yield
+    empty_databases()
+
+
+# --- SMTP servers ---
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     """CA, CA-signed, self-signed and wrong-name server certificates (PEM files)."""

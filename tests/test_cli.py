@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
-from apps import make_site
+from apps import make_site, stored_rows
 from cryptography.fernet import Fernet
 from flask import Flask
 
@@ -70,8 +69,7 @@ def test_add_reads_password_from_hidden_prompt(cli_app: Flask, tmp_path: Path, s
     assert "Password:" in result.output
     assert PASSWORD not in result.output
     assert ssl_server.auth_attempts[-1].success
-    with sqlite3.connect(tmp_path / "instance" / "site.db") as conn:
-        stored = conn.execute("select password_encrypted from smtp_accounts_account").fetchone()[0]
+    stored = stored_rows(cli_app, "select password_encrypted from smtp_accounts_account")[0]["password_encrypted"]
     assert stored and PASSWORD not in stored
 
 

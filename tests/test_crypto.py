@@ -161,6 +161,7 @@ def test_rotation_re_encrypts_everything_so_the_old_key_can_go(open_site, auth_s
 # --- the bytes at rest -------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("journal_mode", ["delete", "wal"])
 def test_the_database_files_never_hold_the_password(open_site, auth_server, tmp_path, journal_mode):
     site = open_site(SMTP_ACCOUNTS_ENCRYPTION_KEYS=[new_key()])
@@ -187,6 +188,7 @@ def test_the_database_files_never_hold_the_password(open_site, auth_server, tmp_
     assert files_holding(tmp_path / "instance", PASSWORD) == []
 
 
+@pytest.mark.sqlite_only
 def test_the_file_check_would_see_a_stored_password(open_site, tmp_path):
     """The check above can fail: a password stored in the clear is found, also in base64."""
     site = open_site(SMTP_ACCOUNTS_ENCRYPTION_KEYS=[new_key()])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apps import database_url
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask_mail import Mail, Message, email_dispatched
@@ -25,7 +26,7 @@ def letter(sender: str = "hello@example.com", subject: str = "Hi") -> Message:
 def flask_app(instance: Path, **config: Any) -> Flask:
     instance.mkdir(parents=True, exist_ok=True)
     app = Flask("factory_site", instance_path=str(instance))
-    app.config.update(SQLALCHEMY_DATABASE_URI=f"sqlite:///{instance / 'site.db'}", MAIL_SERVER="127.0.0.1", MAIL_PORT=1)
+    app.config.update(SQLALCHEMY_DATABASE_URI=database_url(instance), MAIL_SERVER="127.0.0.1", MAIL_PORT=1)
     app.config.update(config)
     return app
 

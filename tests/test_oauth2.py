@@ -9,14 +9,13 @@ accepts only an access token that the provider holds valid right now.
 from __future__ import annotations
 
 import base64
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from apps import Site, make_site
+from apps import Site, make_site, stored_rows
 from flask import current_app
 from flask_mail import Message
 
@@ -73,11 +72,8 @@ def letter(subject: str = "Hello") -> Message:
 
 
 def stored_row(app: Any, account_id: int) -> dict[str, Any]:
-    path = Path(app.instance_path) / "site.db"
-    with sqlite3.connect(path) as conn:
-        conn.row_factory = sqlite3.Row
-        row = conn.execute("select * from smtp_accounts_account where id = ?", (account_id,)).fetchone()
-    return dict(row)
+    [row] = stored_rows(app, "select * from smtp_accounts_account where id = :id", id=account_id)
+    return row
 
 
 def tokens() -> AccessTokens:

@@ -145,6 +145,7 @@ def add_many_accounts(db: Any, ext: Any, count: int) -> None:
         conn.exec_driver_sql("ANALYZE")
 
 
+@pytest.mark.sqlite_only
 def test_the_candidate_lookup_uses_the_email_index(db, ext, mail, two_accounts, statements):
     lookup = candidate_lookup(mail, statements)
 
@@ -155,6 +156,7 @@ def test_the_candidate_lookup_uses_the_email_index(db, ext, mail, two_accounts, 
     assert "SCAN smtp_accounts_account" not in query_plan, query_plan
 
 
+@pytest.mark.sqlite_only
 def test_the_lookup_costs_the_same_with_100000_accounts_as_with_10(db, ext, mail, two_accounts, statements):
     lookup = candidate_lookup(mail, statements)
     add_many_accounts(db, ext, 8)
@@ -169,6 +171,7 @@ def test_the_lookup_costs_the_same_with_100000_accounts_as_with_10(db, ext, mail
     assert large <= small * 2, (small, large)
 
 
+@pytest.mark.sqlite_only
 def test_a_table_scan_would_be_seen(db, ext, mail, two_accounts, statements):
     """The measure above can fail: the same lookup without its index costs in proportion to the table."""
     lookup = candidate_lookup(mail, statements)
