@@ -137,3 +137,29 @@ def test_on_sqlite_a_letter_sent_inside_the_sites_own_write_says_so_at_once(
     mail.send(letter())
     assert len(server.wait_for(1)) == 1
     assert [m.status for m in ext.messages().items] == ["sent"]
+
+
+def test_an_interrupted_letter_reads_as_such_on_the_command_line_and_can_be_resent_there(
+    site, db, mail, ext, add_account, make_smtp_server
+):
+    server = make_smtp_server()
+    add_account(server, sender_email="shop@example.com")
+    ext.update_settings(keep_bodies=True)  # an interrupted row holds its body, as every row does while sending
+    mail.send(letter("Interrupted"))
+    with db.engine.begin() as conn:  # what a process killed while sending leaves, once its lease ran out
+        conn.execute(
+            sa.text(
+                "UPDATE smtp_accounts_message SET status = 'sending', claimed_until = '2000-01-01 00:00:00'"
+            )
+        )
+    runner = site.app.test_cli_runner()
+
+    listed = runner.invoke(args=["smtp-accounts", "messages", "--status", "interrupted"])
+    assert listed.exit_code == 0, listed.output
+    assert "interrupted: outcome unknown" in listed.output and "Interrupted" in listed.output
+
+    [row] = ext.messages().items
+    resent = runner.invoke(args=["smtp-accounts", "resend", str(row.id)])
+    assert resent.exit_code == 0, resent.output
+    assert f"Message {row.id}: sent." in resent.output
+    assert len(server.wait_for(2)) == 2

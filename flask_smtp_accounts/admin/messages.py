@@ -17,7 +17,7 @@ from flask_babel import format_datetime
 from flask_wtf import FlaskForm
 
 from ..errors import DeliveryError, ResendError
-from ..message_log import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, MessageInfo
+from ..message_log import FAILED, INTERRUPTED, QUEUED, SENDING, SENT, SUPPRESSED, MessageInfo
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .i18n import RULES, _, _l, say, stage_name
 
@@ -30,8 +30,11 @@ STATUS_WORDS = {
     FAILED: _l("failed"),
     QUEUED: _l("queued"),
     SENDING: _l("being sent"),
+    INTERRUPTED: _l("interrupted: outcome unknown"),
 }
-STATUS_STYLES = {SENT: "success", SUPPRESSED: "secondary", FAILED: "danger", QUEUED: "warning", SENDING: "info"}
+STATUS_STYLES = {
+    SENT: "success", SUPPRESSED: "secondary", FAILED: "danger", QUEUED: "warning", SENDING: "info", INTERRUPTED: "dark",
+}
 
 
 class ResendForm(FlaskForm):
