@@ -144,12 +144,14 @@ def test_an_interrupted_letter_reads_as_such_on_the_command_line_and_can_be_rese
 ):
     server = make_smtp_server()
     add_account(server, sender_email="shop@example.com")
-    ext.update_settings(keep_bodies=True)  # an interrupted row holds its body, as every row does while sending
+    ext.update_settings(
+        keep_bodies=True
+    )  # an interrupted row holds its body, as every row does while sending
     mail.send(letter("Interrupted"))
     with db.engine.begin() as conn:  # what a process killed while sending leaves, once its lease ran out
         conn.execute(
             sa.text(
-                "UPDATE smtp_accounts_message SET status = 'sending', claimed_until = '2000-01-01 00:00:00'"
+                "UPDATE smtp_accounts_message SET status = 'sending', pending = recipients, claimed_until = '2000-01-01 00:00:00'"
             )
         )
     runner = site.app.test_cli_runner()
