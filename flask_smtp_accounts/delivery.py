@@ -46,8 +46,8 @@ from .smtp_logs import SMTPLogs
 
 logger = logging.getLogger("flask_smtp_accounts")
 
-#: Opens an account's connection, logged in, reporting to the transcript given (``connection.open_connection``).
-AccountOpener = t.Callable[[AccountInfo, t.Any], smtplib.SMTP]
+#: Opens an account's connection, logged in, reporting to a transcript, with a timeout (``connection.open_connection``).
+AccountOpener = t.Callable[[AccountInfo, t.Any, float], smtplib.SMTP]
 
 
 class DefaultRoute(t.Protocol):
@@ -284,7 +284,7 @@ class Dispatcher:
         outcome.tried = True
         log = self._smtp_logs.session(account, "send", self._settings)
         try:
-            smtp = self._open_account(account, log)
+            smtp = self._open_account(account, log, self._settings.timeout_s)
         except DeliveryError as err:
             if log is not None:
                 log.begin(outcome.letter.message_id)  # the failed letter's entry names it

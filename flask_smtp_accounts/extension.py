@@ -107,11 +107,11 @@ class _State:
             app=current_app._get_current_object(),  # type: ignore[attr-defined]
         )
 
-    def _open_account(self, account: AccountInfo, transcript: t.Any) -> smtplib.SMTP:
+    def _open_account(self, account: AccountInfo, transcript: t.Any, timeout: float) -> smtplib.SMTP:
         return open_connection(
             account,
             self.password_of(account),
-            timeout=self.directory.settings().timeout_s,
+            timeout=timeout,
             ca_file=self.config.ca_file,
             ehlo_name=self.config.ehlo_name,
             transcript=transcript,
