@@ -16,7 +16,7 @@ from flask_admin import BaseView, expose
 from flask_babel import format_datetime
 from flask_wtf import FlaskForm
 
-from ..errors import DeliveryError, ResendError
+from ..errors import DeliveryError, MessageLogError, ResendError
 from ..message_log import FAILED, INTERRUPTED, QUEUED, SENDING, SENT, SUPPRESSED, MessageInfo
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .i18n import RULES, _, _l, say, stage_name
@@ -176,6 +176,8 @@ class MessagesView(ProtectedView, BaseView):
             flash(_("The letter was not sent again: %(reason)s", reason=say(err.reason)), "error")
         except DeliveryError:
             flash(_("The letter was sent again but not delivered."), "error")
+        except MessageLogError as err:
+            flash(_("The letter was not sent again: %(reason)s", reason=str(err)), "error")
         else:
             flash(_("The letter was sent again and delivered through %(route)s.", route=route_text(message)), "success")
         return redirect(self.get_url(".view", record_id=record_id))
