@@ -199,13 +199,16 @@ class RoutedConnection(_FlaskMailConnection):
 
     def __exit__(self, exc_type: t.Any, exc_value: t.Any, tb: t.Any) -> None:
         dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is None:
+            return super().__exit__(exc_type, exc_value, tb)
         try:
-            if dispatcher is not None:
-                dispatcher.close()
+            dispatcher.close()
         finally:
-            if self._host is _UNOPENED:
-                self._host = None
-            super().__exit__(exc_type, exc_value, tb)
+            # As Flask-Mail's __exit__, but a server that already hung up does not turn delivered letters into an error.
+            host, self._host = self._host, None
+            if host is not _UNOPENED:
+                close_quietly(host)
+        return None
 
     def send(self, message: flask_mail.Message, envelope_from: str | tuple[str, str] | None = None) -> None:
         dispatcher = self._dispatcher
