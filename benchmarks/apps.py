@@ -1,7 +1,7 @@
 """The Flask apps, letters and account tables that the benchmark sends through.
 
 Every app lives in its own folder under one temporary directory (instance
-folder and SQLite file). One ``SQLAlchemy``, one ``Mail`` and one
+folder and, by default, its SQLite file; see ``databases.py``). One ``SQLAlchemy``, one ``Mail`` and one
 ``SMTPAccounts`` serve every app, as they would in an app factory.
 """
 
@@ -42,7 +42,7 @@ def letter() -> Message:
     return Message(SUBJECT, sender=SENDER, recipients=[RECIPIENT], body=BODY)
 
 
-def _base_app(folder: str, sink_host: str, sink_port: int) -> Flask:
+def _base_app(folder: str, sink_host: str, sink_port: int, config: t.Mapping[str, t.Any]) -> Flask:
     os.makedirs(folder, exist_ok=True)
     app = Flask(f"bench_{os.path.basename(folder)}", instance_path=os.path.join(folder, "instance"))
     app.config.update(
@@ -53,36 +53,55 @@ def _base_app(folder: str, sink_host: str, sink_port: int) -> Flask:
         MAIL_SUPPRESS_SEND=False,
         TESTING=False,
     )
+    app.config.update(config)
     mail.init_app(app)
     return app
 
 
-def plain_app(folder: str, sink_host: str, sink_port: int) -> Flask:
-    """Flask-Mail alone, sending to the sink; use it inside :func:`genuine_flask_mail`."""
-    return _base_app(folder, sink_host, sink_port)
+def plain_app(folder: str, sink_host: str, sink_port: int, **config: t.Any) -> Flask:
+    """Flask-Mail alone, sending to the sink; use it inside :func:`genuine_flask_mail`.
+
+    ``config``: more of Flask-Mail's settings (``MAIL_USE_TLS``, ``MAIL_USERNAME``...).
+    """
+    return _base_app(folder, sink_host, sink_port, config)
 
 
-def routed_app(folder: str, sink_host: str, sink_port: int, *, account: bool = True, **settings: t.Any) -> Flask:
+def routed_app(
+    folder: str,
+    sink_host: str,
+    sink_port: int,
+    *,
+    database: t.Mapping[str, t.Any],
+    account: t.Mapping[str, t.Any] | None = None,
+    config: t.Mapping[str, t.Any] | None = None,
+    **settings: t.Any,
+) -> Flask:
     """Flask-Mail plus the extension, routing :data:`SENDER` through one account on the sink.
 
-    ``account=False`` leaves the accounts table empty (for :func:`fill_accounts`).
+    ``database``: the Flask-SQLAlchemy settings of an empty database (``databases.Databases.config``).
+    ``account``: the account's fields besides its address, host and port (default: no TLS, no AUTH);
+    ``{}`` leaves the accounts table empty (for :func:`fill_accounts`). ``config``: more app settings.
     """
-    app = _base_app(folder, sink_host, sink_port)
-    app.config.update(
-        SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(folder, "bench.sqlite"),
-        SMTP_ACCOUNTS_ENCRYPTION_KEYS=_key,
-        SMTP_ACCOUNTS_REGISTER_CLI=False,
-    )
+    app = _base_app(folder, sink_host, sink_port, config or {})
+    app.config.update(database, SMTP_ACCOUNTS_ENCRYPTION_KEYS=_key, SMTP_ACCOUNTS_REGISTER_CLI=False)
     db.init_app(app)
     smtp_accounts.init_app(app, db=db, mail=mail)
     with app.app_context():
         db.create_all()
         smtp_accounts.update_settings(enabled=True, **settings)
+        if account is None:
+            account = {"security": "none", "auth": "none"}
         if account:
-            smtp_accounts.add_account(
-                check=False, sender_email=SENDER[1], host=sink_host, port=sink_port, security="none", auth="none"
-            )
+            smtp_accounts.add_account(check=False, sender_email=SENDER[1], host=sink_host, port=sink_port, **account)
     return app
+
+
+def dispose(app: Flask) -> None:
+    """Give back the app's database connections (before its schema is dropped)."""
+    with app.app_context():
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
 
 
 def set_logs(app: Flask, level: int | None) -> None:

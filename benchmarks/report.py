@@ -30,13 +30,14 @@ def _target_line(target: Target, with_result: bool) -> str:
     result = ("PASS" if target.passed else "MISS") if with_result else "(info)"
     if not with_result:
         goal = ""
-    return f"  {target.label:<58} {value:>10} {spread:>13} {goal:>9}  {result}"
+    return f"  {target.label:<66} {value:>10} {spread:>13} {goal:>9}  {result}"
 
 
 def table(meta: t.Mapping[str, t.Any], sections: t.Sequence[Section]) -> str:
     """The human-readable report."""
     lines = [
         f"flask-smtp-accounts benchmark ({meta['code']}) — sink: {meta['sink']} at {meta['sink_address']}",
+        f"site database: {meta['database']}; relay: {meta['relay_delay_ms_each_way']:g} ms each way",
         f"python {meta['python']}, {meta['cpus']} CPUs; {meta['rounds']} rounds after {meta['warmup']} warm-up"
         f" round(s); variants interleaved (order rotates every round), ratios taken within each round",
         "",
@@ -54,7 +55,7 @@ def table(meta: t.Mapping[str, t.Any], sections: t.Sequence[Section]) -> str:
         for key, value in section.extra.items():
             lines.append(f"  {key}: {value:,}" if isinstance(value, int) else f"  {key}: {value}")
     lines += ["", "Ratios and targets (median of the per-round ratios, min-max):",
-              f"  {'figure':<58} {'value':>10} {'spread':>13} {'target':>9}  result"]
+              f"  {'figure':<66} {'value':>10} {'spread':>13} {'target':>9}  result"]
     for section in sections:
         for target in section.targets:
             lines.append(_target_line(target, True))

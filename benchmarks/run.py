@@ -1,11 +1,13 @@
 """What routing costs: flask-smtp-accounts side by side with Flask-Mail and raw smtplib.
 
-    python benchmarks/run.py            # the full run, a few minutes
-    python benchmarks/run.py --quick    # a smoke run with tiny counts (figures mean nothing)
+    python benchmarks/run.py                # the full run, a few minutes
+    python benchmarks/run.py --only relay   # one part
+    python benchmarks/run.py --quick        # a smoke run with tiny counts (figures mean nothing)
 
-Starts a local SMTP sink in its own process, measures the five figures of
-the project's benchmark issue with interleaved repetitions, prints a table
-of figures and of ratios next to their targets, and writes the same to
+Starts a local SMTP sink in its own process (and, for the relayed letter, a
+sink with STARTTLS and AUTH behind a latency relay, each in a process of its
+own), measures with interleaved repetitions, prints a table of figures and
+of ratios next to their targets, and writes the same to
 ``benchmarks/results/`` as JSON. Nothing here asserts a time.
 """
 
@@ -29,10 +31,11 @@ if HERE not in sys.path:
 
 import report  # noqa: E402
 import scenarios  # noqa: E402
+from databases import URL_VARIABLES, Databases, url_from_environment  # noqa: E402
+from relay import DEFAULT_DELAY_MS  # noqa: E402
 from sink import start_sink  # noqa: E402
 
-PARTS = ("single", "newsletter", "choose", "logs", "memory")
-
+PARTS = ("relay", "single", "newsletter", "choose", "logs", "memory")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Counts:
 
     rounds: int = 9
     warmup: int = 1
+    relayed: int = 10
     single: int = 200
     loop: int = 2000
     accounts: tuple[int, ...] = (10, 1_000, 100_000)
@@ -49,7 +53,7 @@ class Counts:
 
 
 FULL = Counts()
-QUICK = Counts(rounds=2, warmup=1, single=3, loop=20, accounts=(10, 100, 1_000), calls=20, memory=200)
+QUICK = Counts(rounds=2, warmup=1, relayed=1, single=3, loop=20, accounts=(10, 100, 1_000), calls=20, memory=200)
 
 
 def parse_args(argv: t.Sequence[str] | None) -> argparse.Namespace:
@@ -58,13 +62,19 @@ def parse_args(argv: t.Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="measured rounds per comparison (after the warm-up)")
     parser.add_argument("--warmup", type=int, help="warm-up rounds, not counted")
     parser.add_argument("--letters", type=int, help="letters in the newsletter loop (default 2,000)")
-    parser.add_argument("--single", type=int, help="single letters per repetition (default 200)")
+    parser.add_argument("--relayed", type=int, help="letters through the relay per repetition (default 10)")
+    parser.add_argument("--delay-ms", type=float, default=DEFAULT_DELAY_MS,
+                        help=f"the relay's one-way delay, each direction (default {DEFAULT_DELAY_MS:g})")
+    parser.add_argument("--single", type=int, help="single letters on loopback per repetition (default 200)")
     parser.add_argument("--accounts", help="comma-separated table sizes for choose_account (default 10,1000,100000)")
     parser.add_argument("--calls", type=int, help="choose_account calls per repetition (default 2,000)")
     parser.add_argument("--memory-letters", type=int, help="letters routed for the memory figure (default 20,000)")
     parser.add_argument("--only", help=f"comma-separated parts to run: {','.join(PARTS)}")
     parser.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="auto",
                         help="which sink (auto: Postfix's smtp-sink when installed, else aiosmtpd)")
+    parser.add_argument("--database-url",
+                        help="PostgreSQL or MySQL/MariaDB URL for the routed apps' tables (default: "
+                        + " or ".join(f"${name}" for name in URL_VARIABLES) + ", else SQLite files)")
     parser.add_argument("--out", help="JSON file to write (default benchmarks/results/<time>.json and latest.json;"
                         " quick.json for --quick)")
     return parser.parse_args(argv)
@@ -89,6 +99,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     given = {
         "rounds": args.rounds, "warmup": args.warmup, "loop": args.letters, "single": args.single,
+        "relayed": args.relayed,
         "calls": args.calls, "memory": args.memory_letters,
         "accounts": tuple(int(n) for n in args.accounts.split(",")) if args.accounts else None,
     }
@@ -103,8 +114,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="smtp-accounts-bench-") as folder, start_sink(args.sink) as sink:
         print(f"sink: {sink.kind} on {sink.host}:{sink.port}, pid {sink.process.pid}", flush=True)
-        setup = scenarios.Setup(sink.host, sink.port, folder, counts.rounds, counts.warmup)
+        databases = Databases(args.database_url or url_from_environment())
+        print(f"site database: {databases.describe()}", flush=True)
+        setup = scenarios.Setup(
+            sink.host, sink.port, folder, counts.rounds, counts.warmup, databases, delay_ms=args.delay_ms
+        )
         runs: dict[str, t.Callable[[], scenarios.Section]] = {
+            "relay": lambda: scenarios.relayed_letter(setup, counts.relayed),
             "single": lambda: scenarios.single_letters(setup, counts.single),
             "newsletter": lambda: scenarios.newsletter(setup, counts.loop),
             "choose": lambda: scenarios.choosing(setup, list(counts.accounts), counts.calls),
@@ -112,14 +128,19 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             "memory": lambda: scenarios.memory(setup, counts.memory),
         }
         sections = []
-        for part in parts:
-            part_started = time.perf_counter()
-            print(f"measuring {part}...", flush=True)
-            sections.append(runs[part]())
-            print(f"  done in {time.perf_counter() - part_started:.0f} s", flush=True)
+        try:
+            for part in parts:
+                part_started = time.perf_counter()
+                print(f"measuring {part}...", flush=True)
+                sections.append(runs[part]())
+                print(f"  done in {time.perf_counter() - part_started:.0f} s", flush=True)
+        finally:
+            setup.close()
         meta = {
             "sink": sink.kind,
             "sink_address": f"{sink.host}:{sink.port}",
+            "database": databases.describe(),
+            "relay_delay_ms_each_way": args.delay_ms,
             "code": _revision(),
             "python": platform.python_version(),
             "platform": platform.platform(),

@@ -4,11 +4,15 @@ Postfix's ``smtp-sink`` when it is installed (it answers in C and keeps no
 data); otherwise an aiosmtpd server that accepts and discards every letter.
 Run as a script, this module *is* that aiosmtpd sink: it prints its port on
 the first line of stdout and stops when its stdin closes, so it never
-outlives the benchmark that started it.
+outlives the benchmark that started it. With ``--starttls CERT KEY`` it is
+instead the test suite's recording server (``flask_smtp_accounts.testing``)
+requiring STARTTLS and then AUTH with its test credentials, as a real
+submission server does; Postfix's ``smtp-sink`` can do neither.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -19,6 +23,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+#: How :func:`start_secure_sink` hands the credentials to the sink's process.
+CREDENTIALS_ENV = "SMTP_ACCOUNTS_BENCH_SINK_CREDENTIALS"
 SMTP_SINK_PATHS = ("/usr/sbin/smtp-sink", "/usr/lib/postfix/sbin/smtp-sink")
 
 
@@ -110,26 +116,57 @@ def _start_smtp_sink(path: str) -> Sink:
     return Sink("postfix smtp-sink", "127.0.0.1", port, process)
 
 
-def _start_aiosmtpd_sink() -> Sink:
+def start_script(path: str, args: list[str], kind: str, env: dict[str, str] | None = None) -> Sink:
+    """Run ``path`` with this Python; it prints its port first and stops when its stdin closes."""
     process = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
+        [sys.executable, path, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        env=None if env is None else {**os.environ, **env},
     )
     assert process.stdout is not None
     line = process.stdout.readline().decode().strip()
     if not line.isdigit():
         process.kill()
-        raise SystemExit(f"the aiosmtpd sink did not start: {line!r}")
+        process.wait()
+        raise SystemExit(f"the {kind} did not start: {line!r}")
     port = int(line)
-    _wait_listening(port, process, "the aiosmtpd sink")
-    return Sink("aiosmtpd (subprocess)", "127.0.0.1", port, process, stops_on_eof=True)
+    _wait_listening(port, process, f"the {kind}")
+    return Sink(kind, "127.0.0.1", port, process, stops_on_eof=True)
+
+
+def _start_aiosmtpd_sink() -> Sink:
+    return start_script(os.path.abspath(__file__), [], "aiosmtpd (subprocess)")
+
+
+def start_secure_sink(cert: str, key: str, login: str, password: str) -> Sink:
+    """A sink requiring STARTTLS (with ``cert``/``key``) and then AUTH with ``login``/``password``.
+
+    The credentials go through the environment, never the command line that
+    other users of the machine can read.
+    """
+    return start_script(
+        os.path.abspath(__file__), ["--starttls", cert, key], "aiosmtpd with STARTTLS and AUTH",
+        env={CREDENTIALS_ENV: f"{login}\n{password}"},
+    )
+
+
+def _serve_secure(cert: str, key: str) -> None:
+    """The recording test server with STARTTLS and AUTH, until stdin closes."""
+    import logging
+    from pathlib import Path
+
+    from flask_smtp_accounts.testing import SMTPServer
+
+    # aiosmtpd logs a deprecation notice of its own on every AUTH; the benchmark's output is for figures.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+
+    login, password = os.environ.pop(CREDENTIALS_ENV).split("\n", 1)
+    with SMTPServer(tls="starttls", cert=(Path(cert), Path(key)), auth=(login, password)) as server:
+        print(server.port, flush=True)
+        sys.stdin.buffer.read()
 
 
 def _serve() -> None:
     """The aiosmtpd sink: accept everything, keep nothing."""
-    import asyncio
-
     from aiosmtpd.smtp import SMTP
 
     class Discard:
@@ -145,21 +182,28 @@ def _serve() -> None:
             0,
             backlog=256,
         )
-        port = server.sockets[0].getsockname()[1]
-        print(port, flush=True)
-        stopped = asyncio.Event()
-
-        def watch_stdin() -> None:
-            sys.stdin.buffer.read()
-            loop.call_soon_threadsafe(stopped.set)
-
-        threading.Thread(target=watch_stdin, daemon=True).start()
-        await stopped.wait()
-        server.close()
-        await server.wait_closed()
+        await serve_until_stdin_closes(server)
 
     asyncio.run(main())
 
 
+async def serve_until_stdin_closes(server: asyncio.Server) -> None:
+    """Print the server's port on stdout, then serve until stdin closes (the parent ended or let go)."""
+    loop = asyncio.get_running_loop()
+    print(server.sockets[0].getsockname()[1], flush=True)
+    stopped = asyncio.Event()
+
+    def watch_stdin() -> None:
+        sys.stdin.buffer.read()
+        loop.call_soon_threadsafe(stopped.set)
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    await stopped.wait()
+    server.close()
+
+
 if __name__ == "__main__":
-    _serve()
+    if sys.argv[1:2] == ["--starttls"]:
+        _serve_secure(sys.argv[2], sys.argv[3])
+    else:
+        _serve()

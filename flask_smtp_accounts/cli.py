@@ -24,6 +24,7 @@ from .hints import hint_for
 from .log_files import KINDS as LOG_KINDS
 from .message_log import INTERRUPTED, STATUSES
 from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES
+from .presets import PRESET_KEYS, get_preset, with_preset
 from .settings import SETTING_NAMES
 from .validation import AUTH_CHOICES, SECURITY_CHOICES
 
@@ -116,7 +117,10 @@ def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.C
         options = [
             click.option("--sender-email", required=not for_edit, help="The From address this account carries."),
             click.option("--sender-name", help="Name put in letters that have none of their own."),
-            click.option("--host", required=not for_edit, help="Mail server address."),
+            click.option("--preset", type=click.Choice(PRESET_KEYS),
+                         help="A provider's host, port, security and authorization; options given override them."),
+            click.option("--region", help="With --preset amazon-ses or zoho: the region (default: the first listed)."),
+            click.option("--host", help="Mail server address (required without --preset)."),
             click.option("--port", type=click.IntRange(1, 65535), help="Mail server port (default 587)."),
             click.option("--security", type=click.Choice(SECURITY_CHOICES),
                          help="none, ssl (implicit TLS) or starttls (default)."),
@@ -203,11 +207,27 @@ def add_account(password_env: str | None, check: bool, **given: t.Any) -> None:
     oauth2 = given.get("auth") == "oauth2"
     delegated = oauth2 and given.get("oauth_flow") in (None, "delegated")
     secrets = _oauth2_secrets(given, ask_secret=oauth2, ask_token=delegated)
-    fields = _fields(**given)
+    preset, region = given.pop("preset"), given.pop("region")
+    fields = with_preset(preset, _fields(**given), region)
+    if not fields.get("host"):
+        raise click.UsageError("Missing option '--host' (or a --preset that sets it).")
+    _preset_notes(preset)
     needs_password = fields.get("auth", "login") == "login"
     password = _password(password_env, ask=needs_password)
     account = _ext().add_account(password=password, check=check, **fields, **secrets)
     _saved("Added", account, check)
+
+
+def _preset_notes(key: str | None) -> None:
+    """What the provider documents about the preset: who logs in, its limits, its deadline."""
+    if not key:
+        return
+    preset = get_preset(key)
+    click.echo(f"{preset.name}: login: {preset.login_hint} Limits: {preset.limits}")
+    if preset.secrets_url:
+        click.echo(f"App passwords, API keys or OAuth2: {preset.secrets_url}")
+    if preset.deadline:
+        click.echo(f"Note: {preset.deadline}")
 
 
 @smtp_accounts_cli.command("edit")
@@ -221,8 +241,11 @@ def edit_account(
     ext = _ext()
     ext.get_account(account_id)
     secrets = _oauth2_secrets(given, ask_secret=ask_client_secret, ask_token=ask_refresh_token)
+    preset, region = given.pop("preset"), given.pop("region")
+    fields = with_preset(preset, _fields(**given), region)
+    _preset_notes(preset)
     password = _password(password_env, ask=ask_password)
-    account = ext.update_account(account_id, password=password, check=check, **_fields(**given), **secrets)
+    account = ext.update_account(account_id, password=password, check=check, **fields, **secrets)
     _saved("Saved", account, check)
 
 

@@ -408,6 +408,9 @@ class SMTPAccounts:
         status: str | None = None,
         account_id: int | None = None,
         address: str | None = None,
+        subject: str | None = None,
+        message_id: str | None = None,
+        search: str | None = None,
         since: t.Any = None,
         until: t.Any = None,
         page: int = 1,
@@ -419,12 +422,24 @@ class SMTPAccounts:
         ``interrupted`` (left ``sending`` by a process that stopped: outcome
         unknown, never sent again automatically). ``account_id`` 0:
         letters sent through Flask-Mail's own settings. ``address``: part of
-        the From or of any recipient. ``since``/``until``: datetimes (UTC).
+        the From or of any recipient; ``subject``: part of the subject;
+        ``message_id``: part of the Message-ID (angle brackets optional);
+        ``search``: part of any of these. ``since``/``until``: datetimes (UTC).
         """
         return self._state.message_log.search(
-            status=status, account_id=account_id, address=address, since=since, until=until,
-            page=page, per_page=per_page,
+            status=status, account_id=account_id, address=address, subject=subject, message_id=message_id,
+            search=search, since=since, until=until, page=page, per_page=per_page,
         )
+
+    def export_messages(self, fmt: str = "csv", **filters: t.Any) -> t.Iterator[str]:
+        """The message log rows matching ``filters`` (as :meth:`messages` takes them) as CSV or JSON text pieces.
+
+        A generator: rows are read in chunks as it is consumed, so an
+        export of any size takes constant memory. Bodies are not exported.
+        """
+        from .message_export import export
+
+        return export(self._state.message_log, fmt, **filters)
 
     def get_message(self, record_id: int) -> MessageInfo:
         """One letter of the message log; ``LookupError`` when there is none."""
@@ -439,6 +454,18 @@ class SMTPAccounts:
         from .retry import resend
 
         return resend(self._state, record_id)
+
+    def resend_copy(self, record_id: int, recipients: t.Sequence[str] | None = None) -> MessageInfo:
+        """Send a logged letter again as a new letter (new row, new Message-ID), to ``recipients`` or its own.
+
+        For a delivered letter (its body is kept with the ``keep_bodies``
+        setting) or a copy to another address; the new row's ``resend_of``
+        names the original. Raises :class:`ResendError` when the body was
+        not kept and :class:`DeliveryError` when no route delivered it.
+        """
+        from .resend_copy import resend_copy
+
+        return resend_copy(self._state, record_id, recipients)
 
     def retry_queue(self, *, limit: int | None = None) -> t.Any:
         """Send the queued letters that are due (also prunes old rows); returns a :class:`RetryReport`.

@@ -84,6 +84,8 @@ class MessageInfo:
     history: list[dict[str, t.Any]]
     options: tuple[list[str], list[str]]
     body: bytes | None
+    #: The row this letter is a copy of (``resend_copy``); ``None`` for a letter the site sent.
+    resend_of: int | None = None
 
     @property
     def route(self) -> str:
@@ -257,7 +259,7 @@ class MessageLog:
         with self._engine().begin() as conn:
             claimed = conn.execute(
                 table.update()
-                .where(table.c.id == record_id, self._in_states(statuses, now))
+                .where(table.c.id == record_id, in_states(table, statuses, now))
                 .values(status=SENDING, claimed_until=now + LEASE, updated_at=now)
             ).rowcount
         return claimed == 1
@@ -272,43 +274,10 @@ class MessageLog:
             raise LookupError(f"There is no message {record_id} in the message log.")
         return _info(row)
 
-    def search(
-        self,
-        *,
-        status: str | None = None,
-        account_id: int | None = None,
-        address: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        page: int = 1,
-        per_page: int = 50,
-    ) -> Page:
-        """A page of rows, newest first.
-
-        ``status`` :data:`INTERRUPTED` selects the ``sending`` rows past
-        their lease; ``sending`` the ones still within it. ``account_id`` 0 selects letters sent through Flask-Mail's own
-        settings; ``address`` matches the From or any recipient (a part of
-        an address is enough); ``since``/``until`` bound the time (UTC).
-        """
+    def search(self, *, page: int = 1, per_page: int = 50, **filters: t.Any) -> Page:
+        """A page of rows, newest first; ``filters`` as :func:`conditions` takes them."""
         table = self.table
-        where: list[t.Any] = []
-        if status:
-            where.append(self._in_states([status], utcnow()))
-        if account_id is not None:
-            where.append(table.c.account_id.is_(None) if account_id == 0 else table.c.account_id == account_id)
-        if address:
-            pattern = f"%{_escape_like(address.strip().lower())}%"
-            where.append(
-                sa.or_(
-                    sa.func.lower(table.c.sender).like(pattern, escape="\\"),
-                    sa.func.lower(table.c.recipients).like(pattern, escape="\\"),
-                    sa.func.lower(table.c.sent_from).like(pattern, escape="\\"),
-                )
-            )
-        if since is not None:
-            where.append(table.c.created_at >= since)
-        if until is not None:
-            where.append(table.c.created_at < until)
+        where = conditions(table, **filters)
         page = max(1, int(page))
         per_page = max(1, min(int(per_page), 500))
         query = sa.select(table).where(*where).order_by(table.c.created_at.desc(), table.c.id.desc())
@@ -316,6 +285,27 @@ class MessageLog:
             total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
             rows = conn.execute(query.limit(per_page).offset((page - 1) * per_page)).mappings().all()
         return Page([_info(r) for r in rows], int(total), page, per_page)
+
+    def scan(self, columns: t.Sequence[str], *, chunk: int = 500, **filters: t.Any) -> t.Iterator[sa.RowMapping]:
+        """Every matching row, newest id first, ``chunk`` rows per query: memory stays flat whatever the size.
+
+        Each chunk is read on a connection of its own and returned to the
+        pool before the rows are handed out, so a slow reader (an export
+        streamed to a browser) never holds a connection. ``filters`` as
+        :func:`conditions` takes them.
+        """
+        table = self.table
+        where = conditions(table, **filters)
+        query = sa.select(*(table.c[name] for name in dict.fromkeys(("id", *columns)))).order_by(table.c.id.desc())
+        last: int | None = None
+        while True:
+            page = query.where(*where, *(() if last is None else (table.c.id < last,))).limit(chunk)
+            with self._engine().connect() as conn:
+                rows = conn.execute(page).mappings().all()
+            yield from rows
+            if len(rows) < chunk:
+                return
+            last = rows[-1]["id"]
 
     def due(self, now: datetime, limit: int) -> list[int]:
         """Ids of queued letters whose next try is due, the longest waiting first."""
@@ -331,23 +321,11 @@ class MessageLog:
 
     # --- housekeeping -------------------------------------------------------
 
-    def _in_states(self, statuses: t.Iterable[str], now: datetime) -> t.Any:
-        """A condition for rows in any of ``statuses``, where ``sending`` is within its lease and ``interrupted`` past it."""
-        table = self.table
-        stored = [s for s in statuses if s not in (SENDING, INTERRUPTED)]
-        conditions = [table.c.status.in_(stored)] if stored else []
-        if SENDING in statuses:
-            conditions.append(sa.and_(table.c.status == SENDING, table.c.claimed_until >= now))
-        if INTERRUPTED in statuses:
-            conditions.append(
-                sa.and_(table.c.status == SENDING, sa.or_(table.c.claimed_until < now, table.c.claimed_until.is_(None)))
-            )
-        return sa.or_(*conditions) if conditions else sa.false()
 
     def count_interrupted(self, now: datetime | None = None) -> int:
         """How many letters were left ``sending`` past their lease (outcome unknown)."""
         table = self.table
-        query = sa.select(sa.func.count()).select_from(table).where(self._in_states([INTERRUPTED], now or utcnow()))
+        query = sa.select(sa.func.count()).select_from(table).where(in_states(table, [INTERRUPTED], now or utcnow()))
         with self._engine().connect() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -380,6 +358,74 @@ def _reason(err: sa.exc.SQLAlchemyError) -> str:
     """The database's own words, without the statement and its parameters (they hold the letter)."""
     orig = getattr(err, "orig", None)
     return f"{type(orig).__name__}: {orig}" if orig is not None else type(err).__name__
+
+
+def in_states(table: sa.Table, statuses: t.Iterable[str], now: datetime) -> t.Any:
+    """A condition for rows in any of ``statuses``, where ``sending`` is within its lease and ``interrupted`` past it."""
+    statuses = list(statuses)
+    stored = [s for s in statuses if s not in (SENDING, INTERRUPTED)]
+    parts = [table.c.status.in_(stored)] if stored else []
+    if SENDING in statuses:
+        parts.append(sa.and_(table.c.status == SENDING, table.c.claimed_until >= now))
+    if INTERRUPTED in statuses:
+        parts.append(
+            sa.and_(table.c.status == SENDING, sa.or_(table.c.claimed_until < now, table.c.claimed_until.is_(None)))
+        )
+    return sa.or_(*parts) if parts else sa.false()
+
+
+def conditions(
+    table: sa.Table,
+    *,
+    status: str | None = None,
+    account_id: int | None = None,
+    address: str | None = None,
+    subject: str | None = None,
+    message_id: str | None = None,
+    search: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[t.Any]:
+    """The WHERE conditions of the message log's filters, shared by the pages of the list and the export.
+
+    ``status`` :data:`INTERRUPTED` selects the ``sending`` rows past their
+    lease, ``sending`` the ones within it. ``account_id`` 0 selects letters
+    sent through Flask-Mail's own settings; ``address`` matches the From or any recipient, ``subject``
+    the subject, ``message_id`` the Message-ID (with or without its angle
+    brackets), each a part being enough and case ignored (ASCII letters
+    only on SQLite); ``search`` matches any of the three;
+    ``since``/``until`` bound the time (UTC).
+    """
+    where: list[t.Any] = []
+    if status:
+        where.append(in_states(table, [status], utcnow()))
+    if account_id is not None:
+        where.append(table.c.account_id.is_(None) if account_id == 0 else table.c.account_id == account_id)
+    if address:
+        where.append(_contains(address, table.c.sender, table.c.recipients, table.c.sent_from))
+    if subject:
+        where.append(_contains(subject, table.c.subject))
+    if message_id:
+        where.append(_contains(message_id.strip().strip("<>"), table.c.message_id))
+    if search:
+        words = search.strip()
+        where.append(
+            sa.or_(
+                _contains(words, table.c.sender, table.c.recipients, table.c.sent_from, table.c.subject),
+                _contains(words.strip("<>"), table.c.message_id),
+            )
+        )
+    if since is not None:
+        where.append(table.c.created_at >= since)
+    if until is not None:
+        where.append(table.c.created_at < until)
+    return where
+
+
+def _contains(text: str, *columns: sa.ColumnElement[t.Any]) -> sa.ColumnElement[bool]:
+    """Any of ``columns`` contains ``text``, case ignored."""
+    pattern = f"%{_escape_like(text.strip().lower())}%"
+    return sa.or_(*(sa.func.lower(column).like(pattern, escape="\\") for column in columns))
 
 
 def _escape_like(text: str) -> str:

@@ -244,6 +244,8 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         history: Mapped[str] = mapped_column(sa.Text, default="[]")
         options: Mapped[str] = mapped_column(sa.Text, default="[[], []]")
         body: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+        #: The row this letter is a copy of, when a person sent a logged letter again as a new one.
+        resend_of: Mapped[int | None] = mapped_column(default=None)
 
     class Health(db.Model):  # type: ignore[name-defined,misc]
         """The last connection-level failure of an account and its cool-down, for every process to see."""

@@ -88,6 +88,7 @@ def take_screenshots(folder: Path, browser: Browser | None = None) -> list[Path]
     """
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from cryptography.fernet import Fernet
+    from flask_mail import Message
     from helpers import LiveServer, make_admin_site
 
     from flask_smtp_accounts.testing import LOGIN, PASSWORD, SMTPServer, make_certs
@@ -111,7 +112,14 @@ def take_screenshots(folder: Path, browser: Browser | None = None) -> list[Path]
             ext.add_account(password=PASSWORD, sender_name="Test mail", sender_email="test@example.com", **common)
             ext.add_account(password=PASSWORD, sender_name="", sender_email="hello@example.com", **common)
             ext.add_account(password=PASSWORD, sender_name="Marketing", sender_email="hello@example.com", **common)
+            ext.update_account(1, backup_ids=[3], check=False)
             ext.send_test_letter(ext.get_account(1), "postmaster@example.com")
+            for subject, sender, to in (
+                ("Your order 1024 has shipped", "test@example.com", "ann@example.org"),
+                ("Weekly offers", "Marketing <hello@example.com>", "bob@example.org"),
+                ("Password reset", "hello@example.com", "cy@example.org"),
+            ):
+                site.site.mail.send(Message(subject, sender=sender, recipients=[to], body="Hello."))
         live = stack.enter_context(LiveServer(site.app))
         if browser is None:
             browser = launch_chromium(stack.enter_context(sync_playwright()))
@@ -129,6 +137,13 @@ def take_screenshots(folder: Path, browser: Browser | None = None) -> list[Path]
             page.goto(url)
             shots.append(folder / f"{name}.png")
             page.screenshot(path=str(shots[-1]), full_page=True)
+        page.goto("/admin/smtp-accounts/accounts/new/")
+        page.select_option("#preset", "microsoft-365")
+        shots.append(folder / "account-preset.png")
+        page.screenshot(path=str(shots[-1]), full_page=True)
+        page.goto("/admin/smtp-accounts/messages/")
+        shots.append(folder / "message-log.png")
+        page.screenshot(path=str(shots[-1]), full_page=True)
         page.goto("/admin/smtp-accounts/routing/")
         page.fill("#sender", "Marketing <hello@example.com>")
         page.check("#bulk")

@@ -298,7 +298,7 @@ def test_the_list_shows_20_a_page_searches_and_sorts(admin_site: AdminSite, clie
     add(admin_site, smtp_server, sender_email="alice@example.net", sender_name="Marketing")
     first = get(client, f"{ADMIN}/accounts/")
     header = text_of(first[first.index("<thead"):first.index("</thead>")])
-    assert header.split() == ["ID", "Active", "Sender", "name", "Email", "Server", "Port", "Security", "Authorization"]
+    assert header.split() == ["ID", "Active", "Sender", "name", "Email", "Server", "Port", "Security", "Authorization", "Carries"]
     assert first.count('name="rowid"') == 20
     assert get(client, f"{ADMIN}/accounts/?page=1").count('name="rowid"') == 6
     found = get(client, f"{ADMIN}/accounts/?search=alice")

@@ -14,9 +14,8 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 TARGETS = {
-    "single letter: routed / plain Flask-Mail": "<= 1.05",
-    "newsletter loop: routed / plain Flask-Mail": "<= 1.05",
-    "newsletter loop: routed / floor": "<= 1.1",
+    "single letter, 10 ms away: routed / plain Flask-Mail": "<= 1.03",
+    "sender CPU per letter: routed / floor": "<= 1.3",
     "choose_account: 1,000 / 10 accounts (mixed)": "<= 1.5",
     "newsletter loop: logs level 2 / logs off": "<= 1.1",
     "newsletter loop: logs level 4 / logs off": "<= 1.3",
@@ -24,7 +23,23 @@ TARGETS = {
     "memory growth over 200 letters (RSS)": "< 20",
 }
 
+INFO = {
+    "single letter, 10 ms away: plain Flask-Mail / floor",
+    "single letter, 10 ms away: routed / plain Flask-Mail, sender CPU",
+    "single letter on loopback: routed / plain Flask-Mail",
+    "single letter on loopback: routed / plain Flask-Mail, sender CPU",
+    "newsletter loop: routed / plain Flask-Mail",
+    "newsletter loop: routed / floor",
+    "newsletter loop: plain Flask-Mail / floor",
+    "sender CPU per letter: routed / plain Flask-Mail",
+    "choose_account: 1,000 / 10 accounts (cached)",
+    "choose_account: 1,000 / 10 accounts (fresh)",
+    "newsletter loop: logs level 2 / logs off, sender CPU",
+    "newsletter loop: logs level 4 / logs off, sender CPU",
+}
+
 FIGURES = [
+    {"floor (smtplib)", "plain Flask-Mail", "routed"},
     {"plain Flask-Mail", "routed"},
     {"floor (smtplib)", "plain Flask-Mail", "routed"},
     {f"{size} accounts, {mode}" for size in ("10", "100", "1,000") for mode in ("mixed", "cached", "fresh")},
@@ -33,28 +48,34 @@ FIGURES = [
 ]
 
 
-def test_quick_run_prints_the_table_and_writes_every_figure_as_json(tmp_path: Path) -> None:
+def run_quick(tmp_path: Path, *options: str) -> tuple[str, dict]:
+    """Run the script with tiny counts; its printout and its JSON."""
     out = tmp_path / "results.json"
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--sink", "aiosmtpd", "--out", str(out)],
+        [sys.executable, str(SCRIPT), "--quick", "--sink", "aiosmtpd", "--out", str(out), *options],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
+    assert f"JSON written to {out}" in done.stdout
+    return done.stdout, json.loads(out.read_text())
 
-    printed = done.stdout
+
+def test_quick_run_prints_the_table_and_writes_every_figure_as_json(tmp_path: Path) -> None:
+    printed, data = run_quick(tmp_path)
     assert "sink: aiosmtpd (subprocess) on 127.0.0.1:" in printed
+    assert "site database: " in printed
     assert "variants interleaved" in printed
     assert "Ratios and targets" in printed
     for label in TARGETS:
         line = next((row for row in printed.splitlines() if row.strip().startswith(label)), None)
         assert line is not None, f"no table row for {label!r}"
         assert line.rstrip().endswith(("PASS", "MISS")), line
-    assert f"JSON written to {out}" in printed
 
-    data = json.loads(out.read_text())
     assert data["meta"]["quick"] is True
+    assert data["meta"]["relay_delay_ms_each_way"] == 5
     assert data["meta"]["sink"] == "aiosmtpd (subprocess)"
     assert {item["figure"]: item["target"] for item in data["targets"]} == TARGETS
+    assert {item["figure"] for item in data["info"]} == INFO
     for item in data["targets"] + data["info"]:
         assert isinstance(item["value"], float) and math.isfinite(item["value"]), item
         assert item["min"] <= item["value"] <= item["max"], item
@@ -66,3 +87,14 @@ def test_quick_run_prints_the_table_and_writes_every_figure_as_json(tmp_path: Pa
         for stats in section["figures"].values():
             assert stats["n"] == 2
             assert 0 < stats["min"] <= stats["q1"] <= stats["median"] <= stats["q3"] <= stats["max"]
+
+
+def test_only_the_relayed_letter_with_another_delay(tmp_path: Path) -> None:
+    printed, data = run_quick(tmp_path, "--only", "relay", "--delay-ms", "1")
+    assert "measuring relay..." in printed
+    assert "measuring newsletter..." not in printed
+    assert "through a relay 1 ms each way (2 ms round trip)" in printed
+    assert data["meta"]["parts"] == ["relay"]
+    assert data["meta"]["relay_delay_ms_each_way"] == 1
+    assert [item["figure"] for item in data["targets"]] == ["single letter, 2 ms away: routed / plain Flask-Mail"]
+    assert set(data["sections"][0]["figures"]) == {"floor (smtplib)", "plain Flask-Mail", "routed"}

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import typing as t
 
-from flask import abort, current_app, url_for
+from flask import current_app, make_response, request, url_for
+from flask_admin.helpers import is_safe_url
 
 from . import i18n
 
@@ -27,6 +28,13 @@ MANAGE_ACCOUNTS = "manage_accounts"
 #: May change the settings.
 MANAGE_SETTINGS = "manage_settings"
 PERMISSIONS = (VIEW_LOGS, MANAGE_ACCOUNTS, MANAGE_SETTINGS)
+#: What each permission lets a person do, as the refusal page says it.
+PERMISSION_TEXT = {
+    VIEW_LOGS: i18n._l("read the sending logs and the message log"),
+    MANAGE_ACCOUNTS: i18n._l("add, change, check and delete SMTP accounts, and resend letters"),
+    MANAGE_SETTINGS: i18n._l("change the settings"),
+}
+FORBIDDEN_TEMPLATE = "smtp_accounts/forbidden.html"
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
 
@@ -50,6 +58,8 @@ class ProtectedView:
 
     ``permission`` is what opening the view needs. Refused requests get 403,
     not a redirect: the extension knows nothing of the site's login page.
+    The 403 is a page in the admin's look that names the missing
+    permission and links back (:meth:`refuse`).
     """
 
     permission: str = MANAGE_ACCOUNTS
@@ -62,7 +72,14 @@ class ProtectedView:
         return allowed(self.permission)
 
     def inaccessible_callback(self, name: str, **kwargs: t.Any) -> t.Any:
-        abort(403)
+        return self.refuse(self.permission)
+
+    def refuse(self, permission: str) -> t.Any:
+        """Status 403 with a page that says which permission is missing, and a link back."""
+        page = self.render(
+            FORBIDDEN_TEMPLATE, missing=permission, missing_text=PERMISSION_TEXT.get(permission, ""), back_url=_back_url(self)
+        )
+        return make_response(page, 403)
 
     def create_blueprint(self, admin: Admin) -> Blueprint:
         """The view's blueprint, finding templates in the package after the site's own."""
@@ -77,6 +94,14 @@ class ProtectedView:
         kwargs.setdefault("sa_url", _sibling_url(self))
         kwargs.setdefault("sa_cooling", _cooling_accounts)
         return super().render(template, **kwargs)  # type: ignore[misc]
+
+
+def _back_url(view: t.Any) -> str:
+    """Where "back" leads: the page the person came from on this site, else the admin's home."""
+    came_from = request.referrer
+    if came_from and came_from != request.url and is_safe_url(came_from):
+        return came_from
+    return t.cast(str, url_for(f"{view.admin.endpoint}.index"))
 
 
 def _cooling_accounts() -> list[dict[str, t.Any]]:

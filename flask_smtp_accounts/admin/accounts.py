@@ -20,9 +20,10 @@ from flask_admin.model.template import EndpointLinkRowAction, macro
 
 from ..errors import InvalidAccountError, SMTPAccountsError
 from ..extension import AccountCheckFailed
+from ..presets import PRESETS
 from . import oauth2
 from .access import MANAGE_ACCOUNTS, ProtectedView, state
-from .forms import AccountForm, RowForm, TestLetterForm
+from .forms import AccountForm, RowForm, TestLetterForm, _choices
 from .i18n import (
     ACCOUNT_FIELD_ERRORS,
     AUTH,
@@ -36,6 +37,8 @@ from .i18n import (
     say,
     server_reply,
 )
+from .presets import preset_data
+from .roles import carries_formatter, everyday_of, takeover_warning
 
 if t.TYPE_CHECKING:
     from ..check import CheckResult
@@ -47,6 +50,28 @@ def _choice_formatter(words: t.Mapping[str, t.Any]) -> t.Callable[..., str]:
         return str(words.get(value, value))
 
     return format_value
+
+
+def _with_backup_choices(form: t.Any, obj: t.Any) -> t.Any:
+    """Offer every other account as a backup, those chosen first, in their order (the order they are tried in)."""
+    if "backup_ids" in form:
+        ext = state().ext
+        others = {a.id: a.to_info().label for a in ext.Account.query.order_by(ext.Account.id) if obj is None or a.id != obj.id}
+        chosen = [i for i in (form.backup_ids.data or ()) if i in others]
+        form.backup_ids.choices = _choices([(i, f"{i}: {others[i]}") for i in (*chosen, *(i for i in others if i not in chosen))])
+    return form
+
+
+def _everyday_before(form: AccountForm) -> t.Any:
+    """The account carrying the everyday mail of the form's address before the save."""
+    address = (form.sender_email.data or "").strip()
+    return everyday_of(address) if address else None
+
+
+def _warn_takeover(before: t.Any, account: t.Any) -> None:
+    warning = takeover_warning(before, account)
+    if warning:
+        flash(warning, "warning")
 
 
 class AccountsView(ProtectedView, ModelView):
@@ -65,8 +90,8 @@ class AccountsView(ProtectedView, ModelView):
     can_export = False
     page_size = 20
     can_set_page_size = False
-    column_list = ("id", "active", "sender_name", "sender_email", "host", "port", "security", "auth")
-    column_sortable_list = column_list
+    column_sortable_list = ("id", "active", "sender_name", "sender_email", "host", "port", "security", "auth")
+    column_list = (*column_sortable_list, "carries")
     column_default_sort = "id"
     column_searchable_list = ("sender_email", "sender_name")
     column_labels = {
@@ -78,8 +103,13 @@ class AccountsView(ProtectedView, ModelView):
         "port": _l("Port"),
         "security": _l("Security"),
         "auth": _l("Authorization"),
+        "carries": _l("Carries"),
+    }
+    column_descriptions = {
+        "carries": _l("What routing sends through the account now, by the rules of the routing preview."),
     }
     column_formatters = {
+        "carries": carries_formatter,
         "active": macro("toggle_active"),
         "security": _choice_formatter(SECURITY),
         "auth": _choice_formatter(AUTH),
@@ -97,6 +127,9 @@ class AccountsView(ProtectedView, ModelView):
     def render(self, template: str, **kwargs: t.Any) -> t.Any:
         if template == self.list_template:
             kwargs.setdefault("row_form", RowForm())
+        if template in (self.create_template, self.edit_template):
+            kwargs.setdefault("sa_presets", PRESETS)
+            kwargs.setdefault("sa_preset_data", preset_data())
         return super().render(template, **kwargs)
 
     # --- saving through the API ---------------------------------------------
@@ -107,24 +140,34 @@ class AccountsView(ProtectedView, ModelView):
             flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
         return valid
 
+    def create_form(self, obj: t.Any = None) -> t.Any:
+        return _with_backup_choices(super().create_form(obj), None)
+
+    def edit_form(self, obj: t.Any = None) -> t.Any:
+        return _with_backup_choices(super().edit_form(obj), obj)
+
     def create_model(self, form: AccountForm) -> t.Any:  # type: ignore[override]
         ext = state().ext
+        before = _everyday_before(form)
         try:
             account = ext.add_account(password=form.new_password.data or None, **form.account_fields())
         except SMTPAccountsError as err:
             self._refused(form, err)
             return False
         flash(_("The account passed the check."), "success")
+        _warn_takeover(before, account)
         return account
 
     def update_model(self, form: AccountForm, model: t.Any) -> bool:  # type: ignore[override]
         ext = state().ext
+        before = _everyday_before(form)
         try:
-            ext.update_account(model.id, password=form.new_password.data or None, **form.account_fields())
+            account = ext.update_account(model.id, password=form.new_password.data or None, **form.account_fields())
         except SMTPAccountsError as err:
             self._refused(form, err)
             return False
         flash(_("The account passed the check."), "success")
+        _warn_takeover(before, account)
         return True
 
     def delete_model(self, model: t.Any) -> bool:
@@ -191,6 +234,7 @@ class AccountsView(ProtectedView, ModelView):
         for raw in ids:
             try:
                 account = ext.get_account(int(raw))
+                before = everyday_of(account.sender_email)
                 ext.update_account(account.id, check=False, active=(not account.active) if active is None else active)
             except InvalidAccountError as err:
                 flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=field_error(err, ACCOUNT_FIELD_ERRORS)), "error")
@@ -203,6 +247,7 @@ class AccountsView(ProtectedView, ModelView):
                 continue
             if account.active:
                 flash(_("Account %(id)s is active now.", id=account.id), "success")
+                _warn_takeover(before, account)
             else:
                 flash(_("Account %(id)s is inactive now.", id=account.id), "success")
 

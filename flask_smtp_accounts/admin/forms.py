@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from flask_admin.form import SecureForm
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, IntegerField, PasswordField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
 from wtforms.validators import InputRequired
 from wtforms.widgets import NumberInput
 
@@ -20,6 +28,7 @@ from ..extension import ACCOUNT_FIELDS
 from ..settings import DEFAULT_SETTINGS, SETTING_NAMES
 from .i18n import AUTH, SECURITY, _l
 from .oauth2 import sign_in_field
+from .presets import preset_choices
 
 try:  # WTForms 3.3 wants SelectChoice objects; older ones take (value, label) pairs.
     from wtforms import SelectChoice
@@ -31,18 +40,31 @@ def _choices(pairs: t.Iterable[tuple[str, t.Any]]) -> list[t.Any]:
     return [SelectChoice(value, label) if SelectChoice else (value, label) for value, label in pairs]
 
 
-class IdListField(StringField):
-    """Account ids typed as ``3, 5``; shown the same way."""
+class AccountChoiceField(SelectMultipleField):
+    """Other accounts, chosen from a list; the view fills the choices. Blank submissions choose none."""
 
-    def _value(self) -> str:
-        if isinstance(self.data, (list, tuple)):
-            return ", ".join(str(i) for i in self.data)
-        return super()._value()
+    def process_formdata(self, valuelist: list[t.Any]) -> None:
+        try:
+            self.data = [int(value) for value in valuelist if str(value).strip()]
+        except ValueError:
+            self.data = []
+            raise ValueError(self.gettext("Invalid choice(s): one or more data inputs could not be coerced.")) from None
+
+    def pre_validate(self, form: t.Any) -> None:
+        """The Python API decides which backups are valid, with its own message."""
 
 
 class AccountForm(SecureForm):
     """An SMTP account. ``new_password`` is the only way a password comes in."""
 
+    preset = SelectField(
+        _l("Provider"), default="", validate_choice=False, choices=_choices(preset_choices()),
+        description=_l("Fills in the server, port, security and authorization of a well-known provider."),
+    )
+    region = SelectField(
+        _l("Region"), default="", validate_choice=False, choices=[],
+        description=_l("The provider's region: the server's address depends on it."),
+    )
     active = BooleanField(
         _l("Active"), default=True,
         description=_l("An inactive account takes no part in choosing the account for a letter."),
@@ -132,11 +154,11 @@ class AccountForm(SecureForm):
     oauth_authorize_url = StringField(
         _l("Sign-in endpoint"), description=_l("Only with your own endpoints: the HTTPS address where a person signs in."),
     )
-    backup_ids = IdListField(
-        _l("Backup accounts"),
+    backup_ids = AccountChoiceField(
+        _l("Backup accounts"), coerce=int, choices=[],
         description=_l(
-            "IDs of other accounts, separated by commas. When this account's server cannot take a letter,"
-            " these accounts are tried in this order."
+            "When this account's server cannot take a letter, the accounts chosen here are tried, in the order"
+            " listed (hold Ctrl or Cmd to choose several)."
         ),
     )
 

@@ -73,7 +73,7 @@ ACCOUNT_FIELD_ERRORS = {
     "oauth_scope": _l("Required with your own endpoints."),
     "oauth_token_url": _l("An HTTPS address; required with your own endpoints."),
     "oauth_authorize_url": _l("An HTTPS address."),
-    "backup_ids": _l("IDs of at most 10 other existing accounts, each named once, separated by commas."),
+    "backup_ids": _l("At most 10 other existing accounts, each chosen once."),
 }
 
 

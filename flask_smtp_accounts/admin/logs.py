@@ -114,7 +114,7 @@ class LogsView(ProtectedView, BaseView):
     @expose("/<int:account_id>/<kind>/delete", methods=("POST",))
     def delete(self, account_id: int, kind: str) -> t.Any:
         if not allowed(MANAGE_ACCOUNTS):
-            abort(403)
+            return self.refuse(MANAGE_ACCOUNTS)
         form = LogDeleteForm()
         if not form.validate_on_submit():
             flash(_("The request was refused: the form lacked its security token. Nothing was deleted."), "error")

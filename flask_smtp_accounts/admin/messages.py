@@ -11,12 +11,14 @@ from __future__ import annotations
 import typing as t
 from datetime import datetime, timedelta
 
-from flask import abort, flash, redirect, request
+from flask import Response, abort, flash, redirect, request, stream_with_context
 from flask_admin import BaseView, expose
 from flask_babel import format_datetime
 from flask_wtf import FlaskForm
+from wtforms import StringField
 
-from ..errors import DeliveryError, MessageLogError, ResendError
+from ..errors import DeliveryError, InvalidAccountError, MessageLogError, ResendError
+from ..message_export import FORMATS
 from ..message_log import FAILED, INTERRUPTED, QUEUED, SENDING, SENT, SUPPRESSED, MessageInfo
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .i18n import RULES, _, _l, say, stage_name
@@ -39,6 +41,12 @@ STATUS_STYLES = {
 
 class ResendForm(FlaskForm):
     """Resending a letter; the letter is named by the URL."""
+
+
+class ResendCopyForm(FlaskForm):
+    """Sending a logged letter again as a new one; blank: to its own recipients."""
+
+    recipient = StringField(_l("Send a copy to"))
 
 
 def _date_arg(name: str) -> datetime | None:
@@ -67,10 +75,17 @@ def _filters() -> dict[str, t.Any]:
         "status": status,
         "account_id": int(account) if account.isdigit() else None,
         "address": (args.get("address") or "").strip()[:254] or None,
+        "search": (args.get("q") or "").strip()[:998] or None,
         "since": _date_arg("since"),
         "until": _date_arg("until"),
         "page": page,
     }
+
+
+def _api_filters(filters: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The list's filters as ``messages()`` and ``export_messages()`` take them: the end date counts whole."""
+    until = filters["until"] + timedelta(days=1) if filters["until"] else None
+    return {**{k: v for k, v in filters.items() if k != "page"}, "until": until}
 
 
 def describe_error(message: MessageInfo) -> str:
@@ -134,22 +149,31 @@ class MessagesView(ProtectedView, BaseView):
             "when": lambda moment: format_datetime(moment) if moment else "",
             "may_resend": allowed(MANAGE_ACCOUNTS),
             "resend_form": ResendForm(),
+            "copy_form": ResendCopyForm(),
         }
 
     @expose("/")
     def index(self) -> t.Any:
         ext = state().ext
         filters = _filters()
-        until = filters["until"] + timedelta(days=1) if filters["until"] else None
-        page = ext.messages(
-            status=filters["status"], account_id=filters["account_id"], address=filters["address"],
-            since=filters["since"], until=until, page=filters["page"], per_page=PAGE_SIZE,
-        )
+        page = ext.messages(**_api_filters(filters), page=filters["page"], per_page=PAGE_SIZE)
         accounts = [(a.id, a.to_info().label) for a in ext.Account.query.order_by(ext.Account.id)]
         args = {k: v for k, v in request.args.items() if k != "page" and v}
         return self.render(
             self.list_template, page=page, accounts=accounts, filters=request.args,
-            page_url=lambda number: self.get_url(".index", page=number, **args), **self._common(),
+            page_url=lambda number: self.get_url(".index", page=number, **args),
+            export_url=lambda fmt: self.get_url(".export", fmt=fmt, **args), **self._common(),
+        )
+
+    @expose("/export.<fmt>")
+    def export(self, fmt: str) -> t.Any:
+        """The filtered rows as a CSV or JSON download, streamed as they are read."""
+        if fmt not in FORMATS:
+            abort(404)
+        pieces = state().ext.export_messages(fmt, **_api_filters(_filters()))
+        return Response(
+            stream_with_context(pieces), mimetype=FORMATS[fmt],
+            headers={"Content-Disposition": f"attachment; filename=message-log.{fmt}", "Cache-Control": "no-store"},
         )
 
     @expose("/<int:record_id>/")
@@ -163,7 +187,7 @@ class MessagesView(ProtectedView, BaseView):
     @expose("/<int:record_id>/resend", methods=("POST",))
     def resend(self, record_id: int) -> t.Any:
         if not allowed(MANAGE_ACCOUNTS):
-            abort(403)
+            return self.refuse(MANAGE_ACCOUNTS)
         if not ResendForm().validate_on_submit():
             flash(_("The request was refused: the form lacked its security token. Nothing was sent."), "error")
             return redirect(self.get_url(".view", record_id=record_id))
@@ -180,4 +204,30 @@ class MessagesView(ProtectedView, BaseView):
             flash(_("The letter was not sent again: %(reason)s", reason=str(err)), "error")
         else:
             flash(_("The letter was sent again and delivered through %(route)s.", route=route_text(message)), "success")
+        return redirect(self.get_url(".view", record_id=record_id))
+
+    @expose("/<int:record_id>/copy", methods=("POST",))
+    def resend_copy(self, record_id: int) -> t.Any:
+        """Send a logged letter again as a new letter, to another address or to its own recipients."""
+        if not allowed(MANAGE_ACCOUNTS):
+            return self.refuse(MANAGE_ACCOUNTS)
+        form = ResendCopyForm()
+        if not form.validate_on_submit():
+            flash(_("The request was refused: the form lacked its security token. Nothing was sent."), "error")
+            return redirect(self.get_url(".view", record_id=record_id))
+        address = (form.recipient.data or "").strip()
+        try:
+            copy = state().ext.resend_copy(record_id, [address] if address else None)
+        except LookupError:
+            abort(404)
+        except InvalidAccountError:
+            flash(_("The letter was not sent: %(address)s is not a valid email address.", address=address), "error")
+        except ResendError as err:
+            flash(_("The letter was not sent again: %(reason)s", reason=say(err.reason)), "error")
+        except DeliveryError as err:
+            flash(_("The copy was not delivered; its entry says why."), "error")
+            return redirect(self.get_url(".view", record_id=err.record_id or record_id))
+        else:
+            flash(_("A copy was sent and delivered through %(route)s.", route=route_text(copy)), "success")
+            return redirect(self.get_url(".view", record_id=copy.id))
         return redirect(self.get_url(".view", record_id=record_id))
