@@ -13,12 +13,13 @@ from .errors import (
     InvalidSettingError,
     LogAddressError,
     LogNotFoundError,
+    MessageLogError,
     OAuth2Error,
     ResendError,
     SMTPAccountsError,
 )
 from .extension import AccountCheckFailed, SMTPAccounts
-from .failover import AccountHealth
+from .health import AccountHealth
 from .log_files import LogChunk, LogInfo
 from .message_log import MessageInfo, Page
 from .models import AccountInfo
@@ -53,6 +54,7 @@ __all__ = [
     "LogInfo",
     "LogNotFoundError",
     "MessageInfo",
+    "MessageLogError",
     "OAuth2Error",
     "Page",
     "ResendError",

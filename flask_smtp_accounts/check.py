@@ -17,6 +17,7 @@ from flask import current_app
 
 from .connection import close_quietly, failure, open_connection
 from .errors import DeliveryError
+from .hints import hint_for
 from .models import AccountInfo
 from .settings import SettingsInfo
 from .signals import account_checked
@@ -107,8 +108,8 @@ def run_check(
     except DeliveryError as err:
         close_quietly(smtp)
         result = CheckResult(
-            False, err.stage, err.code, err.reply, time.perf_counter() - started, str(err), message_id, err.hint,
-            err.reason,
+            False, err.stage, err.code, err.reply, time.perf_counter() - started, str(err), message_id,
+            hint_for(err, err.cause, account), err.reason,
         )
     if log is not None:
         log.end("ok" if result.ok else f"failed: {result.message}")

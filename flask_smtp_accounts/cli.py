@@ -22,8 +22,10 @@ from flask.cli import AppGroup
 
 from .alert_channels import KINDS as ALERT_KINDS
 from .alert_formats import FORMAT_CHOICES
-from .errors import SMTPAccountsError
+from .errors import DeliveryError, SMTPAccountsError
+from .hints import hint_for
 from .log_files import KINDS as LOG_KINDS
+from .message_log import INTERRUPTED, STATUSES
 from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES
 from .presets import PRESET_KEYS, get_preset, with_preset
 from .printable import printable, printable_lines
@@ -45,12 +47,21 @@ class _CommandGroup(AppGroup):
             raise
         except (SMTPAccountsError, LookupError) as err:
             result = getattr(err, "result", None)  # AccountCheckFailed carries the check's result
-            hint = getattr(err, "hint", None) or getattr(result, "hint", None)
+            hint = getattr(err, "hint", None) or getattr(result, "hint", None) or _hint_of(err)
             raise click.ClickException(_with_hint(str(err), hint)) from None
 
     def group(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
         kwargs.setdefault("cls", _CommandGroup)
         return super().group(*args, **kwargs)
+
+
+def _hint_of(err: BaseException) -> str | None:
+    """The fix-it hint of a send's error, worked out here where it is shown (sending computes none)."""
+    if not isinstance(err, DeliveryError):
+        return None
+    state = current_app.extensions.get("smtp_accounts")
+    account = state.directory.account(err.account_id) if state is not None and err.account_id else None
+    return hint_for(err, err.cause, account)
 
 
 #: The blanks that separate the words of a message; every other control character gets escaped.
@@ -436,6 +447,38 @@ def set_settings(changes: tuple[str, ...]) -> None:
 def retry_queue(limit: int | None) -> None:
     """Send the queued letters that are due (run it from cron); also prunes old message log rows."""
     click.echo(f"Retry run: {_ext().retry_queue(limit=limit)}.")
+
+
+#: How the command line names a state; ``interrupted`` is a ``sending`` row past its lease.
+_STATE_WORDS = {INTERRUPTED: "interrupted: outcome unknown"}
+
+
+@smtp_accounts_cli.command("messages")
+@click.option("--status", type=click.Choice([*STATUSES, INTERRUPTED]), default=None, help="Only letters in this state.")
+@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
+def list_messages(status: str | None, page: int) -> None:
+    """List the message log, newest first (50 a page)."""
+    found = _ext().messages(status=status, page=page)
+    if not found.items:
+        click.echo("No letters.")
+        return
+    _table(
+        ("ID", "Created (UTC)", "State", "From", "Route", "Subject"),
+        [
+            (m.id, m.created_at.isoformat(sep=" ", timespec="seconds"), _STATE_WORDS.get(m.state, m.state),
+             _one_line(m.sender), _one_line(m.route), _one_line(m.subject))
+            for m in found.items
+        ],
+    )
+    click.echo(f"Page {found.page} of {found.pages} ({found.total} letters).")
+
+
+@smtp_accounts_cli.command("resend")
+@click.argument("message_id", type=int)
+def resend_message(message_id: int) -> None:
+    """Send a failed, queued or interrupted letter again now (check an interrupted one first: it may have arrived)."""
+    record = _ext().resend_message(message_id)
+    click.echo(f"Message {record.id}: {record.state}.")
 
 
 # --- alerts and the summary -------------------------------------------------------

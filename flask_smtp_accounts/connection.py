@@ -1,4 +1,4 @@
-"""Opening an account's SMTP connection: TLS, AUTH, timeout, and the transcript.
+"""SMTP conversations: opening an account's connection (TLS, AUTH, timeout, transcript) and one transaction.
 
 The SMTP classes here are smtplib's with one addition: when given a
 :class:`Transcript`, they report each line of the conversation to it, with
@@ -22,7 +22,6 @@ from flask import current_app
 
 from .deadlines import REPLY_MAX_BYTES, REPLY_MAX_LINES, BoundedReplies, ReplyTimeout, ReplyTooLarge
 from .errors import DeliveryError
-from .hints import hint_for
 from .models import AccountInfo
 from .oauth2 import AccessTokens, login_xoauth2
 from .texts import N_, Text
@@ -190,10 +189,11 @@ def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
 def failure(stage: str, err: BaseException, account: AccountInfo | None) -> DeliveryError:
     """Turn an smtplib or socket error into a :class:`DeliveryError` that names the stage.
 
-    Its ``hint`` tells how to fix a classic mistake, when it is one (``hints.py``).
+    No network I/O: the fix-it hint (``hints.py``, which may probe the
+    server) is worked out from ``error.cause`` where the error is shown.
     """
     error = _failure(stage, err, account)
-    error.hint = hint_for(error, err, account)
+    error.cause = err
     return error
 
 
@@ -309,6 +309,80 @@ def open_connection(
     except Exception as err:  # noqa: BLE001 - every failure of a stage is that stage's DeliveryError
         close_quietly(smtp)
         raise failure(stage, err, account) from None
+
+
+class Interrupted(Exception):
+    """A transaction stopped; ``phase`` (``mail``, ``rcpt``, ``data``) says how far the letter got."""
+
+    def __init__(self, phase: str, error: BaseException) -> None:
+        super().__init__(phase)
+        self.phase = phase
+        self.error = error
+
+    @property
+    def connection_lost(self) -> bool:
+        err = self.error
+        if isinstance(err, smtplib.SMTPResponseException):
+            return err.smtp_code == 421
+        return isinstance(err, (smtplib.SMTPServerDisconnected, OSError)) and not isinstance(
+            err, smtplib.SMTPRecipientsRefused
+        )
+
+    def failure(self, account: AccountInfo | None) -> DeliveryError:
+        """The :class:`DeliveryError` of the stopped transaction, naming the SMTP command."""
+        err = failure("send", self.error, account)
+        err.command = self.phase.upper()
+        return err
+
+
+def send_transaction(
+    smtp: smtplib.SMTP,
+    envelope_from: str,
+    recipients: list[str],
+    data: bytes,
+    mail_options: t.Sequence[str] = (),
+    rcpt_options: t.Sequence[str] = (),
+) -> dict[str, tuple[int, bytes]]:
+    """smtplib's ``sendmail``, step by step, so that a failure tells how far the letter got.
+
+    Returns the refused recipients, as ``sendmail`` does. Raises
+    :class:`Interrupted` with ``phase`` ``mail`` (nothing of the letter
+    reached the server), ``rcpt`` or ``data``.
+    """
+    phase = "mail"
+    try:
+        smtp.ehlo_or_helo_if_needed()
+        options = list(mail_options)
+        if smtp.does_esmtp and smtp.has_extn("size"):
+            options.insert(0, f"size={len(data)}")
+        code, reply = smtp.mail(envelope_from, options)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, envelope_from)
+        phase = "rcpt"
+        refused: dict[str, tuple[int, bytes]] = {}
+        for rcpt in recipients:
+            code, reply = smtp.rcpt(rcpt, list(rcpt_options))
+            if code == 421:
+                raise smtplib.SMTPResponseException(code, reply)
+            if code not in (250, 251):
+                refused[rcpt] = (code, reply)
+        if len(refused) == len(recipients):
+            raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
+        phase = "data"
+        code, reply = smtp.data(data)
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+        return refused
+    except (smtplib.SMTPException, OSError) as err:
+        stop = Interrupted(phase, err)
+        if stop.connection_lost:
+            smtp.close()
+        else:
+            try:
+                smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+        raise stop from None
 
 
 def close_quietly(smtp: smtplib.SMTP | None) -> None:

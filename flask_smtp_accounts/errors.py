@@ -98,8 +98,11 @@ class DeliveryError(SMTPAccountsError, smtplib.SMTPException):
     record_id: int | None = None
     #: The SMTP command that failed (``MAIL``, ``RCPT``, ``DATA``) when ``stage`` is ``send``.
     command: str | None = None
-    #: A fix-it hint for a classic mistake (SSL on port 587, a Gmail password...), see ``hints.py``.
+    #: A fix-it hint for a classic mistake (SSL on port 587, a Gmail password...), see ``hints.py``;
+    #: computed where errors are shown (a check, the admin, the command line), never while sending.
     hint: str | None = None
+    #: The smtplib or socket exception under it, from which a hint can be worked out.
+    cause: BaseException | None = None
 
     def __init__(
         self,
@@ -135,6 +138,28 @@ class DeliveryError(SMTPAccountsError, smtplib.SMTPException):
         server = f" ({self.host}:{self.port})" if self.host else ""
         answer = f": server replied {self.code} {self.reply}" if self.code else ""
         return f"{self.stage} failed{where}{server}: {self.reason}{answer}"
+
+
+class MessageLogError(SMTPAccountsError):
+    """The message log could not be written, so the letter was not sent (or not recorded as sent).
+
+    Every letter has its row before it goes to a server; when that row
+    cannot be written (the database is down, locked or read-only), nothing
+    is sent and this is raised. ``delivered`` is true in the one case where
+    the server had accepted the letter and only the row's final update
+    failed: the row then stays ``sending`` and shows as interrupted.
+    """
+
+    def __init__(self, message_id: str, reason: str, *, delivered: bool = False, record_id: int | None = None) -> None:
+        if delivered:
+            what = f"letter {message_id} was accepted by the server, but its message log row {record_id} could not be updated"
+        else:
+            what = f"letter {message_id} was not sent: its message log row could not be written"
+        super().__init__(f"{what} ({reason})")
+        self.message_id = message_id
+        self.reason = reason
+        self.delivered = delivered
+        self.record_id = record_id
 
 
 class ResendError(SMTPAccountsError):

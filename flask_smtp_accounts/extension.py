@@ -18,18 +18,20 @@ from . import flask_mail_hook
 from .alerts import Alerts
 from .check import CheckResult, run_check
 from .config import Config, read_config
+from .connection import open_connection
 from .crypto import Vault
-from .delivery import Dispatcher, choose_route
+from .delivery import DefaultRoute, Dispatcher
 from .directory import Directory
 from .errors import AccountInUseError, InvalidAccountError, InvalidAddressError, SMTPAccountsError
-from .failover import AccountHealth, Health, check_backups
+from .failover import check_backups
+from .health import AccountHealth, Health
 from .ids import IdConverter, parse_id
 from .log_files import LogChunk, LogInfo
 from .mail_stats import MailStats
 from .message_log import MessageInfo, MessageLog, Page
 from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
 from .oauth2 import AccessTokens, store_refresh_token
-from .routing import Choice, bulk_sending, split_sender
+from .routing import Choice, bulk_sending, choose_route, split_sender
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
 from .summary import Summary, build_summary, send_summary
@@ -41,7 +43,6 @@ from .validation import (
     validate_account,
     validate_settings,
 )
-from .writer import BackgroundWriter
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -69,9 +70,8 @@ class _State:
         self.config = config
         self.vault = Vault(config.encryption_keys)
         self.directory = Directory(models, self.engine)
-        self.writer = BackgroundWriter()
-        self.message_log = MessageLog(models, self.engine, self.writer)
-        self.health = Health(models, self.engine, self.writer)
+        self.message_log = MessageLog(models, self.engine, blocked=self._site_holds_the_write_lock)
+        self.health = Health(models, self.engine)
         self.smtp_logs = SMTPLogs(config.log_dir)
         self.stats = MailStats(models, self.engine)
         self.alerts = Alerts(models, self.engine, self.vault, self.stats)
@@ -83,14 +83,54 @@ class _State:
     def _store_refresh_token(self, account_id: int, ciphertext: str) -> None:
         store_refresh_token(self.engine(), self.models, account_id, ciphertext)
 
-    def dispatcher(
-        self, *, suppress: bool, max_emails: int | None, open_default: t.Callable[[], smtplib.SMTP]
-    ) -> Dispatcher | None:
-        """A dispatcher for one connection block, or ``None`` when routing is off."""
-        settings = self.directory.settings()
-        if not settings.enabled:
+    def _site_holds_the_write_lock(self) -> str | None:
+        """Why writing a row now would wait on this very thread, or ``None``.
+
+        SQLite has one writer at a time. When the site's own session (in
+        this thread) has written to the database the extension's tables
+        live in and not committed yet, a row written through another
+        connection would wait for a commit that cannot come before the
+        letter is sent: a stall, then an error. Say so at once instead.
+        """
+        engine = self.engine()
+        if engine.dialect.name != "sqlite":
             return None
-        return Dispatcher(self, settings, suppress=suppress, max_emails=max_emails, open_default=open_default)
+        session = self.db.session()
+        if not session.in_transaction():
+            return None
+        connection = session.connection(bind_arguments={"bind": engine})
+        dbapi_connection = connection.connection.dbapi_connection
+        if not getattr(dbapi_connection, "in_transaction", False):
+            return None
+        return (
+            "the site's own database session holds uncommitted writes to this SQLite database, which allows one"
+            " writer at a time: commit (or roll back) before sending, or keep the extension's tables in a"
+            " database of their own (SMTP_ACCOUNTS_BIND_KEY)"
+        )
+
+    def dispatcher(self, settings: SettingsInfo, *, default: DefaultRoute, max_emails: int | None) -> Dispatcher:
+        """A dispatcher for one connection block (or one retry run) with these settings."""
+        return Dispatcher(
+            settings,
+            directory=self.directory,
+            health=self.health,
+            message_log=self.message_log,
+            smtp_logs=self.smtp_logs,
+            open_account=self._open_account,
+            default=default,
+            max_emails=max_emails,
+            app=current_app._get_current_object(),  # type: ignore[attr-defined]
+        )
+
+    def _open_account(self, account: AccountInfo, transcript: t.Any, timeout: float) -> smtplib.SMTP:
+        return open_connection(
+            account,
+            functools.partial(self.password_of, account),
+            timeout=timeout,
+            ca_file=self.config.ca_file,
+            ehlo_name=self.config.ehlo_name,
+            transcript=transcript,
+        )
 
     def password_of(self, account: AccountInfo) -> str | None:
         return self.vault.decrypt(account.password_encrypted) if account.password_encrypted else None
@@ -331,7 +371,10 @@ class SMTPAccounts:
         settings = state.directory.settings()
         send = settings.send_test_on_check if send_test is None else send_test
         secret = password if password else functools.partial(state.password_of, info)
-        return run_check(state, settings, info, secret, send_test=send, recipient=settings.test_recipient or None)
+        result = run_check(state, settings, info, secret, send_test=send, recipient=settings.test_recipient or None)
+        if result.ok and info.id:
+            state.health.lift(info.id)
+        return result
 
     def send_test_letter(self, account: t.Any, recipient: str | None = None) -> CheckResult:
         """Send a test letter through ``account`` to ``recipient`` (default: the settings' test recipient)."""
@@ -396,7 +439,7 @@ class SMTPAccounts:
         except InvalidAccountError:
             raise InvalidAddressError(f"{str(sender)!r} holds no valid email address.") from None
         settings = state.directory.settings()
-        return choose_route(state, settings, sender, headers, bulk)
+        return choose_route(settings, state.directory.candidates, sender, headers, bulk)
 
     bulk_sending = staticmethod(bulk_sending)
 
@@ -418,7 +461,9 @@ class SMTPAccounts:
     ) -> Page:
         """A page of the message log, newest first.
 
-        ``status``: sent, suppressed, failed or queued. ``account_id`` 0:
+        ``status``: sent, suppressed, failed, queued, sending, or
+        ``interrupted`` (left ``sending`` by a process that stopped: outcome
+        unknown, never sent again automatically). ``account_id`` 0:
         letters sent through Flask-Mail's own settings. ``address``: part of
         the From or of any recipient; ``subject``: part of the subject;
         ``message_id``: part of the Message-ID (angle brackets optional);
@@ -439,21 +484,12 @@ class SMTPAccounts:
 
         return export(self._state.message_log, fmt, **filters)
 
-    def flush_message_log(self, timeout: float | None = 30.0) -> bool:
-        """Write this process's pending rows (delivered letters, account failures) now.
-
-        They are written in the background within a second anyway; the
-        reading methods here flush first. Call it before reading the tables
-        with your own queries. ``False`` if ``timeout`` ran out.
-        """
-        return self._state.writer.drain(timeout)
-
     def get_message(self, record_id: int) -> MessageInfo:
         """One letter of the message log; ``LookupError`` when there is none."""
         return self._state.message_log.get(record_id)
 
     def resend_message(self, record_id: int) -> MessageInfo:
-        """Send a failed (or queued) letter again now, with its Message-ID, to the recipients it has not reached.
+        """Send a failed, queued or interrupted letter again now, with its Message-ID, to the recipients it has not reached.
 
         Raises :class:`ResendError` for a letter a server already accepted,
         and :class:`DeliveryError` when no route delivered it.

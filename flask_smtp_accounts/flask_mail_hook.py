@@ -5,6 +5,10 @@ of sending (``mail.send``, ``mail.send_message``, ``conn.send``,
 ``msg.send(conn)``) goes through a connection's ``send``. :func:`install`
 puts :class:`RoutedConnection` in its place. For an app without the
 extension, or with routing disabled, it behaves exactly as Flask-Mail's.
+With routing on, it is still Flask-Mail's connection: entering it opens
+``conn.host`` as Flask-Mail does, and a letter no account matches goes
+through Flask-Mail's own ``send`` on it (suppression and ``MAIL_MAX_EMAILS``
+included); only its message log row is added around it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ import typing as t
 import flask_mail
 from flask import current_app
 
-from .delivery import Dispatcher, Letter
+from .connection import Interrupted, close_quietly, failure, send_transaction
+from .delivery import Dispatcher
+from .errors import DeliveryError
+from .letter import Letter
 
 _FlaskMailConnection = flask_mail.Connection
 
@@ -117,38 +124,135 @@ def sender_of(message: flask_mail.Message) -> tuple[str | tuple[str, str], t.Map
     return given_sender(message), message.extra_headers or {}
 
 
+def _opening_failure(err: BaseException) -> DeliveryError:
+    stage = "login" if isinstance(err, smtplib.SMTPAuthenticationError) else "connect"
+    return failure(stage, err, None)
+
+
+class _ConnectionRoute:
+    """The default route inside ``mail.connect()``: Flask-Mail's own ``send`` on the block's ``conn.host``."""
+
+    def __init__(self, conn: RoutedConnection) -> None:
+        self._conn = conn
+        self.suppress = bool(conn.mail.suppress)
+
+    def send(self, letter: Letter, envelope_from: str, recipients: list[str], data: bytes) -> dict[str, tuple[int, bytes]]:
+        conn = self._conn
+        try:
+            conn.host  # noqa: B018 - opens Flask-Mail's connection on its first use
+        except (smtplib.SMTPException, OSError) as err:
+            raise _opening_failure(err) from None
+        sent_before = conn.num_emails
+        try:
+            _FlaskMailConnection.send(conn, letter.message, letter.envelope_from)
+        except (smtplib.SMTPException, OSError) as err:
+            if conn.num_emails != sent_before:
+                # Sent; then Flask-Mail's reconnection after MAIL_MAX_EMAILS letters failed: the next letter will say so.
+                return {}
+            raise failure("send", err, None) from None
+        return {}
+
+    def close(self) -> None:
+        """``conn.host`` is closed by Flask-Mail's own ``__exit__``."""
+
+
+class StoredRoute:
+    """The default route for letters read back from the message log: Flask-Mail's server, settings and limits."""
+
+    def __init__(self, mail: flask_mail.Mail) -> None:
+        self._mail = mail
+        self.suppress = bool(mail.suppress)
+        self._smtp: smtplib.SMTP | None = None
+        self._sent = 0
+
+    def send(self, letter: Letter, envelope_from: str, recipients: list[str], data: bytes) -> dict[str, tuple[int, bytes]]:
+        if self._smtp is None:
+            try:
+                self._smtp = _FlaskMailConnection(self._mail).configure_host()
+            except (smtplib.SMTPException, OSError) as err:
+                raise _opening_failure(err) from None
+        try:
+            refused = send_transaction(self._smtp, envelope_from, recipients, data, letter.mail_options, letter.rcpt_options)
+        except Interrupted as stop:
+            if stop.connection_lost:
+                self.close()
+            raise stop.failure(None) from None
+        self._sent += 1
+        if self._sent == self._mail.max_emails:
+            self.close()
+        return refused
+
+    def close(self) -> None:
+        close_quietly(self._smtp)
+        self._smtp, self._sent = None, 0
+
+
+#: ``RoutedConnection.host`` before its first use: Flask-Mail's connection is opened when something needs it.
+_UNOPENED: t.Any = object()
+
+
 class RoutedConnection(_FlaskMailConnection):
-    """A Flask-Mail connection that routes each letter through its account."""
+    """A Flask-Mail connection that routes each letter through its account, and logs it.
+
+    ``conn.host`` is Flask-Mail's own SMTP object, opened by Flask-Mail's
+    ``configure_host`` as its ``__enter__`` does, but on first use rather
+    than on entering the block: a block whose letters all go through
+    accounts never waits on (or needs) the ``MAIL_SERVER``, which Flask-Mail
+    connects to without a timeout. Reading, using or patching ``conn.host``
+    works as with Flask-Mail.
+    """
 
     _dispatcher: Dispatcher | None = None
+    _host: t.Any = None
+    #: The SMTP object Flask-Mail opened last: what ``del conn.host`` (the end of a patch) puts back.
+    _opened: smtplib.SMTP | None = None
+
+    @property  # type: ignore[override]
+    def host(self) -> t.Any:
+        if self._host is _UNOPENED:
+            self.host = self.configure_host()
+        return self._host
+
+    @host.setter
+    def host(self, value: t.Any) -> None:
+        self._host = value
+        if isinstance(value, smtplib.SMTP):
+            self._opened = value
+
+    @host.deleter
+    def host(self) -> None:
+        self._host = self._opened
 
     def __enter__(self) -> RoutedConnection:
         state = current_app.extensions.get("smtp_accounts")
+        settings = state.directory.settings() if state is not None else None
         self._dispatcher = None
-        if state is not None:
-            self._dispatcher = state.dispatcher(
-                suppress=bool(self.mail.suppress),
-                max_emails=self.mail.max_emails,
-                open_default=self.configure_host,
-            )
-        if self._dispatcher is None:
+        if settings is None or not settings.enabled:
             return super().__enter__()
-        self.host = None
+        # Flask-Mail's own __enter__, with the connection deferred to its first use.
+        self._host = None if self.mail.suppress else _UNOPENED
         self.num_emails = 0
+        self._dispatcher = state.dispatcher(settings, default=_ConnectionRoute(self), max_emails=self.mail.max_emails)
         return self
 
     def __exit__(self, exc_type: t.Any, exc_value: t.Any, tb: t.Any) -> None:
         dispatcher, self._dispatcher = self._dispatcher, None
         if dispatcher is None:
             return super().__exit__(exc_type, exc_value, tb)
-        dispatcher.close()
+        try:
+            dispatcher.close()
+        finally:
+            # As Flask-Mail's __exit__, but a server that already hung up does not turn delivered letters into an error.
+            host, self._host = self._host, None
+            if host is not _UNOPENED:
+                close_quietly(host)
         return None
 
     def send(self, message: flask_mail.Message, envelope_from: str | tuple[str, str] | None = None) -> None:
         dispatcher = self._dispatcher
         if dispatcher is None:
             return super().send(message, envelope_from)
-        # Flask-Mail's own checks, in its order, before any connection opens.
+        # Flask-Mail's own checks, in its order, before any row is written or connection opened.
         send_to = message.send_to
         assert send_to, "No recipients have been added"
         assert message.sender, (
@@ -159,19 +263,16 @@ class RoutedConnection(_FlaskMailConnection):
         if message.date is None:
             message.date = time.time()
         outcome = dispatcher.deliver(letter_from_message(message, envelope_from, send_to))
-        if not outcome.queued:  # a queued letter was not dispatched; message_queued says so
+        # Flask-Mail's own send announced a letter of the default route; one an account carried is announced here.
+        if outcome.choice.account is not None and not outcome.queued:
             flask_mail.email_dispatched.send(dispatcher.app, message=message)
-        self.num_emails += 1
         return None
 
 
-def default_route() -> tuple[bool, int | None, t.Callable[[], smtplib.SMTP]]:
-    """Flask-Mail's ``suppress`` flag, ``max_emails`` and opener of its own connection.
-
-    For sending outside a ``mail.connect()`` block: the retry queue.
-    """
+def stored_route() -> tuple[StoredRoute, int | None]:
+    """Flask-Mail's own route and ``max_emails``, for sending outside a ``mail.connect()`` block: the retry queue."""
     mail = current_app.extensions["mail"]
-    return bool(mail.suppress), mail.max_emails, _FlaskMailConnection(mail).configure_host
+    return StoredRoute(mail), mail.max_emails
 
 
 def send_unrouted(message: flask_mail.Message) -> None:

@@ -1,21 +1,20 @@
-"""The message log: one row per letter, its listing, claims for resending, and pruning.
+"""The message log: one row per letter, written ahead of sending; its listing, claims, and pruning.
+
+**Write-ahead.** A letter's row is committed, as ``sending`` with its body
+and a lease (:data:`LEASE`), before the first byte of the letter goes to
+any server; after the attempt the row is updated (``sent``, ``suppressed``,
+``failed``, ``queued``) before ``mail.send`` returns or raises. A process
+killed at any moment thus leaves a row for every letter a server may have
+received. A row still ``sending`` after its lease belongs to a process
+that died mid-send: it shows as *interrupted* (outcome unknown), is never
+sent again automatically (that could deliver it twice), and a person may
+resend it. When a row cannot be written, nothing is sent:
+:class:`~flask_smtp_accounts.errors.MessageLogError` says so.
 
 Rows are written through connections of their own (``engine.begin()``),
 never through the site's ``db.session``: the site's transaction is never
-committed or flushed by a letter. The dispatcher hands delivered letters'
-rows over in batches (when the connection block closes, and every
-:attr:`MessageLog.batch_size` letters of a long block) to the background
-writer (``writer.py``), which writes each batch in one transaction, so
-that sending never waits for a commit. There they are inserted with one
-``executemany`` of an INSERT compiled once for the engine's dialect, the
-values converted by the column types' own bind processors: Core's
-executemany spends about 20 µs a row on its per-row bookkeeping, more than
-the database's insert itself, and on the writer thread that time holds the
-GIL that sending needs. (Dialects whose Core executemany batches rows into
-multi-row VALUES, such as psycopg2, keep Core's, which saves round trips.) An undelivered letter's row is
-written at once by the sending thread, with its body, before ``mail.send``
-raises or returns. Reading methods first wait for this process's pending
-writes, so a process always sees its own letters.
+committed or flushed by a letter. :func:`row_of` is the one builder of a
+row, for every status.
 
 The body of a letter is kept only while it is undelivered (so that it can
 be resent), unless the ``keep_bodies`` setting is on. Rows older than
@@ -26,25 +25,20 @@ bounded batch per statement, from the retry run, never from sending.
 from __future__ import annotations
 
 import json
-import operator
 import typing as t
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from json.encoder import encode_basestring
 
 import sqlalchemy as sa
 
+from .errors import MessageLogError
 from .ids import parse_id
+from .letter import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, Outcome, describe
 from .models import Models, utcnow
-from .writer import BackgroundWriter
 
-SENT = "sent"
-SUPPRESSED = "suppressed"
-FAILED = "failed"
-QUEUED = "queued"
-#: A retry or resend holds the row while it sends.
-SENDING = "sending"
 STATUSES = (SENT, SUPPRESSED, FAILED, QUEUED, SENDING)
+#: Not a stored status: ``sending`` past its lease, left by a process that stopped. Outcome unknown.
+INTERRUPTED = "interrupted"
 
 #: How the log names the route of a letter that no account carried.
 DEFAULT_ROUTE = "Flask-Mail default"
@@ -52,8 +46,10 @@ DEFAULT_ROUTE = "Flask-Mail default"
 #: History entries kept per letter (the latest ones).
 MAX_HISTORY = 20
 
-#: How long a retry may hold a letter before it counts as interrupted.
-CLAIM_LEASE = timedelta(minutes=15)
+#: How long a row may stay ``sending`` before it counts as interrupted. Far longer than a send
+#: can take (each server reply has a deadline of ``timeout_s``, at most 300 s, and a chain has a few
+#: accounts), short enough that a person sees an interrupted letter the same hour.
+LEASE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -103,9 +99,19 @@ class MessageInfo:
         return [r for r in self.recipients if r not in self.pending and r not in self.refused]
 
     @property
+    def interrupted(self) -> bool:
+        """Left ``sending`` past its lease by a process that stopped: a server may or may not have it."""
+        return self.status == SENDING and (self.claimed_until is None or self.claimed_until < utcnow())
+
+    @property
+    def state(self) -> str:
+        """The status as a person should read it: :data:`INTERRUPTED` for an interrupted send."""
+        return INTERRUPTED if self.interrupted else self.status
+
+    @property
     def resendable(self) -> bool:
-        """Whether a person may resend it: undelivered, body kept, not held by a retry."""
-        return self.status in (FAILED, QUEUED) and self.body is not None and bool(self.pending)
+        """Whether a person may resend it: undelivered or interrupted, body kept, not being sent."""
+        return (self.status in (FAILED, QUEUED) or self.interrupted) and self.body is not None and bool(self.pending)
 
 
 @dataclass(frozen=True)
@@ -135,56 +141,103 @@ def _info(row: t.Any) -> MessageInfo:
     return MessageInfo(**values)
 
 
-#: ``json.dumps`` with these options builds an encoder per call; one will do.
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
 def dumps(value: t.Any) -> str:
-    return _encoder.encode(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def dump_strings(values: t.Iterable[str]) -> str:
-    """:func:`dumps` of a list of strings (recipients), with the C string encoder alone."""
-    return "[" + ",".join(map(encode_basestring, values)) + "]"
+def row_of(outcome: Outcome, *, keep_bodies: bool, now: datetime) -> dict[str, t.Any]:
+    """The message log row of ``outcome``: the values to insert (a new letter) or to update (its row).
+
+    The body stays while the letter is undelivered (``sending``, ``failed``,
+    ``queued``): a resend needs it. A letter read back from its row (a
+    retry, a resend) keeps the refusals and history of its earlier tries.
+    """
+    letter, choice, account, status = outcome.letter, outcome.choice, outcome.account, outcome.status
+    record = letter.record
+    undelivered = status in (SENDING, FAILED, QUEUED)
+    error = outcome.error if status in (FAILED, QUEUED) else None
+    if undelivered:
+        body = record.body if record is not None else outcome.body
+    else:
+        body = (outcome.data or outcome.body) if keep_bodies else None
+    refused, history = outcome.refused, outcome.history
+    if record is not None:
+        refused = {**{r: v for r, v in record.refused.items() if r not in outcome.delivered}, **refused}
+        history = record.history + history
+    row: dict[str, t.Any] = {
+        "updated_at": now,
+        "status": status,
+        "account_id": account.id if account else None,
+        "chosen_account_id": choice.account.id if choice.account else None,
+        "account_label": account.label if account else "",
+        "rule": choice.rule,
+        "sent_from": outcome.sent_from,
+        "reply_to_added": outcome.reply_to_added,
+        "pending": dumps(outcome.pending),
+        "refused": dumps({r: list(v) for r, v in refused.items()}),
+        "attempts": outcome.attempts,
+        "next_attempt_at": outcome.next_attempt_at,
+        "claimed_until": now + LEASE if status == SENDING else None,
+        "error_stage": error.stage if error else None,
+        "error_code": error.code if error else None,
+        "error_reply": error.reply if error else None,
+        "error": describe(error) if error else None,
+        "history": dumps(history[-MAX_HISTORY:]),
+        "body": body,
+    }
+    if outcome.size:
+        row["size"] = outcome.size
+    if record is None:
+        row.update(
+            created_at=now,
+            bulk=outcome.bulk,
+            sender=letter.sender_text,
+            envelope_from=letter.envelope_from,
+            recipients=dumps(letter.recipients),
+            subject=letter.subject[:998],
+            message_id=letter.message_id or "",
+            size=outcome.size or (len(outcome.body) if outcome.body else 0),
+            options=dumps([letter.mail_options, letter.rcpt_options]),
+        )
+    return row
 
 
 class MessageLog:
     """Writes and reads ``smtp_accounts_message`` for one app."""
 
-    #: Delivered letters buffered before a write inside one long connection block.
-    batch_size = 500
     #: Rows deleted per statement when pruning.
     prune_batch = 1000
 
-    def __init__(self, models: Models, engine: t.Callable[[], sa.Engine], writer: BackgroundWriter) -> None:
+    def __init__(
+        self, models: Models, engine: t.Callable[[], sa.Engine], *, blocked: t.Callable[[], str | None] = lambda: None
+    ) -> None:
         self._engine = engine
-        self.writer = writer
         self.table = models.Message.__table__
-        self._insert = self.table.insert()
-        #: Every column but ``id`` and ``resend_of`` (only a copy has one, written by :meth:`insert`):
-        #: the keys of a row given to :meth:`submit`.
-        self.columns = tuple(c.key for c in self.table.c if c.key not in ("id", "resend_of"))
-        self._plans: dict[sa.Dialect, _InsertPlan | None] = {}
+        #: Why a write would wait on a lock this thread holds itself (``None``: it would not).
+        self._blocked = blocked
 
     # --- writing ------------------------------------------------------------
 
-    def submit(self, rows: list[dict[str, t.Any]]) -> None:
-        """Hand delivered letters' rows to the background writer (one transaction for the batch).
+    def write_ahead(self, row: dict[str, t.Any]) -> int:
+        """Commit a new letter's row (``sending``) before it is sent; return its id.
 
-        Each row has a value for every one of :attr:`columns`.
+        Raises :class:`MessageLogError` when the row cannot be written: the
+        letter must then not be sent.
         """
-        if rows:
-            self.writer.submit(self._engine(), _InsertRows(self, rows), len(rows))
+        blocked = self._blocked()
+        if blocked:
+            raise MessageLogError(row["message_id"], blocked)
+        try:
+            return self.insert(row)
+        except sa.exc.SQLAlchemyError as err:
+            raise MessageLogError(row["message_id"], _reason(err)) from err
 
-    def _insert_rows(self, conn: sa.Connection, rows: list[dict[str, t.Any]]) -> None:
-        dialect = conn.dialect
-        if dialect not in self._plans:
-            self._plans[dialect] = _InsertPlan.compile(self.table, self.columns, dialect)
-        plan = self._plans[dialect]
-        if plan is None:
-            conn.execute(self._insert, rows)
-        else:
-            conn.exec_driver_sql(plan.sql, plan.parameters(rows))
+    def settle(self, record_id: int, row: dict[str, t.Any], *, message_id: str, delivered: bool) -> None:
+        """Update a letter's row after its attempt; :class:`MessageLogError` when that cannot be done."""
+        try:
+            self.update(record_id, row)
+        except sa.exc.SQLAlchemyError as err:
+            raise MessageLogError(message_id, _reason(err), delivered=delivered, record_id=record_id) from err
 
     def insert(self, row: dict[str, t.Any]) -> int:
         """Write one row now, in its own transaction; return its id."""
@@ -200,6 +253,7 @@ class MessageLog:
     def claim(self, record_id: int, statuses: t.Sequence[str], now: datetime | None = None) -> bool:
         """Take a letter for sending, atomically: only one claimer of a row ever gets ``True``.
 
+        ``statuses`` may hold :data:`INTERRUPTED`: a ``sending`` row past its lease.
         ``False`` also when the database rolled the claim back for a
         concurrent one (a serialization failure or a deadlock).
         """
@@ -209,8 +263,8 @@ class MessageLog:
             with self._engine().begin() as conn:
                 claimed = conn.execute(
                     table.update()
-                    .where(table.c.id == record_id, table.c.status.in_(list(statuses)))
-                    .values(status=SENDING, claimed_until=now + CLAIM_LEASE, updated_at=now)
+                    .where(table.c.id == record_id, in_states(table, statuses, now))
+                    .values(status=SENDING, claimed_until=now + LEASE, updated_at=now)
                 ).rowcount
         except sa.exc.DBAPIError as error:
             # At REPEATABLE READ or SERIALIZABLE the database refuses the claim of a row that
@@ -227,7 +281,6 @@ class MessageLog:
         key = parse_id(record_id)
         row = None
         if key is not None:
-            self.writer.drain()
             with self._engine().connect() as conn:
                 row = conn.execute(sa.select(self.table).where(self.table.c.id == key)).mappings().first()
         if row is None:
@@ -243,7 +296,6 @@ class MessageLog:
         per_page = max(1, min(int(per_page), 500))
         if parse_id((page - 1) * per_page) is None:
             return Page([], 0, page, per_page)
-        self.writer.drain()
         table = self.table
         where = conditions(table, **filters)
         query = sa.select(table).where(*where).order_by(table.c.created_at.desc(), table.c.id.desc())
@@ -260,7 +312,6 @@ class MessageLog:
         streamed to a browser) never holds a connection. ``filters`` as
         :func:`conditions` takes them.
         """
-        self.writer.drain()
         table = self.table
         where = conditions(table, **filters)
         query = sa.select(*(table.c[name] for name in dict.fromkeys(("id", *columns)))).order_by(table.c.id.desc())
@@ -288,27 +339,13 @@ class MessageLog:
 
     # --- housekeeping -------------------------------------------------------
 
-    def fail_interrupted(self, now: datetime | None = None) -> int:
-        """Mark letters whose sender died mid-send as failed, never as queued.
 
-        Nobody knows whether the server accepted them before the process
-        stopped; sending them again automatically could deliver them twice,
-        so a person decides (the admin page can resend them).
-        """
-        now = now or utcnow()
+    def count_interrupted(self, now: datetime | None = None) -> int:
+        """How many letters were left ``sending`` past their lease (outcome unknown)."""
         table = self.table
-        with self._engine().begin() as conn:
-            return int(
-                conn.execute(
-                    table.update()
-                    .where(table.c.status == SENDING, table.c.claimed_until < now)
-                    .values(
-                        status=FAILED, claimed_until=None, updated_at=now, error_stage="send", error_code=None,
-                        error_reply=None,
-                        error="interrupted while sending: the server may have accepted it; check before resending",
-                    )
-                ).rowcount
-            )
+        query = sa.select(sa.func.count()).select_from(table).where(in_states(table, [INTERRUPTED], now or utcnow()))
+        with self._engine().connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def prune(self, retention_days: int, now: datetime | None = None) -> int:
         """Delete rows older than ``retention_days`` (0: none), in bounded batches; return how many.
@@ -340,81 +377,24 @@ class MessageLog:
                 return deleted
 
 
-class _InsertRows:
-    """A writer job: insert delivered letters' rows; consecutive jobs merge into one executemany."""
-
-    def __init__(self, log: MessageLog, rows: list[dict[str, t.Any]]) -> None:
-        self.log = log
-        self.rows = rows
-
-    def __call__(self, conn: sa.Connection) -> None:
-        self.log._insert_rows(conn, self.rows)
-
-    def merge(self, other: object) -> _InsertRows | None:
-        if isinstance(other, _InsertRows) and other.log is self.log:
-            return _InsertRows(self.log, self.rows + other.rows)
-        return None
+def _reason(err: sa.exc.SQLAlchemyError) -> str:
+    """The database's own words, without the statement and its parameters (they hold the letter)."""
+    orig = getattr(err, "orig", None)
+    return f"{type(orig).__name__}: {orig}" if orig is not None else type(err).__name__
 
 
-@dataclass(frozen=True)
-class _InsertPlan:
-    """The INSERT of every column but ``id``, compiled for one dialect, and how to bind a row to it."""
-
-    sql: str
-    #: The row's values in the statement's order.
-    values: t.Callable[[dict[str, t.Any]], tuple[t.Any, ...]]
-    #: Positions and bind processors of the columns whose type converts its value.
-    processors: tuple[tuple[int, t.Callable[[t.Any], t.Any]], ...]
-    #: The statement's parameter names, for a dialect with named parameters; ``None``: positional.
-    names: tuple[str, ...] | None
-
-    @classmethod
-    def compile(cls, table: sa.Table, columns: tuple[str, ...], dialect: sa.Dialect) -> _InsertPlan | None:
-        """``None`` where Core's own executemany is the better one, or the statement is not a plain one."""
-        if getattr(dialect, "use_insertmanyvalues_wo_returning", False):
-            return None
-        compiled = table.insert().compile(dialect=dialect, column_keys=list(columns))
-        order = tuple(compiled.positiontup or ()) if compiled.positional else columns
-        if set(order) != set(columns) or len(order) != len(columns) or compiled.escaped_bind_names:
-            return None
-        processors = []
-        shared: dict[tuple[type, str], t.Callable[[t.Any], t.Any] | None] = {}
-        for index, name in enumerate(order):
-            impl = table.c[name].type.dialect_impl(dialect)
-            key = (type(impl), repr(impl))  # columns of one type share a processor (see parameters())
-            if key not in shared:
-                shared[key] = impl.bind_processor(dialect)
-            process = shared[key]
-            if process is not None:
-                processors.append((index, process))
-        return cls(
-            compiled.string, operator.itemgetter(*order), tuple(processors),
-            None if compiled.positional else order,
+def in_states(table: sa.Table, statuses: t.Iterable[str], now: datetime) -> t.Any:
+    """A condition for rows in any of ``statuses``, where ``sending`` is within its lease and ``interrupted`` past it."""
+    statuses = list(statuses)
+    stored = [s for s in statuses if s not in (SENDING, INTERRUPTED)]
+    parts = [table.c.status.in_(stored)] if stored else []
+    if SENDING in statuses:
+        parts.append(sa.and_(table.c.status == SENDING, table.c.claimed_until >= now))
+    if INTERRUPTED in statuses:
+        parts.append(
+            sa.and_(table.c.status == SENDING, sa.or_(table.c.claimed_until < now, table.c.claimed_until.is_(None)))
         )
-
-    def parameters(self, rows: list[dict[str, t.Any]]) -> list[t.Any]:
-        """The rows' values for the statement, converted as Core would.
-
-        NULL stays NULL (this table's types bind ``None`` as NULL), and a
-        value the row holds twice (``created_at`` is ``updated_at``) is
-        converted once: this runs on the writer thread, holding the GIL.
-        """
-        values, processors, names = self.values, self.processors, self.names
-        out: list[t.Any] = []
-        for row in rows:
-            bound = list(values(row))
-            last: t.Any = None
-            last_process: t.Any = None
-            converted: t.Any = None
-            for index, process in processors:
-                value = bound[index]
-                if value is None:
-                    continue
-                if value is not last or process is not last_process:
-                    last, last_process, converted = value, process, process(value)
-                bound[index] = converted
-            out.append(tuple(bound) if names is None else dict(zip(names, bound, strict=True)))
-        return out
+    return sa.or_(*parts) if parts else sa.false()
 
 
 def conditions(
@@ -431,8 +411,9 @@ def conditions(
 ) -> list[t.Any]:
     """The WHERE conditions of the message log's filters, shared by the pages of the list and the export.
 
-    ``account_id`` 0 selects letters sent through Flask-Mail's own
-    settings; ``address`` matches the From or any recipient, ``subject``
+    ``status`` :data:`INTERRUPTED` selects the ``sending`` rows past their
+    lease, ``sending`` the ones within it. ``account_id`` 0 selects letters
+    sent through Flask-Mail's own settings; ``address`` matches the From or any recipient, ``subject``
     the subject, ``message_id`` the Message-ID (with or without its angle
     brackets), each a part being enough and case ignored (ASCII letters
     only on SQLite); ``search`` matches any of the three;
@@ -440,7 +421,7 @@ def conditions(
     """
     where: list[t.Any] = []
     if status:
-        where.append(table.c.status == status)
+        where.append(in_states(table, [status], utcnow()))
     if account_id is not None:
         wanted = parse_id(account_id)  # an id no database can hold names no account: nothing matches
         if wanted is None:

@@ -9,11 +9,10 @@ stale.
 
 from __future__ import annotations
 
-import time
 import typing as t
 import weakref
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask import current_app
@@ -30,16 +29,9 @@ if t.TYPE_CHECKING:
 SETTINGS_ID = 1
 
 
-_EPOCH = datetime(1970, 1, 1)
-
-
 def utcnow() -> datetime:
-    """The current UTC time, naive, as the tables keep it.
-
-    Half the cost of ``datetime.now(UTC).replace(tzinfo=None)``; every
-    letter's message log row takes one.
-    """
-    return _EPOCH + timedelta(0, 0, time.time_ns() // 1000)
+    """The current UTC time, naive, as the tables keep it."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -290,7 +282,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         last_error: Mapped[str | None] = mapped_column(sa.Text)
 
     alert_models = _alert_models(db, bind_key)
-    _listen(Account, Settings)
+    _listen(Account, Settings, Health)
     models = Models(Account=Account, Settings=Settings, Message=Message, Health=Health, **alert_models)
     _models[db] = models
     return models
@@ -377,8 +369,9 @@ def settings_info(row: t.Any) -> SettingsInfo:
     return SettingsInfo(**{name: get(name) for name in SettingsInfo.__dataclass_fields__})
 
 
-def _listen(Account: t.Any, Settings: t.Any) -> None:
+def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
     settings_table = Settings.__table__
+    health_table = Health.__table__
 
     def check_account(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
         values = {c: getattr(target, c) for c in ("id", "sender_email", "sender_name", "host", "port", "security", "auth", "login", "backup_ids")}
@@ -406,6 +399,12 @@ def _listen(Account: t.Any, Settings: t.Any) -> None:
         if connection.execute(bump).rowcount == 0:
             connection.execute(settings_table.insert().values(id=SETTINGS_ID, revision=1, updated_at=utcnow()))
 
+    def lift_cooldown(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
+        # A changed account is a new try: its last failure says nothing about its new settings.
+        connection.execute(
+            health_table.update().where(health_table.c.account_id == target.id).values(cooldown_until=None)
+        )
+
     def check_settings(target: t.Any) -> None:
         current = {n: getattr(target, n) for n in SETTING_NAMES if getattr(target, n) is not None}
         for name, value in validate_settings(current).items():
@@ -425,5 +424,6 @@ def _listen(Account: t.Any, Settings: t.Any) -> None:
     event.listen(Account, "before_update", touch_account)
     for kind in ("after_insert", "after_update", "after_delete"):
         event.listen(Account, kind, bump_revision)
+    event.listen(Account, "after_update", lift_cooldown)
     event.listen(Settings, "before_insert", insert_settings)
     event.listen(Settings, "before_update", update_settings)

@@ -18,7 +18,7 @@ from email.utils import make_msgid
 
 from .errors import ResendError
 from .headers import set_header
-from .message_log import CLAIM_LEASE, SENDING, MessageInfo, dump_strings, dumps
+from .message_log import LEASE, SENDING, MessageInfo, dumps
 from .models import utcnow
 from .retry import _body_not_kept, _dispatcher, stored_letter
 from .texts import N_, Text
@@ -69,9 +69,9 @@ def resend_copy(state: _State, record_id: int, recipients: t.Sequence[str] | Non
             "created_at": now,
             "updated_at": now,
             "status": SENDING,
-            "claimed_until": now + CLAIM_LEASE,
-            "recipients": dump_strings(to),
-            "pending": dump_strings(to),
+            "claimed_until": now + LEASE,
+            "recipients": dumps(to),
+            "pending": dumps(to),
             "message_id": message_id,
             "options": dumps(list(record.options)),
             "body": set_header(record.body, "Message-ID", message_id),

@@ -1,4 +1,4 @@
-"""The durable queue of undelivered letters: retry runs with backoff, and resends.
+"""The retry policy (when a letter waits and for how long), retry runs of the queue, and resends.
 
 With the ``queue_undelivered`` setting on, a letter no route delivered
 stays in the message log as ``queued``, with its body. :func:`retry_queue`
@@ -7,33 +7,66 @@ sends the letters whose time has come, each through the same routing and
 failover as a fresh letter, to the recipients still pending, with its
 original Message-ID. A try that fails temporarily waits
 ``retry_backoff_s × 2^(tries-1)`` seconds (at most a day); after
-``max_attempts`` tries the letter is marked failed.
+``max_attempts`` tries the letter is marked failed (:func:`settle`). A try
+counts only when a server was tried: a chain whose accounts all cool down
+tries none.
 
 **Never twice.** Each letter is claimed with one conditional ``UPDATE``
 (``queued`` → ``sending``) before it is sent, so two runs at once never
-send the same letter. A letter left ``sending`` by a run that died is not
-retried automatically (the server may have accepted it): the next run
-marks it failed for a person to check and resend.
+send the same letter. A letter left ``sending`` by a process that died is
+never retried automatically (the server may have accepted it): it shows as
+interrupted for a person to check and resend.
 
-:func:`resend` is the manual action (admin page, Python API) for one failed
-or queued letter; it refuses letters a server already accepted.
+:func:`resend` is the manual action (admin page, Python API) for one failed,
+queued or interrupted letter; it refuses letters a server already accepted.
 """
 
 from __future__ import annotations
 
 import typing as t
 from dataclasses import dataclass
+from datetime import timedelta
 
-from . import flask_mail_hook
-from .delivery import Dispatcher, Letter, Outcome
+from . import delivery, flask_mail_hook
 from .errors import ResendError
+from .failover import PERMANENT, failure_kind
 from .headers import encode_address, get_header, set_header
-from .message_log import FAILED, QUEUED, SENT, SUPPRESSED, MessageInfo
+from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome
+from .message_log import INTERRUPTED, MessageInfo
 from .models import utcnow
+from .settings import SettingsInfo
 from .texts import N_, Text
 
 if t.TYPE_CHECKING:
     from .extension import _State
+
+#: The longest wait between two tries of a queued letter.
+MAX_BACKOFF_S = 86_400
+
+
+def backoff(attempts: int, backoff_s: int) -> timedelta:
+    """How long a letter waits after its ``attempts``-th try: ``backoff_s × 2^(attempts-1)``, at most a day."""
+    return timedelta(seconds=min(backoff_s * 2 ** (max(attempts, 1) - 1), MAX_BACKOFF_S))
+
+
+def settle(outcome: Outcome, *, queue: bool, settings: SettingsInfo, prior_attempts: int) -> None:
+    """Decide a letter's status once every route had its turn: sent, failed, or queued for later."""
+    outcome.attempts = prior_attempts + (1 if outcome.tried else 0)
+    if not outcome.pending:
+        if outcome.delivered:
+            outcome.status = SENT
+            return
+        # Every recipient refused for good: a person may fix them and resend.
+        outcome.pending = [r for r in outcome.letter.recipients if r in outcome.refused]
+        outcome.status = FAILED
+        return
+    error = outcome.error
+    permanent = error is not None and not error.refused and failure_kind(error) == PERMANENT
+    if not permanent and queue and outcome.attempts < settings.max_attempts:
+        outcome.status = QUEUED
+        outcome.next_attempt_at = utcnow() + backoff(outcome.attempts, settings.retry_backoff_s)
+    else:
+        outcome.status = FAILED
 
 
 @dataclass(frozen=True)
@@ -48,7 +81,7 @@ class RetryReport:
     failed: int = 0
     #: Taken by another run at the same time.
     skipped: int = 0
-    #: Left ``sending`` by a run that stopped, now marked failed.
+    #: Letters left ``sending`` past their lease by a process that stopped (outcome unknown; never retried).
     interrupted: int = 0
     #: Old rows deleted by the retention setting.
     pruned: int = 0
@@ -90,26 +123,26 @@ def stored_letter(record: MessageInfo) -> Letter:
     )
 
 
-def _dispatcher(state: _State) -> Dispatcher:
-    """A dispatcher outside any ``mail.connect()`` block, with Flask-Mail's own settings as the default route."""
-    suppress, max_emails, open_default = flask_mail_hook.default_route()
-    return Dispatcher(state, state.directory.settings(), suppress=suppress, max_emails=max_emails, open_default=open_default)
+def _dispatcher(state: _State) -> delivery.Dispatcher:
+    """A dispatcher outside any ``mail.connect()`` block, with Flask-Mail's own server as the default route."""
+    default, max_emails = flask_mail_hook.stored_route()
+    return state.dispatcher(state.directory.settings(), default=default, max_emails=max_emails)
 
 
-def _send(dispatcher: Dispatcher, state: _State, record_id: int, *, requeue: bool) -> Outcome:
+def _send(dispatcher: delivery.Dispatcher, state: _State, record_id: int, *, requeue: bool) -> Outcome:
     record = state.message_log.get(record_id)
     return dispatcher.redeliver(record, stored_letter(record), requeue=requeue)
 
 
 def retry_queue(state: _State, *, limit: int | None = None, batch: int = 100) -> RetryReport:
-    """Prune old rows, settle interrupted sends, then send the queued letters that are due.
+    """Prune old rows, count interrupted sends, then send the queued letters that are due.
 
     ``limit`` bounds how many letters this run sends (``None``: all due).
     """
     log = state.message_log
     settings = state.directory.settings()
     pruned = log.prune(settings.message_retention_days)
-    interrupted = log.fail_interrupted()
+    interrupted = log.count_interrupted()
     counts = {"sent": 0, "requeued": 0, "failed": 0, "skipped": 0}
     started = utcnow()
     done = 0
@@ -139,7 +172,7 @@ def retry_queue(state: _State, *, limit: int | None = None, batch: int = 100) ->
 
 
 def resend(state: _State, record_id: int) -> MessageInfo:
-    """Send one failed (or queued) letter again now, to its pending recipients.
+    """Send one failed, queued or interrupted letter again now, to its pending recipients.
 
     Raises :class:`ResendError` for a letter already delivered, without a
     body, or being sent by someone else, and :class:`DeliveryError` when no
@@ -155,7 +188,7 @@ def resend(state: _State, record_id: int) -> MessageInfo:
         )
     if record.body is None or not record.pending:
         raise ResendError(record_id, _body_not_kept())
-    if not log.claim(record_id, [FAILED, QUEUED]):
+    if not log.claim(record_id, [FAILED, QUEUED, INTERRUPTED]):
         raise ResendError(record_id, Text("being-sent", N_("another process is sending it right now")))
     dispatcher = _dispatcher(state)
     try:

@@ -7,6 +7,9 @@
    the letter's display name; none equal: rule 2.
 4. No candidate: Flask-Mail's own ``MAIL_*`` settings.
 
+:func:`choose_route` applies them to a letter; it is the one place an
+account is chosen, for sending, the routing preview and the API.
+
 A letter is bulk when it carries ``List-Unsubscribe`` or ``Precedence: bulk``
 (or ``list``), or when it is sent inside :func:`bulk_sending`.
 """
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 
 from .models import AccountInfo
+from .settings import SettingsInfo
 from .validation import email_key
 
 #: Why a route was taken; also written to the logs.
@@ -107,3 +111,22 @@ def choose(
 def address_key(address: str) -> str:
     """The lookup key of a From address."""
     return email_key(address)
+
+
+def choose_route(
+    settings: SettingsInfo,
+    candidates: t.Callable[[str, int], t.Sequence[AccountInfo]],
+    sender: str | tuple[str, str],
+    headers: t.Mapping[str, str] | None,
+    bulk: bool | None = None,
+) -> Choice:
+    """The account a letter from ``sender`` goes through, and the rule that chose it.
+
+    ``candidates(key, revision)`` gives the active accounts of an email key
+    as of the settings' revision (``Directory.candidates``).
+    """
+    if not settings.enabled:
+        return Choice(None, RULE_DISABLED)
+    name, address = split_sender(sender)
+    found = candidates(address_key(address), settings.revision) if address else ()
+    return choose(found, name, is_bulk(headers) if bulk is None else bulk)

@@ -31,6 +31,7 @@ from provider_replies import GMAIL_535, MICROSOFT_5_7_30, MICROSOFT_5_7_139, MIC
 from flask_smtp_accounts import DeliveryError
 from flask_smtp_accounts.check import CheckResult
 from flask_smtp_accounts.connection import failure
+from flask_smtp_accounts.hints import hint_for
 from flask_smtp_accounts.oauth2 import MICROSOFT_APP_SCOPE
 from flask_smtp_accounts.testing import LOGIN, PASSWORD, Certs, SMTPServer, free_port
 from flask_smtp_accounts.testing.oauth import CLIENT_ID, CLIENT_SECRET, OAuthServer
@@ -277,7 +278,7 @@ def failing_test_letter(admin_site: AdminSite, monkeypatch: pytest.MonkeyPatch) 
 
     For the hints no local server can provoke (a port 465 this test may not
     bind, a certificate whose names cannot be read): the failure and its
-    hint are made by the real ``connection.failure``, only the connection is not.
+    hint are made by the real ``connection.failure`` and ``hints.hint_for``, only the connection is not.
     """
 
     def arrange(port: int, cause: BaseException) -> str:
@@ -286,9 +287,11 @@ def failing_test_letter(admin_site: AdminSite, monkeypatch: pytest.MonkeyPatch) 
                 check=False, sender_email="hello@example.com", host="127.0.0.1", port=port, security="starttls",
                 auth="none",
             )
-            err = failure("connect", cause, account.to_info())
+            info = account.to_info()
+            err = failure("connect", cause, info)
             account_id = account.id
-        result = CheckResult(False, err.stage, err.code, err.reply, 0.0, str(err), None, err.hint, err.reason)
+        hint = hint_for(err, err.cause, info, probe_timeout=1.0)  # as the check works it out
+        result = CheckResult(False, err.stage, err.code, err.reply, 0.0, str(err), None, hint, err.reason)
         monkeypatch.setattr(admin_site.ext, "send_test_letter", lambda account, recipient=None: result)
         return f"{ADMIN}/accounts/test-letter/?id={account_id}"
 

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from flask_mail import Message
 
 from flask_smtp_accounts import bulk_sending
-from flask_smtp_accounts.flask_mail_hook import letter_from_message
-from flask_smtp_accounts.models import utcnow
 from flask_smtp_accounts.testing import free_port
 
 
@@ -101,25 +98,3 @@ def test_single_sends_follow_every_account_change_at_the_next_send(ext, mail, ad
     assert [(r.message["Subject"], r.message["From"]) for r in second_server.wait_for(1)] == [
         ("2", "Second <hello@example.com>")
     ]
-
-
-@pytest.mark.parametrize("keep_bodies", [False, True])
-@pytest.mark.parametrize("suppress", [False, True])
-def test_the_quick_row_of_a_delivered_letter_is_the_full_one(app, ext, add_account, make_smtp_server, keep_bodies, suppress):
-    """Nearly every row is built by a shortcut; it must hold what the general builder writes."""
-    server = make_smtp_server()
-    add_account(server, sender_email="hello@example.com", sender_name="Hello")
-    ext.update_settings(keep_bodies=keep_bodies)
-    state = app.extensions["smtp_accounts"]
-    dispatcher = state.dispatcher(suppress=suppress, max_emails=None, open_default=None)
-    message = Message("Hi", sender=("Name", "hello@example.com"), recipients=["a@example.org", "B <b@example.org>"],
-                      body="Hello.", extra_headers={"List-Unsubscribe": "<mailto:stop@example.com>"})
-    message.date = 0
-    try:
-        outcome = dispatcher.deliver(letter_from_message(message))
-    finally:
-        dispatcher.close()
-    now = utcnow()
-
-    assert outcome.status == ("suppressed" if suppress else "sent")
-    assert dispatcher._delivered_row(outcome, now) == dispatcher._full_row(outcome, now)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import smtplib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import flask_mail
 import pytest
@@ -116,12 +118,29 @@ def test_default_sender_from_config_routes(other_site, make_smtp_server, smtp_se
     assert smtp_server.received == []
 
 
-def test_the_connection_object_is_still_flask_mails(mail, routed):
+def test_the_connection_object_is_still_flask_mails(mail, ext, routed, smtp_server):
     with mail.connect() as conn:
         assert isinstance(conn, flask_mail.Connection)
         conn.send(letter())
+        assert conn.num_emails == 0  # Flask-Mail counts the letters of its own conn.host
+        assert isinstance(conn.host, smtplib.SMTP) and conn.host.sock.getpeername()[1] == smtp_server.port
+        conn.send(letter("nobody@example.net", "Own"))
         assert conn.num_emails == 1
-    routed.wait_for(1)
+    assert [r.message["Subject"] for r in routed.wait_for(1)] == ["Hi"]
+    assert [r.message["Subject"] for r in smtp_server.wait_for(1)] == ["Own"]
+    assert [m.status for m in ext.messages().items] == ["sent", "sent"]
+
+
+def test_a_letter_no_account_matches_goes_through_conn_host_even_when_the_site_patches_it(mail, ext, routed):
+    """Flask-Mail's own tests patch ``conn.host``; the letter must reach that object, and still be logged."""
+    with mail.connect() as conn, mock.patch.object(conn, "host") as host:
+        conn.send(letter("nobody@example.net", "Own"))
+
+    [(args, _)] = host.sendmail.call_args_list
+    assert (args[0], args[1]) == ("nobody@example.net", [RCPT])
+    [row] = ext.messages().items
+    assert (row.status, row.route) == ("sent", "Flask-Mail default")
+    assert routed.received == []
 
 
 # --- email_dispatched and record_messages ------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import html
 import json
 import re
+import sqlite3
 import threading
 from datetime import datetime, timedelta
 
@@ -34,7 +36,6 @@ def table(ext):
 
 def make_due(ext, db):
     """Move every queued letter's next try to the past, as if time had passed."""
-    ext.flush_message_log()
     with db.engine.begin() as conn:
         conn.execute(table(ext).update().where(table(ext).c.status == "queued").values(next_attempt_at=utcnow() - timedelta(seconds=1)))
 
@@ -65,37 +66,32 @@ def test_routed_and_default_letters_each_get_a_row(mail, ext, add_account, make_
     assert smtp_server.wait_for(1)[0].message["Subject"] == "Default"
 
 
-def test_rows_of_a_block_are_written_together_when_it_closes(mail, ext, add_account, smtp_server):
-    add_account(smtp_server, sender_email="shop@example.com")
+class RowAtData:
+    """Server hooks: at DATA, look up the letter's row in the site's database, as another process would."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.seen: list[tuple[str, str | None]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        message_id = email.message_from_bytes(envelope.content)["Message-ID"]
+        with contextlib.closing(sqlite3.connect(self.database)) as conn:
+            row = conn.execute("SELECT status FROM smtp_accounts_message WHERE message_id = ?", (message_id,)).fetchone()
+        self.seen.append((message_id, row[0] if row else None))
+        return None
+
+
+def test_each_letter_has_its_row_committed_before_its_data_reaches_the_server(mail, ext, db, add_account, make_smtp_server):
+    hooks = RowAtData(db.engine.url.database)
+    server = make_smtp_server(handler_hooks=hooks)
+    add_account(server, sender_email="shop@example.com")
     with mail.connect() as conn:
         for n in range(3):
             conn.send(letter(subject=f"Order {n}"))
-        assert ext.messages().total == 0
-    assert [m.subject for m in ext.messages().items] == ["Order 2", "Order 1", "Order 0"]
+        assert [m.status for m in ext.messages().items] == ["sent", "sent", "sent"]
 
-
-def test_a_long_block_writes_every_batch(mail, ext, add_account, smtp_server, app):
-    app.extensions["smtp_accounts"].message_log.batch_size = 5
-    add_account(smtp_server, sender_email="shop@example.com")
-    with mail.connect() as conn:
-        for n in range(12):
-            conn.send(letter(subject=f"Order {n}"))
-        assert ext.messages().total == 10
-    assert ext.messages().total == 12
-
-
-def test_a_failed_background_write_is_logged_and_later_letters_are_still_written(app, mail, ext, add_account, smtp_server, caplog):
-    add_account(smtp_server, sender_email="shop@example.com")
-    state = app.extensions["smtp_accounts"]
-
-    def broken(conn):
-        raise RuntimeError("disk full")
-
-    state.writer.submit(state.engine(), broken)
-    ext.flush_message_log()
-    mail.send(letter())
-    assert ext.messages().total == 1
-    assert "could not write 1 of 1 message log writes: disk full" in caplog.text
+    assert [status for _, status in hooks.seen] == ["sending", "sending", "sending"]
+    assert {m.message_id for m in ext.messages().items} == {message_id for message_id, _ in hooks.seen}
 
 
 def test_the_sites_own_transaction_is_left_alone(mail, ext, db, add_account, smtp_server):
@@ -149,7 +145,6 @@ def test_filters_and_pages(mail, ext, db, add_account, make_smtp_server, smtp_se
     for _ in range(2):
         with pytest.raises(DeliveryError):
             mail.send(letter(sender="news@example.com", subject="News"))
-    ext.flush_message_log()
     with db.engine.begin() as conn:
         conn.execute(table(ext).update().where(table(ext).c.subject == "Shop 0").values(created_at=datetime(2020, 1, 1)))
 
@@ -311,23 +306,26 @@ def test_two_retry_runs_at_once_send_each_letter_once(app, mail, ext, db, add_ac
     assert ext.messages(status="sent").total == 20
 
 
-def test_letter_left_sending_by_a_dead_run_is_marked_failed_not_resent(mail, ext, db, add_account, make_smtp_server):
+def test_a_letter_left_sending_past_its_lease_shows_as_interrupted_and_is_resent_only_by_hand(mail, ext, db, add_account, make_smtp_server):
     ext.update_settings(queue_undelivered=True)
     server = make_smtp_server(handler_hooks=Refuse("DATA", "451 4.3.0 Try later", times=1))
     add_account(server, sender_email="shop@example.com")
     mail.send(letter())
     record_id = ext.messages().items[0].id
-    with db.engine.begin() as conn:
-        conn.execute(
-            table(ext).update().values(status="sending", claimed_until=utcnow() - timedelta(seconds=1))
-        )
+    with db.engine.begin() as conn:  # what a process killed while sending leaves
+        conn.execute(table(ext).update().values(status="sending", claimed_until=utcnow() - timedelta(seconds=1)))
 
     report = ext.retry_queue()
 
     assert (report.interrupted, report.sent) == (1, 0)
     row = ext.get_message(record_id)
-    assert row.status == "failed" and "may have accepted it" in row.error
+    assert (row.status, row.state, row.interrupted, row.resendable) == ("sending", "interrupted", True, True)
+    assert [m.id for m in ext.messages(status="interrupted").items] == [record_id]
+    assert ext.messages(status="sending").total == 0
     assert server.received == []
+
+    assert ext.resend_message(record_id).status == "sent"
+    assert len(server.wait_for(1)) == 1
 
 
 def test_partial_acceptance_retries_only_the_temporarily_refused(mail, ext, db, add_account, make_smtp_server):
@@ -384,7 +382,6 @@ def test_retention_prunes_old_rows_in_batches_and_keeps_the_queue(app, mail, ext
         conn.send(letter(subject="New"))
     statements = []
     old = utcnow() - timedelta(days=31)
-    ext.flush_message_log()
     with db.engine.begin() as conn:
         conn.execute(table(ext).update().where(table(ext).c.subject.like("Old %")).values(created_at=old))
         conn.execute(table(ext).update().where(table(ext).c.subject == "Old 0").values(status="queued"))
@@ -410,7 +407,6 @@ def test_retention_prunes_old_rows_in_batches_and_keeps_the_queue(app, mail, ext
 def test_rows_hold_json_that_other_tools_can_read(mail, ext, db, add_account, smtp_server):
     add_account(smtp_server, sender_email="shop@example.com")
     mail.send(letter(recipients=["ann@example.org", "bob@example.org"]))
-    ext.flush_message_log()
     with db.engine.connect() as conn:
         raw = conn.execute(sa.select(table(ext).c.recipients)).scalar_one()
     assert sorted(json.loads(raw)) == ["ann@example.org", "bob@example.org"]

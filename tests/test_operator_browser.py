@@ -110,7 +110,6 @@ def log_letters(site: AdminSite, server: SMTPServer) -> None:
             )
         )
     with site.app.app_context():
-        site.ext.flush_message_log()
         db, table = site.site.db, site.app.extensions["smtp_accounts"].models.Message.__table__
         with db.engine.begin() as conn:  # a failure a server might give, at its full length
             conn.execute(

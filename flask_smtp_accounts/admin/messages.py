@@ -17,10 +17,10 @@ from flask_babel import format_datetime
 from flask_wtf import FlaskForm
 from wtforms import StringField
 
-from ..errors import DeliveryError, InvalidAccountError, ResendError
+from ..errors import DeliveryError, InvalidAccountError, MessageLogError, ResendError
 from ..ids import parse_id
 from ..message_export import FORMATS
-from ..message_log import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, MessageInfo
+from ..message_log import FAILED, INTERRUPTED, QUEUED, SENDING, SENT, SUPPRESSED, MessageInfo
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .i18n import RULES, _, _l, say, stage_name
 
@@ -35,8 +35,11 @@ STATUS_WORDS = {
     FAILED: _l("failed"),
     QUEUED: _l("queued"),
     SENDING: _l("being sent"),
+    INTERRUPTED: _l("interrupted: outcome unknown"),
 }
-STATUS_STYLES = {SENT: "success", SUPPRESSED: "secondary", FAILED: "danger", QUEUED: "warning", SENDING: "info"}
+STATUS_STYLES = {
+    SENT: "success", SUPPRESSED: "secondary", FAILED: "danger", QUEUED: "warning", SENDING: "info", INTERRUPTED: "dark",
+}
 
 
 class ResendForm(FlaskForm):
@@ -218,6 +221,8 @@ class MessagesView(ProtectedView, BaseView):
             flash(_("The letter was not sent again: %(reason)s", reason=say(err.reason)), "error")
         except DeliveryError:
             flash(_("The letter was sent again but not delivered."), "error")
+        except MessageLogError as err:
+            flash(_("The letter was not sent again: %(reason)s", reason=str(err)), "error")
         else:
             flash(_("The letter was sent again and delivered through %(route)s.", route=route_text(message)), "success")
         return redirect(self.get_url(".view", record_id=record_id))

@@ -23,8 +23,7 @@ if t.TYPE_CHECKING:
 
 def _candidates(key: str) -> t.Sequence[AccountInfo]:
     directory = state().directory
-    directory.settings()  # drops what it remembered when an account changed
-    return directory.candidates(key)
+    return directory.candidates(key, directory.settings().revision)  # as of the accounts now
 
 
 def everyday_of(address: str) -> AccountInfo | None:
