@@ -298,7 +298,9 @@ class SMTPAccounts:
         session = self._state.db.session
         account = self.get_account(account_id)
         Account = self.Account  # noqa: N806 - a model class
-        listed = session.execute(sa.select(Account.id, Account.backup_ids).where(Account.__table__.c.backup_ids != ""))
+        listed = session.execute(
+            sa.select(Account.id, Account.backup_ids).where(Account.__table__.c.backup_ids != "").order_by(Account.id)
+        )
         used_by = tuple(row.id for row in listed if account.id in row.backup_ids)
         if used_by:
             raise AccountInUseError(account.id, used_by)
