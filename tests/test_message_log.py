@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import email
 import email.policy
 import html
 import json
 import re
-import sqlite3
 import threading
 from datetime import datetime, timedelta
 
@@ -69,20 +67,20 @@ def test_routed_and_default_letters_each_get_a_row(mail, ext, add_account, make_
 class RowAtData:
     """Server hooks: at DATA, look up the letter's row in the site's database, as another process would."""
 
-    def __init__(self, database: str) -> None:
-        self.database = database
+    def __init__(self, url: sa.URL) -> None:
+        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         self.seen: list[tuple[str, str | None]] = []
 
     async def handle_DATA(self, server, session, envelope):
         message_id = email.message_from_bytes(envelope.content)["Message-ID"]
-        with contextlib.closing(sqlite3.connect(self.database)) as conn:
-            row = conn.execute("SELECT status FROM smtp_accounts_message WHERE message_id = ?", (message_id,)).fetchone()
-        self.seen.append((message_id, row[0] if row else None))
+        with self.engine.connect() as conn:
+            status = conn.scalar(sa.text("SELECT status FROM smtp_accounts_message WHERE message_id = :id"), {"id": message_id})
+        self.seen.append((message_id, status))
         return None
 
 
 def test_each_letter_has_its_row_committed_before_its_data_reaches_the_server(mail, ext, db, add_account, make_smtp_server):
-    hooks = RowAtData(db.engine.url.database)
+    hooks = RowAtData(db.engine.url)
     server = make_smtp_server(handler_hooks=hooks)
     add_account(server, sender_email="shop@example.com")
     with mail.connect() as conn:

@@ -2,8 +2,8 @@
 
 The process killed here is a real one (``subprocess``, ``SIGKILL``) sending
 a long ``mail.connect()`` block to a real SMTP server; the database that
-refuses a write is a real SQLite file with a trigger, or one whose write
-lock the site's own session holds.
+refuses a write is the suite's real one (SQLite, PostgreSQL, MySQL) with a
+trigger, or a SQLite file whose write lock the site's own session holds.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
-from contextlib import closing
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from apps import stored_rows
 from flask_mail import Message
 
 from flask_smtp_accounts import MessageLogError, SMTPAccountsError
@@ -60,22 +59,41 @@ def test_a_sender_killed_mid_block_leaves_a_row_for_every_letter_a_server_receiv
         child.wait(30)
 
     received = {r.message["Message-ID"] for r in server.received}
-    with closing(sqlite3.connect(instance / "site.db")) as conn:
-        rows = dict(conn.execute("SELECT message_id, status FROM smtp_accounts_message").fetchall())
+    rows = {row["message_id"]: row["status"] for row in stored_rows(site.app, "SELECT message_id, status FROM smtp_accounts_message")}
     assert len(received) >= 60
     assert received - set(rows) == set(), "letters a server received without a row"
     assert set(rows.values()) <= {"sent", "sending"}
 
 
+#: Why the database refuses a write, as its error will say.
+REFUSAL = "the disk is full"
+
+#: Per dialect, what makes the database refuse ``{statement}`` (``INSERT`` or ``UPDATE``) on the message log.
+#: The trigger goes with the table when the test's tables are dropped; PostgreSQL's function stays, and
+#: ``CREATE OR REPLACE`` lets the next test reuse it.
+REFUSING_TRIGGER = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_{name} BEFORE {statement} ON smtp_accounts_message"
+        f" BEGIN SELECT RAISE(ABORT, '{REFUSAL}'); END"
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION refuse_{name}() RETURNS trigger LANGUAGE plpgsql"
+        f" AS $$ BEGIN RAISE EXCEPTION '{REFUSAL}'; END $$",
+        "CREATE TRIGGER refuse_{name} BEFORE {statement} ON smtp_accounts_message"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_{name}()",
+    ],
+    "mysql": [
+        "CREATE TRIGGER refuse_{name} BEFORE {statement} ON smtp_accounts_message"
+        f" FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{REFUSAL}'"
+    ],
+}
+
+
 def refuse_writes(db, statement: str) -> None:
     """Make the database refuse ``INSERT`` or ``UPDATE`` on the message log, as a full or broken one would."""
     with db.engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                f"CREATE TRIGGER refuse_{statement.lower()} BEFORE {statement} ON smtp_accounts_message"
-                " BEGIN SELECT RAISE(ABORT, 'the disk is full'); END"
-            )
-        )
+        for sql in REFUSING_TRIGGER[conn.dialect.name]:
+            conn.execute(sa.text(sql.format(name=statement.lower(), statement=statement)))
 
 
 def test_a_letter_whose_row_cannot_be_written_is_not_sent_and_the_caller_hears_why(
@@ -90,7 +108,7 @@ def test_a_letter_whose_row_cannot_be_written_is_not_sent_and_the_caller_hears_w
 
     assert isinstance(refused.value, SMTPAccountsError) and not refused.value.delivered
     assert "was not sent: its message log row could not be written" in str(refused.value)
-    assert "the disk is full" in str(refused.value)
+    assert REFUSAL in str(refused.value)
     assert server.received == []
 
 
@@ -119,6 +137,7 @@ def test_a_delivered_letter_whose_row_cannot_be_updated_says_it_was_delivered(
     assert (row.status, row.message_id) == ("sending", received.message["Message-ID"])
 
 
+@pytest.mark.sqlite_only
 def test_on_sqlite_a_letter_sent_inside_the_sites_own_write_says_so_at_once(
     site, db, mail, ext, add_account, make_smtp_server
 ):
