@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import threading
 import typing as t
 from dataclasses import dataclass
 
@@ -93,6 +94,9 @@ def empty_databases() -> None:
 
     A no-op on SQLite, whose files live in the test's own ``tmp_path``.
     """
+    for thread in threading.enumerate():
+        if thread.name == "smtp-accounts-alerts":
+            thread.join(30)  # an alert delivery still writing would hold a connection past the dispose
     while _made:
         site = _made.pop()
         with site.app.app_context():

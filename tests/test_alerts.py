@@ -48,6 +48,7 @@ def quiet(tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPSe
     made = quiet_site(tmp_path / "instance", encryption_key, certs, smtp_server.port)
     with made.app.app_context():
         yield made
+        made.db.session.remove()  # its connection goes back to the pool before the pool is closed
         made.db.engine.dispose()
 
 
