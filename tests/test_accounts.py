@@ -156,6 +156,7 @@ def test_settings_have_the_original_modules_defaults(tmp_path, encryption_key):
     site = make_site(tmp_path / "fresh", enabled=False, SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key)
     with site.app.app_context():
         settings = site.ext.settings
+        site.db.session.remove()
         site.db.engine.dispose()
     assert (
         settings.enabled, settings.save_logs, settings.log_level, settings.log_rewrite_period,

@@ -259,6 +259,7 @@ def test_two_apps_on_one_database_send_one_alert_per_window_and_count_the_rest(
     assert "(and 2 more since " in posts[1].body["text"]
     for site in (first, second):
         with site.app.app_context():
+            site.db.session.remove()
             site.db.engine.dispose()
 
 

@@ -44,6 +44,7 @@ def open_site(tmp_path: Path, auth_server: SMTPServer) -> Iterator[Callable[...,
     yield open_
     for site in opened:
         with site.app.app_context():
+            site.db.session.remove()
             site.db.engine.dispose()
 
 

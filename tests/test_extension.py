@@ -209,6 +209,7 @@ def test_missing_flask_mail(tmp_path):
         SMTPAccounts(app, db=db)
     assert "smtp_accounts" not in app.extensions
     with app.app_context():
+        db.session.remove()
         db.engine.dispose()
 
 
@@ -242,6 +243,7 @@ def test_missing_encryption_key(tmp_path, monkeypatch):
     assert "Fernet.generate_key()" in message
     assert "smtp_accounts" not in app.extensions
     with app.app_context():
+        db.session.remove()
         db.engine.dispose()
 
 
@@ -254,6 +256,7 @@ def test_a_value_that_is_not_a_fernet_key(tmp_path, monkeypatch, key):
     with pytest.raises(RuntimeError, match="SMTP_ACCOUNTS_ENCRYPTION_KEYS"):
         SMTPAccounts(app, db=db, mail=mail)
     with app.app_context():
+        db.session.remove()
         db.engine.dispose()
 
 

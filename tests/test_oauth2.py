@@ -634,12 +634,15 @@ def test_rotating_the_key_re_encrypts_the_oauth2_secrets(tmp_path, certs, smtp_s
     first = site_with(old)
     with first.app.app_context():
         first.ext.add_account(check=False, **delegated(oauth_smtp, provider, provider.issue_refresh_token()))
+        first.db.session.remove()
         first.db.engine.dispose()
     both = site_with(f"{new},{old}")
     with both.app.app_context():
         both.ext.rotate_encryption_key()
+        both.db.session.remove()
         both.db.engine.dispose()
     only_new = site_with(new)
     with only_new.app.app_context():
         assert only_new.ext.check_account(only_new.ext.get_account(1)).ok
+        only_new.db.session.remove()
         only_new.db.engine.dispose()

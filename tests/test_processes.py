@@ -48,6 +48,7 @@ CHILD = textwrap.dedent(
                 site.ext.update_settings(**{name: value})
                 print("set", flush=True)
             elif command == "quit":
+                site.db.session.remove()
                 site.db.engine.dispose()
                 print("bye", flush=True)
                 break

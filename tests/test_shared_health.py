@@ -41,6 +41,7 @@ ONE_LETTER = textwrap.dedent(
             print("sent")
         except DeliveryError as err:
             print(err.stage)
+        site.db.session.remove()
         site.db.engine.dispose()
     """
 )

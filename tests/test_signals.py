@@ -174,6 +174,7 @@ def test_suppressed_letters_are_reported_as_suppressed(tmp_path, encryption_key,
         site.ext.add_account(check=False, sender_email="hello@example.com", host=server.host, port=server.port,
                              security="none", auth="none")
         site.mail.send(letter())
+        site.db.session.remove()
         site.db.engine.dispose()
 
     [(_, kwargs)] = sent.calls

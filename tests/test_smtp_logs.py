@@ -568,6 +568,7 @@ def test_the_log_folder_is_resolved_against_the_instance_folder(tmp_path, encryp
     fields = {"sender_email": "new@example.com", "host": starttls_server.host, "port": starttls_server.port, "login": LOGIN}
     with site.app.app_context():
         assert site.ext.check_account(fields, password=PASSWORD).ok
+        site.db.session.remove()
         site.db.engine.dispose()
     expected = Path(configured) if absolute else tmp_path / "instance" / "private" / "smtp"
     assert [path.name for path in expected.iterdir()] == ["check_admin_smtp_0.log"]
