@@ -28,7 +28,10 @@ RECIPIENT = "reader@example.org"
 SUBJECT = "This week's newsletter"
 #: About 2 KB of plain text in lines of at most 76 characters.
 BODY = "\n".join(
-    ["Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor"[: 72 - (i % 5)] for i in range(27)]
+    [
+        "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor"[: 72 - (i % 5)]
+        for i in range(27)
+    ]
 )
 
 db = SQLAlchemy()
@@ -92,7 +95,9 @@ def routed_app(
         if account is None:
             account = {"security": "none", "auth": "none"}
         if account:
-            smtp_accounts.add_account(check=False, sender_email=SENDER[1], host=sink_host, port=sink_port, **account)
+            smtp_accounts.add_account(
+                check=False, sender_email=SENDER[1], host=sink_host, port=sink_port, **account
+            )
     return app
 
 

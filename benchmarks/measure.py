@@ -54,9 +54,9 @@ class Timing:
 class Clock:
     """Times a block in wall-clock and in process CPU time::
 
-        with Clock() as clock:
-            ...
-        clock.timing(per=letters, scale=1000)  # ms per letter
+    with Clock() as clock:
+        ...
+    clock.timing(per=letters, scale=1000)  # ms per letter
     """
 
     def __enter__(self) -> Clock:

@@ -54,8 +54,11 @@ def table(meta: t.Mapping[str, t.Any], sections: t.Sequence[Section]) -> str:
             lines.append(f"  note: {note}")
         for key, value in section.extra.items():
             lines.append(f"  {key}: {value:,}" if isinstance(value, int) else f"  {key}: {value}")
-    lines += ["", "Ratios and targets (median of the per-round ratios, min-max):",
-              f"  {'figure':<66} {'value':>10} {'spread':>13} {'target':>9}  result"]
+    lines += [
+        "",
+        "Ratios and targets (median of the per-round ratios, min-max):",
+        f"  {'figure':<66} {'value':>10} {'spread':>13} {'target':>9}  result",
+    ]
     for section in sections:
         for target in section.targets:
             lines.append(_target_line(target, True))

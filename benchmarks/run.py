@@ -53,30 +53,52 @@ class Counts:
 
 
 FULL = Counts()
-QUICK = Counts(rounds=2, warmup=1, relayed=1, single=3, loop=20, accounts=(10, 100, 1_000), calls=20, memory=200)
+QUICK = Counts(
+    rounds=2, warmup=1, relayed=1, single=3, loop=20, accounts=(10, 100, 1_000), calls=20, memory=200
+)
 
 
 def parse_args(argv: t.Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny counts: proves the script works, measures nothing")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny counts: proves the script works, measures nothing"
+    )
     parser.add_argument("--rounds", type=int, help="measured rounds per comparison (after the warm-up)")
     parser.add_argument("--warmup", type=int, help="warm-up rounds, not counted")
     parser.add_argument("--letters", type=int, help="letters in the newsletter loop (default 2,000)")
     parser.add_argument("--relayed", type=int, help="letters through the relay per repetition (default 10)")
-    parser.add_argument("--delay-ms", type=float, default=DEFAULT_DELAY_MS,
-                        help=f"the relay's one-way delay, each direction (default {DEFAULT_DELAY_MS:g})")
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=DEFAULT_DELAY_MS,
+        help=f"the relay's one-way delay, each direction (default {DEFAULT_DELAY_MS:g})",
+    )
     parser.add_argument("--single", type=int, help="single letters on loopback per repetition (default 200)")
-    parser.add_argument("--accounts", help="comma-separated table sizes for choose_account (default 10,1000,100000)")
+    parser.add_argument(
+        "--accounts", help="comma-separated table sizes for choose_account (default 10,1000,100000)"
+    )
     parser.add_argument("--calls", type=int, help="choose_account calls per repetition (default 2,000)")
-    parser.add_argument("--memory-letters", type=int, help="letters routed for the memory figure (default 20,000)")
+    parser.add_argument(
+        "--memory-letters", type=int, help="letters routed for the memory figure (default 20,000)"
+    )
     parser.add_argument("--only", help=f"comma-separated parts to run: {','.join(PARTS)}")
-    parser.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="auto",
-                        help="which sink (auto: Postfix's smtp-sink when installed, else aiosmtpd)")
-    parser.add_argument("--database-url",
-                        help="PostgreSQL or MySQL/MariaDB URL for the routed apps' tables (default: "
-                        + " or ".join(f"${name}" for name in URL_VARIABLES) + ", else SQLite files)")
-    parser.add_argument("--out", help="JSON file to write (default benchmarks/results/<time>.json and latest.json;"
-                        " quick.json for --quick)")
+    parser.add_argument(
+        "--sink",
+        choices=("auto", "smtp-sink", "aiosmtpd"),
+        default="auto",
+        help="which sink (auto: Postfix's smtp-sink when installed, else aiosmtpd)",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL or MySQL/MariaDB URL for the routed apps' tables (default: "
+        + " or ".join(f"${name}" for name in URL_VARIABLES)
+        + ", else SQLite files)",
+    )
+    parser.add_argument(
+        "--out",
+        help="JSON file to write (default benchmarks/results/<time>.json and latest.json;"
+        " quick.json for --quick)",
+    )
     return parser.parse_args(argv)
 
 
@@ -87,8 +109,11 @@ def _revision() -> str:
             ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "flask_smtp_accounts"], cwd=os.path.dirname(HERE),
-            capture_output=True, text=True, check=True,
+            ["git", "status", "--porcelain", "--", "flask_smtp_accounts"],
+            cwd=os.path.dirname(HERE),
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -98,9 +123,13 @@ def _revision() -> str:
 def main(argv: t.Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     given = {
-        "rounds": args.rounds, "warmup": args.warmup, "loop": args.letters, "single": args.single,
+        "rounds": args.rounds,
+        "warmup": args.warmup,
+        "loop": args.letters,
+        "single": args.single,
         "relayed": args.relayed,
-        "calls": args.calls, "memory": args.memory_letters,
+        "calls": args.calls,
+        "memory": args.memory_letters,
         "accounts": tuple(int(n) for n in args.accounts.split(",")) if args.accounts else None,
     }
     counts = replace(QUICK if args.quick else FULL, **{k: v for k, v in given.items() if v is not None})

@@ -187,11 +187,17 @@ def relayed_letter(setup: Setup, letters: int) -> Section:
         start_relay(sink.port, setup.delay_ms) as relay,
     ):
         plain = plain_app(
-            setup.path("relay_plain"), relay.host, relay.port,
-            MAIL_USE_TLS=True, MAIL_USERNAME=RELAY_LOGIN, MAIL_PASSWORD=password,
+            setup.path("relay_plain"),
+            relay.host,
+            relay.port,
+            MAIL_USE_TLS=True,
+            MAIL_USERNAME=RELAY_LOGIN,
+            MAIL_PASSWORD=password,
         )
         routed = setup.routed(
-            "relay_routed", relay.host, relay.port,
+            "relay_routed",
+            relay.host,
+            relay.port,
             account={"security": "starttls", "auth": "login", "login": RELAY_LOGIN, "password": password},
             config={"SMTP_ACCOUNTS_CA_FILE": str(certs.ca_cert)},
             save_logs=False,
@@ -204,11 +210,14 @@ def relayed_letter(setup: Setup, letters: int) -> Section:
 
         timings = interleaved(
             {
-                "floor (smtplib)": lambda: _floor_secure(plain, RELAY_LOGIN, password, str(certs.ca_cert), letters),
+                "floor (smtplib)": lambda: _floor_secure(
+                    plain, RELAY_LOGIN, password, str(certs.ca_cert), letters
+                ),
                 "plain Flask-Mail": flask_mail_alone,
                 "routed": lambda: _send_singles(routed, letters),
             },
-            rounds=setup.rounds, warmup=setup.warmup,
+            rounds=setup.rounds,
+            warmup=setup.warmup,
         )
     wall, cpu = walls(timings), cpus(timings)
     away = f"single letter, {2 * setup.delay_ms:g} ms away"
@@ -218,17 +227,27 @@ def relayed_letter(setup: Setup, letters: int) -> Section:
     )
     section.figures = {name: Stats.of(values, "ms/letter") for name, values in wall.items()}
     section.cpu = {name: Stats.of(values, "ms/letter") for name, values in cpu.items()}
-    section.targets.append(Target.ratio(
-        f"{away}: routed / plain Flask-Mail", paired_ratios(wall, "routed", "plain Flask-Mail"),
-        1.03, "STARTTLS and AUTH, one connection per letter",
-    ))
+    section.targets.append(
+        Target.ratio(
+            f"{away}: routed / plain Flask-Mail",
+            paired_ratios(wall, "routed", "plain Flask-Mail"),
+            1.03,
+            "STARTTLS and AUTH, one connection per letter",
+        )
+    )
     section.info += [
-        Target.ratio(f"{away}: plain Flask-Mail / floor",
-                     paired_ratios(wall, "plain Flask-Mail", "floor (smtplib)"), float("inf"),
-                     "floor: smtplib with a verified STARTTLS, AUTH, sendmail, QUIT"),
-        Target.ratio(f"{away}: routed / plain Flask-Mail, sender CPU",
-                     paired_ratios(cpu, "routed", "plain Flask-Mail"), float("inf"),
-                     "CPU time of the sending process, all its threads"),
+        Target.ratio(
+            f"{away}: plain Flask-Mail / floor",
+            paired_ratios(wall, "plain Flask-Mail", "floor (smtplib)"),
+            float("inf"),
+            "floor: smtplib with a verified STARTTLS, AUTH, sendmail, QUIT",
+        ),
+        Target.ratio(
+            f"{away}: routed / plain Flask-Mail, sender CPU",
+            paired_ratios(cpu, "routed", "plain Flask-Mail"),
+            float("inf"),
+            "CPU time of the sending process, all its threads",
+        ),
     ]
     section.notes.append(
         "plain Flask-Mail's STARTTLS does not verify the certificate (smtplib's default);"
@@ -260,18 +279,28 @@ def single_letters(setup: Setup, letters: int) -> Section:
 
     timings = interleaved(
         {"plain Flask-Mail": flask_mail_alone, "routed": lambda: _send_singles(routed, letters)},
-        rounds=setup.rounds, warmup=setup.warmup,
+        rounds=setup.rounds,
+        warmup=setup.warmup,
     )
     wall, cpu = walls(timings), cpus(timings)
-    section = Section(f"2. single letters on loopback, no TLS: mail.send, one connection each ({letters} a repetition)")
+    section = Section(
+        f"2. single letters on loopback, no TLS: mail.send, one connection each ({letters} a repetition)"
+    )
     section.figures = {name: Stats.of(values, "ms/letter") for name, values in wall.items()}
     section.cpu = {name: Stats.of(values, "ms/letter") for name, values in cpu.items()}
     section.info += [
-        Target.ratio("single letter on loopback: routed / plain Flask-Mail", paired_ratios(wall, "routed", "plain Flask-Mail"),
-                     float("inf"), "the sender's own work; no server costs this little"),
-        Target.ratio("single letter on loopback: routed / plain Flask-Mail, sender CPU",
-                     paired_ratios(cpu, "routed", "plain Flask-Mail"), float("inf"),
-                     "CPU time of the sending process, all its threads"),
+        Target.ratio(
+            "single letter on loopback: routed / plain Flask-Mail",
+            paired_ratios(wall, "routed", "plain Flask-Mail"),
+            float("inf"),
+            "the sender's own work; no server costs this little",
+        ),
+        Target.ratio(
+            "single letter on loopback: routed / plain Flask-Mail, sender CPU",
+            paired_ratios(cpu, "routed", "plain Flask-Mail"),
+            float("inf"),
+            "CPU time of the sending process, all its threads",
+        ),
     ]
     _note_background_writes(section, timings)
     return section
@@ -316,27 +345,47 @@ def newsletter(setup: Setup, letters: int) -> Section:
             "plain Flask-Mail": flask_mail_alone,
             "routed": lambda: _loop(routed, letters),
         },
-        rounds=setup.rounds, warmup=setup.warmup,
+        rounds=setup.rounds,
+        warmup=setup.warmup,
     )
     wall, cpu = walls(timings), cpus(timings)
     section = Section(f"3. newsletter loop on loopback: {letters:,} letters in one mail.connect() block")
     section.figures = {name: Stats.of(values, "ms/block") for name, values in wall.items()}
     section.cpu = {name: Stats.of(values, "ms/block") for name, values in cpu.items()}
-    section.targets.append(Target.ratio(
-        "sender CPU per letter: routed / floor", paired_ratios(cpu, "routed", "floor (smtplib)"), 1.30,
-        "CPU time of the sending process (all its threads) in the newsletter loop; floor: Message.as_bytes()"
-        " + smtplib sendmail on one connection",
-    ))
+    section.targets.append(
+        Target.ratio(
+            "sender CPU per letter: routed / floor",
+            paired_ratios(cpu, "routed", "floor (smtplib)"),
+            1.30,
+            "CPU time of the sending process (all its threads) in the newsletter loop; floor: Message.as_bytes()"
+            " + smtplib sendmail on one connection",
+        )
+    )
     section.info += [
-        Target.ratio("newsletter loop: routed / plain Flask-Mail", paired_ratios(wall, "routed", "plain Flask-Mail"),
-                     float("inf"), "the whole block, connection and the letters' rows included"),
-        Target.ratio("newsletter loop: routed / floor", paired_ratios(wall, "routed", "floor (smtplib)"),
-                     float("inf"), "floor: Message.as_bytes() + smtplib sendmail on one connection"),
-        Target.ratio("newsletter loop: plain Flask-Mail / floor", paired_ratios(wall, "plain Flask-Mail", "floor (smtplib)"),
-                     float("inf"), "what Flask-Mail itself adds"),
-        Target.ratio("sender CPU per letter: routed / plain Flask-Mail",
-                     paired_ratios(cpu, "routed", "plain Flask-Mail"), float("inf"),
-                     "CPU time of the sending process, all its threads"),
+        Target.ratio(
+            "newsletter loop: routed / plain Flask-Mail",
+            paired_ratios(wall, "routed", "plain Flask-Mail"),
+            float("inf"),
+            "the whole block, connection and the letters' rows included",
+        ),
+        Target.ratio(
+            "newsletter loop: routed / floor",
+            paired_ratios(wall, "routed", "floor (smtplib)"),
+            float("inf"),
+            "floor: Message.as_bytes() + smtplib sendmail on one connection",
+        ),
+        Target.ratio(
+            "newsletter loop: plain Flask-Mail / floor",
+            paired_ratios(wall, "plain Flask-Mail", "floor (smtplib)"),
+            float("inf"),
+            "what Flask-Mail itself adds",
+        ),
+        Target.ratio(
+            "sender CPU per letter: routed / plain Flask-Mail",
+            paired_ratios(cpu, "routed", "plain Flask-Mail"),
+            float("inf"),
+            "CPU time of the sending process, all its threads",
+        ),
     ]
     for name, stats in section.cpu.items():
         section.extra[f"{name}: sender CPU per letter, median (us)"] = round(stats.median * 1000 / letters, 1)
@@ -347,7 +396,9 @@ def newsletter(setup: Setup, letters: int) -> Section:
 # --- 4. choosing an account -----------------------------------------------------
 
 
-def _choose_all(mode: str, picked: list[str], choose: t.Callable[[str], object], forget: t.Callable[[], None]) -> None:
+def _choose_all(
+    mode: str, picked: list[str], choose: t.Callable[[str], object], forget: t.Callable[[], None]
+) -> None:
     if mode == "cached":
         for address in picked:
             choose(address)
@@ -389,7 +440,9 @@ def choosing(setup: Setup, sizes: list[int], calls: int) -> Section:
                 _choose_all(mode, picked, choose, directory.forget)
         return clock.timing(per=calls, scale=1_000_000)
 
-    section = Section(f"4. choose_account, per call ({calls:,} calls a repetition, addresses drawn at random)")
+    section = Section(
+        f"4. choose_account, per call ({calls:,} calls a repetition, addresses drawn at random)"
+    )
     section.notes.append(
         "cached: the address's candidates are already in memory (one settings read a call); "
         "fresh: the cache is emptied before each call (settings read + indexed candidates query); "
@@ -399,10 +452,13 @@ def choosing(setup: Setup, sizes: list[int], calls: int) -> Section:
     )
     small, large = min(sizes), max(sizes)
     for mode in ("mixed", "cached", "fresh"):
-        samples = walls(interleaved(
-            {f"{size:,} accounts, {mode}": functools.partial(run, size, mode) for size in sizes},
-            rounds=setup.rounds, warmup=setup.warmup,
-        ))
+        samples = walls(
+            interleaved(
+                {f"{size:,} accounts, {mode}": functools.partial(run, size, mode) for size in sizes},
+                rounds=setup.rounds,
+                warmup=setup.warmup,
+            )
+        )
         for name, values in samples.items():
             section.figures[name] = Stats.of(values, "us/call")
         ratios = paired_ratios(samples, f"{large:,} accounts, {mode}", f"{small:,} accounts, {mode}")
@@ -428,38 +484,56 @@ def logs(setup: Setup, letters: int) -> Section:
     variants = {"logs off": None, "logs level 2": 2, "logs level 4": 4}
     apps: dict[str, Flask] = {}
     for name, level in variants.items():
-        settings: dict[str, t.Any] = {"save_logs": False} if level is None else {"save_logs": True, "log_level": level}
+        settings: dict[str, t.Any] = (
+            {"save_logs": False} if level is None else {"save_logs": True, "log_level": level}
+        )
         apps[name] = setup.routed(name.replace(" ", "_"), **settings)
         check_routed(apps[name])
     timings = interleaved(
         {name: functools.partial(_loop, app, letters) for name, app in apps.items()},
-        rounds=setup.rounds, warmup=setup.warmup,
+        rounds=setup.rounds,
+        warmup=setup.warmup,
     )
     samples = walls(timings)
     section = Section(f"5. newsletter loop with logs ({letters:,} letters in one block, routed)")
     _note_background_writes(section, timings)
     section.figures = {name: Stats.of(values, "ms/block") for name, values in samples.items()}
     section.targets += [
-        Target.ratio("newsletter loop: logs level 2 / logs off", paired_ratios(samples, "logs level 2", "logs off"),
-                     1.10, "client and server lines"),
-        Target.ratio("newsletter loop: logs level 4 / logs off", paired_ratios(samples, "logs level 4", "logs off"),
-                     1.30, "plus connection facts and the letters' data"),
+        Target.ratio(
+            "newsletter loop: logs level 2 / logs off",
+            paired_ratios(samples, "logs level 2", "logs off"),
+            1.10,
+            "client and server lines",
+        ),
+        Target.ratio(
+            "newsletter loop: logs level 4 / logs off",
+            paired_ratios(samples, "logs level 4", "logs off"),
+            1.30,
+            "plus connection facts and the letters' data",
+        ),
     ]
     cpu = cpus(timings)
     section.cpu = {name: Stats.of(values, "ms/block") for name, values in cpu.items()}
     for shown in ("2", "4"):
-        section.info.append(Target.ratio(
-            f"newsletter loop: logs level {shown} / logs off, sender CPU",
-            paired_ratios(cpu, f"logs level {shown}", "logs off"), float("inf"),
-            "CPU time of the sending process, all its threads",
-        ))
+        section.info.append(
+            Target.ratio(
+                f"newsletter loop: logs level {shown} / logs off, sender CPU",
+                paired_ratios(cpu, f"logs level {shown}", "logs off"),
+                float("inf"),
+                "CPU time of the sending process, all its threads",
+            )
+        )
     for name, app in apps.items():
         written = _folder_bytes(os.path.join(app.instance_path, "smtp_logs"))
         section.extra[f"{name}: bytes in the log folder afterwards"] = written
-    section.notes.append("a log starts over when it would pass max_log_size_mb (10 MB by default), so level 4"
-                         " can leave less on disk than level 2")
+    section.notes.append(
+        "a log starts over when it would pass max_log_size_mb (10 MB by default), so level 4"
+        " can leave less on disk than level 2"
+    )
     if not any(v for k, v in section.extra.items() if "bytes in the log folder" in k):
-        section.notes.append("no log file was written: smtp_logs.py writes nothing yet, so these rows measure only its hooks")
+        section.notes.append(
+            "no log file was written: smtp_logs.py writes nothing yet, so these rows measure only its hooks"
+        )
     return section
 
 
@@ -504,12 +578,30 @@ def memory(setup: Setup, letters: int) -> Section:
     peak_growth = (peak_traced - start_traced) / MB
     retained = (end_traced - start_traced) / MB
     rss_growth = (peak_rss - start_rss) / MB
-    section = Section(f"6. memory while routing {letters:,} letters in one block (logs as shipped: on, level 2)")
+    section = Section(
+        f"6. memory while routing {letters:,} letters in one block (logs as shipped: on, level 2)"
+    )
     section.targets += [
-        Target(f"memory growth over {letters:,} letters (tracemalloc peak)", peak_growth, peak_growth, peak_growth,
-               20.0, "<", "MB", "peak of traced Python memory above the block's start"),
-        Target(f"memory growth over {letters:,} letters (RSS)", rss_growth, rss_growth, rss_growth,
-               20.0, "<", "MB", f"largest resident size sampled every {sample_every:,} letters, above the start"),
+        Target(
+            f"memory growth over {letters:,} letters (tracemalloc peak)",
+            peak_growth,
+            peak_growth,
+            peak_growth,
+            20.0,
+            "<",
+            "MB",
+            "peak of traced Python memory above the block's start",
+        ),
+        Target(
+            f"memory growth over {letters:,} letters (RSS)",
+            rss_growth,
+            rss_growth,
+            rss_growth,
+            20.0,
+            "<",
+            "MB",
+            f"largest resident size sampled every {sample_every:,} letters, above the start",
+        ),
     ]
     section.extra["tracemalloc: still held at the end of the loop (MB)"] = round(retained, 3)
     return section

@@ -119,7 +119,9 @@ def _start_smtp_sink(path: str) -> Sink:
 def start_script(path: str, args: list[str], kind: str, env: dict[str, str] | None = None) -> Sink:
     """Run ``path`` with this Python; it prints its port first and stops when its stdin closes."""
     process = subprocess.Popen(
-        [sys.executable, path, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        [sys.executable, path, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         env=None if env is None else {**os.environ, **env},
     )
     assert process.stdout is not None
@@ -144,7 +146,9 @@ def start_secure_sink(cert: str, key: str, login: str, password: str) -> Sink:
     other users of the machine can read.
     """
     return start_script(
-        os.path.abspath(__file__), ["--starttls", cert, key], "aiosmtpd with STARTTLS and AUTH",
+        os.path.abspath(__file__),
+        ["--starttls", cert, key],
+        "aiosmtpd with STARTTLS and AUTH",
         env={CREDENTIALS_ENV: f"{login}\n{password}"},
     )
 

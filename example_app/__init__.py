@@ -29,7 +29,9 @@ DEFAULT_INSTANCE = Path(__file__).resolve().parent / "instance"
 LANGUAGES = ("en", "ru")
 
 
-def create_app(config: t.Mapping[str, t.Any] | None = None, *, instance_path: str | os.PathLike[str] | None = None) -> Flask:
+def create_app(
+    config: t.Mapping[str, t.Any] | None = None, *, instance_path: str | os.PathLike[str] | None = None
+) -> Flask:
     """Build the shop: its database, Flask-Mail, the extension, logins and the admin.
 
     The instance folder (``EXAMPLE_APP_INSTANCE`` or ``example_app/instance``)
@@ -92,6 +94,10 @@ def _seed_site(secrets: t.Mapping[str, str]) -> None:
         user = User(email=email, name=name, is_admin=is_admin)
         user.set_password(password)
         db.session.add(user)
-    for email, name in (("ann@customers.example", "Ann"), ("bob@customers.example", "Bob"), ("cy@customers.example", "")):
+    for email, name in (
+        ("ann@customers.example", "Ann"),
+        ("bob@customers.example", "Bob"),
+        ("cy@customers.example", ""),
+    ):
         db.session.add(Subscriber(email=email, name=name))
     db.session.commit()

@@ -62,9 +62,15 @@ def _interrupt(signum: int, frame: t.Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m example_app", description=__doc__)
-    parser.add_argument("--port", type=int, default=None, help="HTTP port on 127.0.0.1 (default 5000, or a free one)")
-    parser.add_argument("--instance", type=Path, default=None,
-                        help="instance folder (default: $EXAMPLE_APP_INSTANCE or example_app/instance)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="HTTP port on 127.0.0.1 (default 5000, or a free one)"
+    )
+    parser.add_argument(
+        "--instance",
+        type=Path,
+        default=None,
+        help="instance folder (default: $EXAMPLE_APP_INSTANCE or example_app/instance)",
+    )
     args = parser.parse_args(argv)
     instance = (args.instance or Path(os.environ.get("EXAMPLE_APP_INSTANCE") or DEFAULT_INSTANCE)).resolve()
 

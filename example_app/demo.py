@@ -102,14 +102,28 @@ class DemoServers:
         mailbox_password = self.secrets["mailbox_password"]
         newsletter_password = self.secrets["newsletter_password"]
         specs = [
-            DemoServer("mailbox", "Mailbox server", "the shop mailbox's own server, for everyday mail",
-                       SMTPServer(tls="starttls", cert=cert, auth=(MAILBOX_LOGIN, mailbox_password)),
-                       MAILBOX_LOGIN, mailbox_password),
-            DemoServer("newsletter", "Newsletter service", "a bulk-mail service for the newsletter",
-                       SMTPServer(tls="ssl", cert=cert, auth=(NEWSLETTER_LOGIN, newsletter_password)),
-                       NEWSLETTER_LOGIN, newsletter_password),
-            DemoServer("relay", "Site relay (MAIL_SERVER)", "Flask-Mail's own server, for letters no account matches",
-                       SMTPServer()),
+            DemoServer(
+                "mailbox",
+                "Mailbox server",
+                "the shop mailbox's own server, for everyday mail",
+                SMTPServer(tls="starttls", cert=cert, auth=(MAILBOX_LOGIN, mailbox_password)),
+                MAILBOX_LOGIN,
+                mailbox_password,
+            ),
+            DemoServer(
+                "newsletter",
+                "Newsletter service",
+                "a bulk-mail service for the newsletter",
+                SMTPServer(tls="ssl", cert=cert, auth=(NEWSLETTER_LOGIN, newsletter_password)),
+                NEWSLETTER_LOGIN,
+                newsletter_password,
+            ),
+            DemoServer(
+                "relay",
+                "Site relay (MAIL_SERVER)",
+                "Flask-Mail's own server, for letters no account matches",
+                SMTPServer(),
+            ),
         ]
         try:
             for spec in specs:
@@ -172,17 +186,29 @@ def seed_accounts(app: Flask, servers: DemoServers) -> None:
             for key, name in (("newsletter", NEWSLETTER_NAME), ("mailbox", "")):
                 demo = servers[key]
                 ext.add_account(
-                    sender_email=SHOP_EMAIL, sender_name=name, host=demo.server.host, port=demo.server.port,
-                    security=demo.server.tls, auth="login", login=demo.login, password=demo.password,
+                    sender_email=SHOP_EMAIL,
+                    sender_name=name,
+                    host=demo.server.host,
+                    port=demo.server.port,
+                    security=demo.server.tls,
+                    auth="login",
+                    login=demo.login,
+                    password=demo.password,
                 )
             ext.update_settings(enabled=True, test_recipient="owner@shop.example")
             return
         by_login = {demo.login: demo for demo in servers.servers.values() if demo.login}
         for account in accounts:
             current = by_login.get(account.login)
-            if current is not None and account.host == current.server.host and account.port != current.server.port:
+            if (
+                current is not None
+                and account.host == current.server.host
+                and account.port != current.server.port
+            ):
                 # A new port needs the password again (a stored one never follows a re-pointed account).
-                ext.update_account(account.id, port=current.server.port, password=current.password, check=False)
+                ext.update_account(
+                    account.id, port=current.server.port, password=current.password, check=False
+                )
 
 
 @dataclass(frozen=True)
@@ -233,7 +259,10 @@ class Inbox:
             for demo in self.servers.servers.values()
             for received in demo.server.received
         ]
-        found.sort(key=lambda entry: (_sent_at(entry.received), order.get(entry.received.message_id or "", -1)), reverse=True)
+        found.sort(
+            key=lambda entry: (_sent_at(entry.received), order.get(entry.received.message_id or "", -1)),
+            reverse=True,
+        )
         return found
 
     def failures(self) -> list[Route]:
@@ -261,14 +290,18 @@ def _on_sent(app: t.Any, *, message_id: str, account: t.Any, rule: str, **extra:
     # By Message-ID, not by message: a letter resent from the message log comes without its Flask-Mail message.
     inbox = _inbox_of(app)
     if inbox is not None:
-        inbox.remember(message_id, Route(account.label if account else None, account.id if account else None, rule))
+        inbox.remember(
+            message_id, Route(account.label if account else None, account.id if account else None, rule)
+        )
 
 
 def _on_failed(app: t.Any, *, message_id: str, account: t.Any, error: Exception, **extra: t.Any) -> None:
     inbox = _inbox_of(app)
     if inbox is not None:
-        inbox.remember(message_id, Route(account.label if account else None, account.id if account else None,
-                                         "failed", str(error)))
+        inbox.remember(
+            message_id,
+            Route(account.label if account else None, account.id if account else None, "failed", str(error)),
+        )
 
 
 def _on_dispatched(app: t.Any, *, message: t.Any, **extra: t.Any) -> None:

@@ -59,13 +59,18 @@ def send_newsletter(subject: str, body: str, subscribers: t.Sequence[Subscriber]
         for subscriber in subscribers:
             link = url_for("site.unsubscribe", token=unsubscribe_token(subscriber), _external=True)
             greeting = f"Hello {subscriber.name}," if subscriber.name else "Hello,"
-            connection.send(Message(
-                subject=subject,
-                sender=sender,  # type: ignore[arg-type]
-                recipients=[subscriber.email],
-                body=f"{greeting}\n\n{body}\n\n--\nTo stop receiving this newsletter: {link}\n",
-                extra_headers={"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-            ))
+            connection.send(
+                Message(
+                    subject=subject,
+                    sender=sender,  # type: ignore[arg-type]
+                    recipients=[subscriber.email],
+                    body=f"{greeting}\n\n{body}\n\n--\nTo stop receiving this newsletter: {link}\n",
+                    extra_headers={
+                        "List-Unsubscribe": f"<{link}>",
+                        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                    },
+                )
+            )
     return len(subscribers)
 
 

@@ -151,7 +151,9 @@ def login() -> t.Any:
         if user is not None and user.check_password(form.password.data):
             login_user(user)
             target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("site.index"))
+            return redirect(
+                target if target.startswith("/") and not target.startswith("//") else url_for("site.index")
+            )
         flash("Wrong email or password.", "error")
     return render_template("login.html", form=form)
 

@@ -136,9 +136,7 @@ class AlertChannels:
         if kind == "email":
             addresses = recipients.split(",") if isinstance(recipients, str) else list(recipients)
             clean = [
-                normalize_email("recipients", a.strip(), InvalidAlertError)
-                for a in addresses
-                if a.strip()
+                normalize_email("recipients", a.strip(), InvalidAlertError) for a in addresses if a.strip()
             ]
             if not clean:
                 raise InvalidAlertError("recipients", "at least one address")

@@ -102,7 +102,9 @@ class DeliveryReport:
 class Alerts(AlertChannels):
     """The alerts of one app: its channels (see :class:`AlertChannels`), events, outbox and throttle."""
 
-    def __init__(self, models: Models, engine: t.Callable[[], sa.Engine], vault: Vault, stats: MailStats) -> None:
+    def __init__(
+        self, models: Models, engine: t.Callable[[], sa.Engine], vault: Vault, stats: MailStats
+    ) -> None:
         super().__init__(models, engine, vault)
         self._stats = stats
         #: One delivery thread per process at a time; ``_again`` asks it for one more round.

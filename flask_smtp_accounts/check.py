@@ -86,12 +86,19 @@ def run_check(
         if send_test and not recipient:
             raise DeliveryError(
                 "test letter",
-                Text("no-test-recipient", N_("no recipient: set the test recipient in the settings or give one")),
+                Text(
+                    "no-test-recipient",
+                    N_("no recipient: set the test recipient in the settings or give one"),
+                ),
                 account_id=account.id or None,
             )
         smtp = open_connection(
-            account, password, timeout=settings.timeout_s, ca_file=state.config.ca_file,
-            ehlo_name=state.config.ehlo_name, transcript=log,
+            account,
+            password,
+            timeout=settings.timeout_s,
+            ca_file=state.config.ca_file,
+            ehlo_name=state.config.ehlo_name,
+            transcript=log,
         )
         if send_test:
             assert recipient is not None
@@ -104,12 +111,21 @@ def run_check(
         close_quietly(smtp)
         smtp = None
         what = f"test letter {message_id} accepted" if send_test else "connected and logged in"
-        result = CheckResult(True, None, None, None, time.perf_counter() - started, f"OK: {what}.", message_id)
+        result = CheckResult(
+            True, None, None, None, time.perf_counter() - started, f"OK: {what}.", message_id
+        )
     except DeliveryError as err:
         close_quietly(smtp)
         result = CheckResult(
-            False, err.stage, err.code, err.reply, time.perf_counter() - started, str(err), message_id,
-            hint_for(err, err.cause, account), err.reason,
+            False,
+            err.stage,
+            err.code,
+            err.reply,
+            time.perf_counter() - started,
+            str(err),
+            message_id,
+            hint_for(err, err.cause, account),
+            err.reason,
         )
     if log is not None:
         log.end("ok" if result.ok else f"failed: {result.message}")

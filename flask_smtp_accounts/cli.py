@@ -117,8 +117,18 @@ def list_accounts() -> None:
     _table(
         ("ID", "Active", "Sender name", "Email", "Server", "Port", "Security", "Auth", "Login", "Backups"),
         [
-            (a.id, _yes_no(a.active), a.sender_name or "-", a.sender_email, a.host, a.port, a.security,
-             a.auth, a.login or "-", ",".join(str(i) for i in a.backup_ids) or "-")
+            (
+                a.id,
+                _yes_no(a.active),
+                a.sender_name or "-",
+                a.sender_email,
+                a.host,
+                a.port,
+                a.security,
+                a.auth,
+                a.login or "-",
+                ",".join(str(i) for i in a.backup_ids) or "-",
+            )
             for a in accounts
         ],
     )
@@ -129,47 +139,105 @@ def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.C
 
     def decorate(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
         options = [
-            click.option("--sender-email", required=not for_edit, help="The From address this account carries."),
+            click.option(
+                "--sender-email", required=not for_edit, help="The From address this account carries."
+            ),
             click.option("--sender-name", help="Name put in letters that have none of their own."),
-            click.option("--preset", type=click.Choice(PRESET_KEYS),
-                         help="A provider's host, port, security and authorization; options given override them."),
-            click.option("--region", help="With --preset amazon-ses or zoho: the region (default: the first listed)."),
+            click.option(
+                "--preset",
+                type=click.Choice(PRESET_KEYS),
+                help="A provider's host, port, security and authorization; options given override them.",
+            ),
+            click.option(
+                "--region", help="With --preset amazon-ses or zoho: the region (default: the first listed)."
+            ),
             click.option("--host", help="Mail server address (required without --preset)."),
             click.option("--port", type=click.IntRange(1, 65535), help="Mail server port (default 587)."),
-            click.option("--security", type=click.Choice(SECURITY_CHOICES),
-                         help="none, ssl (implicit TLS) or starttls (default)."),
-            click.option("--auth", type=click.Choice(AUTH_CHOICES), help="login (default), none, or oauth2 (see the --oauth-* options)."),
+            click.option(
+                "--security",
+                type=click.Choice(SECURITY_CHOICES),
+                help="none, ssl (implicit TLS) or starttls (default).",
+            ),
+            click.option(
+                "--auth",
+                type=click.Choice(AUTH_CHOICES),
+                help="login (default), none, or oauth2 (see the --oauth-* options).",
+            ),
             click.option("--login", help="Login on the server."),
-            click.option("--active/--inactive", default=None, help="Whether the account takes part in routing."),
-            click.option("--verify-tls/--no-verify-tls", default=None,
-                         help="Verify the server's certificate (default). Turn off only for a server you trust."),
-            click.option("--backup-ids", metavar="IDS",
-                         help='Accounts to try, in order, when this one fails, e.g. "3,5" ("" for none).'),
-            click.option("--password-env", metavar="NAME",
-                         help="Read the password from this environment variable instead of a prompt."),
-            click.option("--oauth-provider", type=click.Choice(PROVIDER_CHOICES),
-                         help="With --auth oauth2: microsoft, google or custom (a token URL of your own)."),
-            click.option("--oauth-flow", type=click.Choice(FLOW_CHOICES),
-                         help="app (Microsoft client credentials) or delegated (a refresh token; default)."),
+            click.option(
+                "--active/--inactive", default=None, help="Whether the account takes part in routing."
+            ),
+            click.option(
+                "--verify-tls/--no-verify-tls",
+                default=None,
+                help="Verify the server's certificate (default). Turn off only for a server you trust.",
+            ),
+            click.option(
+                "--backup-ids",
+                metavar="IDS",
+                help='Accounts to try, in order, when this one fails, e.g. "3,5" ("" for none).',
+            ),
+            click.option(
+                "--password-env",
+                metavar="NAME",
+                help="Read the password from this environment variable instead of a prompt.",
+            ),
+            click.option(
+                "--oauth-provider",
+                type=click.Choice(PROVIDER_CHOICES),
+                help="With --auth oauth2: microsoft, google or custom (a token URL of your own).",
+            ),
+            click.option(
+                "--oauth-flow",
+                type=click.Choice(FLOW_CHOICES),
+                help="app (Microsoft client credentials) or delegated (a refresh token; default).",
+            ),
             click.option("--oauth-tenant", help="Microsoft directory (tenant) id or domain."),
             click.option("--oauth-client-id", help="The app's client (application) id."),
             click.option("--oauth-token-url", help="Token endpoint of a custom provider."),
-            click.option("--oauth-authorize-url", help="Authorization endpoint of a custom provider (for signing in)."),
+            click.option(
+                "--oauth-authorize-url", help="Authorization endpoint of a custom provider (for signing in)."
+            ),
             click.option("--oauth-scope", help="Scope of the tokens (default: the provider's for the flow)."),
-            click.option("--client-secret-env", metavar="NAME",
-                         help="Read the OAuth2 client secret from this environment variable instead of a prompt."),
-            click.option("--refresh-token-env", metavar="NAME",
-                         help="Read the OAuth2 refresh token from this environment variable instead of a prompt."),
-            click.option("--check/--no-check", default=True, show_default=True,
-                         help="Connect and log in before saving; a failed check saves nothing."),
+            click.option(
+                "--client-secret-env",
+                metavar="NAME",
+                help="Read the OAuth2 client secret from this environment variable instead of a prompt.",
+            ),
+            click.option(
+                "--refresh-token-env",
+                metavar="NAME",
+                help="Read the OAuth2 refresh token from this environment variable instead of a prompt.",
+            ),
+            click.option(
+                "--check/--no-check",
+                default=True,
+                show_default=True,
+                help="Connect and log in before saving; a failed check saves nothing.",
+            ),
         ]
         if for_edit:
-            options.append(click.option("--ask-password", is_flag=True,
-                                        help="Prompt for a new password (hidden). Without it the stored one is kept."))
-            options.append(click.option("--ask-client-secret", is_flag=True,
-                                        help="Prompt for a new OAuth2 client secret (hidden)."))
-            options.append(click.option("--ask-refresh-token", is_flag=True,
-                                        help="Prompt for a new OAuth2 refresh token (hidden)."))
+            options.append(
+                click.option(
+                    "--ask-password",
+                    is_flag=True,
+                    help="Prompt for a new password (hidden). Without it the stored one is kept.",
+                )
+            )
+            options.append(
+                click.option(
+                    "--ask-client-secret",
+                    is_flag=True,
+                    help="Prompt for a new OAuth2 client secret (hidden).",
+                )
+            )
+            options.append(
+                click.option(
+                    "--ask-refresh-token",
+                    is_flag=True,
+                    help="Prompt for a new OAuth2 refresh token (hidden).",
+                )
+            )
         for option in reversed(options):
             f = option(f)
         return f
@@ -248,8 +316,13 @@ def _preset_notes(key: str | None) -> None:
 @click.argument("account_id", type=int)
 @_account_options(for_edit=True)
 def edit_account(
-    account_id: int, password_env: str | None, ask_password: bool, ask_client_secret: bool, ask_refresh_token: bool,
-    check: bool, **given: t.Any,
+    account_id: int,
+    password_env: str | None,
+    ask_password: bool,
+    ask_client_secret: bool,
+    ask_refresh_token: bool,
+    check: bool,
+    **given: t.Any,
 ) -> None:
     """Change an account; options left out keep their values, and so do the password and OAuth2 secrets."""
     ext = _ext()
@@ -283,8 +356,11 @@ def _report(result: CheckResult) -> None:
 
 @smtp_accounts_cli.command("check")
 @click.argument("account_id", type=int)
-@click.option("--send-test/--no-send-test", default=None,
-              help="Also send a test letter (default: the send_test_on_check setting).")
+@click.option(
+    "--send-test/--no-send-test",
+    default=None,
+    help="Also send a test letter (default: the send_test_on_check setting).",
+)
 def check_account(account_id: int, send_test: bool | None) -> None:
     """Connect to an account's server and log in; exit status 1 when that fails."""
     ext = _ext()
@@ -340,8 +416,10 @@ def list_logs() -> None:
         return
     _table(
         ("Account", "Kind", "Mailbox", "File", "Size", "Modified (UTC)"),
-        [(log.account_id, log.kind, log.label, log.filename, log.size, f"{log.modified:%Y-%m-%d %H:%M:%S}")
-         for log in logs],
+        [
+            (log.account_id, log.kind, log.label, log.filename, log.size, f"{log.modified:%Y-%m-%d %H:%M:%S}")
+            for log in logs
+        ],
     )
 
 
@@ -363,8 +441,15 @@ def show_log(account_id: int, kind: str) -> None:
 @logs_cli.command("tail")
 @click.argument("account_id", type=int)
 @click.argument("kind", type=_KIND)
-@click.option("-n", "--lines", "count", type=click.IntRange(min=1), default=20, show_default=True,
-              help="How many of the last lines to print.")
+@click.option(
+    "-n",
+    "--lines",
+    "count",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many of the last lines to print.",
+)
 def tail_log(account_id: int, kind: str, count: int) -> None:
     """Print the last lines of a log."""
     chunk = _ext().read_log(account_id, kind, -_CHUNK, _CHUNK)
@@ -405,6 +490,7 @@ def rotate_key() -> None:
 
 
 # --- settings -----------------------------------------------------------------
+
 
 @smtp_accounts_cli.group("settings")
 def settings_cli() -> None:
@@ -454,7 +540,9 @@ _STATE_WORDS = {INTERRUPTED: "interrupted: outcome unknown"}
 
 
 @smtp_accounts_cli.command("messages")
-@click.option("--status", type=click.Choice([*STATUSES, INTERRUPTED]), default=None, help="Only letters in this state.")
+@click.option(
+    "--status", type=click.Choice([*STATUSES, INTERRUPTED]), default=None, help="Only letters in this state."
+)
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
 def list_messages(status: str | None, page: int) -> None:
     """List the message log, newest first (50 a page)."""
@@ -465,8 +553,14 @@ def list_messages(status: str | None, page: int) -> None:
     _table(
         ("ID", "Created (UTC)", "State", "From", "Route", "Subject"),
         [
-            (m.id, m.created_at.isoformat(sep=" ", timespec="seconds"), _STATE_WORDS.get(m.state, m.state),
-             _one_line(m.sender), _one_line(m.route), _one_line(m.subject))
+            (
+                m.id,
+                m.created_at.isoformat(sep=" ", timespec="seconds"),
+                _STATE_WORDS.get(m.state, m.state),
+                _one_line(m.sender),
+                _one_line(m.route),
+                _one_line(m.subject),
+            )
             for m in found.items
         ],
     )
@@ -500,24 +594,49 @@ def list_alert_channels() -> None:
     click.echo("")
     _table(
         ("Event", "On", "Throttle (min)", "Threshold (min)"),
-        [(e.event, _yes_no(e.enabled), e.throttle_minutes, e.threshold_minutes if e.event == "queue_backlog" else "-")
-         for e in alerts.event_settings()],
+        [
+            (
+                e.event,
+                _yes_no(e.enabled),
+                e.throttle_minutes,
+                e.threshold_minutes if e.event == "queue_backlog" else "-",
+            )
+            for e in alerts.event_settings()
+        ],
     )
 
 
 @alerts_cli.command("add")
 @click.argument("kind", type=click.Choice(ALERT_KINDS))
-@click.option("--url-env", metavar="NAME", help="Environment variable holding the webhook URL (else a hidden prompt).")
-@click.option("--format", "format_", type=click.Choice(FORMAT_CHOICES), default="json", show_default=True,
-              help="Webhook payload.")
+@click.option(
+    "--url-env", metavar="NAME", help="Environment variable holding the webhook URL (else a hidden prompt)."
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(FORMAT_CHOICES),
+    default="json",
+    show_default=True,
+    help="Webhook payload.",
+)
 @click.option("--to", "recipients", metavar="ADDRESSES", help="Email: addresses, separated by commas.")
-@click.option("--account", "account_id", type=int, default=None, help="Email: send through this account (default: Flask-Mail's own settings).")
-def add_alert_channel(kind: str, url_env: str | None, format_: str, recipients: str | None, account_id: int | None) -> None:
+@click.option(
+    "--account",
+    "account_id",
+    type=int,
+    default=None,
+    help="Email: send through this account (default: Flask-Mail's own settings).",
+)
+def add_alert_channel(
+    kind: str, url_env: str | None, format_: str, recipients: str | None, account_id: int | None
+) -> None:
     """Add a channel; a webhook URL is a secret, so it never comes from an argument."""
     url = None
     if kind == "webhook":
         url = _password(url_env, True, "Webhook URL")
-    channel = _ext().alerts.add_channel(kind, url=url, format=format_, recipients=recipients or "", account_id=account_id)
+    channel = _ext().alerts.add_channel(
+        kind, url=url, format=format_, recipients=recipients or "", account_id=account_id
+    )
     click.echo(f"Added alert channel {channel.id}: {channel.kind} to {channel.target}.")
 
 
@@ -542,7 +661,9 @@ def test_alert_channel(channel_id: int) -> None:
 def check_alerts() -> None:
     """Notice a queue backlog and send the pending alerts (run it from cron every few minutes)."""
     report = _ext().alerts.check()
-    click.echo(f"Alerts: {report.sent} sent ({report.merged} counted into them), {report.held} held back by the throttle.")
+    click.echo(
+        f"Alerts: {report.sent} sent ({report.merged} counted into them), {report.held} held back by the throttle."
+    )
     for error in report.failed:
         click.echo(f"Not delivered: {error}", err=True)
 
@@ -550,15 +671,22 @@ def check_alerts() -> None:
 @smtp_accounts_cli.command("summary")
 @click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True, help="How many days back.")
 @click.option("--send", is_flag=True, help="Mail it (with Flask-Mail's own settings) instead of printing it.")
-@click.option("--to", "recipients", multiple=True, metavar="ADDRESS",
-              help="Recipient of --send (repeatable); default: the addresses of the email alert channels.")
+@click.option(
+    "--to",
+    "recipients",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Recipient of --send (repeatable); default: the addresses of the email alert channels.",
+)
 def summary(days: int, send: bool, recipients: tuple[str, ...]) -> None:
     """Per account: letters sent and failed, and the commonest errors (for a weekly cron job)."""
     ext = _ext()
     if not send:
         click.echo(ext.summary(days).text(), nl=False)
         return
-    to = list(recipients) or [r for c in ext.alerts.channels(active_only=True) if c.kind == "email" for r in c.recipients]
+    to = list(recipients) or [
+        r for c in ext.alerts.channels(active_only=True) if c.kind == "email" for r in c.recipients
+    ]
     if not to:
         raise click.UsageError("Say where the summary goes: --to ADDRESS (or add an email alert channel).")
     ext.send_summary(to, days)

@@ -89,7 +89,9 @@ class _TranscriptMixin:
             transcript.server(code, lines)
         return code, message
 
-    def auth(self, mechanism: str, authobject: t.Any, *, initial_response_ok: bool = True) -> tuple[int, bytes]:
+    def auth(
+        self, mechanism: str, authobject: t.Any, *, initial_response_ok: bool = True
+    ) -> tuple[int, bytes]:
         """smtplib's AUTH, but with UTF-8 credentials (RFC 4616) and the exchange redacted.
 
         smtplib encodes credentials as ASCII (CPython issue 73936), which
@@ -124,7 +126,9 @@ class _TranscriptMixin:
         digest = hmac.HMAC(password.encode("utf-8"), challenge, "md5").hexdigest()
         return f"{user} {digest}"
 
-    def connect(self, host: str = "localhost", port: int = 0, source_address: t.Any = None) -> tuple[int, bytes]:
+    def connect(
+        self, host: str = "localhost", port: int = 0, source_address: t.Any = None
+    ) -> tuple[int, bytes]:
         self._started = time.perf_counter()
         if self.transcript is not None:
             self.transcript.event(f"connecting to {host}:{port}")
@@ -207,7 +211,11 @@ def _failure(stage: str, err: BaseException, account: AccountInfo | None) -> Del
         reason = Text("recipients-refused", N_("every recipient was refused"))
         return DeliveryError(stage, reason, code=code, reply=reply, refused=refused, **where)
     if isinstance(err, (smtplib.SMTPResponseException)):
-        reply = err.smtp_error.decode("utf-8", "replace") if isinstance(err.smtp_error, bytes) else str(err.smtp_error)
+        reply = (
+            err.smtp_error.decode("utf-8", "replace")
+            if isinstance(err.smtp_error, bytes)
+            else str(err.smtp_error)
+        )
         reason = {
             smtplib.SMTPAuthenticationError: Text("login-refused", N_("the server refused the login")),
             smtplib.SMTPSenderRefused: Text("sender-refused", N_("the server refused the sender")),
@@ -216,29 +224,41 @@ def _failure(stage: str, err: BaseException, account: AccountInfo | None) -> Del
         }.get(type(err)) or Text("error-reply", N_("the server answered with an error"))
         return DeliveryError(stage, reason, code=err.smtp_code, reply=reply, **where)
     if isinstance(err, binascii.Error):
-        reason = Text("auth-challenge-not-base64", N_("the server's AUTH challenge is not base64 (%(error)s)"), error=str(err))
+        reason = Text(
+            "auth-challenge-not-base64",
+            N_("the server's AUTH challenge is not base64 (%(error)s)"),
+            error=str(err),
+        )
         return DeliveryError(stage, reason, **where)
     if isinstance(err, ReplyTimeout):
         # A reply dripped too slowly is a timeout like a server that never answers: the same words, the same retries.
         return DeliveryError(stage, _timeout(), **where)
     if isinstance(err, ReplyTooLarge):
         reason = Text(
-            "reply-too-large", N_("the server's reply went past %(lines)s lines or %(kib)s KiB"),
-            lines=REPLY_MAX_LINES, kib=REPLY_MAX_BYTES // 1024,
+            "reply-too-large",
+            N_("the server's reply went past %(lines)s lines or %(kib)s KiB"),
+            lines=REPLY_MAX_LINES,
+            kib=REPLY_MAX_BYTES // 1024,
         )
         return DeliveryError(stage, reason, **where)
     if isinstance(err, smtplib.SMTPServerDisconnected) and isinstance(err.__context__, TimeoutError):
         # smtplib reports a read that timed out as a disconnect; the person needs to know it was the timeout.
         return DeliveryError(stage, _timeout(), **where)
     if isinstance(err, smtplib.SMTPServerDisconnected):
-        return DeliveryError(stage, Text("closed", N_("the server closed the connection (%(error)s)"), error=str(err)), **where)
+        return DeliveryError(
+            stage, Text("closed", N_("the server closed the connection (%(error)s)"), error=str(err)), **where
+        )
     if isinstance(err, smtplib.SMTPNotSupportedError):
         return DeliveryError(stage, str(err), **where)
     if isinstance(err, ssl.SSLCertVerificationError):
-        reason = Text("certificate-refused", N_("certificate verification failed: %(error)s"), error=err.verify_message)
+        reason = Text(
+            "certificate-refused", N_("certificate verification failed: %(error)s"), error=err.verify_message
+        )
         return DeliveryError("tls", reason, **where)
     if isinstance(err, ssl.SSLError):
-        return DeliveryError("tls", Text("tls-failed", N_("TLS failed: %(error)s"), error=str(err.reason or err)), **where)
+        return DeliveryError(
+            "tls", Text("tls-failed", N_("TLS failed: %(error)s"), error=str(err.reason or err)), **where
+        )
     if isinstance(err, (socket.timeout, TimeoutError)):
         return DeliveryError(stage, _timeout(), **where)
     if isinstance(err, OSError):
@@ -283,14 +303,21 @@ def open_connection(
                 account.host, account.port, ehlo_name, timeout=timeout, context=context, transcript=transcript
             )
         else:
-            smtp = TranscriptSMTP(account.host, account.port, ehlo_name, timeout=timeout, transcript=transcript)
+            smtp = TranscriptSMTP(
+                account.host, account.port, ehlo_name, timeout=timeout, transcript=transcript
+            )
         smtp.ehlo_or_helo_if_needed()
         if account.security == "starttls":
             stage = "tls"
             if not smtp.has_extn("starttls"):
                 raise DeliveryError(
-                    "tls", Text("no-starttls", N_("the server does not offer STARTTLS, which this account requires")),
-                    account_id=account.id, host=account.host, port=account.port,
+                    "tls",
+                    Text(
+                        "no-starttls", N_("the server does not offer STARTTLS, which this account requires")
+                    ),
+                    account_id=account.id,
+                    host=account.host,
+                    port=account.port,
                 )
             smtp.starttls(context=context)
             smtp.ehlo()

@@ -12,8 +12,8 @@ from .errors import EncryptionError
 
 KEY_HINT = (
     "Set SMTP_ACCOUNTS_ENCRYPTION_KEYS (app config or environment) to a Fernet key;"
-    " make one with: python -c \"from cryptography.fernet import Fernet;"
-    " print(Fernet.generate_key().decode())\""
+    ' make one with: python -c "from cryptography.fernet import Fernet;'
+    ' print(Fernet.generate_key().decode())"'
 )
 
 
@@ -50,6 +50,4 @@ class Vault:
         try:
             return self._fernet.rotate(token.encode("ascii")).decode("ascii")
         except InvalidToken as err:
-            raise EncryptionError(
-                "A stored password cannot be decrypted with any configured key."
-            ) from err
+            raise EncryptionError("A stored password cannot be decrypted with any configured key.") from err

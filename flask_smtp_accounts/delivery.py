@@ -56,7 +56,9 @@ class DefaultRoute(t.Protocol):
     #: Flask-Mail's ``MAIL_SUPPRESS_SEND``: no letter goes to any server.
     suppress: bool
 
-    def send(self, letter: Letter, envelope_from: str, recipients: list[str], data: bytes) -> dict[str, tuple[int, bytes]]:
+    def send(
+        self, letter: Letter, envelope_from: str, recipients: list[str], data: bytes
+    ) -> dict[str, tuple[int, bytes]]:
         """Send ``letter``; return the refused recipients; raise :class:`DeliveryError`."""
 
     def close(self) -> None:
@@ -129,8 +131,12 @@ class Dispatcher:
         run) rather than to failed (a resend).
         """
         letter.record = record
-        choice = choose_route(self._settings, self._directory.candidates, letter.sender, None, bool(letter.bulk))
-        outcome = Outcome(letter, choice, bool(letter.bulk), pending=list(letter.recipients), body=record.body)
+        choice = choose_route(
+            self._settings, self._directory.candidates, letter.sender, None, bool(letter.bulk)
+        )
+        outcome = Outcome(
+            letter, choice, bool(letter.bulk), pending=list(letter.recipients), body=record.body
+        )
         outcome.record_id = record.id
         try:
             self._attempt(outcome, queue=requeue)
@@ -138,8 +144,12 @@ class Dispatcher:
         except BaseException:
             self._log.update(
                 record.id,
-                {"status": FAILED, "claimed_until": None, "updated_at": utcnow(),
-                 "error": "interrupted while sending: the server may have accepted it; check before resending"},
+                {
+                    "status": FAILED,
+                    "claimed_until": None,
+                    "updated_at": utcnow(),
+                    "error": "interrupted while sending: the server may have accepted it; check before resending",
+                },
             )
             raise
         self._announce(outcome)
@@ -163,7 +173,9 @@ class Dispatcher:
         outcome.accepted(account, headers, {}, outcome.body or b"")
         outcome.status = SUPPRESSED
         outcome.attempts = 1
-        outcome.record_id = self._log.write_ahead(row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow()))
+        outcome.record_id = self._log.write_ahead(
+            row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow())
+        )
 
     def _attempt(self, outcome: Outcome, *, queue: bool) -> None:
         """Try the chosen route and, while recipients are pending, its backups; then settle the status."""
@@ -201,7 +213,11 @@ class Dispatcher:
     def _cool_down(self, account: AccountInfo, err: DeliveryError) -> None:
         if self._settings.cooldown_s > 0:
             self._cooling[account.id] = DeliveryError(
-                "cool-down", f"skipped after a failure: {err}", account_id=account.id, host=account.host, port=account.port
+                "cool-down",
+                f"skipped after a failure: {err}",
+                account_id=account.id,
+                host=account.host,
+                port=account.port,
             )
         try:
             self._health.failed(account, err, self._settings.cooldown_s)
@@ -231,7 +247,9 @@ class Dispatcher:
 
     # --- connections ------------------------------------------------------------
 
-    def _send_on(self, account: AccountInfo, envelope_from: str, outcome: Outcome, data: bytes) -> dict[str, tuple[int, bytes]]:
+    def _send_on(
+        self, account: AccountInfo, envelope_from: str, outcome: Outcome, data: bytes
+    ) -> dict[str, tuple[int, bytes]]:
         """One SMTP transaction on the block's connection of ``account``."""
         letter = outcome.letter
         opened = self._connection(account, outcome)
@@ -264,7 +282,9 @@ class Dispatcher:
         if log is not None:
             log.begin(letter.message_id)
         try:
-            refused = send_transaction(opened.smtp, envelope_from, recipients, data, letter.mail_options, letter.rcpt_options)
+            refused = send_transaction(
+                opened.smtp, envelope_from, recipients, data, letter.mail_options, letter.rcpt_options
+            )
         except Interrupted as stop:
             if log is not None:
                 log.end(f"failed at {stop.phase.upper()}: {stop.error.__class__.__name__}")
@@ -322,14 +342,26 @@ class Dispatcher:
         message = outcome.letter.message
         if outcome.status in (SENT, SUPPRESSED):
             message_sent.send(
-                app, message=message, account=outcome.account, rule=outcome.choice.rule,
-                suppressed=outcome.status == SUPPRESSED, message_id=outcome.letter.message_id,
+                app,
+                message=message,
+                account=outcome.account,
+                rule=outcome.choice.rule,
+                suppressed=outcome.status == SUPPRESSED,
+                message_id=outcome.letter.message_id,
             )
         elif outcome.status == QUEUED:
             message_queued.send(
-                app, message=message, account=outcome.account, error=outcome.error, record_id=outcome.record_id
+                app,
+                message=message,
+                account=outcome.account,
+                error=outcome.error,
+                record_id=outcome.record_id,
             )
         else:
             send_failed.send(
-                app, message=message, account=outcome.account, error=outcome.error, message_id=outcome.letter.message_id
+                app,
+                message=message,
+                account=outcome.account,
+                error=outcome.error,
+                message_id=outcome.letter.message_id,
             )

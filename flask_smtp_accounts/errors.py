@@ -37,7 +37,8 @@ class AccountInUseError(SMTPAccountsError):
             Text(
                 "backup-in-use",
                 N_("account %(id)s is a backup of account %(users)s; remove it from their backups first"),
-                id=account_id, users=", ".join(str(i) for i in used_by),
+                id=account_id,
+                users=", ".join(str(i) for i in used_by),
             )
         )
         self.account_id = account_id
@@ -150,7 +151,9 @@ class MessageLogError(SMTPAccountsError):
     failed: the row then stays ``sending`` and shows as interrupted.
     """
 
-    def __init__(self, message_id: str, reason: str, *, delivered: bool = False, record_id: int | None = None) -> None:
+    def __init__(
+        self, message_id: str, reason: str, *, delivered: bool = False, record_id: int | None = None
+    ) -> None:
         if delivered:
             what = f"letter {message_id} was accepted by the server, but its message log row {record_id} could not be updated"
         else:

@@ -47,7 +47,18 @@ from .validation import (
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-ACCOUNT_FIELDS: tuple[str, ...] = ("active", "sender_name", "sender_email", "host", "port", "security", "auth", "login", "verify_tls", "backup_ids")
+ACCOUNT_FIELDS: tuple[str, ...] = (
+    "active",
+    "sender_name",
+    "sender_email",
+    "host",
+    "port",
+    "security",
+    "auth",
+    "login",
+    "verify_tls",
+    "backup_ids",
+)
 # OAuth2: the plain fields, and the write-only secrets (an empty one keeps the stored one, like the password).
 ACCOUNT_FIELDS += OAUTH_FIELDS + tuple(OAUTH_SECRETS)
 
@@ -75,7 +86,9 @@ class _State:
         self.smtp_logs = SMTPLogs(config.log_dir)
         self.stats = MailStats(models, self.engine)
         self.alerts = Alerts(models, self.engine, self.vault, self.stats)
-        self.access_tokens = AccessTokens(self.vault, self._store_refresh_token, providers=config.oauth2_providers)
+        self.access_tokens = AccessTokens(
+            self.vault, self._store_refresh_token, providers=config.oauth2_providers
+        )
 
     def engine(self) -> t.Any:
         return self.db.engines[self.config.bind_key]
@@ -108,7 +121,9 @@ class _State:
             " database of their own (SMTP_ACCOUNTS_BIND_KEY)"
         )
 
-    def dispatcher(self, settings: SettingsInfo, *, default: DefaultRoute, max_emails: int | None) -> Dispatcher:
+    def dispatcher(
+        self, settings: SettingsInfo, *, default: DefaultRoute, max_emails: int | None
+    ) -> Dispatcher:
         """A dispatcher for one connection block (or one retry run) with these settings."""
         return Dispatcher(
             settings,
@@ -168,9 +183,13 @@ class SMTPAccounts:
                 " or init_app(app, db=db, mail=mail)."
             )
         if "sqlalchemy" not in app.extensions:
-            raise RuntimeError("Flask-SQLAlchemy must be initialised on this app before SMTPAccounts: call db.init_app(app) first.")
+            raise RuntimeError(
+                "Flask-SQLAlchemy must be initialised on this app before SMTPAccounts: call db.init_app(app) first."
+            )
         if "mail" not in app.extensions:
-            raise RuntimeError("Flask-Mail must be initialised on this app before SMTPAccounts: call Mail(app) or mail.init_app(app) first.")
+            raise RuntimeError(
+                "Flask-Mail must be initialised on this app before SMTPAccounts: call Mail(app) or mail.init_app(app) first."
+            )
         self.db = db
         self.mail = mail or self.mail
         config = read_config(app)
@@ -195,7 +214,9 @@ class SMTPAccounts:
         try:
             return t.cast(_State, current_app.extensions["smtp_accounts"])
         except KeyError:
-            raise RuntimeError("SMTPAccounts is not initialised on the current app: call init_app(app) first.") from None
+            raise RuntimeError(
+                "SMTPAccounts is not initialised on the current app: call init_app(app) first."
+            ) from None
 
     # --- models -------------------------------------------------------------
 
@@ -263,7 +284,9 @@ class SMTPAccounts:
         account = self.Account(**_account_defaults(fields))
         return self._save(account, password, check, is_new=True)
 
-    def update_account(self, account_id: int, *, password: str | None = None, check: bool = True, **fields: t.Any) -> t.Any:
+    def update_account(
+        self, account_id: int, *, password: str | None = None, check: bool = True, **fields: t.Any
+    ) -> t.Any:
         """Change an account; an empty ``password`` keeps the stored one.
 
         A change of where a stored secret goes (server, port, security,
@@ -299,7 +322,9 @@ class SMTPAccounts:
         account = self.get_account(account_id)
         Account = self.Account  # noqa: N806 - a model class
         listed = session.execute(
-            sa.select(Account.id, Account.backup_ids).where(Account.__table__.c.backup_ids != "").order_by(Account.id)
+            sa.select(Account.id, Account.backup_ids)
+            .where(Account.__table__.c.backup_ids != "")
+            .order_by(Account.id)
         )
         used_by = tuple(row.id for row in listed if account.id in row.backup_ids)
         if used_by:
@@ -361,7 +386,9 @@ class SMTPAccounts:
         values.setdefault("updated_at", None)
         return AccountInfo(**{k: values[k] for k in AccountInfo.__dataclass_fields__ if k in values})
 
-    def check_account(self, account: t.Any, password: str | None = None, send_test: bool | None = None) -> CheckResult:
+    def check_account(
+        self, account: t.Any, password: str | None = None, send_test: bool | None = None
+    ) -> CheckResult:
         """Connect, say EHLO, start TLS, log in (and send a test letter), then QUIT.
 
         ``password`` overrides the stored one. ``send_test`` defaults to the
@@ -373,7 +400,9 @@ class SMTPAccounts:
         settings = state.directory.settings()
         send = settings.send_test_on_check if send_test is None else send_test
         secret = password if password else functools.partial(state.password_of, info)
-        result = run_check(state, settings, info, secret, send_test=send, recipient=settings.test_recipient or None)
+        result = run_check(
+            state, settings, info, secret, send_test=send, recipient=settings.test_recipient or None
+        )
         if result.ok and info.id:
             state.health.lift(info.id)
         return result
@@ -384,8 +413,13 @@ class SMTPAccounts:
         info = self.account_info(account)
         settings = state.directory.settings()
         return run_check(
-            state, settings, info, functools.partial(state.password_of, info),
-            send_test=True, recipient=recipient or settings.test_recipient or None, kind="check",
+            state,
+            settings,
+            info,
+            functools.partial(state.password_of, info),
+            send_test=True,
+            recipient=recipient or settings.test_recipient or None,
+            kind="check",
         )
 
     # --- logs ---------------------------------------------------------------
@@ -472,8 +506,16 @@ class SMTPAccounts:
         ``search``: part of any of these. ``since``/``until``: datetimes (UTC).
         """
         return self._state.message_log.search(
-            status=status, account_id=account_id, address=address, subject=subject, message_id=message_id,
-            search=search, since=since, until=until, page=page, per_page=per_page,
+            status=status,
+            account_id=account_id,
+            address=address,
+            subject=subject,
+            message_id=message_id,
+            search=search,
+            since=since,
+            until=until,
+            page=page,
+            per_page=per_page,
         )
 
     def export_messages(self, fmt: str = "csv", **filters: t.Any) -> t.Iterator[str]:
@@ -536,9 +578,9 @@ class SMTPAccounts:
     def alerts(self) -> Alerts:
         """The alert channels and events, and their delivery (see ``alerts.py``)::
 
-            smtp_accounts.alerts.add_channel("webhook", url=..., format="slack")
-            smtp_accounts.alerts.set_event("queue_backlog", threshold_minutes=15)
-            smtp_accounts.alerts.check()  # from a scheduler: notice a backlog, send what is pending
+        smtp_accounts.alerts.add_channel("webhook", url=..., format="slack")
+        smtp_accounts.alerts.set_event("queue_backlog", threshold_minutes=15)
+        smtp_accounts.alerts.check()  # from a scheduler: notice a backlog, send what is pending
         """
         return self._state.alerts
 
@@ -605,7 +647,11 @@ class SMTPAccounts:
 
 
 def _defaults() -> dict[str, t.Any]:
-    return {name: getattr(DEFAULT_SETTINGS, name) for name in SettingsInfo.__dataclass_fields__ if name != "revision"}
+    return {
+        name: getattr(DEFAULT_SETTINGS, name)
+        for name in SettingsInfo.__dataclass_fields__
+        if name != "revision"
+    }
 
 
 def _log_label(account_id: int, labels: dict[int, str]) -> str:
@@ -623,7 +669,14 @@ def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
     unknown = set(fields) - set(ACCOUNT_FIELDS) - {"id", "password_encrypted", "updated_at"}
     if unknown:
         raise TypeError(f"Unknown account fields: {', '.join(sorted(unknown))}")
-    defaults = {"active": True, "sender_name": "", "port": 587, "security": "starttls", "auth": "login", "login": "", "verify_tls": True, "backup_ids": ()}
+    defaults = {
+        "active": True,
+        "sender_name": "",
+        "port": 587,
+        "security": "starttls",
+        "auth": "login",
+        "login": "",
+        "verify_tls": True,
+        "backup_ids": (),
+    }
     return {**defaults, **fields}
-
-

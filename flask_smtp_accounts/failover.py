@@ -53,7 +53,9 @@ def failure_kind(err: DeliveryError) -> str:
     return PERMANENT
 
 
-def route_chain(primary: AccountInfo, lookup: t.Callable[[int], AccountInfo | None]) -> t.Iterator[AccountInfo]:
+def route_chain(
+    primary: AccountInfo, lookup: t.Callable[[int], AccountInfo | None]
+) -> t.Iterator[AccountInfo]:
     """The chosen account, then its active backups in order; ``lookup`` runs only when a backup is needed."""
     yield primary
     seen = {primary.id}
@@ -93,7 +95,9 @@ def route_headers(
     return RouteHeaders(new_from, reply_to, account.sender_email)
 
 
-def check_backups(engine: sa.Engine, Account: t.Any, account_id: int | None, backup_ids: t.Sequence[int]) -> None:
+def check_backups(
+    engine: sa.Engine, Account: t.Any, account_id: int | None, backup_ids: t.Sequence[int]
+) -> None:
     """Refuse backup ids that name no account (or the account itself)."""
     if not backup_ids:
         return
@@ -104,4 +108,6 @@ def check_backups(engine: sa.Engine, Account: t.Any, account_id: int | None, bac
         found = set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(list(backup_ids)))).scalars())
     missing = [str(i) for i in backup_ids if i not in found]
     if missing:
-        raise InvalidAccountError("backup_ids", Text("no-such-backup", N_("no account with id %(ids)s"), ids=", ".join(missing)))
+        raise InvalidAccountError(
+            "backup_ids", Text("no-such-backup", N_("no account with id %(ids)s"), ids=", ".join(missing))
+        )

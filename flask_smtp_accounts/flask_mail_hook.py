@@ -136,7 +136,9 @@ class _ConnectionRoute:
         self._conn = conn
         self.suppress = bool(conn.mail.suppress)
 
-    def send(self, letter: Letter, envelope_from: str, recipients: list[str], data: bytes) -> dict[str, tuple[int, bytes]]:
+    def send(
+        self, letter: Letter, envelope_from: str, recipients: list[str], data: bytes
+    ) -> dict[str, tuple[int, bytes]]:
         conn = self._conn
         try:
             conn.host  # noqa: B018 - opens Flask-Mail's connection on its first use
@@ -165,14 +167,18 @@ class StoredRoute:
         self._smtp: smtplib.SMTP | None = None
         self._sent = 0
 
-    def send(self, letter: Letter, envelope_from: str, recipients: list[str], data: bytes) -> dict[str, tuple[int, bytes]]:
+    def send(
+        self, letter: Letter, envelope_from: str, recipients: list[str], data: bytes
+    ) -> dict[str, tuple[int, bytes]]:
         if self._smtp is None:
             try:
                 self._smtp = _FlaskMailConnection(self._mail).configure_host()
             except (smtplib.SMTPException, OSError) as err:
                 raise _opening_failure(err) from None
         try:
-            refused = send_transaction(self._smtp, envelope_from, recipients, data, letter.mail_options, letter.rcpt_options)
+            refused = send_transaction(
+                self._smtp, envelope_from, recipients, data, letter.mail_options, letter.rcpt_options
+            )
         except Interrupted as stop:
             if stop.connection_lost:
                 self.close()
@@ -232,7 +238,9 @@ class RoutedConnection(_FlaskMailConnection):
         # Flask-Mail's own __enter__, with the connection deferred to its first use.
         self._host = None if self.mail.suppress else _UNOPENED
         self.num_emails = 0
-        self._dispatcher = state.dispatcher(settings, default=_ConnectionRoute(self), max_emails=self.mail.max_emails)
+        self._dispatcher = state.dispatcher(
+            settings, default=_ConnectionRoute(self), max_emails=self.mail.max_emails
+        )
         return self
 
     def __exit__(self, exc_type: t.Any, exc_value: t.Any, tb: t.Any) -> None:

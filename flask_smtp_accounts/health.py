@@ -69,7 +69,9 @@ class Health:
         return DeliveryError(
             "cool-down",
             f"skipped for {left:.0f} more s after a failure: {row.last_error}",
-            account_id=account.id, host=account.host, port=account.port,
+            account_id=account.id,
+            host=account.host,
+            port=account.port,
         )
 
     def failed(self, account: AccountInfo, err: DeliveryError, cooldown_s: int) -> None:
@@ -86,7 +88,9 @@ class Health:
         }
         engine = self._engine()
         table = self._table
-        insert = _UPSERT_INSERTS[engine.dialect.name](table).values(account_id=account.id, failures=1, **values)
+        insert = _UPSERT_INSERTS[engine.dialect.name](table).values(
+            account_id=account.id, failures=1, **values
+        )
         changes = {"failures": table.c.failures + 1, **values}
         if engine.dialect.name in ("mysql", "mariadb"):
             statement = insert.on_duplicate_key_update(**changes)

@@ -28,7 +28,13 @@ if t.TYPE_CHECKING:
     from .models import AccountInfo
 
 #: What OpenSSL says when the peer's first bytes are not TLS (it varies with the version).
-_NOT_TLS_REASONS = {"WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL", "HTTP_REQUEST"}
+_NOT_TLS_REASONS = {
+    "WRONG_VERSION_NUMBER",
+    "PACKET_LENGTH_TOO_LONG",
+    "RECORD_LAYER_FAILURE",
+    "UNKNOWN_PROTOCOL",
+    "HTTP_REQUEST",
+}
 #: X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH.
 _NAME_MISMATCH = {62, 64}
 #: Self-signed or signed by an unknown authority.
@@ -38,7 +44,14 @@ _GOOGLE_MARKERS = ("gsmtp", "support.google.com/mail", "accounts.google.com")
 _GOOGLE_HOSTS = ("gmail.com", "googlemail.com", "google.com")
 _MICROSOFT_HOSTS = ("office365.com", "outlook.com", "office.com", "hotmail.com", "live.com")
 
-def hint_for(error: DeliveryError, cause: BaseException | None, account: AccountInfo | None, *, probe_timeout: float = 5.0) -> str | None:
+
+def hint_for(
+    error: DeliveryError,
+    cause: BaseException | None,
+    account: AccountInfo | None,
+    *,
+    probe_timeout: float = 5.0,
+) -> str | None:
     """A sentence telling how to fix ``error`` (a :class:`~flask_smtp_accounts.texts.Text`), when it is a known mistake."""
     if error.hint:
         return error.hint
@@ -53,9 +66,15 @@ def _security(account: AccountInfo | None) -> str | None:
     return account.security if account is not None else None
 
 
-def _not_tls_port(error: DeliveryError, cause: BaseException | None, account: AccountInfo | None, _: float) -> Text | None:
+def _not_tls_port(
+    error: DeliveryError, cause: BaseException | None, account: AccountInfo | None, _: float
+) -> Text | None:
     """SSL (implicit TLS) chosen for a port that speaks plain SMTP first, such as 587."""
-    if _security(account) != "ssl" or not isinstance(cause, ssl.SSLError) or isinstance(cause, ssl.SSLCertVerificationError):
+    if (
+        _security(account) != "ssl"
+        or not isinstance(cause, ssl.SSLError)
+        or isinstance(cause, ssl.SSLCertVerificationError)
+    ):
         return None
     if (cause.reason or "").upper() not in _NOT_TLS_REASONS:
         return None
@@ -72,12 +91,21 @@ def _not_tls_port(error: DeliveryError, cause: BaseException | None, account: Ac
 
 def _greeting_timed_out(cause: BaseException | None) -> bool:
     """The TCP connection was made but no greeting came before the timeout."""
-    return isinstance(cause, smtplib.SMTPServerDisconnected) and isinstance(cause.__context__, (TimeoutError, socket.timeout))
+    return isinstance(cause, smtplib.SMTPServerDisconnected) and isinstance(
+        cause.__context__, (TimeoutError, socket.timeout)
+    )
 
 
-def _tls_port_without_ssl(error: DeliveryError, cause: BaseException | None, account: AccountInfo | None, _: float) -> Text | None:
+def _tls_port_without_ssl(
+    error: DeliveryError, cause: BaseException | None, account: AccountInfo | None, _: float
+) -> Text | None:
     """STARTTLS (or no security) chosen for a port that wants TLS from the first byte, such as 465."""
-    if account is None or account.security == "ssl" or error.stage != "connect" or not _greeting_timed_out(cause):
+    if (
+        account is None
+        or account.security == "ssl"
+        or error.stage != "connect"
+        or not _greeting_timed_out(cause)
+    ):
         return None
     if account.port == 465:
         return Text(
@@ -98,7 +126,9 @@ def _tls_port_without_ssl(error: DeliveryError, cause: BaseException | None, acc
     )
 
 
-def _certificate(error: DeliveryError, cause: BaseException | None, account: AccountInfo | None, timeout: float) -> Text | None:
+def _certificate(
+    error: DeliveryError, cause: BaseException | None, account: AccountInfo | None, timeout: float
+) -> Text | None:
     if not isinstance(cause, ssl.SSLCertVerificationError) or account is None:
         return None
     if cause.verify_code in _NAME_MISMATCH:
@@ -110,7 +140,8 @@ def _certificate(error: DeliveryError, cause: BaseException | None, account: Acc
                     "The server's certificate is issued for %(names)s, not for %(host)s. Enter one of these"
                     " names as the mail server address instead of %(host)s."
                 ),
-                names=", ".join(names[:5]), host=account.host,
+                names=", ".join(names[:5]),
+                host=account.host,
             )
         return Text(
             "certificate-other-name",
@@ -143,7 +174,9 @@ def _is_google(error: DeliveryError, account: AccountInfo | None) -> bool:
     return any(marker in _reply(error) for marker in _GOOGLE_MARKERS) or host.endswith(_GOOGLE_HOSTS)
 
 
-def _google(error: DeliveryError, cause: BaseException | None, account: AccountInfo | None, _: float) -> Text | None:
+def _google(
+    error: DeliveryError, cause: BaseException | None, account: AccountInfo | None, _: float
+) -> Text | None:
     """Gmail refuses an account password: it wants an app password or OAuth2."""
     if error.stage != "login" or error.code not in (534, 535) or not _is_google(error, account):
         return None
@@ -173,7 +206,9 @@ def _is_microsoft(error: DeliveryError, account: AccountInfo | None) -> bool:
     return host.endswith(_MICROSOFT_HOSTS) or "5.7.139" in reply or "5.7.30" in reply or "aka.ms" in reply
 
 
-def _microsoft(error: DeliveryError, cause: BaseException | None, account: AccountInfo | None, _: float) -> Text | None:
+def _microsoft(
+    error: DeliveryError, cause: BaseException | None, account: AccountInfo | None, _: float
+) -> Text | None:
     """Microsoft 365 refuses basic authentication, or has SMTP AUTH turned off."""
     if error.stage != "login" or error.code is None or not _is_microsoft(error, account):
         return None

@@ -108,13 +108,18 @@ class Outcome:
         )
 
     def accepted(
-        self, account: AccountInfo | None, headers: RouteHeaders, refused: dict[str, tuple[int, bytes]], data: bytes
+        self,
+        account: AccountInfo | None,
+        headers: RouteHeaders,
+        refused: dict[str, tuple[int, bytes]],
+        data: bytes,
     ) -> None:
         """A server accepted the letter, for all pending recipients but ``refused``."""
         self.account, self.data, self.size = account, data, len(data)
         self.sent_from, self.reply_to_added = headers.from_header, headers.reply_to
         refused_now = {
-            r: (c, m.decode("utf-8", "replace") if isinstance(m, bytes) else str(m)) for r, (c, m) in refused.items()
+            r: (c, m.decode("utf-8", "replace") if isinstance(m, bytes) else str(m))
+            for r, (c, m) in refused.items()
         }
         for rcpt in self.pending:
             if rcpt not in refused_now:

@@ -37,9 +37,7 @@ except ImportError:  # pragma: no cover - Windows: no cross-process lock, entrie
 #: The two logs of an account.
 KINDS = ("send", "check")
 _NAME = re.compile(r"^(send|check)_admin_smtp_(0|[1-9][0-9]*)\.log$")
-_HEADER = re.compile(
-    rb"^#smtp-accounts-log kind=(send|check) account=(\d+) changed=(\S+) since=(\S+)\n"
-)
+_HEADER = re.compile(rb"^#smtp-accounts-log kind=(send|check) account=(\d+) changed=(\S+) since=(\S+)\n")
 _HEADER_PEEK = 256
 _OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0)
 
@@ -163,7 +161,7 @@ def _unlock(fd: int) -> None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 class LogFile:
@@ -186,7 +184,9 @@ class LogFile:
         self._stamp: tuple[datetime | None, str] | None = None
         self._period: tuple[datetime, str, datetime, datetime] | None = None
 
-    def append(self, entry: bytes, *, account_changed: datetime | None, period: str, max_bytes: int, now: datetime) -> None:
+    def append(
+        self, entry: bytes, *, account_changed: datetime | None, period: str, max_bytes: int, now: datetime
+    ) -> None:
         """Add one whole entry, starting the log over first when rotation says so (see :meth:`LogFiles.append`)."""
         while True:
             fd = self._fd
@@ -208,8 +208,14 @@ class LogFile:
                     _unlock(fd)
 
     def _write(
-        self, fd: int, stat: os.stat_result, entry: bytes, account_changed: datetime | None,
-        period: str, max_bytes: int, now: datetime,
+        self,
+        fd: int,
+        stat: os.stat_result,
+        entry: bytes,
+        account_changed: datetime | None,
+        period: str,
+        max_bytes: int,
+        now: datetime,
     ) -> None:
         header = self._header if self._left == (stat.st_ino, stat.st_size) else _read_header(fd)
         stamp = self._stamp

@@ -111,7 +111,11 @@ class MessageInfo:
     @property
     def resendable(self) -> bool:
         """Whether a person may resend it: undelivered or interrupted, body kept, not being sent."""
-        return (self.status in (FAILED, QUEUED) or self.interrupted) and self.body is not None and bool(self.pending)
+        return (
+            (self.status in (FAILED, QUEUED) or self.interrupted)
+            and self.body is not None
+            and bool(self.pending)
+        )
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,11 @@ class MessageLog:
     prune_batch = 1000
 
     def __init__(
-        self, models: Models, engine: t.Callable[[], sa.Engine], *, blocked: t.Callable[[], str | None] = lambda: None
+        self,
+        models: Models,
+        engine: t.Callable[[], sa.Engine],
+        *,
+        blocked: t.Callable[[], str | None] = lambda: None,
     ) -> None:
         self._engine = engine
         self.table = models.Message.__table__
@@ -304,7 +312,9 @@ class MessageLog:
             rows = conn.execute(query.limit(per_page).offset((page - 1) * per_page)).mappings().all()
         return Page([_info(r) for r in rows], int(total), page, per_page)
 
-    def scan(self, columns: t.Sequence[str], *, chunk: int = 500, **filters: t.Any) -> t.Iterator[sa.RowMapping]:
+    def scan(
+        self, columns: t.Sequence[str], *, chunk: int = 500, **filters: t.Any
+    ) -> t.Iterator[sa.RowMapping]:
         """Every matching row, newest id first, ``chunk`` rows per query: memory stays flat whatever the size.
 
         Each chunk is read on a connection of its own and returned to the
@@ -314,7 +324,9 @@ class MessageLog:
         """
         table = self.table
         where = conditions(table, **filters)
-        query = sa.select(*(table.c[name] for name in dict.fromkeys(("id", *columns)))).order_by(table.c.id.desc())
+        query = sa.select(*(table.c[name] for name in dict.fromkeys(("id", *columns)))).order_by(
+            table.c.id.desc()
+        )
         last: int | None = None
         while True:
             page = query.where(*where, *(() if last is None else (table.c.id < last,))).limit(chunk)
@@ -339,11 +351,14 @@ class MessageLog:
 
     # --- housekeeping -------------------------------------------------------
 
-
     def count_interrupted(self, now: datetime | None = None) -> int:
         """How many letters were left ``sending`` past their lease (outcome unknown)."""
         table = self.table
-        query = sa.select(sa.func.count()).select_from(table).where(in_states(table, [INTERRUPTED], now or utcnow()))
+        query = (
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(in_states(table, [INTERRUPTED], now or utcnow()))
+        )
         with self._engine().connect() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -392,7 +407,10 @@ def in_states(table: sa.Table, statuses: t.Iterable[str], now: datetime) -> t.An
         parts.append(sa.and_(table.c.status == SENDING, table.c.claimed_until >= now))
     if INTERRUPTED in statuses:
         parts.append(
-            sa.and_(table.c.status == SENDING, sa.or_(table.c.claimed_until < now, table.c.claimed_until.is_(None)))
+            sa.and_(
+                table.c.status == SENDING,
+                sa.or_(table.c.claimed_until < now, table.c.claimed_until.is_(None)),
+            )
         )
     return sa.or_(*parts) if parts else sa.false()
 

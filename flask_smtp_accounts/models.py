@@ -75,9 +75,20 @@ class AccountInfo:
 
 ACCOUNT_INFO_FIELDS = tuple(AccountInfo.__dataclass_fields__)
 #: The OAuth2 fields a person sets (the secrets go through write-only attributes).
-OAUTH_FIELDS = ("oauth_provider", "oauth_flow", "oauth_tenant", "oauth_client_id", "oauth_token_url", "oauth_authorize_url", "oauth_scope")
+OAUTH_FIELDS = (
+    "oauth_provider",
+    "oauth_flow",
+    "oauth_tenant",
+    "oauth_client_id",
+    "oauth_token_url",
+    "oauth_authorize_url",
+    "oauth_scope",
+)
 #: Write-only secret attribute -> its encrypted column.
-OAUTH_SECRETS = {"oauth_client_secret": "oauth_client_secret_encrypted", "oauth_refresh_token": "oauth_refresh_token_encrypted"}
+OAUTH_SECRETS = {
+    "oauth_client_secret": "oauth_client_secret_encrypted",
+    "oauth_refresh_token": "oauth_refresh_token_encrypted",
+}
 
 
 def _write_only_secret(name: str) -> property:
@@ -360,7 +371,12 @@ def _alert_models(db: SQLAlchemy, bind_key: str | None) -> dict[str, t.Any]:
         account_key: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
         last_sent_at: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
 
-    return {"AlertChannel": AlertChannel, "AlertEvent": AlertEvent, "Alert": Alert, "AlertThrottle": AlertThrottle}
+    return {
+        "AlertChannel": AlertChannel,
+        "AlertEvent": AlertEvent,
+        "Alert": Alert,
+        "AlertThrottle": AlertThrottle,
+    }
 
 
 def settings_info(row: t.Any) -> SettingsInfo:
@@ -374,10 +390,25 @@ def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
     health_table = Health.__table__
 
     def check_account(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
-        values = {c: getattr(target, c) for c in ("id", "sender_email", "sender_name", "host", "port", "security", "auth", "login", "backup_ids")}
+        values = {
+            c: getattr(target, c)
+            for c in (
+                "id",
+                "sender_email",
+                "sender_name",
+                "host",
+                "port",
+                "security",
+                "auth",
+                "login",
+                "backup_ids",
+            )
+        }
         values["has_password"] = bool(target.password_encrypted)
         values.update({c: getattr(target, c) for c in OAUTH_FIELDS})
-        values.update({f"has_{name}": bool(getattr(target, column)) for name, column in OAUTH_SECRETS.items()})
+        values.update(
+            {f"has_{name}": bool(getattr(target, column)) for name, column in OAUTH_SECRETS.items()}
+        )
         for name, value in validate_account(values).items():
             setattr(target, name, value)
         target.email_key = email_key(target.sender_email)
@@ -397,7 +428,9 @@ def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
             .values(revision=settings_table.c.revision + 1)
         )
         if connection.execute(bump).rowcount == 0:
-            connection.execute(settings_table.insert().values(id=SETTINGS_ID, revision=1, updated_at=utcnow()))
+            connection.execute(
+                settings_table.insert().values(id=SETTINGS_ID, revision=1, updated_at=utcnow())
+            )
 
     def lift_cooldown(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
         # A changed account is a new try: its last failure says nothing about its new settings.

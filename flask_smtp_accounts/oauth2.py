@@ -115,10 +115,14 @@ def providers_with(overrides: t.Mapping[str, t.Mapping[str, str]] | None) -> dic
     out = dict(PROVIDERS)
     for name, changes in (overrides or {}).items():
         if name not in PROVIDERS:
-            raise RuntimeError(f"SMTP_ACCOUNTS_OAUTH2_PROVIDERS names an unknown provider {name!r}; known: microsoft, google.")
+            raise RuntimeError(
+                f"SMTP_ACCOUNTS_OAUTH2_PROVIDERS names an unknown provider {name!r}; known: microsoft, google."
+            )
         unknown = set(changes) - {"token_url", "authorize_url", "app_scope", "delegated_scope"}
         if unknown:
-            raise RuntimeError(f"SMTP_ACCOUNTS_OAUTH2_PROVIDERS[{name!r}] has unknown keys: {', '.join(sorted(unknown))}.")
+            raise RuntimeError(
+                f"SMTP_ACCOUNTS_OAUTH2_PROVIDERS[{name!r}] has unknown keys: {', '.join(sorted(unknown))}."
+            )
         fields: dict[str, t.Any] = dict(changes)
         out[name] = dataclasses.replace(PROVIDERS[name], **fields)
     return out
@@ -194,7 +198,9 @@ def grant_of(
     account: AccountInfo, vault: Vault, refresh_token: str | None = None, providers: Providers = PROVIDERS
 ) -> Grant:
     """The grant of an OAuth2 account, its secrets decrypted."""
-    secret = vault.decrypt(account.oauth_client_secret_encrypted) if account.oauth_client_secret_encrypted else ""
+    secret = (
+        vault.decrypt(account.oauth_client_secret_encrypted) if account.oauth_client_secret_encrypted else ""
+    )
     if account.oauth_flow == "delegated" and refresh_token is None and account.oauth_refresh_token_encrypted:
         refresh_token = vault.decrypt(account.oauth_refresh_token_encrypted)
     return Grant(
@@ -243,7 +249,13 @@ def fetch_token(grant: Grant, *, timeout: float, account_id: int | None = None) 
 
 
 def exchange_code(
-    grant: Grant, *, code: str, code_verifier: str, redirect_uri: str, timeout: float, account_id: int | None = None
+    grant: Grant,
+    *,
+    code: str,
+    code_verifier: str,
+    redirect_uri: str,
+    timeout: float,
+    account_id: int | None = None,
 ) -> Token:
     """Trade an authorization code (with its PKCE verifier) for tokens; raises :class:`OAuth2Error`."""
     form = {
@@ -255,13 +267,17 @@ def exchange_code(
     return post_token_request(grant, form, timeout=timeout, account_id=account_id)
 
 
-def post_token_request(grant: Grant, form: dict[str, str], *, timeout: float, account_id: int | None) -> Token:
+def post_token_request(
+    grant: Grant, form: dict[str, str], *, timeout: float, account_id: int | None
+) -> Token:
     """POST ``form`` (plus the client's credentials) to the token endpoint and read the answer."""
     parts = urllib.parse.urlsplit(grant.token_url)
     if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         raise OAuth2Error(
-            Text("token-url-not-https", N_("the token URL must start with https://")), account_id=account_id,
-            host=parts.hostname, fix=Text("fix-token-url-https", N_("Enter the provider's https:// token endpoint.")),
+            Text("token-url-not-https", N_("the token URL must start with https://")),
+            account_id=account_id,
+            host=parts.hostname,
+            fix=Text("fix-token-url-https", N_("Enter the provider's https:// token endpoint.")),
         )
     body = {**form, "client_id": grant.client_id}
     if grant.client_secret:
@@ -275,26 +291,47 @@ def post_token_request(grant: Grant, form: dict[str, str], *, timeout: float, ac
     status: int
     try:
         status, raw = deadlines.post(
-            request, timeout=timeout, context=ssl.create_default_context(), direct=is_loopback(parts.hostname),
+            request,
+            timeout=timeout,
+            context=ssl.create_default_context(),
+            direct=is_loopback(parts.hostname),
             limit=deadlines.TOKEN_ANSWER_MAX_BYTES,
         )
     except deadlines.AnswerTooLarge:
         raise OAuth2Error(
-            Text("token-answer-too-large", N_("the token endpoint's answer went past %(kib)s KiB"),
-                 kib=deadlines.TOKEN_ANSWER_MAX_BYTES // 1024),
-            account_id=account_id, host=parts.hostname, fix=_check_token_url(),
+            Text(
+                "token-answer-too-large",
+                N_("the token endpoint's answer went past %(kib)s KiB"),
+                kib=deadlines.TOKEN_ANSWER_MAX_BYTES // 1024,
+            ),
+            account_id=account_id,
+            host=parts.hostname,
+            fix=_check_token_url(),
         ) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
         if isinstance(reason, TimeoutError):
             raise OAuth2Error(
-                Text("token-endpoint-timeout", N_("the token endpoint did not answer within %(seconds)s s"),
-                     seconds=f"{timeout:g}"),
-                account_id=account_id, host=parts.hostname, temporary=True, fix=_check_reachable(),
+                Text(
+                    "token-endpoint-timeout",
+                    N_("the token endpoint did not answer within %(seconds)s s"),
+                    seconds=f"{timeout:g}",
+                ),
+                account_id=account_id,
+                host=parts.hostname,
+                temporary=True,
+                fix=_check_reachable(),
             ) from None
         raise OAuth2Error(
-            Text("token-endpoint-unreachable", N_("the token endpoint could not be reached (%(reason)s)"), reason=str(reason)),
-            account_id=account_id, host=parts.hostname, temporary=True, fix=_check_reachable(),
+            Text(
+                "token-endpoint-unreachable",
+                N_("the token endpoint could not be reached (%(reason)s)"),
+                reason=str(reason),
+            ),
+            account_id=account_id,
+            host=parts.hostname,
+            temporary=True,
+            fix=_check_reachable(),
         ) from None
     try:
         answer = json.loads(raw.decode("utf-8"))
@@ -302,8 +339,16 @@ def post_token_request(grant: Grant, form: dict[str, str], *, timeout: float, ac
             raise ValueError("not an object")
     except (UnicodeDecodeError, ValueError):
         raise OAuth2Error(
-            Text("token-answer-not-json", N_("the token endpoint answered HTTP %(status)s without OAuth2 JSON"), status=status),
-            account_id=account_id, host=parts.hostname, status=status, temporary=status >= 500, fix=_check_token_url(),
+            Text(
+                "token-answer-not-json",
+                N_("the token endpoint answered HTTP %(status)s without OAuth2 JSON"),
+                status=status,
+            ),
+            account_id=account_id,
+            host=parts.hostname,
+            status=status,
+            temporary=status >= 500,
+            fix=_check_token_url(),
         ) from None
     if status != 200 or "error" in answer:
         raise explain_token_error(answer, status, grant, account_id, grant_type=form.get("grant_type", ""))
@@ -311,7 +356,10 @@ def post_token_request(grant: Grant, form: dict[str, str], *, timeout: float, ac
     if not isinstance(access_token, str) or not access_token:
         raise OAuth2Error(
             Text("token-answer-without-token", N_("the token endpoint answered without an access token")),
-            account_id=account_id, host=parts.hostname, status=status, fix=_check_token_url(),
+            account_id=account_id,
+            host=parts.hostname,
+            status=status,
+            fix=_check_token_url(),
         )
     try:
         expires_in = float(answer.get("expires_in") or DEFAULT_LIFETIME)
@@ -363,7 +411,8 @@ def _id_token_email(id_token: t.Any) -> str | None:
 
 def _missing_refresh_token(grant: Grant, account_id: int | None) -> OAuth2Error:
     return OAuth2Error(
-        Text("no-refresh-token", N_("the account has no refresh token yet")), account_id=account_id,
+        Text("no-refresh-token", N_("the account has no refresh token yet")),
+        account_id=account_id,
         host=grant.endpoint_host,
         fix=Text(
             "fix-get-refresh-token",
@@ -407,11 +456,14 @@ def explain_token_error(
     temporary = False
     reason: Text
     fix: Text
-    if error == "consent_required" or code in {"AADSTS65001", "AADSTS65004", "AADSTS90094"} or (
-        error == "invalid_grant" and "consent" in lowered
+    if (
+        error == "consent_required"
+        or code in {"AADSTS65001", "AADSTS65004", "AADSTS90094"}
+        or (error == "invalid_grant" and "consent" in lowered)
     ):
         reason = Text(
-            "consent-missing", N_("consent is missing: nobody has allowed this app to send mail for the mailbox")
+            "consent-missing",
+            N_("consent is missing: nobody has allowed this app to send mail for the mailbox"),
         )
         if microsoft:
             fix = Text(
@@ -430,7 +482,9 @@ def explain_token_error(
     elif error == "invalid_grant" and grant_type == "authorization_code":
         reason = Text(
             "authorization-code-refused",
-            N_("the authorization code was refused (used already, expired, or the PKCE verifier does not match)"),
+            N_(
+                "the authorization code was refused (used already, expired, or the PKCE verifier does not match)"
+            ),
         )
         fix = Text("fix-sign-in-from-the-start", N_("Start the sign-in again from the account form."))
     elif error == "invalid_grant" and (
@@ -458,7 +512,8 @@ def explain_token_error(
             fix = _sign_in_again()
     elif error == "invalid_grant" and grant.flow == "delegated":
         reason = Text(
-            "refresh-token-refused", N_("the refresh token was refused (revoked, or issued to another client id)")
+            "refresh-token-refused",
+            N_("the refresh token was refused (revoked, or issued to another client id)"),
         )
         fix = _sign_in_again()
     elif error == "invalid_client" or code in {"AADSTS7000215", "AADSTS7000222", "AADSTS700016"}:
@@ -510,13 +565,17 @@ def explain_token_error(
                 "Use the scope %(app_scope)s for Microsoft app-only, '%(delegated_scope)s' for Microsoft sign-in,"
                 " %(google_scope)s for Google."
             ),
-            app_scope=MICROSOFT_APP_SCOPE, delegated_scope=MICROSOFT_DELEGATED_SCOPE, google_scope=GOOGLE_SCOPE,
+            app_scope=MICROSOFT_APP_SCOPE,
+            delegated_scope=MICROSOFT_DELEGATED_SCOPE,
+            google_scope=GOOGLE_SCOPE,
         )
     elif code in {"AADSTS90002", "AADSTS900023", "AADSTS90013"}:
         reason = Text("tenant-not-found", N_("the tenant was not found"))
         fix = Text(
             "fix-tenant",
-            N_("Enter the directory (tenant) id or the tenant's domain as shown on the app registration's Overview page."),
+            N_(
+                "Enter the directory (tenant) id or the tenant's domain as shown on the app registration's Overview page."
+            ),
         )
     elif error in {"temporarily_unavailable", "server_error"} or status >= 500:
         reason = Text("token-endpoint-unavailable", N_("the token endpoint is unavailable"))
@@ -526,12 +585,21 @@ def explain_token_error(
         reason = Text("token-request-refused", N_("the token endpoint refused the request"))
         fix = Text(
             "fix-oauth2-settings",
-            N_("Check the account's OAuth2 settings (provider, tenant, client id and secret, token URL, scope)."),
+            N_(
+                "Check the account's OAuth2 settings (provider, tenant, client id and secret, token URL, scope)."
+            ),
         )
     reply = f"{error}: {first_line}" if first_line else error
     return OAuth2Error(
-        reason, account_id=account_id, host=grant.endpoint_host, error=error, description=first_line,
-        status=status, reply=reply, fix=fix, temporary=temporary,
+        reason,
+        account_id=account_id,
+        host=grant.endpoint_host,
+        error=error,
+        description=first_line,
+        status=status,
+        reply=reply,
+        fix=fix,
+        temporary=temporary,
     )
 
 
@@ -541,7 +609,11 @@ def explain_token_error(
 def pkce_pair() -> tuple[str, str]:
     """A PKCE ``(verifier, S256 challenge)`` pair (RFC 7636)."""
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest())
+        .rstrip(b"=")
+        .decode("ascii")
+    )
     return verifier, challenge
 
 
@@ -556,7 +628,12 @@ def sign_in_scope(account: AccountInfo, providers: Providers = PROVIDERS) -> str
 
 
 def authorization_url(
-    account: AccountInfo, *, redirect_uri: str, state: str, code_challenge: str, providers: Providers = PROVIDERS
+    account: AccountInfo,
+    *,
+    redirect_uri: str,
+    state: str,
+    code_challenge: str,
+    providers: Providers = PROVIDERS,
 ) -> str:
     """Where to send the browser so that a person signs in and allows sending as their mailbox."""
     base = authorize_url_of(account, providers)
@@ -591,7 +668,12 @@ def offers_xoauth2(smtp: smtplib.SMTP) -> bool:
 
 
 def login_xoauth2(
-    smtp: smtplib.SMTP, account: AccountInfo, tokens: AccessTokens, *, timeout: float, transcript: t.Any = None
+    smtp: smtplib.SMTP,
+    account: AccountInfo,
+    tokens: AccessTokens,
+    *,
+    timeout: float,
+    transcript: t.Any = None,
 ) -> None:
     """AUTH XOAUTH2 with the account's access token.
 
@@ -600,8 +682,11 @@ def login_xoauth2(
     """
     if not offers_xoauth2(smtp):
         raise DeliveryError(
-            "login", Text("no-xoauth2", N_("the server does not offer AUTH XOAUTH2, which an OAuth2 account needs")),
-            account_id=account.id or None, host=account.host, port=account.port,
+            "login",
+            Text("no-xoauth2", N_("the server does not offer AUTH XOAUTH2, which an OAuth2 account needs")),
+            account_id=account.id or None,
+            host=account.host,
+            port=account.port,
         )
     token = tokens.get(account, timeout=timeout, transcript=transcript)
     try:
@@ -687,8 +772,13 @@ class AccessTokens:
 
     def _key(self, account: AccountInfo) -> tuple[t.Any, ...]:
         return (
-            account.id, account.oauth_provider, account.oauth_flow, token_url_of(account, self.providers),
-            account.oauth_client_id, scope_of(account, self.providers), account.oauth_client_secret_encrypted,
+            account.id,
+            account.oauth_provider,
+            account.oauth_flow,
+            token_url_of(account, self.providers),
+            account.oauth_client_id,
+            scope_of(account, self.providers),
+            account.oauth_client_secret_encrypted,
         )
 
     def _stored_refresh_token(self, account: AccountInfo) -> str | None:
@@ -786,7 +876,9 @@ class AccessTokens:
             # Only the class: a database error's text may quote the statement's parameters.
             logger.warning(
                 "The rotated OAuth2 refresh token of SMTP account %s could not be stored (%s);"
-                " it is kept in memory and stored on the next token fetch.", account_id, type(err).__name__,
+                " it is kept in memory and stored on the next token fetch.",
+                account_id,
+                type(err).__name__,
             )
 
     def _report(self, transcript: t.Any, account: AccountInfo, valid_for: float, *, fresh: bool) -> None:
@@ -810,8 +902,14 @@ def store_refresh_token(engine: t.Any, models: Models, account_id: int, cipherte
     account = models.Account.__table__
     settings = models.Settings.__table__
     with engine.begin() as conn:
-        conn.execute(sa.update(account).where(account.c.id == account_id).values(oauth_refresh_token_encrypted=ciphertext))
-        conn.execute(sa.update(settings).where(settings.c.id == SETTINGS_ID).values(revision=settings.c.revision + 1))
+        conn.execute(
+            sa.update(account)
+            .where(account.c.id == account_id)
+            .values(oauth_refresh_token_encrypted=ciphertext)
+        )
+        conn.execute(
+            sa.update(settings).where(settings.c.id == SETTINGS_ID).values(revision=settings.c.revision + 1)
+        )
 
 
 def _digest(secret: str) -> str:

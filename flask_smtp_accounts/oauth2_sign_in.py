@@ -58,9 +58,23 @@ MAX_PENDING = 3
 
 #: The form fields a sign-in carries to the callback (the secrets travel apart, encrypted).
 CARRIED_FIELDS = (
-    "active", "sender_name", "sender_email", "host", "port", "security", "auth", "login", "verify_tls",
-    "backup_ids", "oauth_provider", "oauth_flow", "oauth_tenant", "oauth_client_id", "oauth_token_url",
-    "oauth_authorize_url", "oauth_scope",
+    "active",
+    "sender_name",
+    "sender_email",
+    "host",
+    "port",
+    "security",
+    "auth",
+    "login",
+    "verify_tls",
+    "backup_ids",
+    "oauth_provider",
+    "oauth_flow",
+    "oauth_tenant",
+    "oauth_client_id",
+    "oauth_token_url",
+    "oauth_authorize_url",
+    "oauth_scope",
 )
 
 
@@ -88,9 +102,18 @@ def _digest(state: str) -> str:
 def _oauth_view(fields: t.Mapping[str, t.Any]) -> AccountInfo:
     """An ``AccountInfo`` holding just what the provider's endpoints and scope depend on."""
     return AccountInfo(
-        id=0, active=True, sender_name="", sender_email="", host="", port=0, security="", auth="oauth2",
-        login=str(fields.get("login") or ""), verify_tls=True,
-        oauth_provider=str(fields.get("oauth_provider") or ""), oauth_flow="delegated",
+        id=0,
+        active=True,
+        sender_name="",
+        sender_email="",
+        host="",
+        port=0,
+        security="",
+        auth="oauth2",
+        login=str(fields.get("login") or ""),
+        verify_tls=True,
+        oauth_provider=str(fields.get("oauth_provider") or ""),
+        oauth_flow="delegated",
         oauth_tenant=str(fields.get("oauth_tenant") or "").strip(),
         oauth_client_id=str(fields.get("oauth_client_id") or "").strip(),
         oauth_token_url=str(fields.get("oauth_token_url") or "").strip(),
@@ -113,13 +136,24 @@ def _stored_client_secret(ext: SMTPAccounts, account_id: int, fields: t.Mapping[
     providers = current_app.extensions["smtp_accounts"].config.oauth2_providers
     view = _oauth_view(fields)
     if token_url_of(stored, providers) != token_url_of(view, providers):
-        moved = [name for name in TOKEN_DESTINATION if name != "auth" and getattr(stored, name) != getattr(view, name)]
+        moved = [
+            name
+            for name in TOKEN_DESTINATION
+            if name != "auth" and getattr(stored, name) != getattr(view, name)
+        ]
         raise secret_needed_again("oauth_client_secret", moved)
-    return t.cast(str, current_app.extensions["smtp_accounts"].vault.decrypt(stored.oauth_client_secret_encrypted))
+    return t.cast(
+        str, current_app.extensions["smtp_accounts"].vault.decrypt(stored.oauth_client_secret_encrypted)
+    )
 
 
 def start_sign_in(
-    ext: SMTPAccounts, fields: t.Mapping[str, t.Any], *, account_id: int, client_secret: str | None, redirect_uri: str
+    ext: SMTPAccounts,
+    fields: t.Mapping[str, t.Any],
+    *,
+    account_id: int,
+    client_secret: str | None,
+    redirect_uri: str,
 ) -> str:
     """Check the form's fields, remember the sign-in in the session, and return the provider's URL.
 
@@ -133,8 +167,11 @@ def start_sign_in(
     carried["oauth_flow"] = "delegated"
     has_secret = bool(client_secret) or bool(_stored_client_secret(ext, account_id, carried))
     values = {
-        **carried, "id": account_id, "has_password": False,
-        "has_oauth_client_secret": has_secret, "has_oauth_refresh_token": True,
+        **carried,
+        "id": account_id,
+        "has_password": False,
+        "has_oauth_client_secret": has_secret,
+        "has_oauth_refresh_token": True,
     }
     values.setdefault("security", "starttls")
     # An empty login is allowed here: the sign-in fills it with the address the person signs in with.
@@ -146,14 +183,23 @@ def start_sign_in(
     state = secrets.token_urlsafe(32)
     verifier, challenge = pkce_pair()
     pending_sign_in = {
-        "state": state, "verifier": verifier, "account_id": account_id, "fields": carried,
-        "client_secret": client_secret or None, "redirect_uri": redirect_uri, "created": time.time(),
+        "state": state,
+        "verifier": verifier,
+        "account_id": account_id,
+        "fields": carried,
+        "client_secret": client_secret or None,
+        "redirect_uri": redirect_uri,
+        "created": time.time(),
     }
     pending: dict[str, str] = dict(session.get(SESSION_KEY) or {})
     pending[_digest(state)] = state_.vault.encrypt(json.dumps(pending_sign_in))
     session[SESSION_KEY] = dict(list(pending.items())[-MAX_PENDING:])
     return authorization_url(
-        view, redirect_uri=redirect_uri, state=state, code_challenge=challenge, providers=state_.config.oauth2_providers
+        view,
+        redirect_uri=redirect_uri,
+        state=state,
+        code_challenge=challenge,
+        providers=state_.config.oauth2_providers,
     )
 
 
@@ -171,77 +217,109 @@ def finish_sign_in(ext: SMTPAccounts, args: t.Mapping[str, str]) -> SignedIn:
     blob = pending.pop(_digest(given_state), None) if given_state else None
     session[SESSION_KEY] = pending
     if blob is None:
-        raise SignInError(Text(
-            "sign-in-unknown",
-            N_(
-                "This sign-in answer does not match a sign-in started from this browser (it was forged, or used"
-                " already). Nothing was stored; start the sign-in again from the account form."
-            ),
-        ))
+        raise SignInError(
+            Text(
+                "sign-in-unknown",
+                N_(
+                    "This sign-in answer does not match a sign-in started from this browser (it was forged, or used"
+                    " already). Nothing was stored; start the sign-in again from the account form."
+                ),
+            )
+        )
     try:
         data = json.loads(state_.vault.decrypt(blob))
     except (EncryptionError, ValueError):
-        raise SignInError(Text(
-            "sign-in-unreadable",
-            N_("The pending sign-in cannot be read (was the encryption key changed?). Start it again."),
-        )) from None
+        raise SignInError(
+            Text(
+                "sign-in-unreadable",
+                N_("The pending sign-in cannot be read (was the encryption key changed?). Start it again."),
+            )
+        ) from None
     if not hmac.compare_digest(str(data.get("state", "")), given_state):
-        raise SignInError(Text(
-            "sign-in-mismatch", N_("The sign-in answer does not match the sign-in started here. Nothing was stored.")
-        ))
+        raise SignInError(
+            Text(
+                "sign-in-mismatch",
+                N_("The sign-in answer does not match the sign-in started here. Nothing was stored."),
+            )
+        )
     if time.time() - float(data["created"]) > MAX_AGE_S:
-        raise SignInError(Text(
-            "sign-in-too-late",
-            N_("The sign-in took longer than %(minutes)s minutes. Nothing was stored; start it again."),
-            minutes=MAX_AGE_S // 60,
-        ))
+        raise SignInError(
+            Text(
+                "sign-in-too-late",
+                N_("The sign-in took longer than %(minutes)s minutes. Nothing was stored; start it again."),
+                minutes=MAX_AGE_S // 60,
+            )
+        )
     if args.get("error"):
         detail = args.get("error_description") or ""
-        raise SignInError(Text(
-            "sign-in-refused",
-            N_("The provider did not sign you in (%(error)s). Nothing was stored."),
-            error=args["error"] + (": " + detail if detail else ""),
-        ))
+        raise SignInError(
+            Text(
+                "sign-in-refused",
+                N_("The provider did not sign you in (%(error)s). Nothing was stored."),
+                error=args["error"] + (": " + detail if detail else ""),
+            )
+        )
     code = args.get("code")
     if not code:
-        raise SignInError(Text("sign-in-no-code", N_("The provider's answer holds no authorization code. Nothing was stored.")))
+        raise SignInError(
+            Text(
+                "sign-in-no-code",
+                N_("The provider's answer holds no authorization code. Nothing was stored."),
+            )
+        )
     account_id = int(data["account_id"])
     fields = dict(data["fields"])
     try:
         client_secret = data.get("client_secret") or _stored_client_secret(ext, account_id, fields) or ""
     except InvalidAccountError:
-        raise SignInError(Text(
-            "sign-in-endpoint-moved",
-            N_("The account's token endpoint changed during the sign-in. Nothing was stored; start it again."),
-        )) from None
+        raise SignInError(
+            Text(
+                "sign-in-endpoint-moved",
+                N_(
+                    "The account's token endpoint changed during the sign-in. Nothing was stored; start it again."
+                ),
+            )
+        ) from None
     view = _oauth_view(fields)
     providers = state_.config.oauth2_providers
     grant = Grant(
-        provider=view.oauth_provider, flow="delegated", token_url=token_url_of(view, providers),
-        client_id=view.oauth_client_id, client_secret=client_secret, scope=scope_of(view, providers),
+        provider=view.oauth_provider,
+        flow="delegated",
+        token_url=token_url_of(view, providers),
+        client_id=view.oauth_client_id,
+        client_secret=client_secret,
+        scope=scope_of(view, providers),
     )
     timeout = state_.directory.settings().timeout_s
     token = exchange_code(
-        grant, code=code, code_verifier=data["verifier"], redirect_uri=data["redirect_uri"], timeout=timeout,
+        grant,
+        code=code,
+        code_verifier=data["verifier"],
+        redirect_uri=data["redirect_uri"],
+        timeout=timeout,
         account_id=account_id or None,
     )
     if not token.refresh_token:
         if view.oauth_provider == "google":
-            raise SignInError(Text(
-                "sign-in-no-refresh-token-google",
+            raise SignInError(
+                Text(
+                    "sign-in-no-refresh-token-google",
+                    N_(
+                        "The provider signed you in but gave no refresh token, so the site could not send later."
+                        " Check that the app may ask for offline access (scope offline_access for Microsoft)."
+                        " Google gives one only with access_type=offline on a new consent."
+                    ),
+                )
+            )
+        raise SignInError(
+            Text(
+                "sign-in-no-refresh-token",
                 N_(
                     "The provider signed you in but gave no refresh token, so the site could not send later."
                     " Check that the app may ask for offline access (scope offline_access for Microsoft)."
-                    " Google gives one only with access_type=offline on a new consent."
                 ),
-            ))
-        raise SignInError(Text(
-            "sign-in-no-refresh-token",
-            N_(
-                "The provider signed you in but gave no refresh token, so the site could not send later."
-                " Check that the app may ask for offline access (scope offline_access for Microsoft)."
-            ),
-        ))
+            )
+        )
     return SignedIn(account_id, fields, data.get("client_secret") or None, token.refresh_token, token.email)
 
 

@@ -160,7 +160,9 @@ def retry_queue(state: _State, *, limit: int | None = None, batch: int = 100) ->
                 try:
                     outcome = _send(dispatcher, state, record_id, requeue=True)
                 except ResendError:
-                    log.update(record_id, {"status": FAILED, "claimed_until": None, "error": "its body was not kept"})
+                    log.update(
+                        record_id, {"status": FAILED, "claimed_until": None, "error": "its body was not kept"}
+                    )
                     counts["failed"] += 1
                     continue
                 done += 1
@@ -181,10 +183,16 @@ def resend(state: _State, record_id: int) -> MessageInfo:
     log = state.message_log
     record = log.get(record_id)
     if record.status == SENT:
-        raise ResendError(record_id, Text("already-sent", N_("it was sent already; sending it again would deliver it twice")))
+        raise ResendError(
+            record_id,
+            Text("already-sent", N_("it was sent already; sending it again would deliver it twice")),
+        )
     if record.status == SUPPRESSED:
         raise ResendError(
-            record_id, Text("already-suppressed", N_("it was suppressed already; sending it again would deliver it twice"))
+            record_id,
+            Text(
+                "already-suppressed", N_("it was suppressed already; sending it again would deliver it twice")
+            ),
         )
     if record.body is None or not record.pending:
         raise ResendError(record_id, _body_not_kept())

@@ -46,9 +46,9 @@ _bulk: ContextVar[bool] = ContextVar("smtp_accounts_bulk", default=False)
 def bulk_sending() -> t.Iterator[None]:
     """Mark every letter sent inside the block as bulk (a newsletter)::
 
-        with bulk_sending(), mail.connect() as conn:
-            for msg in newsletter:
-                conn.send(msg)
+    with bulk_sending(), mail.connect() as conn:
+        for msg in newsletter:
+            conn.send(msg)
     """
     token = _bulk.set(True)
     try:
@@ -94,9 +94,7 @@ class Choice:
         return RULE_TEXT[self.rule]
 
 
-def choose(
-    candidates: t.Sequence[AccountInfo], display_name: str, bulk: bool
-) -> Choice:
+def choose(candidates: t.Sequence[AccountInfo], display_name: str, bulk: bool) -> Choice:
     """Apply rules 2 to 4 to the candidates of one From address (largest id first)."""
     ids = tuple(a.id for a in candidates)
     if not candidates:

@@ -112,7 +112,9 @@ class LogSession:
         self._timer = time.perf_counter()
         self._ended: tuple[str | None, str, datetime | None] | None = None
         self._file: LogFile | None = None
-        self._label = f"account {account.id} ({account.label})" if account.id else f"new account ({account.label})"
+        self._label = (
+            f"account {account.id} ({account.label})" if account.id else f"new account ({account.label})"
+        )
 
     # --- the transcript -------------------------------------------------------
 
@@ -128,7 +130,9 @@ class LogSession:
             self._lines.append(f"S: {code} {printable(lines[0])}")
             return
         last = len(lines) - 1
-        self._lines.extend(f"S: {code}{' ' if i == last else '-'}{printable(text)}" for i, text in enumerate(lines))
+        self._lines.extend(
+            f"S: {code}{' ' if i == last else '-'}{printable(text)}" for i, text in enumerate(lines)
+        )
 
     def event(self, text: str) -> None:
         """A fact about the connection (level 3 and up)."""
@@ -199,7 +203,9 @@ class LogSession:
         self._file.append(
             (text + "\n\n").encode("utf-8"),
             account_changed=account.updated_at if account.id else None,
-            period=self._period, max_bytes=self._max_bytes, now=now,
+            period=self._period,
+            max_bytes=self._max_bytes,
+            now=now,
         )
         logger = _loggers[kind]
         level = logging.WARNING if outcome.startswith("failed") else logging.INFO

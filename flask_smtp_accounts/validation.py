@@ -23,7 +23,11 @@ AUTH_CHOICES = ("none", "login", "oauth2")
 REWRITE_PERIODS = ("day", "week", "month", "year")
 
 
-def normalize_email(field: str, value: t.Any, error: type[InvalidAccountError] | type[InvalidSettingError] = InvalidAccountError) -> str:
+def normalize_email(
+    field: str,
+    value: t.Any,
+    error: type[InvalidAccountError] | type[InvalidSettingError] = InvalidAccountError,
+) -> str:
     """Check an address's syntax; return it as the user wrote it, trimmed."""
     if not isinstance(value, str) or not value.strip():
         raise error(field, "an email address is required")
@@ -103,7 +107,9 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
 
     security = values.get("security")
     if security not in SECURITY_CHOICES:
-        raise InvalidAccountError("security", f"must be one of {', '.join(SECURITY_CHOICES)}, not {security!r}")
+        raise InvalidAccountError(
+            "security", f"must be one of {', '.join(SECURITY_CHOICES)}, not {security!r}"
+        )
     out["security"] = security
 
     auth = values.get("auth")
@@ -116,7 +122,9 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
         raise InvalidAccountError("login", "must be text")
     login = _no_line_breaks("login", login).strip()
     if len(login) > 255:
-        raise InvalidAccountError("login", Text("login-too-long", N_("must be at most %(limit)s characters"), limit=255))
+        raise InvalidAccountError(
+            "login", Text("login-too-long", N_("must be at most %(limit)s characters"), limit=255)
+        )
     if auth == "login" and not login:
         raise InvalidAccountError("login", "is required when authorization is login and password")
     if auth == "login" and not values.get("has_password"):
@@ -165,11 +173,16 @@ def secrets_given_again(before: t.Mapping[str, t.Any], after: t.Any, given: t.Co
 
 def secret_needed_again(secret: str, moved: t.Iterable[str]) -> InvalidAccountError:
     """The error on a secret's field when the ``moved`` fields would send the stored one somewhere new."""
-    return InvalidAccountError(secret, Text(
-        "secret-needed-again",
-        N_("enter it again: %(fields)s changed, and a stored secret is only ever sent where it was entered for"),
-        fields=", ".join(dict.fromkeys(moved)),
-    ))
+    return InvalidAccountError(
+        secret,
+        Text(
+            "secret-needed-again",
+            N_(
+                "enter it again: %(fields)s changed, and a stored secret is only ever sent where it was entered for"
+            ),
+            fields=", ".join(dict.fromkeys(moved)),
+        ),
+    )
 
 
 def host_name(field: str, host: str) -> str:
@@ -192,7 +205,8 @@ def host_name(field: str, host: str) -> str:
         labels.pop()  # the root's dot: "smtp.example.com."
     if not encoded or not all(0 < len(label) <= 63 for label in labels) or len(b".".join(labels)) > 253:
         raise InvalidAccountError(
-            field, f"{host!r} is not a host name: each part between dots must have 1 to 63 characters, 253 in all"
+            field,
+            f"{host!r} is not a host name: each part between dots must have 1 to 63 characters, 253 in all",
         )
     return host
 
@@ -241,8 +255,13 @@ def _endpoint(values: t.Mapping[str, t.Any], name: str, required: bool) -> str:
             raise InvalidAccountError(name, "is required with a custom OAuth2 provider")
         return url
     parts = urllib.parse.urlsplit(url)
-    if not (parts.scheme == "https" or parts.scheme == "http" and is_loopback(parts.hostname)) or not parts.hostname:
-        raise InvalidAccountError(name, f"must be an https:// address (http:// only on this machine), not {url!r}")
+    if (
+        not (parts.scheme == "https" or parts.scheme == "http" and is_loopback(parts.hostname))
+        or not parts.hostname
+    ):
+        raise InvalidAccountError(
+            name, f"must be an https:// address (http:// only on this machine), not {url!r}"
+        )
     return url
 
 
@@ -257,28 +276,42 @@ def validate_oauth2(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
         raise InvalidAccountError("security", "OAuth2 sends an access token: choose SSL or STARTTLS")
     provider = values.get("oauth_provider") or ""
     if provider not in PROVIDER_CHOICES:
-        raise InvalidAccountError("oauth_provider", f"must be one of {', '.join(PROVIDER_CHOICES)}, not {provider!r}")
+        raise InvalidAccountError(
+            "oauth_provider", f"must be one of {', '.join(PROVIDER_CHOICES)}, not {provider!r}"
+        )
     flow = values.get("oauth_flow") or "delegated"
     if flow not in FLOW_CHOICES:
         raise InvalidAccountError("oauth_flow", f"must be one of {', '.join(FLOW_CHOICES)}, not {flow!r}")
     if provider == "google" and flow == "app":
-        raise InvalidAccountError("oauth_flow", "Google has no app-only flow for SMTP: use delegated (sign in with Google)")
+        raise InvalidAccountError(
+            "oauth_flow", "Google has no app-only flow for SMTP: use delegated (sign in with Google)"
+        )
     out.update(oauth_provider=provider, oauth_flow=flow)
     tenant = _text(values, "oauth_tenant")
     if provider == "microsoft" and flow == "app":
         if not tenant:
-            raise InvalidAccountError("oauth_tenant", "is required for Microsoft app-only access: the directory (tenant) id")
+            raise InvalidAccountError(
+                "oauth_tenant", "is required for Microsoft app-only access: the directory (tenant) id"
+            )
         if tenant.lower() in {"common", "organizations", "consumers"}:
-            raise InvalidAccountError("oauth_tenant", f"app-only access needs the tenant's own id or domain, not {tenant!r}")
+            raise InvalidAccountError(
+                "oauth_tenant", f"app-only access needs the tenant's own id or domain, not {tenant!r}"
+            )
     if tenant and not all(ch.isalnum() or ch in ".-_" for ch in tenant):
-        raise InvalidAccountError("oauth_tenant", f"must be a directory (tenant) id or domain, not {tenant!r}")
+        raise InvalidAccountError(
+            "oauth_tenant", f"must be a directory (tenant) id or domain, not {tenant!r}"
+        )
     out["oauth_tenant"] = tenant
     client_id = _text(values, "oauth_client_id")
     if not client_id:
-        raise InvalidAccountError("oauth_client_id", "is required with OAuth2: the app's client (application) id")
+        raise InvalidAccountError(
+            "oauth_client_id", "is required with OAuth2: the app's client (application) id"
+        )
     out["oauth_client_id"] = client_id
     if not values.get("has_oauth_client_secret"):
-        raise InvalidAccountError("oauth_client_secret", "is required with OAuth2: the app's client secret (its value)")
+        raise InvalidAccountError(
+            "oauth_client_secret", "is required with OAuth2: the app's client secret (its value)"
+        )
     custom = provider == "custom"
     out["oauth_token_url"] = _endpoint(values, "oauth_token_url", required=custom)
     out["oauth_authorize_url"] = _endpoint(values, "oauth_authorize_url", required=False)
@@ -297,7 +330,9 @@ def _int_in(field: str, value: t.Any, low: int, high: int) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
-        raise InvalidSettingError(field, f"must be a whole number from {low} to {high}, not {value!r}") from None
+        raise InvalidSettingError(
+            field, f"must be a whole number from {low} to {high}, not {value!r}"
+        ) from None
     if isinstance(value, bool) or isinstance(value, float) and value != number or not low <= number <= high:
         raise InvalidSettingError(field, f"must be a whole number from {low} to {high}, not {value!r}")
     return number
@@ -306,7 +341,16 @@ def _int_in(field: str, value: t.Any, low: int, high: int) -> int:
 def _bool(field: str, value: t.Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "on", "off", "yes", "no"}:
+    if isinstance(value, str) and value.strip().lower() in {
+        "true",
+        "false",
+        "1",
+        "0",
+        "on",
+        "off",
+        "yes",
+        "no",
+    }:
         return value.strip().lower() in {"true", "1", "on", "yes"}
     if isinstance(value, int) and value in (0, 1):
         return bool(value)

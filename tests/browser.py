@@ -34,7 +34,9 @@ VIEWPORT = {"width": 1280, "height": 800}
 def launch_chromium(playwright: Playwright) -> Browser:
     """Debian's Chromium, headless. Raises with the reason when it cannot start."""
     if not Path(CHROMIUM).exists():
-        raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium).")
+        raise RuntimeError(
+            f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)."
+        )
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
@@ -103,16 +105,27 @@ def take_screenshots(folder: Path, browser: Browser | None = None) -> list[Path]
             SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), auth=(LOGIN, PASSWORD))
         )
         site = make_admin_site(
-            tmp / "instance", SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+            tmp / "instance",
+            SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
             SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
         )
         with site.app.app_context():
             ext = site.ext
             ext.update_settings(test_recipient="postmaster@example.com")
-            common = {"host": server.host, "port": server.port, "security": "starttls", "auth": "login", "login": LOGIN}
-            ext.add_account(password=PASSWORD, sender_name="Test mail", sender_email="test@example.com", **common)
+            common = {
+                "host": server.host,
+                "port": server.port,
+                "security": "starttls",
+                "auth": "login",
+                "login": LOGIN,
+            }
+            ext.add_account(
+                password=PASSWORD, sender_name="Test mail", sender_email="test@example.com", **common
+            )
             ext.add_account(password=PASSWORD, sender_name="", sender_email="hello@example.com", **common)
-            ext.add_account(password=PASSWORD, sender_name="Marketing", sender_email="hello@example.com", **common)
+            ext.add_account(
+                password=PASSWORD, sender_name="Marketing", sender_email="hello@example.com", **common
+            )
             ext.update_account(1, backup_ids=[3], check=False)
             ext.send_test_letter(ext.get_account(1), "postmaster@example.com")
             for subject, sender, to in (
@@ -122,7 +135,9 @@ def take_screenshots(folder: Path, browser: Browser | None = None) -> list[Path]
             ):
                 site.site.mail.send(Message(subject, sender=sender, recipients=[to], body="Hello."))
             add_sample_traffic(ext)
-            ext.alerts.add_channel("webhook", url="https://hooks.slack.com/services/T000/B000/XXXXXXXX", format="slack")
+            ext.alerts.add_channel(
+                "webhook", url="https://hooks.slack.com/services/T000/B000/XXXXXXXX", format="slack"
+            )
             ext.alerts.add_channel("email", recipients="ops@example.com", account_id=1)
         live = stack.enter_context(LiveServer(site.app))
         if browser is None:

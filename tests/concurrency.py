@@ -18,8 +18,12 @@ def run_writers(target: t.Callable[..., None], log_dir: str, count: int) -> None
     """
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(THREADS + PROCESSES)
-    processes = [spawn.Process(target=target, args=(log_dir, f"p{n}", count, barrier)) for n in range(PROCESSES)]
-    threads = [threading.Thread(target=target, args=(log_dir, f"t{n}", count, barrier)) for n in range(THREADS)]
+    processes = [
+        spawn.Process(target=target, args=(log_dir, f"p{n}", count, barrier)) for n in range(PROCESSES)
+    ]
+    threads = [
+        threading.Thread(target=target, args=(log_dir, f"t{n}", count, barrier)) for n in range(THREADS)
+    ]
     for worker in [*processes, *threads]:
         worker.start()
     for thread in threads:

@@ -181,7 +181,11 @@ def admin_site_config() -> dict[str, Any]:
 
 @pytest.fixture
 def admin_site(
-    tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer, admin_site_config: dict[str, Any]
+    tmp_path: Path,
+    encryption_key: str,
+    certs: Certs,
+    smtp_server: SMTPServer,
+    admin_site_config: dict[str, Any],
 ) -> Iterator[Any]:
     """A site with the admin pages mounted and test users (see ``tests/helpers.py``)."""
     from helpers import make_admin_site

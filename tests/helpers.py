@@ -47,7 +47,9 @@ class AdminSite:
         return self.site.ext
 
 
-def make_admin_site(instance: pathlib.Path, *, access_rule: bool = True, enabled: bool = True, **config: t.Any) -> AdminSite:
+def make_admin_site(
+    instance: pathlib.Path, *, access_rule: bool = True, enabled: bool = True, **config: t.Any
+) -> AdminSite:
     """The test site with Babel, flask-admin, flask-login and (unless told not to) the access rule."""
     site = make_site(instance, enabled=enabled, **config)
     app = site.app

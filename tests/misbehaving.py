@@ -51,10 +51,14 @@ class Refuse:
             self.seen += 1
             return self.times is None or self.seen <= self.times
 
-    async def handle_MAIL(self, server: t.Any, session: t.Any, envelope: t.Any, address: str, options: list[str]) -> str | None:
+    async def handle_MAIL(
+        self, server: t.Any, session: t.Any, envelope: t.Any, address: str, options: list[str]
+    ) -> str | None:
         return self.reply if self._hit("MAIL") else None
 
-    async def handle_RCPT(self, server: t.Any, session: t.Any, envelope: t.Any, address: str, options: list[str]) -> str | None:
+    async def handle_RCPT(
+        self, server: t.Any, session: t.Any, envelope: t.Any, address: str, options: list[str]
+    ) -> str | None:
         return self.reply if self._hit("RCPT", address) else None
 
     async def handle_DATA(self, server: t.Any, session: t.Any, envelope: t.Any) -> str | None:
@@ -145,7 +149,9 @@ class ScriptedServer:
 
         self._server = Server((HOST, 0), Handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -161,7 +167,9 @@ class ScriptedServer:
     def __enter__(self) -> ScriptedServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def _converse(self, handler: socketserver.StreamRequestHandler) -> None:
@@ -269,7 +277,9 @@ class _Hostile:
     def __enter__(self) -> t.Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def _spawn(self, target: t.Callable[..., None], *args: t.Any) -> None:

@@ -49,7 +49,13 @@ def test_an_account_is_saved_with_its_defaults(ext, db, app):
 
     row = db.session.get(ext.Account, account.id)
     assert (row.sender_name, row.sender_email, row.host, row.port, row.security, row.auth, row.login) == (
-        "Test mail 34web", "test@34web.example", "smtp.example.net", 587, "starttls", "login", "test@34web.example",
+        "Test mail 34web",
+        "test@34web.example",
+        "smtp.example.net",
+        587,
+        "starttls",
+        "login",
+        "test@34web.example",
     )
     assert row.active is True
     assert row.verify_tls is True
@@ -59,12 +65,25 @@ def test_an_account_is_saved_with_its_defaults(ext, db, app):
 
 
 def test_fields_are_trimmed_and_the_port_may_be_a_string(ext, db):
-    account = ext.add_account(password="pw", check=False, **{**GOOD, "sender_email": "  test@34web.example ",
-                                                               "host": " smtp.example.net ", "port": "465",
-                                                               "sender_name": "  Name  "})
+    account = ext.add_account(
+        password="pw",
+        check=False,
+        **{
+            **GOOD,
+            "sender_email": "  test@34web.example ",
+            "host": " smtp.example.net ",
+            "port": "465",
+            "sender_name": "  Name  ",
+        },
+    )
     db.session.expire_all()
     row = db.session.get(ext.Account, account.id)
-    assert (row.sender_email, row.host, row.port, row.sender_name) == ("test@34web.example", "smtp.example.net", 465, "Name")
+    assert (row.sender_email, row.host, row.port, row.sender_name) == (
+        "test@34web.example",
+        "smtp.example.net",
+        465,
+        "Name",
+    )
 
 
 def test_password_is_write_only(ext):
@@ -76,7 +95,9 @@ def test_password_is_write_only(ext):
 
 def test_several_accounts_may_share_one_email(ext, db):
     ext.add_account(password="a", check=False, **GOOD)
-    ext.add_account(password="b", check=False, **{**GOOD, "host": "smtp-pulse.example", "port": 465, "security": "ssl"})
+    ext.add_account(
+        password="b", check=False, **{**GOOD, "host": "smtp-pulse.example", "port": 465, "security": "ssl"}
+    )
 
     assert count(db, ext.Account) == 2
 
@@ -159,25 +180,54 @@ def test_settings_have_the_original_modules_defaults(tmp_path, encryption_key):
         site.db.session.remove()
         site.db.engine.dispose()
     assert (
-        settings.enabled, settings.save_logs, settings.log_level, settings.log_rewrite_period,
-        settings.max_log_size_mb, settings.timeout_s, settings.send_test_on_check, settings.test_recipient,
+        settings.enabled,
+        settings.save_logs,
+        settings.log_level,
+        settings.log_rewrite_period,
+        settings.max_log_size_mb,
+        settings.timeout_s,
+        settings.send_test_on_check,
+        settings.test_recipient,
     ) == (False, True, 2, "day", 10, 10, False, "")
 
 
 def test_update_settings_saves_and_returns_the_new_settings(ext, db):
-    returned = ext.update_settings(log_level=4, log_rewrite_period="week", max_log_size_mb=0, timeout_s=30,
-                                   send_test_on_check=True, test_recipient="admin@example.com", save_logs=False)
+    returned = ext.update_settings(
+        log_level=4,
+        log_rewrite_period="week",
+        max_log_size_mb=0,
+        timeout_s=30,
+        send_test_on_check=True,
+        test_recipient="admin@example.com",
+        save_logs=False,
+    )
 
     assert isinstance(returned, SettingsInfo)
     for settings in (returned, ext.settings):
-        assert (settings.enabled, settings.log_level, settings.log_rewrite_period, settings.max_log_size_mb,
-                settings.timeout_s, settings.send_test_on_check, settings.test_recipient, settings.save_logs) == (
-            True, 4, "week", 0, 30, True, "admin@example.com", False)
+        assert (
+            settings.enabled,
+            settings.log_level,
+            settings.log_rewrite_period,
+            settings.max_log_size_mb,
+            settings.timeout_s,
+            settings.send_test_on_check,
+            settings.test_recipient,
+            settings.save_logs,
+        ) == (True, 4, "week", 0, 30, True, "admin@example.com", False)
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("False", False), ("false", False), ("0", False), ("off", False), ("True", True), ("on", True), (0, False), (1, True)],
+    [
+        ("False", False),
+        ("false", False),
+        ("0", False),
+        ("off", False),
+        ("True", True),
+        ("on", True),
+        (0, False),
+        (1, True),
+    ],
 )
 def test_boolean_settings_are_parsed_strictly(ext, value, expected):
     assert ext.update_settings(enabled=value).enabled is expected
@@ -244,7 +294,9 @@ BAD_ACCOUNTS = [
 ]
 
 
-@pytest.mark.parametrize(("field", "change"), BAD_ACCOUNTS, ids=[f"{f}-{i}" for i, (f, _) in enumerate(BAD_ACCOUNTS)])
+@pytest.mark.parametrize(
+    ("field", "change"), BAD_ACCOUNTS, ids=[f"{f}-{i}" for i, (f, _) in enumerate(BAD_ACCOUNTS)]
+)
 def test_bad_account_is_refused_naming_the_field(ext, db, field, change):
     revision = stored_revision(db, ext)
 
@@ -261,8 +313,11 @@ def test_bad_account_is_refused_before_the_check_connects(ext, db):
     with HangingServer() as hanging:
         for field, change in BAD_ACCOUNTS:
             with pytest.raises(InvalidAccountError) as excinfo:
-                ext.add_account(password="pw", check=True, **{**GOOD, "host": hanging.host, "port": hanging.port,
-                                                               **change})
+                ext.add_account(
+                    password="pw",
+                    check=True,
+                    **{**GOOD, "host": hanging.host, "port": hanging.port, **change},
+                )
             assert excinfo.value.field == field, change
         assert hanging.connections == 0
     assert count(db, ext.Account) == 0

@@ -41,12 +41,21 @@ def page(browser: Browser, live: LiveServer) -> t.Iterator[Page]:
 
 def accounts(site: AdminSite) -> list[t.Any]:
     with site.app.app_context():
-        return [a.to_info() for a in site.site.db.session.query(site.ext.Account).order_by(site.ext.Account.id)]
+        return [
+            a.to_info() for a in site.site.db.session.query(site.ext.Account).order_by(site.ext.Account.id)
+        ]
 
 
 def add(site: AdminSite, server: SMTPServer, **fields: t.Any) -> int:
-    values = {"sender_email": "hello@example.com", "host": server.host, "port": server.port, "security": "starttls",
-              "auth": "login", "login": LOGIN, **fields}
+    values = {
+        "sender_email": "hello@example.com",
+        "host": server.host,
+        "port": server.port,
+        "security": "starttls",
+        "auth": "login",
+        "login": LOGIN,
+        **fields,
+    }
     with site.app.app_context():
         return int(site.ext.add_account(password=PASSWORD, check=False, **values).id)
 
@@ -55,13 +64,22 @@ def new_account(page: Page, server: SMTPServer, password: str) -> None:
     page.goto(f"{ADMIN}/accounts/")
     page.click("text=Create")
     fill_account_form(
-        page, sender_name="Test mail", sender_email="test@example.com", host=server.host, port=server.port,
-        security="starttls", auth="login", login=LOGIN, new_password=password,
+        page,
+        sender_name="Test mail",
+        sender_email="test@example.com",
+        host=server.host,
+        port=server.port,
+        security="starttls",
+        auth="login",
+        login=LOGIN,
+        new_password=password,
     )
     submit(page, "input[type=submit][value=Save]")
 
 
-def test_an_account_that_passes_the_check_is_saved(page: Page, admin_site: AdminSite, starttls_server: SMTPServer) -> None:
+def test_an_account_that_passes_the_check_is_saved(
+    page: Page, admin_site: AdminSite, starttls_server: SMTPServer
+) -> None:
     new_account(page, starttls_server, PASSWORD)
     assert "The account passed the check." in flashes(page)[0]
     row = page.locator("table.model-list tbody tr, table.model-list tr:has(td)").first
@@ -75,7 +93,9 @@ def test_a_wrong_password_shows_the_login_error_and_saves_nothing(
 ) -> None:
     new_account(page, starttls_server, "wrong password")
     message = " ".join(flashes(page))
-    assert "The account was not saved. The check failed at the login stage. The server replied: 535" in message
+    assert (
+        "The account was not saved. The check failed at the login stage. The server replied: 535" in message
+    )
     assert page.input_value("#sender_email") == "test@example.com", "the admin's input comes back"
     assert page.input_value("#new_password") == "", "the password is not echoed"
     assert "wrong password" not in page.content()
@@ -87,9 +107,18 @@ def test_the_form_shows_that_the_check_is_running(page: Page, admin_site: AdminS
         admin_site.ext.update_settings(timeout_s=60)  # the check waits on the silent server until it hangs up
     with HangingServer() as silent:
         page.goto(f"{ADMIN}/accounts/new/")
-        fill_account_form(page, sender_email="test@example.com", host=silent.host, port=silent.port,
-                          security="none", auth="none")
-        assert page.locator(".sa-checking").is_hidden() and page.locator("input[type=submit][value=Save]").is_enabled()
+        fill_account_form(
+            page,
+            sender_email="test@example.com",
+            host=silent.host,
+            port=silent.port,
+            security="none",
+            auth="none",
+        )
+        assert (
+            page.locator(".sa-checking").is_hidden()
+            and page.locator("input[type=submit][value=Save]").is_enabled()
+        )
         # While the browser waits for the answer it no longer lets a test read the page: the page reports
         # what it shows, through the console, when the form changes.
         page.evaluate("""() => new MutationObserver(() => {
@@ -101,16 +130,24 @@ def test_the_form_shows_that_the_check_is_running(page: Page, admin_site: AdminS
         with page.expect_console_message(lambda message: message.text.startswith("{")) as report:
             page.click("input[type=submit][value=Save]", no_wait_after=True)
 
-        assert json.loads(report.value.text) == {"status": "Checking the connection to the server…", "enabled": 0}
+        assert json.loads(report.value.text) == {
+            "status": "Checking the connection to the server…",
+            "enabled": 0,
+        }
         with page.expect_navigation():
             silent.stop()  # hangs up on the check: the form comes back with the refusal
 
     assert "The account was not saved." in " ".join(flashes(page))
-    assert page.locator(".sa-checking").is_hidden() and page.locator("input[type=submit][value=Save]").is_enabled()
+    assert (
+        page.locator(".sa-checking").is_hidden()
+        and page.locator("input[type=submit][value=Save]").is_enabled()
+    )
     assert accounts(admin_site) == []
 
 
-def test_editing_with_a_blank_password_still_sends(page: Page, admin_site: AdminSite, starttls_server: SMTPServer) -> None:
+def test_editing_with_a_blank_password_still_sends(
+    page: Page, admin_site: AdminSite, starttls_server: SMTPServer
+) -> None:
     account_id = add(admin_site, starttls_server, sender_name="Old name")
     page.goto(f"{ADMIN}/accounts/")
     page.click(f"a[href*='edit/?id={account_id}']")
@@ -120,12 +157,16 @@ def test_editing_with_a_blank_password_still_sends(page: Page, admin_site: Admin
     assert "The account passed the check." in flashes(page)[0]
     assert "New name" in page.locator("table.model-list").inner_text()
     with admin_site.app.app_context():
-        admin_site.site.mail.send(Message("Hi", sender="hello@example.com", recipients=["bob@example.org"], body="x"))
+        admin_site.site.mail.send(
+            Message("Hi", sender="hello@example.com", recipients=["bob@example.org"], body="x")
+        )
     letter = starttls_server.wait_for(1)[-1]
     assert letter.login == LOGIN and letter.message["From"] == "New name <hello@example.com>"
 
 
-def test_sending_a_test_letter_from_the_list(page: Page, admin_site: AdminSite, starttls_server: SMTPServer) -> None:
+def test_sending_a_test_letter_from_the_list(
+    page: Page, admin_site: AdminSite, starttls_server: SMTPServer
+) -> None:
     with admin_site.app.app_context():
         admin_site.ext.update_settings(test_recipient="postmaster@example.org")
     account_id = add(admin_site, starttls_server)
@@ -154,7 +195,9 @@ def test_viewing_and_deleting_a_log(page: Page, admin_site: AdminSite, starttls_
     submit(page, "form.sa-delete-log button")
     assert f"The log check_admin_smtp_{account_id}.log was deleted." in " ".join(flashes(page))
     assert page.locator("tr.sa-log-row", has_text=f"check_admin_smtp_{account_id}.log").count() == 0
-    assert not (Path(admin_site.app.instance_path) / "smtp_logs" / f"check_admin_smtp_{account_id}.log").exists()
+    assert not (
+        Path(admin_site.app.instance_path) / "smtp_logs" / f"check_admin_smtp_{account_id}.log"
+    ).exists()
 
 
 def test_changing_a_setting(page: Page, admin_site: AdminSite) -> None:
@@ -182,22 +225,32 @@ def test_a_user_without_rights_gets_403(browser: Browser, live: LiveServer) -> N
         context.close()
 
 
-def test_a_form_posted_without_its_csrf_token_is_refused(page: Page, admin_site: AdminSite, starttls_server: SMTPServer) -> None:
+def test_a_form_posted_without_its_csrf_token_is_refused(
+    page: Page, admin_site: AdminSite, starttls_server: SMTPServer
+) -> None:
     page.goto(f"{ADMIN}/accounts/new/")
     fill_account_form(
-        page, sender_email="test@example.com", host=starttls_server.host, port=starttls_server.port,
-        login=LOGIN, new_password=PASSWORD,
+        page,
+        sender_email="test@example.com",
+        host=starttls_server.host,
+        port=starttls_server.port,
+        login=LOGIN,
+        new_password=PASSWORD,
     )
     page.evaluate("document.querySelector('input[name=csrf_token]').remove()")
     submit(page, "input[type=submit][value=Save]")
-    assert "The request was refused: the form lacked its security token. Nothing was changed." in flashes(page)
+    assert "The request was refused: the form lacked its security token. Nothing was changed." in flashes(
+        page
+    )
     assert accounts(admin_site) == []
 
     page.goto(f"{ADMIN}/settings/")
     page.fill("#timeout_s", "99")
     page.evaluate("document.querySelector('input[name=csrf_token]').remove()")
     submit(page, "button:text('Save')")
-    assert "The request was refused: the form lacked its security token. Nothing was changed." in flashes(page)
+    assert "The request was refused: the form lacked its security token. Nothing was changed." in flashes(
+        page
+    )
     with admin_site.app.app_context():
         assert admin_site.ext.settings.timeout_s == 10
 
@@ -207,8 +260,15 @@ def test_the_readme_screenshots_come_from_the_real_pages(browser: Browser, tmp_p
 
     shots = take_screenshots(tmp_path, browser)
     assert [shot.name for shot in shots] == [
-        "dashboard.png", "alerts.png", "accounts-list.png", "account-form.png", "settings.png", "logs-list.png",
-        "account-preset.png", "message-log.png", "routing-preview.png",
+        "dashboard.png",
+        "alerts.png",
+        "accounts-list.png",
+        "account-form.png",
+        "settings.png",
+        "logs-list.png",
+        "account-preset.png",
+        "message-log.png",
+        "routing-preview.png",
     ]
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for shot in shots:

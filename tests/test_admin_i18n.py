@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "flask_smtp_accounts"
 
 
-
 @pytest.fixture
 def microsoft() -> t.Iterator[OAuthServer]:
     """A local provider speaking Microsoft's errors, standing in for login.microsoftonline.com."""
@@ -53,7 +52,11 @@ def microsoft() -> t.Iterator[OAuthServer]:
 @pytest.fixture
 def admin_site_config(microsoft: OAuthServer) -> dict[str, t.Any]:
     base = f"{microsoft.base_url}/{{tenant}}/oauth2/v2.0"
-    return {"SMTP_ACCOUNTS_OAUTH2_PROVIDERS": {"microsoft": {"token_url": f"{base}/token", "authorize_url": f"{base}/authorize"}}}
+    return {
+        "SMTP_ACCOUNTS_OAUTH2_PROVIDERS": {
+            "microsoft": {"token_url": f"{base}/token", "authorize_url": f"{base}/authorize"}
+        }
+    }
 
 
 @pytest.fixture
@@ -65,7 +68,7 @@ def client(admin_site: AdminSite) -> t.Any:
 
 def text_of(page: str) -> str:
     """The visible text of a page, tags removed and entities decoded, spaces collapsed."""
-    body = page[max(page.find("<body"), 0):]
+    body = page[max(page.find("<body"), 0) :]
     body = re.sub(r"<script.*?</script>", " ", body, flags=re.S)
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", body))).strip()
 
@@ -94,9 +97,17 @@ def get_page(client: t.Any, url: str, *, lang: str) -> str:
 
 def account_form(server: SMTPServer, **fields: str) -> dict[str, str]:
     form = {
-        "active": "y", "sender_name": "Hello", "sender_email": "hello@example.com", "host": server.host,
-        "port": str(server.port), "security": "starttls", "verify_tls": "y", "auth": "login", "login": LOGIN,
-        "new_password": PASSWORD, "backup_ids": "",
+        "active": "y",
+        "sender_name": "Hello",
+        "sender_email": "hello@example.com",
+        "host": server.host,
+        "port": str(server.port),
+        "security": "starttls",
+        "verify_tls": "y",
+        "auth": "login",
+        "login": LOGIN,
+        "new_password": PASSWORD,
+        "backup_ids": "",
     }
     form.update(fields)
     return form
@@ -105,9 +116,17 @@ def account_form(server: SMTPServer, **fields: str) -> dict[str, str]:
 def oauth2_form(server: SMTPServer, **fields: str) -> dict[str, str]:
     """An app-only OAuth2 account (client credentials)."""
     values = {
-        "auth": "oauth2", "new_password": "", "oauth_provider": "microsoft", "oauth_flow": "app",
-        "oauth_tenant": "contoso.onmicrosoft.com", "oauth_client_id": CLIENT_ID, "oauth_client_secret": CLIENT_SECRET,
-        "oauth_refresh_token": "", "oauth_scope": "", "oauth_token_url": "", "oauth_authorize_url": "",
+        "auth": "oauth2",
+        "new_password": "",
+        "oauth_provider": "microsoft",
+        "oauth_flow": "app",
+        "oauth_tenant": "contoso.onmicrosoft.com",
+        "oauth_client_id": CLIENT_ID,
+        "oauth_client_secret": CLIENT_SECRET,
+        "oauth_refresh_token": "",
+        "oauth_scope": "",
+        "oauth_token_url": "",
+        "oauth_authorize_url": "",
     }
     return account_form(server, **{**values, **fields})
 
@@ -148,7 +167,11 @@ MISTAKES = [
     ),
     Mistake(
         "no-greeting",
-        lambda certs, _: {"tls": "ssl", "cert": (certs.server_cert, certs.server_key), "auth": (LOGIN, PASSWORD)},
+        lambda certs, _: {
+            "tls": "ssl",
+            "cert": (certs.server_cert, certs.server_key),
+            "auth": (LOGIN, PASSWORD),
+        },
         lambda server, _: account_form(server, security="starttls"),
         "Сервер принял соединение на порту {port}, но не прислал приветствие до истечения таймаута. Сервер на"
         " SSL-порту (обычно 465) сначала ждёт TLS: если это такой порт, выберите SSL в поле «Защита соединения»"
@@ -160,7 +183,11 @@ MISTAKES = [
     ),
     Mistake(
         "certificate-names",
-        lambda certs, _: {"tls": "starttls", "cert": (certs.mismatch_cert, certs.mismatch_key), "auth": (LOGIN, PASSWORD)},
+        lambda certs, _: {
+            "tls": "starttls",
+            "cert": (certs.mismatch_cert, certs.mismatch_key),
+            "auth": (LOGIN, PASSWORD),
+        },
         lambda server, _: account_form(server),
         "Сертификат сервера выдан для wrong.example, а не для {host}. Введите одно из этих имён в поле «Адрес"
         " почтового сервера» вместо {host}.",
@@ -169,7 +196,11 @@ MISTAKES = [
     ),
     Mistake(
         "certificate-untrusted",
-        lambda certs, _: {"tls": "starttls", "cert": (certs.selfsigned_cert, certs.selfsigned_key), "auth": (LOGIN, PASSWORD)},
+        lambda certs, _: {
+            "tls": "starttls",
+            "cert": (certs.selfsigned_cert, certs.selfsigned_key),
+            "auth": (LOGIN, PASSWORD),
+        },
         lambda server, _: account_form(server),
         "Сертификат сервера самоподписанный или подписан центром сертификации, которому этот сайт не доверяет."
         " Укажите сертификат этого центра в SMTP_ACCOUNTS_CA_FILE или — только для своего сервера в доверенной"
@@ -193,7 +224,10 @@ MISTAKES = [
         "gmail-token-refused",
         lambda certs, _: _starttls(certs, xoauth2=lambda login, token: False, auth_reply=GMAIL_535),
         lambda server, provider: oauth2_form(
-            server, oauth_provider="custom", oauth_token_url=provider.token_url, oauth_scope=MICROSOFT_APP_SCOPE,
+            server,
+            oauth_provider="custom",
+            oauth_token_url=provider.token_url,
+            oauth_scope=MICROSOFT_APP_SCOPE,
         ),
         "Gmail отклонил токен доступа: логином должен быть адрес, с которым выполнен вход, а токен должен"
         " включать область доступа https://mail.google.com/. Войдите снова через Google в форме учётной записи.",
@@ -238,7 +272,9 @@ MISTAKES = [
     ),
     Mistake(
         "exchange-token-refused",
-        lambda certs, _: _starttls(certs, xoauth2=lambda login, token: False, auth_reply="535 5.7.3 Authentication unsuccessful"),
+        lambda certs, _: _starttls(
+            certs, xoauth2=lambda login, token: False, auth_reply="535 5.7.3 Authentication unsuccessful"
+        ),
         lambda server, _: oauth2_form(server),
         "Exchange Online отклонил токен доступа. Для доступа «только приложение» зарегистрируйте субъект-службу"
         " приложения в Exchange Online и дайте ей права на почтовый ящик (New-ServicePrincipal, затем"
@@ -284,7 +320,11 @@ def failing_test_letter(admin_site: AdminSite, monkeypatch: pytest.MonkeyPatch) 
     def arrange(port: int, cause: BaseException) -> str:
         with admin_site.app.app_context():
             account = admin_site.ext.add_account(
-                check=False, sender_email="hello@example.com", host="127.0.0.1", port=port, security="starttls",
+                check=False,
+                sender_email="hello@example.com",
+                host="127.0.0.1",
+                port=port,
+                security="starttls",
                 auth="none",
             )
             info = account.to_info()
@@ -330,7 +370,9 @@ def test_the_port_465_hint_on_the_russian_test_letter_page(client: t.Any, failin
     ) in english
 
 
-def test_the_unreadable_certificate_names_hint_on_the_russian_test_letter_page(client: t.Any, failing_test_letter: t.Any) -> None:
+def test_the_unreadable_certificate_names_hint_on_the_russian_test_letter_page(
+    client: t.Any, failing_test_letter: t.Any
+) -> None:
     url = failing_test_letter(free_port(), _name_mismatch())  # nothing listens: the names cannot be read
 
     russian = post_page(client, url, {"recipient": "postmaster@example.org"}, lang="ru")
@@ -351,11 +393,19 @@ def test_the_unreadable_certificate_names_hint_on_the_russian_test_letter_page(c
     ) in english
 
 
-def test_a_real_test_letter_shows_its_hint_in_russian(admin_site: AdminSite, client: t.Any, starttls_server: SMTPServer) -> None:
+def test_a_real_test_letter_shows_its_hint_in_russian(
+    admin_site: AdminSite, client: t.Any, starttls_server: SMTPServer
+) -> None:
     with admin_site.app.app_context():
         account = admin_site.ext.add_account(
-            password=PASSWORD, check=False, sender_email="hello@example.com", host=starttls_server.host,
-            port=starttls_server.port, security="ssl", auth="login", login=LOGIN,
+            password=PASSWORD,
+            check=False,
+            sender_email="hello@example.com",
+            host=starttls_server.host,
+            port=starttls_server.port,
+            security="ssl",
+            auth="login",
+            login=LOGIN,
         )
         url = f"{ADMIN}/accounts/test-letter/?id={account.id}"
 
@@ -445,15 +495,26 @@ def _back_from_provider(client: t.Any, server: SMTPServer, microsoft: OAuthServe
         return str(response.headers["Location"])
 
 
-def test_sign_in_errors_read_in_russian(admin_site: AdminSite, client: t.Any, certs: Certs, microsoft: OAuthServer) -> None:
+def test_sign_in_errors_read_in_russian(
+    admin_site: AdminSite, client: t.Any, certs: Certs, microsoft: OAuthServer
+) -> None:
     client.set_cookie("lang", "ru")
     with SMTPServer(**_starttls(certs, xoauth2=microsoft.xoauth2)) as server:
         forged = get_page(client, f"{ADMIN}/accounts/oauth2/callback/?code=c&state={'x' * 43}", lang="ru")
 
-        state = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(_back_from_provider(client, server, microsoft)).query))["state"]
-        declined = get_page(client, f"{ADMIN}/accounts/oauth2/callback/?" + urllib.parse.urlencode(
-            {"state": state, "error": "access_denied", "error_description": "The user declined."}
-        ), lang="ru")
+        state = dict(
+            urllib.parse.parse_qsl(
+                urllib.parse.urlsplit(_back_from_provider(client, server, microsoft)).query
+            )
+        )["state"]
+        declined = get_page(
+            client,
+            f"{ADMIN}/accounts/oauth2/callback/?"
+            + urllib.parse.urlencode(
+                {"state": state, "error": "access_denied", "error_description": "The user declined."}
+            ),
+            lang="ru",
+        )
 
         back = _back_from_provider(client, server, microsoft)
         microsoft.failing = "bad_code"
@@ -464,7 +525,10 @@ def test_sign_in_errors_read_in_russian(admin_site: AdminSite, client: t.Any, ce
         " подделан или уже использован). Ничего не сохранено; начните вход заново из формы учётной записи."
     ) in forged
     # The provider's own words are data.
-    assert "Вход не удался: Провайдер не выполнил вход (access_denied: The user declined.). Ничего не сохранено." in declined
+    assert (
+        "Вход не удался: Провайдер не выполнил вход (access_denied: The user declined.). Ничего не сохранено."
+        in declined
+    )
     assert (
         "Вход не удался: код авторизации отклонён (уже использован, истёк или не совпадает проверочный код PKCE)."
         " Ответ сервера токенов: invalid_grant: AADSTS70000: The provided value for the 'code' parameter is not"
@@ -474,7 +538,9 @@ def test_sign_in_errors_read_in_russian(admin_site: AdminSite, client: t.Any, ce
     assert accounts(admin_site) == []
 
 
-def test_a_refused_code_says_so_in_english(admin_site: AdminSite, client: t.Any, certs: Certs, microsoft: OAuthServer) -> None:
+def test_a_refused_code_says_so_in_english(
+    admin_site: AdminSite, client: t.Any, certs: Certs, microsoft: OAuthServer
+) -> None:
     with SMTPServer(**_starttls(certs, xoauth2=microsoft.xoauth2)) as server:
         back = _back_from_provider(client, server, microsoft)
         microsoft.failing = "bad_code"
@@ -491,22 +557,43 @@ def test_a_refused_code_says_so_in_english(admin_site: AdminSite, client: t.Any,
 # --- the message log -------------------------------------------------------------------------------
 
 
-def test_resending_and_the_attempts_read_in_russian(admin_site: AdminSite, client: t.Any, make_smtp_server: t.Any) -> None:
+def test_resending_and_the_attempts_read_in_russian(
+    admin_site: AdminSite, client: t.Any, make_smtp_server: t.Any
+) -> None:
     server = make_smtp_server(handler_hooks=Refuse("DATA", "451 4.3.0 Try later", times=1))
     with admin_site.app.app_context():
-        admin_site.ext.add_account(check=False, sender_email="shop@example.com", host=server.host, port=server.port,
-                                   security="none", auth="none")
+        admin_site.ext.add_account(
+            check=False,
+            sender_email="shop@example.com",
+            host=server.host,
+            port=server.port,
+            security="none",
+            auth="none",
+        )
         with pytest.raises(DeliveryError) as raised:
-            admin_site.site.mail.send(Message("Order 1", sender="shop@example.com", recipients=["ann@example.org"], body="x"))
+            admin_site.site.mail.send(
+                Message("Order 1", sender="shop@example.com", recipients=["ann@example.org"], body="x")
+            )
     view_url = f"{ADMIN}/messages/{raised.value.record_id}/"
 
     client.set_cookie("lang", "ru")
     token = csrf_token(client.get(view_url).get_data(as_text=True))
-    done = text_of(client.post(f"{view_url}resend", data={"csrf_token": token}, follow_redirects=True).get_data(as_text=True))
-    again = text_of(client.post(f"{view_url}resend", data={"csrf_token": token}, follow_redirects=True).get_data(as_text=True))
+    done = text_of(
+        client.post(f"{view_url}resend", data={"csrf_token": token}, follow_redirects=True).get_data(
+            as_text=True
+        )
+    )
+    again = text_of(
+        client.post(f"{view_url}resend", data={"csrf_token": token}, follow_redirects=True).get_data(
+            as_text=True
+        )
+    )
 
     assert "Письмо отправлено повторно и доставлено через shop@example.com." in done
-    assert "Письмо не отправлено повторно: оно уже отправлено; повторная отправка доставила бы его дважды" in again
+    assert (
+        "Письмо не отправлено повторно: оно уже отправлено; повторная отправка доставила бы его дважды"
+        in again
+    )
     assert "deliver it twice" not in again
     # The attempts: what each try came to and the server's reply, in Russian; the size in Russian units.
     assert "ошибка Сбой на этапе «отправка». Ответ сервера: 451 4.3.0 Try later" in again
@@ -521,7 +608,11 @@ def test_a_text_is_its_english_sentence_and_remembers_how_it_was_made() -> None:
     text = Text("ssl-on-plain-port", N_("Port %(port)s answers in plain text"), port=587)
 
     assert text == "Port 587 answers in plain text" and f"{text}!" == "Port 587 answers in plain text!"
-    assert (text.key, text.msgid, text.params) == ("ssl-on-plain-port", "Port %(port)s answers in plain text", {"port": 587})
+    assert (text.key, text.msgid, text.params) == (
+        "ssl-on-plain-port",
+        "Port %(port)s answers in plain text",
+        {"port": 587},
+    )
     copy = pickle.loads(pickle.dumps(text))
     assert isinstance(copy, Text) and copy == text and copy.params == {"port": 587}
     assert Text("plain", N_("100% sure")) == "100% sure"  # no parameters: the template is the text
@@ -543,7 +634,10 @@ def test_every_text_of_the_core_is_marked_for_the_catalogue_under_a_key_of_its_o
     for where, call in calls:
         key, msgid = call.args[0], call.args[1]
         assert isinstance(key, ast.Constant) and isinstance(key.value, str), where
-        assert isinstance(msgid, ast.Call) and isinstance(msgid.func, ast.Name) and msgid.func.id == "N_", (where, key.value)
+        assert isinstance(msgid, ast.Call) and isinstance(msgid.func, ast.Name) and msgid.func.id == "N_", (
+            where,
+            key.value,
+        )
         keys.append(key.value)
     assert sorted(k for k in set(keys) if keys.count(k) > 1) == []
 
@@ -567,8 +661,14 @@ def test_the_core_sentences_are_in_both_catalogues_and_translated() -> None:
         assert marked <= set(strings), (lang, marked - set(strings))
         with open(folder / lang / "LC_MESSAGES" / "smtp_accounts.mo", "rb") as mo:
             compiled = gettext.GNUTranslations(mo)
-        assert [m for m in marked if compiled.gettext(m) != (strings[m] or m)] == [], f"{lang}: run pybabel compile"
+        assert [m for m in marked if compiled.gettext(m) != (strings[m] or m)] == [], (
+            f"{lang}: run pybabel compile"
+        )
         if lang == "ru":
             assert [m for m in marked if not strings[m] or strings[m] == m] == []
-            placeholders = [m for m in marked if sorted(re.findall(r"%\(\w+\)s", m)) != sorted(re.findall(r"%\(\w+\)s", strings[m]))]
+            placeholders = [
+                m
+                for m in marked
+                if sorted(re.findall(r"%\(\w+\)s", m)) != sorted(re.findall(r"%\(\w+\)s", strings[m]))
+            ]
             assert placeholders == []

@@ -194,7 +194,10 @@ def test_an_alert_email_goes_through_the_chosen_account_to_a_real_inbox(
     assert quiet.ext.alerts.deliver_pending().sent == 1
     [letter] = inbox.wait_for(1)
     assert letter.message["From"] == "Ops <ops@example.com>"
-    assert sorted(letter.message["To"].split(", ")) == ["admin@example.com", "oncall@example.com"]  # Flask-Mail: a set
+    assert sorted(letter.message["To"].split(", ")) == [
+        "admin@example.com",
+        "oncall@example.com",
+    ]  # Flask-Mail: a set
     assert letter.message["Subject"].startswith(
         "[Letter undelivered] The letter 'Invoice 5' was not delivered"
     )

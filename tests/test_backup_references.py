@@ -4,6 +4,8 @@ Refusing the delete (rather than quietly removing the id from the other
 accounts) leaves the choice of the stand-in account to a person.
 """
 
+# ruff: noqa: F811 - fixtures imported from other test modules are taken as arguments by name
+
 from __future__ import annotations
 
 import typing as t
@@ -45,20 +47,27 @@ def test_the_api_refuses_to_delete_a_backup_in_use(ext: t.Any, app: t.Any, smtp_
     assert account_ids(app, ext) == [1, 3]
 
 
-def test_the_admin_refuses_to_delete_a_backup_in_use(admin_site: t.Any, client: t.Any, smtp_server: t.Any) -> None:  # noqa: F811
+def test_the_admin_refuses_to_delete_a_backup_in_use(
+    admin_site: t.Any, client: t.Any, smtp_server: t.Any
+) -> None:
     three_accounts(admin_site.app, admin_site.ext, smtp_server)
     token = csrf_token(get(client, f"{ADMIN}/accounts/"))
 
-    alone = client.post(f"{ADMIN}/accounts/delete/", data={"id": 2, "csrf_token": token}, follow_redirects=True)
-    in_bulk = client.post(f"{ADMIN}/accounts/action/", data={"action": "delete", "rowid": [2], "csrf_token": token},
-                          follow_redirects=True)
+    alone = client.post(
+        f"{ADMIN}/accounts/delete/", data={"id": 2, "csrf_token": token}, follow_redirects=True
+    )
+    in_bulk = client.post(
+        f"{ADMIN}/accounts/action/",
+        data={"action": "delete", "rowid": [2], "csrf_token": token},
+        follow_redirects=True,
+    )
 
     for response in (alone, in_bulk):
         assert f"The account was not deleted: {REFUSED}" in text_of(response.get_data(as_text=True))
     assert account_ids(admin_site.app, admin_site.ext) == [1, 2, 3]
 
 
-def test_the_command_line_refuses_to_delete_a_backup_in_use(cli_app: t.Any, smtp_server: t.Any) -> None:  # noqa: F811
+def test_the_command_line_refuses_to_delete_a_backup_in_use(cli_app: t.Any, smtp_server: t.Any) -> None:
     ext = cli_app.extensions["smtp_accounts"].ext
     three_accounts(cli_app, ext, smtp_server)
 
@@ -68,7 +77,9 @@ def test_the_command_line_refuses_to_delete_a_backup_in_use(cli_app: t.Any, smtp
     assert account_ids(cli_app, ext) == [1, 2, 3]
 
 
-def test_an_edit_refused_for_a_dangling_backup_names_it(admin_site: t.Any, client: t.Any, smtp_server: t.Any) -> None:  # noqa: F811
+def test_an_edit_refused_for_a_dangling_backup_names_it(
+    admin_site: t.Any, client: t.Any, smtp_server: t.Any
+) -> None:
     three_accounts(admin_site.app, admin_site.ext, smtp_server)
     with admin_site.app.app_context():  # as a delete by an older version, or by hand, leaves it
         db = admin_site.site.db

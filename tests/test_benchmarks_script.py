@@ -53,7 +53,10 @@ def run_quick(tmp_path: Path, *options: str) -> tuple[str, dict]:
     out = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--sink", "aiosmtpd", "--out", str(out), *options],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert f"JSON written to {out}" in done.stdout
@@ -80,7 +83,11 @@ def test_quick_run_prints_the_table_and_writes_every_figure_as_json(tmp_path: Pa
         assert isinstance(item["value"], float) and math.isfinite(item["value"]), item
         assert item["min"] <= item["value"] <= item["max"], item
     for item in data["targets"]:
-        assert item["passed"] is (item["value"] <= item["limit"] if item["target"].startswith("<=") else item["value"] < item["limit"])
+        assert item["passed"] is (
+            item["value"] <= item["limit"]
+            if item["target"].startswith("<=")
+            else item["value"] < item["limit"]
+        )
 
     assert [set(section["figures"]) for section in data["sections"]] == FIGURES
     for section in data["sections"]:
@@ -96,5 +103,7 @@ def test_only_the_relayed_letter_with_another_delay(tmp_path: Path) -> None:
     assert "through a relay 1 ms each way (2 ms round trip)" in printed
     assert data["meta"]["parts"] == ["relay"]
     assert data["meta"]["relay_delay_ms_each_way"] == 1
-    assert [item["figure"] for item in data["targets"]] == ["single letter, 2 ms away: routed / plain Flask-Mail"]
+    assert [item["figure"] for item in data["targets"]] == [
+        "single letter, 2 ms away: routed / plain Flask-Mail"
+    ]
     assert set(data["sections"][0]["figures"]) == {"floor (smtplib)", "plain Flask-Mail", "routed"}

@@ -33,7 +33,11 @@ def secret_forms(*passwords: str) -> list[str]:
     forms = []
     for password in passwords:
         raw = password.encode()
-        forms += [password, base64.b64encode(raw).decode(), base64.b64encode(f"\0{LOGIN}\0{password}".encode()).decode()]
+        forms += [
+            password,
+            base64.b64encode(raw).decode(),
+            base64.b64encode(f"\0{LOGIN}\0{password}".encode()).decode(),
+        ]
     return forms
 
 

@@ -32,10 +32,19 @@ def server_options(server: SMTPServer, security: str = "starttls") -> list[str]:
     return ["--host", server.host, "--port", str(server.port), "--security", security, "--login", LOGIN]
 
 
-def add(app: Flask, server: SMTPServer, *extra: str, email: str = "hello@example.com", security: str = "starttls") -> Any:
+def add(
+    app: Flask, server: SMTPServer, *extra: str, email: str = "hello@example.com", security: str = "starttls"
+) -> Any:
     result = run(
-        app, "add", "--sender-email", email, *server_options(server, security), "--password-env", "SMTP_PASSWORD",
-        *extra, env={"SMTP_PASSWORD": PASSWORD},
+        app,
+        "add",
+        "--sender-email",
+        email,
+        *server_options(server, security),
+        "--password-env",
+        "SMTP_PASSWORD",
+        *extra,
+        env={"SMTP_PASSWORD": PASSWORD},
     )
     assert result.exit_code == 0, result.output + result.stderr
     return result
@@ -55,26 +64,71 @@ def assert_one_line_error(result: Any, *fragments: str) -> None:
 def test_add_with_password_from_environment_then_list(cli_app: Flask, starttls_server: SMTPServer) -> None:
     result = add(cli_app, starttls_server, "--sender-name", "Shop")
 
-    assert f"Added account 1: Shop <hello@example.com> via 127.0.0.1:{starttls_server.port} (starttls)" in result.output
+    assert (
+        f"Added account 1: Shop <hello@example.com> via 127.0.0.1:{starttls_server.port} (starttls)"
+        in result.output
+    )
     assert [(a.login, a.success) for a in starttls_server.auth_attempts] == [(LOGIN, True)]
     listing = run(cli_app, "list").output.splitlines()
-    assert listing[0].split() == ["ID", "Active", "Sender", "name", "Email", "Server", "Port", "Security", "Auth", "Login", "Backups"]
-    assert listing[1].split() == ["1", "yes", "Shop", "hello@example.com", "127.0.0.1", str(starttls_server.port), "starttls", "login", LOGIN, "-"]
+    assert listing[0].split() == [
+        "ID",
+        "Active",
+        "Sender",
+        "name",
+        "Email",
+        "Server",
+        "Port",
+        "Security",
+        "Auth",
+        "Login",
+        "Backups",
+    ]
+    assert listing[1].split() == [
+        "1",
+        "yes",
+        "Shop",
+        "hello@example.com",
+        "127.0.0.1",
+        str(starttls_server.port),
+        "starttls",
+        "login",
+        LOGIN,
+        "-",
+    ]
 
 
-def test_add_reads_password_from_hidden_prompt(cli_app: Flask, tmp_path: Path, ssl_server: SMTPServer) -> None:
-    result = run(cli_app, "add", "--sender-email", "hello@example.com", *server_options(ssl_server, "ssl"), input=PASSWORD + "\n")
+def test_add_reads_password_from_hidden_prompt(
+    cli_app: Flask, tmp_path: Path, ssl_server: SMTPServer
+) -> None:
+    result = run(
+        cli_app,
+        "add",
+        "--sender-email",
+        "hello@example.com",
+        *server_options(ssl_server, "ssl"),
+        input=PASSWORD + "\n",
+    )
 
     assert result.exit_code == 0, result.output + result.stderr
     assert "Password:" in result.output
     assert PASSWORD not in result.output
     assert ssl_server.auth_attempts[-1].success
-    stored = stored_rows(cli_app, "select password_encrypted from smtp_accounts_account")[0]["password_encrypted"]
+    stored = stored_rows(cli_app, "select password_encrypted from smtp_accounts_account")[0][
+        "password_encrypted"
+    ]
     assert stored and PASSWORD not in stored
 
 
 def test_password_is_never_an_argument(cli_app: Flask, starttls_server: SMTPServer) -> None:
-    result = run(cli_app, "add", "--sender-email", "hello@example.com", *server_options(starttls_server), "--password", PASSWORD)
+    result = run(
+        cli_app,
+        "add",
+        "--sender-email",
+        "hello@example.com",
+        *server_options(starttls_server),
+        "--password",
+        PASSWORD,
+    )
 
     assert result.exit_code == 2
     assert "No such option '--password'" in result.stderr
@@ -82,19 +136,33 @@ def test_password_is_never_an_argument(cli_app: Flask, starttls_server: SMTPServ
 
 def test_failed_check_is_one_line_and_saves_nothing(cli_app: Flask, starttls_server: SMTPServer) -> None:
     result = run(
-        cli_app, "add", "--sender-email", "hello@example.com", *server_options(starttls_server),
-        "--password-env", "SMTP_PASSWORD", env={"SMTP_PASSWORD": "wrong"},
+        cli_app,
+        "add",
+        "--sender-email",
+        "hello@example.com",
+        *server_options(starttls_server),
+        "--password-env",
+        "SMTP_PASSWORD",
+        env={"SMTP_PASSWORD": "wrong"},
     )
 
     assert_one_line_error(result, "login failed", "535")
     assert run(cli_app, "list").output.startswith("No SMTP accounts yet")
 
 
-def test_untrusted_certificate_is_refused(tmp_path: Path, encryption_key: str, starttls_server: SMTPServer) -> None:
+def test_untrusted_certificate_is_refused(
+    tmp_path: Path, encryption_key: str, starttls_server: SMTPServer
+) -> None:
     app = make_app(tmp_path / "instance", encryption_key)  # no CA file: the test CA is not trusted
     result = run(
-        app, "add", "--sender-email", "hello@example.com", *server_options(starttls_server),
-        "--password-env", "SMTP_PASSWORD", env={"SMTP_PASSWORD": PASSWORD},
+        app,
+        "add",
+        "--sender-email",
+        "hello@example.com",
+        *server_options(starttls_server),
+        "--password-env",
+        "SMTP_PASSWORD",
+        env={"SMTP_PASSWORD": PASSWORD},
     )
 
     assert_one_line_error(result, "tls failed", "certificate verification failed")
@@ -102,16 +170,30 @@ def test_untrusted_certificate_is_refused(tmp_path: Path, encryption_key: str, s
 
 def test_invalid_field_names_the_field(cli_app: Flask, starttls_server: SMTPServer) -> None:
     result = run(
-        cli_app, "add", "--sender-email", "not an address", *server_options(starttls_server),
-        "--password-env", "SMTP_PASSWORD", env={"SMTP_PASSWORD": PASSWORD},
+        cli_app,
+        "add",
+        "--sender-email",
+        "not an address",
+        *server_options(starttls_server),
+        "--password-env",
+        "SMTP_PASSWORD",
+        env={"SMTP_PASSWORD": PASSWORD},
     )
 
     assert_one_line_error(result, "sender_email:", "not a valid email address")
 
 
 def test_missing_password_variable(cli_app: Flask, starttls_server: SMTPServer) -> None:
-    result = run(cli_app, "add", "--sender-email", "hello@example.com", *server_options(starttls_server),
-                 "--password-env", "NOT_SET_ANYWHERE", env={"NOT_SET_ANYWHERE": None})
+    result = run(
+        cli_app,
+        "add",
+        "--sender-email",
+        "hello@example.com",
+        *server_options(starttls_server),
+        "--password-env",
+        "NOT_SET_ANYWHERE",
+        env={"NOT_SET_ANYWHERE": None},
+    )
 
     assert_one_line_error(result, "NOT_SET_ANYWHERE is not set")
 
@@ -138,7 +220,12 @@ def test_edit_with_a_new_wrong_password_changes_nothing(cli_app: Flask, starttls
 
 
 def test_unknown_account_is_one_line(cli_app: Flask) -> None:
-    for command in (["edit", "7", "--host", "x"], ["delete", "7", "--yes"], ["check", "7"], ["test-letter", "7"]):
+    for command in (
+        ["edit", "7", "--host", "x"],
+        ["delete", "7", "--yes"],
+        ["check", "7"],
+        ["test-letter", "7"],
+    ):
         assert_one_line_error(run(cli_app, *command), "There is no SMTP account with id 7")
 
 
@@ -177,7 +264,9 @@ def test_test_letter_reaches_the_recipient(cli_app: Flask, starttls_server: SMTP
     assert received.message_id in result.output
 
 
-def test_test_letter_without_recipient_says_where_to_set_one(cli_app: Flask, starttls_server: SMTPServer) -> None:
+def test_test_letter_without_recipient_says_where_to_set_one(
+    cli_app: Flask, starttls_server: SMTPServer
+) -> None:
     add(cli_app, starttls_server)
 
     assert_one_line_error(run(cli_app, "test-letter", "1"), "no recipient")
@@ -187,7 +276,9 @@ def test_test_letter_without_recipient_says_where_to_set_one(cli_app: Flask, sta
 def test_route_preview_shows_the_original_example(
     cli_app: Flask, starttls_server: SMTPServer, make_smtp_server: Any, certs: Certs
 ) -> None:
-    newsletter = make_smtp_server(tls="ssl", cert=(certs.server_cert, certs.server_key), auth=(LOGIN, PASSWORD))
+    newsletter = make_smtp_server(
+        tls="ssl", cert=(certs.server_cert, certs.server_key), auth=(LOGIN, PASSWORD)
+    )
     add(cli_app, starttls_server, email="hello@34web.example")
     add(cli_app, newsletter, "--sender-name", "Marketing 34web", email="hello@34web.example", security="ssl")
     assert run(cli_app, "settings", "set", "enabled=true").exit_code == 0
@@ -206,8 +297,10 @@ def test_route_preview_shows_the_original_example(
     assert other.output.splitlines()[0] == "Flask-Mail's own MAIL_* settings"
 
     assert run(cli_app, "edit", "2", "--inactive").exit_code == 0
-    assert run(cli_app, "route", "Marketing 34web <hello@34web.example>", "--bulk").output.splitlines()[0].startswith(
-        f"account 1: hello@34web.example via 127.0.0.1:{starttls_server.port}"
+    assert (
+        run(cli_app, "route", "Marketing 34web <hello@34web.example>", "--bulk")
+        .output.splitlines()[0]
+        .startswith(f"account 1: hello@34web.example via 127.0.0.1:{starttls_server.port}")
     )
 
 
@@ -224,13 +317,25 @@ def test_route_preview_when_routing_is_off(cli_app: Flask, starttls_server: SMTP
 
 def test_settings_show_and_set(cli_app: Flask) -> None:
     before = run(cli_app, "settings", "show").output
-    assert [line.split() for line in before.splitlines()[1:4]] == [["enabled", "false"], ["save_logs", "true"], ["log_level", "2"]]
+    assert [line.split() for line in before.splitlines()[1:4]] == [
+        ["enabled", "false"],
+        ["save_logs", "true"],
+        ["log_level", "2"],
+    ]
 
-    changed = run(cli_app, "settings", "set", "enabled=yes", "timeout_s=20", "test_recipient=admin@example.org")
+    changed = run(
+        cli_app, "settings", "set", "enabled=yes", "timeout_s=20", "test_recipient=admin@example.org"
+    )
 
     assert changed.exit_code == 0, changed.output + changed.stderr
-    assert changed.output.splitlines() == ["enabled = true", "timeout_s = 20", "test_recipient = admin@example.org"]
-    after = {line.split()[0]: line.split()[1] for line in run(cli_app, "settings", "show").output.splitlines()[1:]}
+    assert changed.output.splitlines() == [
+        "enabled = true",
+        "timeout_s = 20",
+        "test_recipient = admin@example.org",
+    ]
+    after = {
+        line.split()[0]: line.split()[1] for line in run(cli_app, "settings", "show").output.splitlines()[1:]
+    }
     assert after["enabled"] == "true"
     assert after["timeout_s"] == "20"
 
@@ -266,7 +371,9 @@ def test_logs_list_show_tail_and_clear(cli_app: Flask, starttls_server: SMTPServ
     assert run(cli_app, "check", "1").exit_code == 0
 
     listing = run(cli_app, "logs", "list").output.splitlines()
-    assert any(line.split()[:2] == ["1", "check"] and "check_admin_smtp_1.log" in line for line in listing), listing
+    assert any(line.split()[:2] == ["1", "check"] and "check_admin_smtp_1.log" in line for line in listing), (
+        listing
+    )
 
     shown = run(cli_app, "logs", "show", "1", "check")
     assert shown.exit_code == 0, shown.stderr
@@ -288,6 +395,8 @@ def test_backup_ids(cli_app: Flask, starttls_server: SMTPServer, ssl_server: SMT
 
     assert run(cli_app, "edit", "1", "--backup-ids", "2").exit_code == 0
     assert run(cli_app, "list").output.splitlines()[1].split()[-1] == "2"
-    assert_one_line_error(run(cli_app, "edit", "1", "--backup-ids", "1"), "backup_ids: an account cannot be its own backup")
+    assert_one_line_error(
+        run(cli_app, "edit", "1", "--backup-ids", "1"), "backup_ids: an account cannot be its own backup"
+    )
     assert run(cli_app, "edit", "1", "--backup-ids", "").exit_code == 0
     assert run(cli_app, "list").output.splitlines()[1].split()[-1] == "-"

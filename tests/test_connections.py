@@ -65,7 +65,9 @@ class SlowData:
 
 
 @pytest.fixture
-def site_with(tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer) -> Iterator[Callable[..., Site]]:
+def site_with(
+    tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer
+) -> Iterator[Callable[..., Site]]:
     """``site_with(**config)``: a site like the ``site`` fixture, with extra config, inside its app context."""
     made: list[Site] = []
     contexts: list[Any] = []
@@ -135,7 +137,9 @@ def test_starttls_is_required_never_a_plain_text_login(mail, add_account, auth_s
     assert auth_server.received == []
 
 
-def test_ssl_account_against_a_plain_server_fails_without_sending(mail, add_account, smtp_server, make_smtp_server):
+def test_ssl_account_against_a_plain_server_fails_without_sending(
+    mail, add_account, smtp_server, make_smtp_server
+):
     plain = make_smtp_server()
     add_account(plain, security="ssl")
 
@@ -162,7 +166,9 @@ def test_self_signed_certificate_is_refused_by_default(mail, add_account, selfsi
     assert selfsigned_server.received == []
 
 
-def test_per_account_opt_out_accepts_a_self_signed_server(mail, add_account, selfsigned_server, starttls_server):
+def test_per_account_opt_out_accepts_a_self_signed_server(
+    mail, add_account, selfsigned_server, starttls_server
+):
     add_account(selfsigned_server, sender_email="selfsigned@example.com", verify_tls=False)
     add_account(starttls_server, sender_email="verified@example.com")
 
@@ -189,8 +195,16 @@ def test_name_mismatch_is_refused(mail, add_account, make_smtp_server, certs):
 def test_the_system_trust_store_is_used_when_no_ca_file_is_set(site_with, request, fixture):
     site = site_with(SMTP_ACCOUNTS_CA_FILE=None)
     server = request.getfixturevalue(fixture)
-    site.ext.add_account(password="s3cret-Pässword", check=False, sender_email="hello@example.com",
-                         host=server.host, port=server.port, security=server.tls, auth="login", login=LOGIN)
+    site.ext.add_account(
+        password="s3cret-Pässword",
+        check=False,
+        sender_email="hello@example.com",
+        host=server.host,
+        port=server.port,
+        security=server.tls,
+        auth="login",
+        login=LOGIN,
+    )
 
     with pytest.raises(DeliveryError) as excinfo:
         site.mail.send(letter())
@@ -205,8 +219,14 @@ def test_the_system_trust_store_is_used_when_no_ca_file_is_set(site_with, reques
 def test_timeout_bounds_the_connect(ext, mail, add_account):
     ext.update_settings(timeout_s=1)
     with HangingServer() as hanging:
-        ext.add_account(check=False, sender_email="hello@example.com", host=hanging.host, port=hanging.port,
-                        security="none", auth="none")
+        ext.add_account(
+            check=False,
+            sender_email="hello@example.com",
+            host=hanging.host,
+            port=hanging.port,
+            security="none",
+            auth="none",
+        )
 
         with pytest.raises(DeliveryError) as excinfo:
             mail.send(letter())
@@ -250,7 +270,9 @@ def test_each_accounts_connection_is_opened_once_and_reused(mail, add_account, m
     for server, name in ((first, "one"), (second, "two"), (smtp_server, "own")):
         got = server.wait_for(3)
         assert [r.message["Subject"] for r in got] == [f"{name} {n}" for n in range(3)]
-        assert len({r.peer for r in got}) == 1, f"{name}: letters came over {len({r.peer for r in got})} connections"
+        assert len({r.peer for r in got}) == 1, (
+            f"{name}: letters came over {len({r.peer for r in got})} connections"
+        )
 
 
 def test_a_new_block_opens_a_new_connection(mail, add_account, make_smtp_server):
@@ -346,8 +368,9 @@ def test_max_emails_applies_per_account(site_with, make_smtp_server):
     site = site_with(MAIL_MAX_EMAILS=2)
     first, second = make_smtp_server(), make_smtp_server()
     for server, email in ((first, "one@example.com"), (second, "two@example.com")):
-        site.ext.add_account(check=False, sender_email=email, host=server.host, port=server.port,
-                             security="none", auth="none")
+        site.ext.add_account(
+            check=False, sender_email=email, host=server.host, port=server.port, security="none", auth="none"
+        )
 
     with site.mail.connect() as conn:
         for n in range(5):

@@ -49,8 +49,14 @@ def open_site(tmp_path: Path, auth_server: SMTPServer) -> Iterator[Callable[...,
 
 
 def add_auth_account(ext: SMTPAccounts, server: SMTPServer, **fields: Any) -> Any:
-    values = {"sender_email": "hello@example.com", "host": server.host, "port": server.port,
-              "security": "none", "auth": "login", "login": LOGIN}
+    values = {
+        "sender_email": "hello@example.com",
+        "host": server.host,
+        "port": server.port,
+        "security": "none",
+        "auth": "login",
+        "login": LOGIN,
+    }
     values.update(fields)
     return ext.add_account(password=PASSWORD, check=False, **values)
 
@@ -99,7 +105,10 @@ def test_keys_newest_first_in_every_form(open_site, auth_server, monkeypatch, fo
         restarted.mail.send(letter("new key encrypts", sender="new@example.com"))
         token = account.password_encrypted
 
-    assert [r.message["Subject"] for r in auth_server.wait_for(2)] == ["old key still decrypts", "new key encrypts"]
+    assert [r.message["Subject"] for r in auth_server.wait_for(2)] == [
+        "old key still decrypts",
+        "new key encrypts",
+    ]
     assert all(r.login == LOGIN for r in auth_server.received)
     assert Fernet(new).decrypt(token.encode()).decode() == PASSWORD
     with pytest.raises(InvalidToken):
@@ -139,14 +148,21 @@ def test_rotation_re_encrypts_everything_so_the_old_key_can_go(open_site, auth_s
     with site.app.app_context():
         for n in range(3):
             add_auth_account(site.ext, auth_server, sender_email=f"a{n}@example.com")
-        site.ext.add_account(check=False, sender_email="nopw@example.com", host="smtp.example.net",
-                             security="none", auth="none")
+        site.ext.add_account(
+            check=False,
+            sender_email="nopw@example.com",
+            host="smtp.example.net",
+            security="none",
+            auth="none",
+        )
 
     both = open_site(SMTP_ACCOUNTS_ENCRYPTION_KEYS=[new, old])
     with both.app.app_context():
         assert both.ext.rotate_encryption_key() == 3
         tokens = both.db.session.scalars(
-            sa.select(both.ext.Account.password_encrypted).where(both.ext.Account.password_encrypted.isnot(None))
+            sa.select(both.ext.Account.password_encrypted).where(
+                both.ext.Account.password_encrypted.isnot(None)
+            )
         ).all()
     assert [Fernet(new).decrypt(t.encode()).decode() for t in tokens] == [PASSWORD] * 3
 

@@ -30,7 +30,9 @@ def subjects(server: SMTPServer, count: int) -> list[str]:
     return [r.message["Subject"] for r in server.wait_for(count)]
 
 
-def test_a_setting_changed_behind_the_extension_is_used_at_the_next_send(db, ext, mail, account_server, smtp_server):
+def test_a_setting_changed_behind_the_extension_is_used_at_the_next_send(
+    db, ext, mail, account_server, smtp_server
+):
     send(mail, "routed")
     table = ext.Settings.__table__
     with db.engine.begin() as conn:  # as another process, or a migration, would
@@ -42,7 +44,9 @@ def test_a_setting_changed_behind_the_extension_is_used_at_the_next_send(db, ext
     assert subjects(smtp_server, 1) == ["not routed"]
 
 
-def test_without_a_settings_row_the_defaults_apply_until_one_is_saved(db, ext, mail, account_server, smtp_server):
+def test_without_a_settings_row_the_defaults_apply_until_one_is_saved(
+    db, ext, mail, account_server, smtp_server
+):
     send(mail, "routed")
     with db.engine.begin() as conn:
         conn.execute(ext.Settings.__table__.delete())

@@ -35,7 +35,12 @@ def test_bulk_and_ordinary_letters_from_one_address_alternate_in_a_block(mail, a
 
     assert [r.message["Subject"] for r in marketing_server.wait_for(3)] == ["bulk 0", "bulk 1", "bulk 2"]
     assert [r.message["Subject"] for r in pulse_server.wait_for(6)] == [
-        "ordinary 0", "other name 0", "ordinary 1", "other name 1", "ordinary 2", "other name 2"
+        "ordinary 0",
+        "other name 0",
+        "ordinary 1",
+        "other name 1",
+        "ordinary 2",
+        "other name 2",
     ]
 
 
@@ -57,8 +62,15 @@ def test_the_same_from_inside_and_outside_bulk_sending_in_one_block(mail, add_ac
 def test_reply_to_through_a_backup_follows_each_letter(ext, mail, add_account, make_smtp_server):
     backup_server = make_smtp_server()
     backup = add_account(backup_server, sender_email="support@example.com", sender_name="Support")
-    ext.add_account(check=False, sender_email="shop@example.com", host="127.0.0.1", port=free_port(),
-                    security="none", auth="none", backup_ids=[backup.id])
+    ext.add_account(
+        check=False,
+        sender_email="shop@example.com",
+        host="127.0.0.1",
+        port=free_port(),
+        security="none",
+        auth="none",
+        backup_ids=[backup.id],
+    )
 
     with mail.connect() as conn:
         conn.send(letter("Shop <shop@example.com>", "no reply-to"))
@@ -73,7 +85,10 @@ def test_reply_to_through_a_backup_follows_each_letter(ext, mail, add_account, m
     assert got["other name"]["Reply-To"] == "Sales <shop@example.com>"
     assert {m["From"] for m in got.values()} == {"Shop <support@example.com>", "Sales <support@example.com>"}
     assert [m.sender for m in ext.messages().items] == [
-        "Sales <shop@example.com>", "Shop <shop@example.com>", "Shop <shop@example.com>", "Shop <shop@example.com>"
+        "Sales <shop@example.com>",
+        "Shop <shop@example.com>",
+        "Shop <shop@example.com>",
+        "Shop <shop@example.com>",
     ]
 
 
@@ -92,8 +107,10 @@ def test_single_sends_follow_every_account_change_at_the_next_send(ext, mail, ad
 
     got = {r.message["Subject"]: r.message["From"] for r in first_server.wait_for(4)}
     assert got == {
-        "1": "First <hello@example.com>", "3": "First <hello@example.com>",
-        "4": "Renamed <hello@example.com>", "5": "Renamed <hello@example.com>",
+        "1": "First <hello@example.com>",
+        "3": "First <hello@example.com>",
+        "4": "Renamed <hello@example.com>",
+        "5": "Renamed <hello@example.com>",
     }
     assert [(r.message["Subject"], r.message["From"]) for r in second_server.wait_for(1)] == [
         ("2", "Second <hello@example.com>")

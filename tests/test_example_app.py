@@ -82,7 +82,9 @@ def body(received: Received) -> str:
 
 
 def test_contact_form_goes_through_the_everyday_account(client: FlaskClient, servers: DemoServers) -> None:
-    page = submit(client, "/contact", {"name": "Vera", "email": "vera@customers.example", "message": "Is it in stock?"})
+    page = submit(
+        client, "/contact", {"name": "Vera", "email": "vera@customers.example", "message": "Is it in stock?"}
+    )
 
     letter = servers["mailbox"].server.wait_for(1)[0]
     assert letter.login == MAILBOX_LOGIN
@@ -110,7 +112,9 @@ def test_newsletter_goes_through_the_newsletter_account(client: FlaskClient, ser
 
     letters = servers["newsletter"].server.wait_for(3)
     assert sorted(r for letter in letters for r in letter.rcpt_tos) == [
-        "ann@customers.example", "bob@customers.example", "cy@customers.example"
+        "ann@customers.example",
+        "bob@customers.example",
+        "cy@customers.example",
     ]
     for letter in letters:
         assert letter.login == NEWSLETTER_LOGIN
@@ -130,7 +134,9 @@ def test_newsletter_goes_through_the_newsletter_account(client: FlaskClient, ser
 def test_unsubscribe_link_of_a_newsletter(client: FlaskClient, servers: DemoServers) -> None:
     log_in(client, servers, "editor")
     submit(client, "/newsletter", {"subject": "News", "body": "Hello."})
-    letter = next(r for r in servers["newsletter"].server.wait_for(3) if r.rcpt_tos == ["bob@customers.example"])
+    letter = next(
+        r for r in servers["newsletter"].server.wait_for(3) if r.rcpt_tos == ["bob@customers.example"]
+    )
     link = letter.message["List-Unsubscribe"].strip("<>").removeprefix("http://localhost")
 
     # RFC 8058 one-click, as a mail client posts it.
@@ -165,7 +171,9 @@ def test_password_reset_goes_through_flask_mail_own_server(client: FlaskClient, 
     assert link
     changed = submit(client, link.group(1), {"password": "a-new-password"})
     assert "Your password was changed" in changed.get_data(as_text=True)
-    assert "Log out" in submit(client, "/login", {"email": "editor@shop.example", "password": "a-new-password"}).get_data(as_text=True)
+    assert "Log out" in submit(
+        client, "/login", {"email": "editor@shop.example", "password": "a-new-password"}
+    ).get_data(as_text=True)
     # The link is spent once the password changed.
     assert "no longer valid" in client.get(link.group(1), follow_redirects=True).get_data(as_text=True)
 
@@ -177,12 +185,18 @@ def test_reset_for_an_unknown_address_sends_nothing(client: FlaskClient, servers
     assert all(demo.server.received == [] for demo in servers.servers.values())
 
 
-def test_an_account_for_no_reply_takes_over_the_reset_letter(shop: Flask, client: FlaskClient, servers: DemoServers) -> None:
+def test_an_account_for_no_reply_takes_over_the_reset_letter(
+    shop: Flask, client: FlaskClient, servers: DemoServers
+) -> None:
     mailbox = servers["mailbox"]
     with shop.app_context():
         shop.extensions["smtp_accounts"].ext.add_account(
-            sender_email="no-reply@shop.example", host=mailbox.server.host, port=mailbox.server.port,
-            security="starttls", login=mailbox.login, password=mailbox.password,
+            sender_email="no-reply@shop.example",
+            host=mailbox.server.host,
+            port=mailbox.server.port,
+            security="starttls",
+            login=mailbox.login,
+            password=mailbox.password,
         )
 
     submit(client, "/reset", {"email": "editor@shop.example"})
@@ -192,10 +206,14 @@ def test_an_account_for_no_reply_takes_over_the_reset_letter(shop: Flask, client
     assert servers["relay"].server.received == []
 
 
-def test_a_failed_send_is_shown_to_the_visitor(shop: Flask, client: FlaskClient, servers: DemoServers) -> None:
+def test_a_failed_send_is_shown_to_the_visitor(
+    shop: Flask, client: FlaskClient, servers: DemoServers
+) -> None:
     servers["mailbox"].server.stop()
 
-    page = submit(client, "/contact", {"name": "Vera", "email": "vera@customers.example", "message": "Hello?"})
+    page = submit(
+        client, "/contact", {"name": "Vera", "email": "vera@customers.example", "message": "Hello?"}
+    )
 
     text = page.get_data(as_text=True)
     assert "The letter could not be sent: connect failed via account 2" in text
@@ -221,11 +239,15 @@ def test_a_letter_delivered_by_a_resend_shows_the_route_that_delivered_it(
     assert "Rule: failed" not in inbox and "Not delivered" not in inbox
 
 
-def test_a_letter_sent_with_routing_off_is_flask_mails_own(shop: Flask, client: FlaskClient, servers: DemoServers) -> None:
+def test_a_letter_sent_with_routing_off_is_flask_mails_own(
+    shop: Flask, client: FlaskClient, servers: DemoServers
+) -> None:
     with shop.app_context():
         shop.extensions["smtp_accounts"].ext.update_settings(enabled=False)
 
-    page = submit(client, "/contact", {"name": "Vera", "email": "vera@customers.example", "message": "Hello?"})
+    page = submit(
+        client, "/contact", {"name": "Vera", "email": "vera@customers.example", "message": "Hello?"}
+    )
 
     servers["relay"].server.wait_for(1)
     inbox = page.get_data(as_text=True)
@@ -241,8 +263,13 @@ def test_the_reset_page_names_the_account_that_has_the_no_reply_address(
     mailbox = servers["mailbox"]
     with shop.app_context():
         shop.extensions["smtp_accounts"].ext.add_account(
-            sender_email="no-reply@shop.example", host=mailbox.server.host, port=mailbox.server.port,
-            security="starttls", login=mailbox.login, password=mailbox.password, check=False,
+            sender_email="no-reply@shop.example",
+            host=mailbox.server.host,
+            port=mailbox.server.port,
+            security="starttls",
+            login=mailbox.login,
+            password=mailbox.password,
+            check=False,
         )
 
     page = client.get("/reset").get_data(as_text=True)
@@ -293,10 +320,16 @@ def test_demo_command_prints_url_and_logins_and_stops_cleanly(tmp_path: Path) ->
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "example_app", "--instance", str(tmp_path / "demo"), "--port", "0"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line.rstrip("\n")) for line in process.stdout or ()], daemon=True)
+    reader = threading.Thread(
+        target=lambda: [lines.put(line.rstrip("\n")) for line in process.stdout or ()], daemon=True
+    )
     reader.start()
     try:
         banner: list[str] = []

@@ -48,8 +48,9 @@ def dispose(stack: contextlib.ExitStack, app: Flask, db: SQLAlchemy) -> None:
 
 
 def add_plain_account(ext: SMTPAccounts, server: SMTPServer, email: str = "hello@example.com") -> Any:
-    return ext.add_account(check=False, sender_email=email, host=server.host, port=server.port,
-                           security="none", auth="none")
+    return ext.add_account(
+        check=False, sender_email=email, host=server.host, port=server.port, security="none", auth="none"
+    )
 
 
 # --- the one line, and the app factory ---------------------------------------------
@@ -154,7 +155,9 @@ def test_one_extension_object_for_two_apps_with_their_own_db_objects(tmp_path, c
 # --- an app without the extension --------------------------------------------------------
 
 
-def test_a_second_app_without_the_extension_is_plain_flask_mail(site, add_account, make_smtp_server, smtp_server):
+def test_a_second_app_without_the_extension_is_plain_flask_mail(
+    site, add_account, make_smtp_server, smtp_server
+):
     routed_server, plain_server = make_smtp_server(), make_smtp_server()
     add_account(routed_server, sender_name="Account Name")
     plain_app = Flask("plain")
@@ -180,8 +183,12 @@ def test_a_second_app_without_the_extension_is_plain_flask_mail(site, add_accoun
         ("plain in a block", "hello@example.com", "hello@example.com"),
     ]
     assert smtp_server.received == []
-    assert dispatched == [(site.app, "routed 1"), (plain_app, "plain"), (plain_app, "plain in a block"),
-                          (site.app, "routed 2")]
+    assert dispatched == [
+        (site.app, "routed 1"),
+        (plain_app, "plain"),
+        (plain_app, "plain in a block"),
+        (site.app, "routed 2"),
+    ]
 
 
 def test_an_app_without_the_extension_keeps_flask_mails_suppression(site, add_account, make_smtp_server):
@@ -205,7 +212,9 @@ def test_missing_flask_mail(tmp_path):
     app = flask_app(tmp_path, SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode())
     db = SQLAlchemy(app)
 
-    with pytest.raises(RuntimeError, match=r"Flask-Mail must be initialised.*Mail\(app\) or mail.init_app\(app\)"):
+    with pytest.raises(
+        RuntimeError, match=r"Flask-Mail must be initialised.*Mail\(app\) or mail.init_app\(app\)"
+    ):
         SMTPAccounts(app, db=db)
     assert "smtp_accounts" not in app.extensions
     with app.app_context():
@@ -279,7 +288,10 @@ def test_missing_tables_say_how_to_create_them(tmp_path, cleanup):
 
 def test_api_on_an_app_without_the_extension_says_so(site):
     plain_app = Flask("plain")
-    with plain_app.app_context(), pytest.raises(RuntimeError, match=r"not initialised on the current app.*init_app"):
+    with (
+        plain_app.app_context(),
+        pytest.raises(RuntimeError, match=r"not initialised on the current app.*init_app"),
+    ):
         site.ext.settings  # noqa: B018
 
 
@@ -292,8 +304,19 @@ def test_account_model_and_settings_are_reachable(site, db):
     assert ext.Account.__table__.name == "smtp_accounts_account"
     assert ext.Settings.__table__.name == "smtp_accounts_settings"
     assert set(ext.Account.__table__.c.keys()) >= {
-        "id", "active", "sender_name", "sender_email", "host", "port", "security", "auth", "login",
-        "password_encrypted", "verify_tls", "created_at", "updated_at",
+        "id",
+        "active",
+        "sender_name",
+        "sender_email",
+        "host",
+        "port",
+        "security",
+        "auth",
+        "login",
+        "password_encrypted",
+        "verify_tls",
+        "created_at",
+        "updated_at",
     }
     assert "password" not in ext.Account.__table__.c
     settings = ext.settings
@@ -304,7 +327,9 @@ def test_account_model_and_settings_are_reachable(site, db):
         settings.enabled = False  # type: ignore[misc]
 
 
-def test_settings_changed_directly_in_the_table_are_seen(site, db, add_account, make_smtp_server, smtp_server):
+def test_settings_changed_directly_in_the_table_are_seen(
+    site, db, add_account, make_smtp_server, smtp_server
+):
     server = make_smtp_server()
     add_account(server)
     row = db.session.get(site.ext.Settings, 1)
@@ -323,11 +348,24 @@ def test_settings_changed_directly_in_the_table_are_seen(site, db, add_account, 
 # --- config: booleans parsed strictly -------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "registered"), [("False", False), ("false", False), ("0", False), (False, False),
-                                                   ("True", True), ("1", True), (True, True)])
+@pytest.mark.parametrize(
+    ("value", "registered"),
+    [
+        ("False", False),
+        ("false", False),
+        ("0", False),
+        (False, False),
+        ("True", True),
+        ("1", True),
+        (True, True),
+    ],
+)
 def test_register_cli_is_parsed_strictly(tmp_path, cleanup, value, registered):
-    app = flask_app(tmp_path, SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-                    SMTP_ACCOUNTS_REGISTER_CLI=value)
+    app = flask_app(
+        tmp_path,
+        SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        SMTP_ACCOUNTS_REGISTER_CLI=value,
+    )
     db, mail = SQLAlchemy(app), Mail(app)
     SMTPAccounts(app, db=db, mail=mail)
     dispose(cleanup, app, db)
@@ -336,8 +374,11 @@ def test_register_cli_is_parsed_strictly(tmp_path, cleanup, value, registered):
 
 
 def test_a_boolean_that_is_neither_is_refused(tmp_path, cleanup):
-    app = flask_app(tmp_path, SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-                    SMTP_ACCOUNTS_REGISTER_CLI="sometimes")
+    app = flask_app(
+        tmp_path,
+        SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        SMTP_ACCOUNTS_REGISTER_CLI="sometimes",
+    )
     db, mail = SQLAlchemy(app), Mail(app)
     dispose(cleanup, app, db)
 

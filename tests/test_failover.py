@@ -16,7 +16,12 @@ from flask_smtp_accounts.testing import ClosingServer, free_port
 
 
 def letter(**kw):
-    values = {"subject": "Order 1", "sender": "Shop <shop@example.com>", "recipients": ["ann@example.org"], "body": "Thanks"}
+    values = {
+        "subject": "Order 1",
+        "sender": "Shop <shop@example.com>",
+        "recipients": ["ann@example.org"],
+        "body": "Thanks",
+    }
     values.update(kw)
     return Message(**values)
 
@@ -34,7 +39,9 @@ def add_ext_port(account, port):
     return ext.update_account(account.id, check=False, port=port)
 
 
-def test_backup_with_another_email_sends_from_its_address_with_reply_to(mail, ext, add_account, make_smtp_server, smtp_server):
+def test_backup_with_another_email_sends_from_its_address_with_reply_to(
+    mail, ext, add_account, make_smtp_server, smtp_server
+):
     backup_server = make_smtp_server()
     backup = add_account(backup_server, sender_email="relay@example.net", sender_name="Relay")
     dead_account(add_account, smtp_server, sender_email="shop@example.com", backup_ids=[backup.id])
@@ -54,7 +61,9 @@ def test_backup_with_another_email_sends_from_its_address_with_reply_to(mail, ex
     assert row.history[0]["stage"] == "connect"
 
 
-def test_backup_keeps_the_letters_own_reply_to_and_uses_its_sender_name(mail, add_account, make_smtp_server, smtp_server):
+def test_backup_keeps_the_letters_own_reply_to_and_uses_its_sender_name(
+    mail, add_account, make_smtp_server, smtp_server
+):
     backup_server = make_smtp_server()
     backup = add_account(backup_server, sender_email="relay@example.net", sender_name="Relay")
     dead_account(add_account, smtp_server, sender_email="shop@example.com", backup_ids=[backup.id])
@@ -81,14 +90,18 @@ def test_backup_with_the_same_email_leaves_from_alone(mail, add_account, make_sm
     assert got.mail_from == "shop@example.com"
 
 
-def test_chain_goes_in_order_and_skips_inactive_backups(mail, ext, add_account, make_smtp_server, smtp_server):
+def test_chain_goes_in_order_and_skips_inactive_backups(
+    mail, ext, add_account, make_smtp_server, smtp_server
+):
     second = make_smtp_server(handler_hooks=Refuse("MAIL", "451 4.3.0 Busy"))
     third = make_smtp_server()
     inactive_server = make_smtp_server()
     inactive = add_account(inactive_server, sender_email="shop@example.com", active=False)
     b2 = add_account(second, sender_email="shop@example.com")
     b3 = add_account(third, sender_email="shop@example.com")
-    primary = dead_account(add_account, smtp_server, sender_email="shop@example.com", backup_ids=[inactive.id, b2.id, b3.id])
+    primary = dead_account(
+        add_account, smtp_server, sender_email="shop@example.com", backup_ids=[inactive.id, b2.id, b3.id]
+    )
 
     mail.send(letter())
 
@@ -97,7 +110,9 @@ def test_chain_goes_in_order_and_skips_inactive_backups(mail, ext, add_account, 
     row = ext.messages().items[0]
     assert row.account_id == b3.id and row.chosen_account_id == primary.id
     assert [(h["account_id"], h["result"], h.get("code")) for h in row.history] == [
-        (primary.id, "failed", None), (b2.id, "failed", 451), (b3.id, "sent", None)
+        (primary.id, "failed", None),
+        (b2.id, "failed", 451),
+        (b3.id, "sent", None),
     ]
 
 
@@ -116,7 +131,9 @@ def test_permanent_refusal_is_not_tried_elsewhere(mail, ext, add_account, make_s
     assert row.status == "failed" and row.error_code == 554 and row.body is not None
 
 
-def test_failed_account_cools_down_and_letters_go_straight_to_the_backup(mail, ext, add_account, make_smtp_server, smtp_server):
+def test_failed_account_cools_down_and_letters_go_straight_to_the_backup(
+    mail, ext, add_account, make_smtp_server, smtp_server
+):
     backup_server = make_smtp_server()
     backup = add_account(backup_server, sender_email="shop@example.com")
     with ClosingServer() as closing:
@@ -164,7 +181,9 @@ def test_cool_down_zero_tries_the_account_every_time(mail, ext, add_account, smt
     assert not ext.account_health()[primary.id].cooling_down
 
 
-def test_other_processes_see_the_cool_down(tmp_path, app, ext, mail, add_account, smtp_server, encryption_key):
+def test_other_processes_see_the_cool_down(
+    tmp_path, app, ext, mail, add_account, smtp_server, encryption_key
+):
     primary_id = dead_account(add_account, smtp_server, sender_email="shop@example.com").id
     with pytest.raises(DeliveryError):
         mail.send(letter())

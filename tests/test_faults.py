@@ -48,8 +48,12 @@ FAULTS = {
     "421 at greeting": Fault("connect", 421, r"refused the connection.*421 4\.3\.2 Not now"),
     "535 login refused": Fault("login", 535, r"refused the login.*535"),
     "451 on MAIL": Fault("send", 451, r"refused the sender.*451 4\.3\.0 Busy", "MAIL", cools_down=False),
-    "451 on RCPT": Fault("send", 451, r"every recipient was refused.*451 4\.2\.0 Later", "RCPT", cools_down=False),
-    "451 on DATA": Fault("send", 451, r"refused the letter's data.*451 4\.3\.0 Later", "DATA", cools_down=False),
+    "451 on RCPT": Fault(
+        "send", 451, r"every recipient was refused.*451 4\.2\.0 Later", "RCPT", cools_down=False
+    ),
+    "451 on DATA": Fault(
+        "send", 451, r"refused the letter's data.*451 4\.3\.0 Later", "DATA", cools_down=False
+    ),
     "dropped in DATA": Fault("send", None, r"closed the connection|reset", "DATA"),
     "STARTTLS not offered": Fault("tls", None, r"does not offer STARTTLS"),
     "invalid certificate": Fault("tls", None, r"certificate verification failed"),
@@ -69,7 +73,13 @@ def faulty(name: str, make_smtp_server: Any, certs: Any) -> Iterator[dict[str, A
             yield {**plain, "port": stack.enter_context(ScriptedServer(greeting="421 4.3.2 Not now")).port}
         elif name == "535 login refused":
             server = make_smtp_server(auth=(LOGIN, PASSWORD))
-            yield {**plain, "port": server.port, "auth": "login", "login": LOGIN, "password": "wrong password"}
+            yield {
+                **plain,
+                "port": server.port,
+                "auth": "login",
+                "login": LOGIN,
+                "password": "wrong password",
+            }
         elif name.startswith("451 on "):
             command = name.rsplit(" ", 1)[1]
             reply = {"MAIL": "451 4.3.0 Busy", "RCPT": "451 4.2.0 Later", "DATA": "451 4.3.0 Later"}[command]
@@ -79,8 +89,17 @@ def faulty(name: str, make_smtp_server: Any, certs: Any) -> Iterator[dict[str, A
         elif name == "STARTTLS not offered":
             yield {**plain, "port": make_smtp_server().port, "security": "starttls"}
         elif name == "invalid certificate":
-            server = make_smtp_server(tls="starttls", cert=(certs.selfsigned_cert, certs.selfsigned_key), auth=(LOGIN, PASSWORD))
-            yield {**plain, "port": server.port, "security": "starttls", "auth": "login", "login": LOGIN, "password": PASSWORD}
+            server = make_smtp_server(
+                tls="starttls", cert=(certs.selfsigned_cert, certs.selfsigned_key), auth=(LOGIN, PASSWORD)
+            )
+            yield {
+                **plain,
+                "port": server.port,
+                "security": "starttls",
+                "auth": "login",
+                "login": LOGIN,
+                "password": PASSWORD,
+            }
         else:
             raise AssertionError(name)
 
@@ -107,11 +126,21 @@ def test_fault_raises_and_logs_the_letter_for_resending(name, mail, ext, make_sm
 
     err = raised.value
     assert isinstance(err, smtplib.SMTPException)
-    assert (err.stage, err.code, err.command, err.account_id) == (fault.stage, fault.code, fault.command, account_id)
+    assert (err.stage, err.code, err.command, err.account_id) == (
+        fault.stage,
+        fault.code,
+        fault.command,
+        account_id,
+    )
     assert re.search(fault.reason, str(err)), str(err)
 
     row = ext.get_message(err.record_id)
-    assert (row.status, row.account_id, row.error_stage, row.error_code) == ("failed", account_id, fault.stage, fault.code)
+    assert (row.status, row.account_id, row.error_stage, row.error_code) == (
+        "failed",
+        account_id,
+        fault.stage,
+        fault.code,
+    )
     assert row.error.startswith(str(err)) and row.pending == RECIPIENTS and row.resendable
     assert row.message_id == sent.msgId and sent.msgId.encode() in row.body
     assert (account_id in ext.account_health()) is fault.cools_down
@@ -121,8 +150,11 @@ def test_fault_raises_and_logs_the_letter_for_resending(name, mail, ext, make_sm
 def test_fault_with_a_backup_delivers_once_through_it(name, mail, ext, make_smtp_server, certs):
     fault = FAULTS[name]
     backup_server = make_smtp_server()
-    backup_id = add(ext, {"host": backup_server.host, "port": backup_server.port, "security": "none", "auth": "none"},
-                    sender_email="relay@example.net")
+    backup_id = add(
+        ext,
+        {"host": backup_server.host, "port": backup_server.port, "security": "none", "auth": "none"},
+        sender_email="relay@example.net",
+    )
     with faulty(name, make_smtp_server, certs) as fields:
         primary_id = add(ext, fields, backup_ids=[backup_id])
         sent = letter()
@@ -145,10 +177,18 @@ def test_fault_with_a_backup_delivers_once_through_it(name, mail, ext, make_smtp
 
 
 def test_550_for_one_recipient_of_three_delivers_to_the_others(mail, ext, make_smtp_server):
-    server = make_smtp_server(handler_hooks=Refuse("RCPT", "550 5.1.1 No such user", addresses={"nobody@example.org"}))
+    server = make_smtp_server(
+        handler_hooks=Refuse("RCPT", "550 5.1.1 No such user", addresses={"nobody@example.org"})
+    )
     backup_server = make_smtp_server()
-    backup_id = add(ext, {"host": backup_server.host, "port": backup_server.port, "security": "none", "auth": "none"})
-    add(ext, {"host": server.host, "port": server.port, "security": "none", "auth": "none"}, backup_ids=[backup_id])
+    backup_id = add(
+        ext, {"host": backup_server.host, "port": backup_server.port, "security": "none", "auth": "none"}
+    )
+    add(
+        ext,
+        {"host": server.host, "port": server.port, "security": "none", "auth": "none"},
+        backup_ids=[backup_id],
+    )
 
     mail.send(letter(recipients=["ann@example.org", "nobody@example.org", "bob@example.org"]))
 
@@ -163,9 +203,15 @@ def test_550_for_one_recipient_of_three_delivers_to_the_others(mail, ext, make_s
 
 def test_idle_connection_closed_between_letters_of_a_bulk_loop(mail, ext, make_smtp_server):
     backup_server = make_smtp_server()
-    backup_id = add(ext, {"host": backup_server.host, "port": backup_server.port, "security": "none", "auth": "none"})
+    backup_id = add(
+        ext, {"host": backup_server.host, "port": backup_server.port, "security": "none", "auth": "none"}
+    )
     with ScriptedServer(close_after_letter=True) as server:
-        add(ext, {"host": server.host, "port": server.port, "security": "none", "auth": "none"}, backup_ids=[backup_id])
+        add(
+            ext,
+            {"host": server.host, "port": server.port, "security": "none", "auth": "none"},
+            backup_ids=[backup_id],
+        )
         with mail.connect() as conn:
             sent = [letter(f"News {n}") for n in range(5)]
             for message in sent:

@@ -62,7 +62,9 @@ def other_site(tmp_path: Path, encryption_key: str) -> Iterator[Callable[..., Si
     made: list[tuple[Site, Any]] = []
 
     def make(**config: Any) -> Site:
-        site = make_site(tmp_path / f"other{len(made)}", SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key, **config)
+        site = make_site(
+            tmp_path / f"other{len(made)}", SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key, **config
+        )
         context = site.app.app_context()
         context.push()
         made.append((site, context))
@@ -108,8 +110,14 @@ def test_conn_send_msg_send_and_conn_send_message_route(mail, routed, smtp_serve
 def test_default_sender_from_config_routes(other_site, make_smtp_server, smtp_server):
     site = other_site(MAIL_DEFAULT_SENDER=("Default", "hello@example.com"), MAIL_PORT=smtp_server.port)
     server = make_smtp_server()
-    site.ext.add_account(check=False, sender_email="hello@example.com", host=server.host, port=server.port,
-                         security="none", auth="none")
+    site.ext.add_account(
+        check=False,
+        sender_email="hello@example.com",
+        host=server.host,
+        port=server.port,
+        security="none",
+        auth="none",
+    )
 
     site.mail.send(Message("no sender given", recipients=[RCPT], body="x"))
 
@@ -168,15 +176,23 @@ def test_record_messages_while_routing(mail, routed):
 # --- suppressed sending ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config", [{"TESTING": True}, {"MAIL_SUPPRESS_SEND": True}], ids=["TESTING", "MAIL_SUPPRESS_SEND"])
+@pytest.mark.parametrize(
+    "config", [{"TESTING": True}, {"MAIL_SUPPRESS_SEND": True}], ids=["TESTING", "MAIL_SUPPRESS_SEND"]
+)
 def test_suppressed_sending_still_chooses_the_account_and_dispatches_once(
     other_site, make_smtp_server, smtp_server, dispatched, sent_signals, config
 ):
     site = other_site(MAIL_PORT=smtp_server.port, **config)
     assert site.mail.suppress
     server = make_smtp_server()
-    account = site.ext.add_account(check=False, sender_email="hello@example.com", host=server.host,
-                                   port=server.port, security="none", auth="none")
+    account = site.ext.add_account(
+        check=False,
+        sender_email="hello@example.com",
+        host=server.host,
+        port=server.port,
+        security="none",
+        auth="none",
+    )
     routed_letter, other_letter = letter(subject="routed"), letter("nobody@example.net", "own")
 
     with site.mail.record_messages() as outbox:
@@ -197,8 +213,14 @@ def test_suppressed_sending_opens_no_connection(other_site, dispatched):
     with HangingServer() as account_server, HangingServer() as own_server:
         site = other_site(TESTING=True, MAIL_PORT=own_server.port)
         site.ext.update_settings(timeout_s=1)
-        site.ext.add_account(check=False, sender_email="hello@example.com", host=account_server.host,
-                             port=account_server.port, security="none", auth="none")
+        site.ext.add_account(
+            check=False,
+            sender_email="hello@example.com",
+            host=account_server.host,
+            port=account_server.port,
+            security="none",
+            auth="none",
+        )
 
         site.mail.send(letter())
         site.mail.send(letter("nobody@example.net"))
@@ -216,8 +238,14 @@ def hanging_site(other_site) -> Iterator[tuple[Site, HangingServer, HangingServe
     with HangingServer() as account_server, HangingServer() as own_server:
         site = other_site(MAIL_PORT=own_server.port)
         site.ext.update_settings(timeout_s=1)
-        site.ext.add_account(check=False, sender_email="hello@example.com", host=account_server.host,
-                             port=account_server.port, security="none", auth="none")
+        site.ext.add_account(
+            check=False,
+            sender_email="hello@example.com",
+            host=account_server.host,
+            port=account_server.port,
+            security="none",
+            auth="none",
+        )
         yield site, account_server, own_server
 
 

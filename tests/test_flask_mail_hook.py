@@ -45,24 +45,40 @@ def test_each_address_is_what_flask_mail_would_send_to(address):
 def test_the_server_gets_flask_mails_envelope(add_account, make_smtp_server, mail):
     server = make_smtp_server()
     add_account(server)
-    recipients = ["plain@example.org", "Bob <bob@example.org>", ("Zoë", "zoe@example.org"), "user@bücher.example"]
+    recipients = [
+        "plain@example.org",
+        "Bob <bob@example.org>",
+        ("Zoë", "zoe@example.org"),
+        "user@bücher.example",
+    ]
     message = Message("Hi", sender="hello@example.com", recipients=recipients, body="Hello.")
 
     mail.send(message)
 
     [received] = server.wait_for(1)
     assert sorted(received.rcpt_tos) == [
-        "bob@example.org", "plain@example.org", "user@xn--bcher-kva.example", "zoe@example.org"
+        "bob@example.org",
+        "plain@example.org",
+        "user@xn--bcher-kva.example",
+        "zoe@example.org",
     ]
 
 
-def test_a_display_name_holding_an_address_never_picks_that_addresss_account(add_account, make_smtp_server, mail):
+def test_a_display_name_holding_an_address_never_picks_that_addresss_account(
+    add_account, make_smtp_server, mail
+):
     billing = make_smtp_server(auth=("billing-login", "billing-password"))
     hello = make_smtp_server(auth=("hello-login", "hello-password"))
-    add_account(billing, sender_email="billing@shop.example", login="billing-login", password="billing-password")
+    add_account(
+        billing, sender_email="billing@shop.example", login="billing-login", password="billing-password"
+    )
     add_account(hello, sender_email="hello@shop.example", login="hello-login", password="hello-password")
-    message = Message("Hi", sender=("Eve <billing@shop.example>", "hello@shop.example"),
-                      recipients=["bob@example.org"], body="Hello.")
+    message = Message(
+        "Hi",
+        sender=("Eve <billing@shop.example>", "hello@shop.example"),
+        recipients=["bob@example.org"],
+        body="Hello.",
+    )
 
     mail.send(message)
 
@@ -77,7 +93,9 @@ def test_a_display_name_holding_an_address_never_picks_that_addresss_account(add
     assert b"From: =?utf-8?q?Eve_=3Cbilling=40shop=2Eexample=3E?= <hello@shop.example>\r\n" in received.data
 
 
-@pytest.mark.parametrize("given", [("Shop", "hello@example.com"), ("Zoë Ünïcode", "hello@example.com")], ids=str)
+@pytest.mark.parametrize(
+    "given", [("Shop", "hello@example.com"), ("Zoë Ünïcode", "hello@example.com")], ids=str
+)
 def test_a_plain_tuple_sender_is_what_flask_mail_makes_of_it(given, add_account, make_smtp_server, mail):
     server = make_smtp_server()
     add_account(server)
@@ -91,7 +109,9 @@ def test_a_plain_tuple_sender_is_what_flask_mail_makes_of_it(given, add_account,
     assert f"From: {flask_mails_from}\r\n".encode() in received.data
 
 
-def test_a_tuple_sender_given_by_position_or_as_the_default_is_kept_whole(app, ext, add_account, make_smtp_server, monkeypatch):
+def test_a_tuple_sender_given_by_position_or_as_the_default_is_kept_whole(
+    app, ext, add_account, make_smtp_server, monkeypatch
+):
     add_account(make_smtp_server(), sender_email="billing@shop.example")
     hello = add_account(make_smtp_server(), sender_email="hello@shop.example")
     given = ("Eve <billing@shop.example>", "hello@shop.example")

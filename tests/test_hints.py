@@ -19,8 +19,12 @@ from flask_smtp_accounts.testing import LOGIN, PASSWORD, Certs, SMTPServer
 
 def account(server: SMTPServer, **fields: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "sender_email": "hello@example.com", "host": server.host, "port": server.port,
-        "security": "starttls", "auth": "login", "login": LOGIN,
+        "sender_email": "hello@example.com",
+        "host": server.host,
+        "port": server.port,
+        "security": "starttls",
+        "auth": "login",
+        "login": LOGIN,
     }
     values.update(fields)
     return values
@@ -46,8 +50,12 @@ def test_starttls_chosen_for_an_ssl_port(ext, ssl_server):
 
 
 def test_gmail_refusing_the_account_password(ext, certs: Certs):
-    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), auth=(LOGIN, "app-password"),
-                    auth_reply=GMAIL_535) as gmail:
+    with SMTPServer(
+        tls="starttls",
+        cert=(certs.server_cert, certs.server_key),
+        auth=(LOGIN, "app-password"),
+        auth_reply=GMAIL_535,
+    ) as gmail:
         result = ext.check_account(account(gmail), password=PASSWORD)
 
     assert not result.ok and result.stage == "login" and result.code == 535
@@ -65,8 +73,9 @@ def test_gmail_refusing_the_account_password(ext, certs: Certs):
     ],
 )
 def test_microsoft_refusing_basic_authentication(ext, certs: Certs, reply, advice):
-    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), auth=(LOGIN, "other"),
-                    auth_reply=reply) as office365:
+    with SMTPServer(
+        tls="starttls", cert=(certs.server_cert, certs.server_key), auth=(LOGIN, "other"), auth_reply=reply
+    ) as office365:
         result = ext.check_account(account(office365), password=PASSWORD)
 
     assert not result.ok and result.stage == "login"
@@ -75,7 +84,9 @@ def test_microsoft_refusing_basic_authentication(ext, certs: Certs, reply, advic
 
 
 def test_certificate_issued_for_another_name(ext, certs: Certs):
-    with SMTPServer(tls="starttls", cert=(certs.mismatch_cert, certs.mismatch_key), auth=(LOGIN, PASSWORD)) as server:
+    with SMTPServer(
+        tls="starttls", cert=(certs.mismatch_cert, certs.mismatch_key), auth=(LOGIN, PASSWORD)
+    ) as server:
         result = ext.check_account(account(server), password=PASSWORD)
 
     assert not result.ok and result.stage == "tls"
@@ -100,7 +111,9 @@ def test_an_ordinary_wrong_password_gets_no_hint(ext, starttls_server):
     assert result.hint is None
 
 
-def test_a_send_computes_no_hint_but_its_error_carries_what_one_needs(ext, mail, add_account, starttls_server):
+def test_a_send_computes_no_hint_but_its_error_carries_what_one_needs(
+    ext, mail, add_account, starttls_server
+):
     """A hint may probe the server; ``mail.send`` must not wait for that. Where errors are shown, it is worked out."""
     account = add_account(starttls_server, security="ssl")
 

@@ -27,8 +27,21 @@ RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 def test_a_hostile_reply_is_escaped_in_the_log_and_on_the_terminal(cli_app: Flask) -> None:  # noqa: F811
     with ScriptedServer(greeting=HOSTILE) as server:
-        added = run(cli_app, "add", "--sender-email", "hello@example.com", "--host", server.host,
-                    "--port", str(server.port), "--security", "none", "--auth", "none", "--no-check")
+        added = run(
+            cli_app,
+            "add",
+            "--sender-email",
+            "hello@example.com",
+            "--host",
+            server.host,
+            "--port",
+            str(server.port),
+            "--security",
+            "none",
+            "--auth",
+            "none",
+            "--no-check",
+        )
         assert added.exit_code == 0, added.output
         checked = run(cli_app, "check", "1")
 

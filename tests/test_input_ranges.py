@@ -32,9 +32,17 @@ def page_text(response: t.Any) -> str:
 def site(admin_site: t.Any, smtp_server: t.Any) -> t.Any:
     """The admin site with one account and one letter sent through it."""
     with admin_site.app.app_context():
-        admin_site.ext.add_account(check=False, sender_email="shop@example.com", host=smtp_server.host,
-                                   port=smtp_server.port, security="none", auth="none")
-        admin_site.site.mail.send(Message("Order 1", sender="shop@example.com", recipients=["a@example.org"], body="."))
+        admin_site.ext.add_account(
+            check=False,
+            sender_email="shop@example.com",
+            host=smtp_server.host,
+            port=smtp_server.port,
+            security="none",
+            auth="none",
+        )
+        admin_site.site.mail.send(
+            Message("Order 1", sender="shop@example.com", recipients=["a@example.org"], body=".")
+        )
     return admin_site
 
 
@@ -50,7 +58,9 @@ def test_ids_in_range_are_read(value: t.Any) -> None:
     assert parse_id(value) == int(value)
 
 
-@pytest.mark.parametrize("value", [str(MAX_ID + 1), HUGE, "²", "٣", "-1", "1.0", "", "0x1", True, 2**63, -1, 1.0, None])
+@pytest.mark.parametrize(
+    "value", [str(MAX_ID + 1), HUGE, "²", "٣", "-1", "1.0", "", "0x1", True, 2**63, -1, 1.0, None]
+)
 def test_anything_else_is_no_id(value: t.Any) -> None:
     assert parse_id(value) is None
 
@@ -96,7 +106,9 @@ def test_the_last_day_there_is_bounds_nothing(client: t.Any) -> None:
 def test_the_page_links_carry_only_the_filters(site: t.Any, client: t.Any, extra: str) -> None:
     with site.app.app_context(), site.site.mail.connect() as conn:
         for n in range(50):  # a second page
-            conn.send(Message(f"Order {n}", sender="shop@example.com", recipients=["a@example.org"], body="."))
+            conn.send(
+                Message(f"Order {n}", sender="shop@example.com", recipients=["a@example.org"], body=".")
+            )
 
     response = client.get(f"{ADMIN}/messages/?status=sent&page=2&{extra}")
 
@@ -148,13 +160,21 @@ def test_the_command_line_answers_ids_beyond_the_range(site: t.Any) -> None:
     assert shown.exit_code == 1 and "A log is addressed by an account id" in shown.stderr
 
 
-def test_a_backup_chosen_by_a_digit_that_is_not_ascii_is_refused(site: t.Any, client: t.Any, smtp_server: t.Any) -> None:
+def test_a_backup_chosen_by_a_digit_that_is_not_ascii_is_refused(
+    site: t.Any, client: t.Any, smtp_server: t.Any
+) -> None:
     from test_admin import account_form, csrf_token, get
 
     with site.app.app_context():
         for n in (2, 3):
-            site.ext.add_account(check=False, sender_email=f"other{n}@example.com", host=smtp_server.host,
-                                 port=smtp_server.port, security="none", auth="none")
+            site.ext.add_account(
+                check=False,
+                sender_email=f"other{n}@example.com",
+                host=smtp_server.host,
+                port=smtp_server.port,
+                security="none",
+                auth="none",
+            )
     url = f"{ADMIN}/accounts/edit/?id=1"
     form = account_form(smtp_server, sender_email="shop@example.com", backup_ids="٣")  # ARABIC-INDIC THREE
 

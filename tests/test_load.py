@@ -12,13 +12,19 @@ from flask_mail import Message
 
 THREADS, LETTERS = 4, 250
 SENDERS = ("one@example.com", "two@example.com")
-ENTRY_HEAD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \| account (\d+) \(.*\) \| Message-ID (<[^>]+>) \| (.+)$")
+ENTRY_HEAD = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \| account (\d+) \(.*\) \| Message-ID (<[^>]+>) \| (.+)$"
+)
 
 
-def test_four_threads_send_each_letter_exactly_once_and_log_it_whole(app, mail, ext, add_account, make_smtp_server):
+def test_four_threads_send_each_letter_exactly_once_and_log_it_whole(
+    app, mail, ext, add_account, make_smtp_server
+):
     ext.update_settings(save_logs=True, log_level=4)
     servers = [make_smtp_server(), make_smtp_server()]
-    accounts = [add_account(server, sender_email=sender).id for server, sender in zip(servers, SENDERS, strict=True)]
+    accounts = [
+        add_account(server, sender_email=sender).id for server, sender in zip(servers, SENDERS, strict=True)
+    ]
     sent: list[str] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -31,7 +37,10 @@ def test_four_threads_send_each_letter_exactly_once_and_log_it_whole(app, mail, 
                 with mail.connect() as conn:
                     for n in range(LETTERS):
                         message = Message(
-                            f"Issue {worker}-{n}", sender=SENDERS[n % 2], recipients=[f"reader{n}@example.org"], body="News."
+                            f"Issue {worker}-{n}",
+                            sender=SENDERS[n % 2],
+                            recipients=[f"reader{n}@example.org"],
+                            body="News.",
                         )
                         conn.send(message)
                         with lock:
@@ -65,7 +74,9 @@ def test_four_threads_send_each_letter_exactly_once_and_log_it_whole(app, mail, 
             match = ENTRY_HEAD.match(head)
             assert match, f"not a whole entry: {entry[:200]!r}"
             assert int(match.group(1)) == account_id and match.group(3) == "sent"
-            data_ids = [line[len("D: Message-ID: "):] for line in lines if line.startswith("D: Message-ID: ")]
+            data_ids = [
+                line[len("D: Message-ID: ") :] for line in lines if line.startswith("D: Message-ID: ")
+            ]
             assert data_ids == [match.group(2)], f"entry {match.group(2)} holds the data of {data_ids}"
             logged.append(match.group(2))
         assert sorted(logged) == sorted(r.message["Message-ID"] for r in server.received)
@@ -85,7 +96,11 @@ def test_a_long_loop_in_one_block_keeps_memory_bounded(app, mail, ext, add_accou
     with mail.connect() as conn:
         before = resident_mb()
         for n in range(20_000):
-            conn.send(Message(f"Issue {n}", sender="one@example.com", recipients=[f"r{n}@example.org"], body="News."))
+            conn.send(
+                Message(
+                    f"Issue {n}", sender="one@example.com", recipients=[f"r{n}@example.org"], body="News."
+                )
+            )
         grown = resident_mb() - before
     print(f"20,000 letters in one block: resident memory grew by {grown:.1f} MB")
     assert grown < 20

@@ -33,7 +33,9 @@ class Clock:
 
 
 def account(changed: datetime = CHANGED) -> AccountInfo:
-    return AccountInfo(7, True, "", "hello@example.com", "127.0.0.1", 25, "none", "none", "", True, updated_at=changed)
+    return AccountInfo(
+        7, True, "", "hello@example.com", "127.0.0.1", 25, "none", "none", "", True, updated_at=changed
+    )
 
 
 def session(logs: SMTPLogs, changed: datetime = CHANGED, **settings: Any) -> LogSession:
@@ -191,14 +193,21 @@ def test_open_sessions_in_threads_and_processes_leave_every_entry_whole(tmp_path
         match = re.search(r"Message-ID <(\w+)-(\d+)@test> \| sent$", head)
         assert match, head
         writer, n = match.groups()
-        assert lines == [f"C: {writer}-{n} line {i:03d} " + "x" * 40 for i in range(WRITERS_LINES)] + ["S: 250 OK"]
+        assert lines == [f"C: {writer}-{n} line {i:03d} " + "x" * 40 for i in range(WRITERS_LINES)] + [
+            "S: 250 OK"
+        ]
         seen.add((writer, int(n)))
     assert len(blocks) == len(seen) == 10 * count
 
 
 @pytest.mark.parametrize("period", ["day", "week", "month", "year"])
 def test_period_end_is_where_the_next_period_starts(period):
-    anchors = [datetime(2024, 1, 31, 10), datetime(2024, 2, 29, 23, 59), datetime(2023, 12, 31), datetime(2024, 5, 15, 8)]
+    anchors = [
+        datetime(2024, 1, 31, 10),
+        datetime(2024, 2, 29, 23, 59),
+        datetime(2023, 12, 31),
+        datetime(2024, 5, 15, 8),
+    ]
     for anchor in anchors:
         now = anchor
         for _ in range(30):

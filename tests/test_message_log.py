@@ -35,7 +35,12 @@ def table(ext):
 def make_due(ext, db):
     """Move every queued letter's next try to the past, as if time had passed."""
     with db.engine.begin() as conn:
-        conn.execute(table(ext).update().where(table(ext).c.status == "queued").values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        conn.execute(
+            table(ext)
+            .update()
+            .where(table(ext).c.status == "queued")
+            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
 
 
 # --- one row per letter -------------------------------------------------------------
@@ -45,7 +50,9 @@ def test_routed_and_default_letters_each_get_a_row(mail, ext, add_account, make_
     server = make_smtp_server()
     account = add_account(server, sender_email="shop@example.com", sender_name="Shop")
     with mail.connect() as conn:
-        conn.send(letter(subject="Routed", recipients=["ann@example.org", "bob@example.org"], cc=["cy@example.org"]))
+        conn.send(
+            letter(subject="Routed", recipients=["ann@example.org", "bob@example.org"], cc=["cy@example.org"])
+        )
         conn.send(letter(sender="other@example.com", subject="Default"))
 
     default, routed = ext.messages().items
@@ -74,12 +81,16 @@ class RowAtData:
     async def handle_DATA(self, server, session, envelope):
         message_id = email.message_from_bytes(envelope.content)["Message-ID"]
         with self.engine.connect() as conn:
-            status = conn.scalar(sa.text("SELECT status FROM smtp_accounts_message WHERE message_id = :id"), {"id": message_id})
+            status = conn.scalar(
+                sa.text("SELECT status FROM smtp_accounts_message WHERE message_id = :id"), {"id": message_id}
+            )
         self.seen.append((message_id, status))
         return None
 
 
-def test_each_letter_has_its_row_committed_before_its_data_reaches_the_server(mail, ext, db, add_account, make_smtp_server):
+def test_each_letter_has_its_row_committed_before_its_data_reaches_the_server(
+    mail, ext, db, add_account, make_smtp_server
+):
     hooks = RowAtData(db.engine.url)
     server = make_smtp_server(handler_hooks=hooks)
     add_account(server, sender_email="shop@example.com")
@@ -134,7 +145,9 @@ def test_keep_bodies_keeps_what_was_sent(mail, ext, add_account, smtp_server):
 
 def test_filters_and_pages(mail, ext, db, add_account, make_smtp_server, smtp_server):
     shop = add_account(make_smtp_server(), sender_email="shop@example.com")
-    failing = add_account(make_smtp_server(handler_hooks=Refuse("DATA", "554 5.7.1 No")), sender_email="news@example.com")
+    failing = add_account(
+        make_smtp_server(handler_hooks=Refuse("DATA", "554 5.7.1 No")), sender_email="news@example.com"
+    )
     with mail.connect() as conn:
         for n in range(60):
             conn.send(letter(subject=f"Shop {n}", recipients=[f"buyer{n}@example.org"]))
@@ -144,7 +157,12 @@ def test_filters_and_pages(mail, ext, db, add_account, make_smtp_server, smtp_se
         with pytest.raises(DeliveryError):
             mail.send(letter(sender="news@example.com", subject="News"))
     with db.engine.begin() as conn:
-        conn.execute(table(ext).update().where(table(ext).c.subject == "Shop 0").values(created_at=datetime(2020, 1, 1)))
+        conn.execute(
+            table(ext)
+            .update()
+            .where(table(ext).c.subject == "Shop 0")
+            .values(created_at=datetime(2020, 1, 1))
+        )
 
     first, second = ext.messages(page=1), ext.messages(page=2)
     assert (first.total, len(first.items), len(second.items), first.pages) == (65, 50, 15, 2)
@@ -171,7 +189,12 @@ def test_failed_letter_keeps_its_body_and_is_resent_once(mail, ext, add_account,
     with pytest.raises(DeliveryError) as raised:
         mail.send(letter())
     failed = ext.get_message(raised.value.record_id)
-    assert (failed.status, failed.error_stage, failed.error_code, failed.error_reply) == ("failed", "send", 451, "4.3.0 Try later")
+    assert (failed.status, failed.error_stage, failed.error_code, failed.error_reply) == (
+        "failed",
+        "send",
+        451,
+        "4.3.0 Try later",
+    )
     assert "(at DATA)" in failed.error and failed.resendable
     assert failed.body is not None and failed.pending == ["ann@example.org"]
 
@@ -207,7 +230,10 @@ def test_queue_mode_returns_and_the_retry_run_delivers(app, mail, ext, db, add_a
     server = make_smtp_server(handler_hooks=Refuse("DATA", "451 4.3.0 Try later", times=1))
     add_account(server, sender_email="shop@example.com")
     queued = []
-    with message_queued.connected_to(lambda sender, **kw: queued.append(kw["record_id"]), app), mail.record_messages() as dispatched:
+    with (
+        message_queued.connected_to(lambda sender, **kw: queued.append(kw["record_id"]), app),
+        mail.record_messages() as dispatched,
+    ):
         mail.send(letter())
     assert dispatched == []  # Flask-Mail's email_dispatched: not for a letter that is only queued
 
@@ -236,7 +262,12 @@ def test_a_queued_letter_of_flask_mails_own_route_is_retried_there(app, mail, ex
     working_port, flask_mail_state.port = flask_mail_state.port, free_port()
     mail.send(letter(sender="nobody-routed@example.com"))
     row = ext.messages().items[0]
-    assert (row.status, row.account_id, row.route, row.error_stage) == ("queued", None, "Flask-Mail default", "connect")
+    assert (row.status, row.account_id, row.route, row.error_stage) == (
+        "queued",
+        None,
+        "Flask-Mail default",
+        "connect",
+    )
 
     flask_mail_state.port = working_port
     make_due(ext, db)
@@ -247,7 +278,10 @@ def test_a_queued_letter_of_flask_mails_own_route_is_retried_there(app, mail, ex
 
 def test_backoff_doubles_until_max_attempts(mail, ext, db, add_account, make_smtp_server):
     ext.update_settings(queue_undelivered=True, retry_backoff_s=60, max_attempts=3)
-    add_account(make_smtp_server(handler_hooks=Refuse("RCPT", "450 4.2.1 Mailbox busy")), sender_email="shop@example.com")
+    add_account(
+        make_smtp_server(handler_hooks=Refuse("RCPT", "450 4.2.1 Mailbox busy")),
+        sender_email="shop@example.com",
+    )
     mail.send(letter())
     record_id = ext.messages().items[0].id
 
@@ -266,7 +300,9 @@ def test_backoff_doubles_until_max_attempts(mail, ext, db, add_account, make_smt
 
 def test_permanent_refusal_is_not_queued(mail, ext, add_account, make_smtp_server):
     ext.update_settings(queue_undelivered=True)
-    add_account(make_smtp_server(handler_hooks=Refuse("DATA", "554 5.7.1 Refused")), sender_email="shop@example.com")
+    add_account(
+        make_smtp_server(handler_hooks=Refuse("DATA", "554 5.7.1 Refused")), sender_email="shop@example.com"
+    )
     with pytest.raises(DeliveryError):
         mail.send(letter())
     assert ext.messages().items[0].status == "failed"
@@ -304,14 +340,18 @@ def test_two_retry_runs_at_once_send_each_letter_once(app, mail, ext, db, add_ac
     assert ext.messages(status="sent").total == 20
 
 
-def test_a_letter_left_sending_past_its_lease_shows_as_interrupted_and_is_resent_only_by_hand(mail, ext, db, add_account, make_smtp_server):
+def test_a_letter_left_sending_past_its_lease_shows_as_interrupted_and_is_resent_only_by_hand(
+    mail, ext, db, add_account, make_smtp_server
+):
     ext.update_settings(queue_undelivered=True)
     server = make_smtp_server(handler_hooks=Refuse("DATA", "451 4.3.0 Try later", times=1))
     add_account(server, sender_email="shop@example.com")
     mail.send(letter())
     record_id = ext.messages().items[0].id
     with db.engine.begin() as conn:  # what a process killed while sending leaves
-        conn.execute(table(ext).update().values(status="sending", claimed_until=utcnow() - timedelta(seconds=1)))
+        conn.execute(
+            table(ext).update().values(status="sending", claimed_until=utcnow() - timedelta(seconds=1))
+        )
 
     report = ext.retry_queue()
 
@@ -326,7 +366,9 @@ def test_a_letter_left_sending_past_its_lease_shows_as_interrupted_and_is_resent
     assert len(server.wait_for(1)) == 1
 
 
-def test_partial_acceptance_retries_only_the_temporarily_refused(mail, ext, db, add_account, make_smtp_server):
+def test_partial_acceptance_retries_only_the_temporarily_refused(
+    mail, ext, db, add_account, make_smtp_server
+):
     ext.update_settings(queue_undelivered=True)
 
     class Hooks:
@@ -345,7 +387,10 @@ def test_partial_acceptance_retries_only_the_temporarily_refused(mail, ext, db, 
     row = ext.messages().items[0]
     assert row.status == "queued"
     assert row.pending == ["later@example.org"] and row.delivered_to == ["ann@example.org"]
-    assert row.refused == {"later@example.org": (451, "4.2.0 Greylisted"), "nobody@example.org": (550, "5.1.1 No such user")}
+    assert row.refused == {
+        "later@example.org": (451, "4.2.0 Greylisted"),
+        "nobody@example.org": (550, "5.1.1 No such user"),
+    }
 
     make_due(ext, db)
     assert ext.retry_queue().sent == 1
@@ -361,7 +406,10 @@ def test_partial_acceptance_retries_only_the_temporarily_refused(mail, ext, db, 
 
 def test_cli_retry_reports_the_run(app, mail, ext, db, add_account, make_smtp_server):
     ext.update_settings(queue_undelivered=True)
-    add_account(make_smtp_server(handler_hooks=Refuse("DATA", "451 4.3.0 Later", times=1)), sender_email="shop@example.com")
+    add_account(
+        make_smtp_server(handler_hooks=Refuse("DATA", "451 4.3.0 Later", times=1)),
+        sender_email="shop@example.com",
+    )
     mail.send(letter())
     make_due(ext, db)
     result = app.test_cli_runner().invoke(args=["smtp-accounts", "retry"])
@@ -372,7 +420,9 @@ def test_cli_retry_reports_the_run(app, mail, ext, db, add_account, make_smtp_se
 # --- retention ------------------------------------------------------------------------------
 
 
-def test_retention_prunes_old_rows_in_batches_and_keeps_the_queue(app, mail, ext, db, add_account, smtp_server):
+def test_retention_prunes_old_rows_in_batches_and_keeps_the_queue(
+    app, mail, ext, db, add_account, smtp_server
+):
     add_account(smtp_server, sender_email="shop@example.com")
     with mail.connect() as conn:
         for n in range(25):
@@ -429,11 +479,23 @@ def page_text(response):
 def test_admin_lists_filters_and_pages_the_log(admin_site, make_smtp_server, smtp_server):
     ext, mail = admin_site.ext, admin_site.site.mail
     with admin_site.app.app_context():
-        ext.add_account(check=False, sender_email="shop@example.com", host=smtp_server.host, port=smtp_server.port,
-                        security="none", auth="none")
+        ext.add_account(
+            check=False,
+            sender_email="shop@example.com",
+            host=smtp_server.host,
+            port=smtp_server.port,
+            security="none",
+            auth="none",
+        )
         refusing = make_smtp_server(handler_hooks=Refuse("DATA", "554 5.7.1 Refused"))
-        ext.add_account(check=False, sender_email="news@example.com", host=refusing.host, port=refusing.port,
-                        security="none", auth="none")
+        ext.add_account(
+            check=False,
+            sender_email="news@example.com",
+            host=refusing.host,
+            port=refusing.port,
+            security="none",
+            auth="none",
+        )
         with mail.connect() as conn:
             for n in range(55):
                 conn.send(letter(subject=f"Order {n}"))
@@ -446,7 +508,9 @@ def test_admin_lists_filters_and_pages_the_log(admin_site, make_smtp_server, smt
     text = page_text(first)
     assert "Letters: 56; page 1 of 2" in text
     assert len(re.findall(r'class="sa-message-row"', first.get_data(as_text=True))) == 50
-    assert "Weekly news" in text and "Failed at the sending stage. The server replied: 554 5.7.1 Refused" in text
+    assert (
+        "Weekly news" in text and "Failed at the sending stage. The server replied: 554 5.7.1 Refused" in text
+    )
     assert "Resend" not in text  # view_logs only
     second = page_text(client.get(ADMIN_MESSAGES + "?page=2"))
     assert "Order 0" in second and "Weekly news" not in second
@@ -462,8 +526,14 @@ def test_admin_resends_a_failed_letter_once(admin_site, make_smtp_server):
     ext, mail = admin_site.ext, admin_site.site.mail
     server = make_smtp_server(handler_hooks=Refuse("DATA", "451 4.3.0 Try later", times=1))
     with admin_site.app.app_context():
-        ext.add_account(check=False, sender_email="shop@example.com", host=server.host, port=server.port,
-                        security="none", auth="none")
+        ext.add_account(
+            check=False,
+            sender_email="shop@example.com",
+            host=server.host,
+            port=server.port,
+            security="none",
+            auth="none",
+        )
         with pytest.raises(DeliveryError) as raised:
             mail.send(letter())
     record_id = raised.value.record_id
@@ -490,8 +560,14 @@ def test_admin_resends_a_failed_letter_once(admin_site, make_smtp_server):
 def test_admin_shows_accounts_cooling_down(admin_site, smtp_server):
     ext, mail = admin_site.ext, admin_site.site.mail
     with admin_site.app.app_context():
-        ext.add_account(check=False, sender_email="shop@example.com", host="127.0.0.1", port=free_port(),
-                        security="none", auth="none")
+        ext.add_account(
+            check=False,
+            sender_email="shop@example.com",
+            host="127.0.0.1",
+            port=free_port(),
+            security="none",
+            auth="none",
+        )
         with pytest.raises(DeliveryError):
             mail.send(letter())
     text = page_text(logged_in(admin_site, "reader").get(ADMIN_MESSAGES))

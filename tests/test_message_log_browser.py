@@ -16,15 +16,26 @@ from flask_smtp_accounts import DeliveryError
 pytestmark = pytest.mark.browser
 
 
-def test_finding_a_failed_letter_and_resending_it(browser: Browser, admin_site: AdminSite, make_smtp_server: t.Any) -> None:
+def test_finding_a_failed_letter_and_resending_it(
+    browser: Browser, admin_site: AdminSite, make_smtp_server: t.Any
+) -> None:
     server = make_smtp_server(handler_hooks=Refuse("DATA", "451 4.3.0 Try again later", times=1))
     with admin_site.app.app_context():
         admin_site.ext.add_account(
-            check=False, sender_email="shop@example.com", host=server.host, port=server.port, security="none", auth="none"
+            check=False,
+            sender_email="shop@example.com",
+            host=server.host,
+            port=server.port,
+            security="none",
+            auth="none",
         )
         with pytest.raises(DeliveryError):
-            admin_site.site.mail.send(Message("Your order", sender="shop@example.com", recipients=["bob@example.org"], body="x"))
-        admin_site.site.mail.send(Message("Welcome", sender="shop@example.com", recipients=["ann@example.org"], body="Hi"))
+            admin_site.site.mail.send(
+                Message("Your order", sender="shop@example.com", recipients=["bob@example.org"], body="x")
+            )
+        admin_site.site.mail.send(
+            Message("Welcome", sender="shop@example.com", recipients=["ann@example.org"], body="Hi")
+        )
 
     with LiveServer(admin_site.app) as live:
         context = new_context(browser, live.url)
@@ -39,7 +50,9 @@ def test_finding_a_failed_letter_and_resending_it(browser: Browser, admin_site: 
             assert "Your order" in row.inner_text() and "451 4.3.0 Try again later" in row.inner_text()
             row.locator("a:text('View')").click()
             submit(page, "form.sa-resend button")
-            assert "The letter was sent again and delivered through shop@example.com." in " ".join(flashes(page))
+            assert "The letter was sent again and delivered through shop@example.com." in " ".join(
+                flashes(page)
+            )
             assert page.locator(".sa-status").inner_text() == "sent"
             assert page.locator("form.sa-resend").count() == 0
         finally:

@@ -44,7 +44,9 @@ def provider() -> Iterator[OAuthServer]:
 @pytest.fixture
 def oauth_smtp(certs: Certs, provider: OAuthServer) -> Iterator[SMTPServer]:
     """STARTTLS, then AUTH XOAUTH2 with a token the provider holds valid."""
-    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=provider.xoauth2) as server:
+    with SMTPServer(
+        tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=provider.xoauth2
+    ) as server:
         yield server
 
 
@@ -83,10 +85,14 @@ def tokens() -> AccessTokens:
 # --- app-only (client credentials) --------------------------------------------------
 
 
-def test_app_only_account_is_checked_then_sends_with_one_token_for_many_letters(ext, app, mail, provider, oauth_smtp):
+def test_app_only_account_is_checked_then_sends_with_one_token_for_many_letters(
+    ext, app, mail, provider, oauth_smtp
+):
     account = ext.add_account(**oauth_fields(oauth_smtp, provider))
 
-    assert [(r.grant_type, r.scope, r.ok) for r in provider.requests] == [("client_credentials", MICROSOFT_APP_SCOPE, True)]
+    assert [(r.grant_type, r.scope, r.ok) for r in provider.requests] == [
+        ("client_credentials", MICROSOFT_APP_SCOPE, True)
+    ]
     with mail.connect() as conn:
         for n in range(3):
             conn.send(letter(f"Letter {n}"))
@@ -95,7 +101,12 @@ def test_app_only_account_is_checked_then_sends_with_one_token_for_many_letters(
     received = oauth_smtp.wait_for(4)
     assert [r.login for r in received] == [LOGIN] * 4
     assert all(r.tls for r in received)
-    assert [r.message["Subject"] for r in received] == ["Letter 0", "Letter 1", "Letter 2", "In a block of its own"]
+    assert [r.message["Subject"] for r in received] == [
+        "Letter 0",
+        "Letter 1",
+        "Letter 2",
+        "In a block of its own",
+    ]
     # One fetch for the check (an unsaved account is never cached), one for all the sending.
     assert len(provider.requests) == 2
     assert [a.mechanism for a in oauth_smtp.auth_attempts] == ["XOAUTH2"] * 3
@@ -158,8 +169,10 @@ def test_concurrent_connections_share_one_fetch(ext, provider, oauth_smtp):
 
 def delegated(server: SMTPServer, provider: OAuthServer, refresh_token: str, **fields: Any) -> dict[str, Any]:
     values = {
-        "oauth_flow": "delegated", "oauth_scope": "https://outlook.office.com/SMTP.Send offline_access",
-        "oauth_refresh_token": refresh_token, **fields,
+        "oauth_flow": "delegated",
+        "oauth_scope": "https://outlook.office.com/SMTP.Send offline_access",
+        "oauth_refresh_token": refresh_token,
+        **fields,
     }
     return oauth_fields(server, provider, **values)
 
@@ -173,7 +186,9 @@ def test_a_rotated_refresh_token_is_stored_encrypted(ext, mail, app, provider, o
     valid = provider.refresh_tokens
     assert first not in valid and len(valid) == 1
     row = stored_row(app, account.id)
-    assert current_app.extensions["smtp_accounts"].vault.decrypt(row["oauth_refresh_token_encrypted"]) in valid
+    assert (
+        current_app.extensions["smtp_accounts"].vault.decrypt(row["oauth_refresh_token_encrypted"]) in valid
+    )
     assert first not in str(row) and not any(rt in str(row) for rt in valid)
 
     mail.send(letter())
@@ -187,7 +202,9 @@ def test_a_rotated_refresh_token_is_stored_encrypted(ext, mail, app, provider, o
 
 
 def test_a_rotation_that_cannot_be_stored_is_kept_in_memory(ext, provider, oauth_smtp):
-    account = ext.add_account(check=False, **delegated(oauth_smtp, provider, provider.issue_refresh_token())).to_info()
+    account = ext.add_account(
+        check=False, **delegated(oauth_smtp, provider, provider.issue_refresh_token())
+    ).to_info()
     state = current_app.extensions["smtp_accounts"]
     saved: list[str] = []
 
@@ -209,7 +226,9 @@ def test_a_rotation_that_cannot_be_stored_is_kept_in_memory(ext, provider, oauth
 def test_signing_in_again_as_someone_else_drops_the_cached_token(ext, mail, provider, certs):
     other = "other@example.com"
     provider.mailboxes.add(other)
-    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=provider.xoauth2) as server:
+    with SMTPServer(
+        tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=provider.xoauth2
+    ) as server:
         account = ext.add_account(**delegated(server, provider, provider.issue_refresh_token(LOGIN)))
         mail.send(letter())
         ext.update_account(account.id, login=other, oauth_refresh_token=provider.issue_refresh_token(other))
@@ -237,9 +256,13 @@ def test_token_errors_name_the_fix_and_nothing_is_saved(microsoft_site, certs, b
     else:
         microsoft.failing = break_it
 
-    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=microsoft.xoauth2) as server:
+    with SMTPServer(
+        tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=microsoft.xoauth2
+    ) as server:
         with pytest.raises(AccountCheckFailed) as failed:
-            site.ext.add_account(**delegated(server, microsoft, refresh_token, oauth_provider="microsoft", oauth_token_url=""))
+            site.ext.add_account(
+                **delegated(server, microsoft, refresh_token, oauth_provider="microsoft", oauth_token_url="")
+            )
         assert server.auth_attempts == []
 
     result = failed.value.result
@@ -249,20 +272,31 @@ def test_token_errors_name_the_fix_and_nothing_is_saved(microsoft_site, certs, b
     assert site.ext.Account.query.count() == 0
 
 
-def local_site(instance: Path, key: str, certs: Certs, mail_port: int, name: str, provider: OAuthServer) -> Site:
+def local_site(
+    instance: Path, key: str, certs: Certs, mail_port: int, name: str, provider: OAuthServer
+) -> Site:
     """A site whose provider ``name`` ("microsoft" or "google") is the local ``provider``."""
     base = f"{provider.base_url}/{{tenant}}/oauth2/v2.0"
     return make_site(
-        instance, SMTP_ACCOUNTS_ENCRYPTION_KEYS=key, SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert), MAIL_PORT=mail_port,
-        SMTP_ACCOUNTS_OAUTH2_PROVIDERS={name: {"token_url": f"{base}/token", "authorize_url": f"{base}/authorize"}},
+        instance,
+        SMTP_ACCOUNTS_ENCRYPTION_KEYS=key,
+        SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
+        MAIL_PORT=mail_port,
+        SMTP_ACCOUNTS_OAUTH2_PROVIDERS={
+            name: {"token_url": f"{base}/token", "authorize_url": f"{base}/authorize"}
+        },
     )
 
 
 @pytest.fixture
-def microsoft_site(tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer) -> Iterator[tuple[Site, OAuthServer]]:
+def microsoft_site(
+    tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer
+) -> Iterator[tuple[Site, OAuthServer]]:
     """A site whose "microsoft" provider is a local one speaking Microsoft's errors."""
     with OAuthServer(style="microsoft") as microsoft:
-        made = local_site(tmp_path / "instance", encryption_key, certs, smtp_server.port, "microsoft", microsoft)
+        made = local_site(
+            tmp_path / "instance", encryption_key, certs, smtp_server.port, "microsoft", microsoft
+        )
         with made.app.app_context():
             yield made, microsoft
             made.db.session.remove()
@@ -270,7 +304,9 @@ def microsoft_site(tmp_path: Path, encryption_key: str, certs: Certs, smtp_serve
 
 
 @pytest.fixture
-def google_site(tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer) -> Iterator[tuple[Site, OAuthServer]]:
+def google_site(
+    tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPServer
+) -> Iterator[tuple[Site, OAuthServer]]:
     """A site whose "google" provider is a local one speaking Google's errors (no rotation, like Google)."""
     with OAuthServer(style="google", rotate_refresh_tokens=False) as google:
         made = local_site(tmp_path / "instance", encryption_key, certs, smtp_server.port, "google", google)
@@ -283,8 +319,12 @@ def google_site(tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: 
 def test_google_delegated_account_sends_and_an_expired_token_says_how_to_fix_it(google_site, certs):
     site, google = google_site
     refresh_token = google.issue_refresh_token(LOGIN)
-    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=google.xoauth2) as server:
-        fields = delegated(server, google, refresh_token, oauth_provider="google", oauth_scope="", oauth_token_url="")
+    with SMTPServer(
+        tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=google.xoauth2
+    ) as server:
+        fields = delegated(
+            server, google, refresh_token, oauth_provider="google", oauth_scope="", oauth_token_url=""
+        )
         account = site.ext.add_account(**fields)
         site.mail.send(letter())
         assert server.wait_for(1)[0].login == LOGIN
@@ -301,7 +341,9 @@ def test_google_delegated_account_sends_and_an_expired_token_says_how_to_fix_it(
 
 
 def test_an_unreachable_token_endpoint_is_a_temporary_error(ext, mail, provider, oauth_smtp):
-    ext.add_account(check=False, **oauth_fields(oauth_smtp, provider, oauth_token_url="http://127.0.0.1:9/token"))
+    ext.add_account(
+        check=False, **oauth_fields(oauth_smtp, provider, oauth_token_url="http://127.0.0.1:9/token")
+    )
 
     with pytest.raises(DeliveryError) as failed:
         mail.send(letter())
@@ -326,7 +368,10 @@ def test_no_log_holds_a_token_or_a_secret(ext, mail, provider, oauth_smtp, caplo
     mail.send(letter("second"))
     oauth_smtp.wait_for(2)
 
-    texts = [ext.read_log(account.id, "send", length=1 << 20).text, ext.read_log(0, "check", length=1 << 20).text]
+    texts = [
+        ext.read_log(account.id, "send", length=1 << 20).text,
+        ext.read_log(0, "check", length=1 << 20).text,
+    ]
     texts.append("\n".join(r.getMessage() + str(getattr(r, "smtp_transcript", "")) for r in caplog.records))
     issued = [t for t in _issued_secrets(provider)]
     for text in texts:
@@ -377,24 +422,48 @@ def test_oauth2_fields_are_validated_before_anything_is_written(ext, provider, o
 
 
 def test_provider_endpoints_and_scopes(ext):
-    microsoft = ext.account_info({
-        "sender_email": "a@example.com", "host": "smtp.office365.com", "auth": "oauth2", "login": "a@example.com",
-        "oauth_provider": "microsoft", "oauth_flow": "app", "oauth_tenant": "contoso.onmicrosoft.com",
-        "oauth_client_id": "c", "oauth_client_secret": "s",
-    })
+    microsoft = ext.account_info(
+        {
+            "sender_email": "a@example.com",
+            "host": "smtp.office365.com",
+            "auth": "oauth2",
+            "login": "a@example.com",
+            "oauth_provider": "microsoft",
+            "oauth_flow": "app",
+            "oauth_tenant": "contoso.onmicrosoft.com",
+            "oauth_client_id": "c",
+            "oauth_client_secret": "s",
+        }
+    )
     vault = current_app.extensions["smtp_accounts"].vault
-    assert token_url_of(microsoft) == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    assert (
+        token_url_of(microsoft)
+        == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    )
     assert grant_of(microsoft, vault).scope == "https://outlook.office365.com/.default"
 
-    google = ext.account_info({
-        "sender_email": "a@gmail.com", "host": "smtp.gmail.com", "auth": "oauth2", "login": "a@gmail.com",
-        "oauth_provider": "google", "oauth_client_id": "c", "oauth_client_secret": "s", "oauth_refresh_token": "r",
-    })
+    google = ext.account_info(
+        {
+            "sender_email": "a@gmail.com",
+            "host": "smtp.gmail.com",
+            "auth": "oauth2",
+            "login": "a@gmail.com",
+            "oauth_provider": "google",
+            "oauth_client_id": "c",
+            "oauth_client_secret": "s",
+            "oauth_refresh_token": "r",
+        }
+    )
     assert token_url_of(google) == "https://oauth2.googleapis.com/token"
     url = authorization_url(google, redirect_uri="https://site.example/cb", state="st", code_challenge="ch")
     assert url.startswith("https://accounts.google.com/o/oauth2/v2/auth?")
-    for part in ("access_type=offline", "prompt=consent", "code_challenge_method=S256", "login_hint=a%40gmail.com",
-                 "scope=https%3A%2F%2Fmail.google.com%2F+openid+email"):
+    for part in (
+        "access_type=offline",
+        "prompt=consent",
+        "code_challenge_method=S256",
+        "login_hint=a%40gmail.com",
+        "scope=https%3A%2F%2Fmail.google.com%2F+openid+email",
+    ):
         assert part in url
 
 
@@ -412,10 +481,30 @@ def cli(app: Any, *args: str, **kwargs: Any) -> Any:
 def test_command_line_takes_the_secrets_from_environment_or_hidden_prompt(app, provider, oauth_smtp):
     refresh_token = provider.issue_refresh_token()
     result = cli(
-        app, "add", "--sender-email", "hello@example.com", "--host", oauth_smtp.host, "--port", str(oauth_smtp.port),
-        "--auth", "oauth2", "--login", LOGIN, "--oauth-provider", "custom", "--oauth-token-url", provider.token_url,
-        "--oauth-scope", "smtp", "--oauth-client-id", CLIENT_ID, "--client-secret-env", "SECRET",
-        env={"SECRET": CLIENT_SECRET}, input=refresh_token + "\n",
+        app,
+        "add",
+        "--sender-email",
+        "hello@example.com",
+        "--host",
+        oauth_smtp.host,
+        "--port",
+        str(oauth_smtp.port),
+        "--auth",
+        "oauth2",
+        "--login",
+        LOGIN,
+        "--oauth-provider",
+        "custom",
+        "--oauth-token-url",
+        provider.token_url,
+        "--oauth-scope",
+        "smtp",
+        "--oauth-client-id",
+        CLIENT_ID,
+        "--client-secret-env",
+        "SECRET",
+        env={"SECRET": CLIENT_SECRET},
+        input=refresh_token + "\n",
     )
 
     assert result.exit_code == 0, result.output + result.stderr
@@ -434,16 +523,31 @@ def test_command_line_takes_the_secrets_from_environment_or_hidden_prompt(app, p
 
 
 def test_command_line_never_takes_a_secret_as_an_argument(app, provider, oauth_smtp):
-    result = cli(app, "add", "--sender-email", "a@example.com", "--host", "h", "--auth", "oauth2", "--client-secret", "x")
+    result = cli(
+        app,
+        "add",
+        "--sender-email",
+        "a@example.com",
+        "--host",
+        "h",
+        "--auth",
+        "oauth2",
+        "--client-secret",
+        "x",
+    )
     assert result.exit_code == 2
 
 
 # --- routing and failover work as for any account ---------------------------------------
 
 
-def test_routing_and_failover_treat_an_oauth2_account_like_any_other(ext, mail, add_account, provider, oauth_smtp, starttls_server):
+def test_routing_and_failover_treat_an_oauth2_account_like_any_other(
+    ext, mail, add_account, provider, oauth_smtp, starttls_server
+):
     backup = add_account(starttls_server, sender_email="news@example.com")
-    account = ext.add_account(backup_ids=(backup.id,), **oauth_fields(oauth_smtp, provider, sender_email="news@example.com"))
+    account = ext.add_account(
+        backup_ids=(backup.id,), **oauth_fields(oauth_smtp, provider, sender_email="news@example.com")
+    )
     assert ext.choose_account("news@example.com").account.id == account.id
 
     mail.send(Message("first", sender="news@example.com", recipients=[RCPT], body="x"))
@@ -461,8 +565,14 @@ def test_routing_and_failover_treat_an_oauth2_account_like_any_other(ext, mail, 
 def form_fields(server: SMTPServer, **fields: Any) -> dict[str, Any]:
     """What the account form posts when "Sign in with Microsoft" is pressed (no refresh token yet)."""
     values: dict[str, Any] = {
-        "sender_email": "hello@example.com", "host": server.host, "port": server.port, "security": "starttls",
-        "auth": "oauth2", "login": "", "oauth_provider": "microsoft", "oauth_flow": "delegated",
+        "sender_email": "hello@example.com",
+        "host": server.host,
+        "port": server.port,
+        "security": "starttls",
+        "auth": "oauth2",
+        "login": "",
+        "oauth_provider": "microsoft",
+        "oauth_flow": "delegated",
         "oauth_client_id": CLIENT_ID,
     }
     values.update(fields)
@@ -495,7 +605,9 @@ REDIRECT_URI = "https://site.example/callback"
 def signing_in(microsoft_site, certs) -> Iterator[tuple[Site, OAuthServer, SMTPServer]]:
     site, microsoft = microsoft_site
     microsoft.auto_approve = True
-    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=microsoft.xoauth2) as server:
+    with SMTPServer(
+        tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=microsoft.xoauth2
+    ) as server:
         yield site, microsoft, server
 
 
@@ -504,7 +616,13 @@ def test_signing_in_stores_the_refresh_token_on_a_new_account_that_sends(signing
 
     site, microsoft, server = signing_in
     with site.app.test_request_context():
-        url = start_sign_in(site.ext, form_fields(server), account_id=0, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI)
+        url = start_sign_in(
+            site.ext,
+            form_fields(server),
+            account_id=0,
+            client_secret=CLIENT_SECRET,
+            redirect_uri=REDIRECT_URI,
+        )
         assert url.startswith(microsoft.base_url + "/common/oauth2/v2.0/authorize?")
         assert "code_challenge_method=S256" in url and "offline_access" in url
         answer = provider_redirect(url)
@@ -522,7 +640,13 @@ def test_a_forged_or_replayed_callback_stores_nothing(signing_in, how):
 
     site, microsoft, server = signing_in
     with site.app.test_request_context():
-        url = start_sign_in(site.ext, form_fields(server), account_id=0, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI)
+        url = start_sign_in(
+            site.ext,
+            form_fields(server),
+            account_id=0,
+            client_secret=CLIENT_SECRET,
+            redirect_uri=REDIRECT_URI,
+        )
         answer = provider_redirect(url)
         if how == "replayed":
             save_signed_in(site.ext, finish_sign_in(site.ext, answer))
@@ -547,13 +671,21 @@ def test_the_code_is_useless_without_the_pkce_verifier(signing_in):
 
     site, microsoft, server = signing_in
     with site.app.test_request_context():
-        answer = provider_redirect(start_sign_in(
-            site.ext, form_fields(server), account_id=0, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI,
-        ))
+        answer = provider_redirect(
+            start_sign_in(
+                site.ext,
+                form_fields(server),
+                account_id=0,
+                client_secret=CLIENT_SECRET,
+                redirect_uri=REDIRECT_URI,
+            )
+        )
     grant = Grant("microsoft", "delegated", microsoft.token_url, CLIENT_ID, CLIENT_SECRET, "x")
 
     with pytest.raises(OAuth2Error) as refused:
-        exchange_code(grant, code=answer["code"], code_verifier="guessed", redirect_uri=REDIRECT_URI, timeout=5)
+        exchange_code(
+            grant, code=answer["code"], code_verifier="guessed", redirect_uri=REDIRECT_URI, timeout=5
+        )
 
     assert "AADSTS501481" in str(refused.value)
     assert microsoft.refresh_tokens == {}
@@ -564,7 +696,9 @@ def test_signing_in_again_replaces_the_token_of_a_saved_account(signing_in):
 
     site, microsoft, server = signing_in
     old = microsoft.issue_refresh_token()
-    account = site.ext.add_account(**form_fields(server, login=LOGIN), oauth_client_secret=CLIENT_SECRET, oauth_refresh_token=old)
+    account = site.ext.add_account(
+        **form_fields(server, login=LOGIN), oauth_client_secret=CLIENT_SECRET, oauth_refresh_token=old
+    )
     for rt in list(microsoft.refresh_tokens):
         microsoft.expire_refresh_token(rt)  # the account's token is void now
     tokens().forget()
@@ -572,8 +706,13 @@ def test_signing_in_again_replaces_the_token_of_a_saved_account(signing_in):
 
     with site.app.test_request_context():
         # The secret field left blank: the stored client secret is used.
-        url = start_sign_in(site.ext, form_fields(server, login=LOGIN), account_id=account.id, client_secret=None,
-                            redirect_uri=REDIRECT_URI)
+        url = start_sign_in(
+            site.ext,
+            form_fields(server, login=LOGIN),
+            account_id=account.id,
+            client_secret=None,
+            redirect_uri=REDIRECT_URI,
+        )
         save_signed_in(site.ext, finish_sign_in(site.ext, provider_redirect(url)))
 
     assert site.ext.check_account(site.ext.get_account(account.id)).ok
@@ -586,10 +725,20 @@ def test_signing_in_again_replaces_the_token_of_a_saved_account(signing_in):
 
 def test_exchange_refusing_an_app_token_explains_the_exchange_setup(microsoft_site, certs):
     site, microsoft = microsoft_site
-    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=lambda login, token: False,
-                    auth_reply="535 5.7.3 Authentication unsuccessful") as exchange:
-        fields = oauth_fields(exchange, microsoft, oauth_provider="microsoft", oauth_tenant="contoso.onmicrosoft.com",
-                              oauth_token_url="", oauth_scope="")
+    with SMTPServer(
+        tls="starttls",
+        cert=(certs.server_cert, certs.server_key),
+        xoauth2=lambda login, token: False,
+        auth_reply="535 5.7.3 Authentication unsuccessful",
+    ) as exchange:
+        fields = oauth_fields(
+            exchange,
+            microsoft,
+            oauth_provider="microsoft",
+            oauth_tenant="contoso.onmicrosoft.com",
+            oauth_token_url="",
+            oauth_scope="",
+        )
         result = site.ext.check_account(fields)
 
     assert not result.ok and result.stage == "login" and result.code == 535
@@ -600,10 +749,20 @@ def test_exchange_refusing_an_app_token_explains_the_exchange_setup(microsoft_si
 def test_gmail_refusing_a_token_says_to_sign_in_again(google_site, certs):
     site, google = google_site
     gmail_535 = "535-5.7.8 Username and Password not accepted.\r\n535 5.7.8  https://support.google.com/mail/?p=BadCredentials - gsmtp"
-    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=lambda login, token: False,
-                    auth_reply=gmail_535) as gmail:
-        fields = delegated(gmail, google, google.issue_refresh_token(), oauth_provider="google", oauth_scope="",
-                           oauth_token_url="")
+    with SMTPServer(
+        tls="starttls",
+        cert=(certs.server_cert, certs.server_key),
+        xoauth2=lambda login, token: False,
+        auth_reply=gmail_535,
+    ) as gmail:
+        fields = delegated(
+            gmail,
+            google,
+            google.issue_refresh_token(),
+            oauth_provider="google",
+            oauth_scope="",
+            oauth_token_url="",
+        )
         result = site.ext.check_account(fields)
 
     assert not result.ok and result.code == 535
@@ -628,8 +787,12 @@ def test_rotating_the_key_re_encrypts_the_oauth2_secrets(tmp_path, certs, smtp_s
     instance = tmp_path / "instance"
 
     def site_with(keys: str) -> Site:
-        return make_site(instance, SMTP_ACCOUNTS_ENCRYPTION_KEYS=keys, SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
-                         MAIL_PORT=smtp_server.port)
+        return make_site(
+            instance,
+            SMTP_ACCOUNTS_ENCRYPTION_KEYS=keys,
+            SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
+            MAIL_PORT=smtp_server.port,
+        )
 
     first = site_with(old)
     with first.app.app_context():

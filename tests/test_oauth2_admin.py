@@ -32,30 +32,51 @@ def microsoft() -> t.Iterator[OAuthServer]:
 
 @pytest.fixture
 def oauth_smtp(certs: Certs, microsoft: OAuthServer) -> t.Iterator[SMTPServer]:
-    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=microsoft.xoauth2) as server:
+    with SMTPServer(
+        tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=microsoft.xoauth2
+    ) as server:
         yield server
 
 
 @pytest.fixture
 def admin_site_config(microsoft: OAuthServer) -> dict[str, t.Any]:
     base = f"{microsoft.base_url}/{{tenant}}/oauth2/v2.0"
-    return {"SMTP_ACCOUNTS_OAUTH2_PROVIDERS": {"microsoft": {"token_url": f"{base}/token", "authorize_url": f"{base}/authorize"}}}
+    return {
+        "SMTP_ACCOUNTS_OAUTH2_PROVIDERS": {
+            "microsoft": {"token_url": f"{base}/token", "authorize_url": f"{base}/authorize"}
+        }
+    }
 
 
 def form_data(server: SMTPServer, csrf: str, **fields: str) -> dict[str, str]:
     values = {
-        "csrf_token": csrf, "active": "y", "sender_email": "hello@example.com", "host": server.host,
-        "port": str(server.port), "security": "starttls", "verify_tls": "y", "auth": "oauth2", "login": "",
-        "oauth_provider": "microsoft", "oauth_flow": "delegated", "oauth_tenant": "", "oauth_client_id": CLIENT_ID,
-        "oauth_client_secret": CLIENT_SECRET, "oauth_refresh_token": "", "oauth_scope": "",
-        "oauth_token_url": "", "oauth_authorize_url": "",
+        "csrf_token": csrf,
+        "active": "y",
+        "sender_email": "hello@example.com",
+        "host": server.host,
+        "port": str(server.port),
+        "security": "starttls",
+        "verify_tls": "y",
+        "auth": "oauth2",
+        "login": "",
+        "oauth_provider": "microsoft",
+        "oauth_flow": "delegated",
+        "oauth_tenant": "",
+        "oauth_client_id": CLIENT_ID,
+        "oauth_client_secret": CLIENT_SECRET,
+        "oauth_refresh_token": "",
+        "oauth_scope": "",
+        "oauth_token_url": "",
+        "oauth_authorize_url": "",
     }
     values.update(fields)
     return values
 
 
 def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"', html)
+    match = re.search(
+        r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"', html
+    )
     assert match, "no CSRF token in the form"
     return match[1] or match[2]
 
@@ -75,7 +96,9 @@ def at_provider(location: str) -> str:
 
 def accounts(site: AdminSite) -> list[t.Any]:
     with site.app.app_context():
-        return [a.to_info() for a in site.site.db.session.query(site.ext.Account).order_by(site.ext.Account.id)]
+        return [
+            a.to_info() for a in site.site.db.session.query(site.ext.Account).order_by(site.ext.Account.id)
+        ]
 
 
 def flashed(html: str) -> str:
@@ -116,7 +139,9 @@ def test_signing_in_saves_a_checked_account_that_sends(admin_site, microsoft, oa
     [account] = accounts(admin_site)
     assert account.login == LOGIN and account.oauth_refresh_token_encrypted
     with admin_site.app.app_context():
-        admin_site.site.mail.send(Message("Hi", sender="hello@example.com", recipients=["bob@example.org"], body="x"))
+        admin_site.site.mail.send(
+            Message("Hi", sender="hello@example.com", recipients=["bob@example.org"], body="x")
+        )
     assert oauth_smtp.wait_for(1)[0].login == LOGIN
 
 
@@ -131,8 +156,9 @@ def test_a_replayed_callback_stores_nothing(admin_site, microsoft, oauth_smtp):
 
     again = client.get(back, follow_redirects=True)
 
-    assert "Signing in failed: This sign-in answer does not match a sign-in started from this browser" in flashed(
-        again.get_data(as_text=True)
+    assert (
+        "Signing in failed: This sign-in answer does not match a sign-in started from this browser"
+        in flashed(again.get_data(as_text=True))
     )
     assert accounts(admin_site) == []
 
@@ -144,14 +170,18 @@ def test_a_forged_callback_stores_nothing(admin_site, microsoft, oauth_smtp):
     back = sign_in(client, oauth_smtp, microsoft)
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(back).query))
     # An attacker's own code, sent to the victim's browser with a state of the attacker's choosing.
-    forged = client.get(f"{ADMIN}/oauth2/callback/?" + urllib.parse.urlencode({"code": query["code"], "state": "x" * 43}))
+    forged = client.get(
+        f"{ADMIN}/oauth2/callback/?" + urllib.parse.urlencode({"code": query["code"], "state": "x" * 43})
+    )
     # The victim's session never started a sign-in with that state; and without a session, nothing either.
     stranger = admin_site.app.test_client()
     stranger.get("/test-login/admin")
     replay_elsewhere = stranger.get(back, follow_redirects=True)
 
     assert forged.status_code == 302
-    assert "does not match a sign-in started from this browser" in flashed(replay_elsewhere.get_data(as_text=True))
+    assert "does not match a sign-in started from this browser" in flashed(
+        replay_elsewhere.get_data(as_text=True)
+    )
     assert accounts(admin_site) == []
     assert [r.grant_type for r in microsoft.requests] == []  # no code was ever offered to the token endpoint
 
@@ -161,7 +191,9 @@ def test_a_sign_in_whose_check_fails_stores_nothing(admin_site, microsoft, certs
     client = admin_site.app.test_client()
     client.get("/test-login/admin")
     # A server that refuses every token, as Exchange does while SMTP AUTH is off for the mailbox.
-    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=lambda login, token: False) as server:
+    with SMTPServer(
+        tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=lambda login, token: False
+    ) as server:
         back = sign_in(client, server, microsoft)
         done = client.get(back, follow_redirects=True)
         assert [a.success for a in server.auth_attempts] == [False]
@@ -197,7 +229,9 @@ def test_only_account_managers_may_sign_in(admin_site, oauth_smtp):
 
 
 @pytest.mark.browser
-def test_sign_in_with_microsoft_in_the_browser_ends_with_an_account_that_sends(browser, admin_site, microsoft, oauth_smtp):
+def test_sign_in_with_microsoft_in_the_browser_ends_with_an_account_that_sends(
+    browser, admin_site, microsoft, oauth_smtp
+):
     from browser import fill_account_form, flashes, login, new_context
 
     with LiveServer(admin_site.app) as live:
@@ -207,9 +241,17 @@ def test_sign_in_with_microsoft_in_the_browser_ends_with_an_account_that_sends(b
             login(page, "admin")
             page.goto(f"{ADMIN}/new/")
             fill_account_form(
-                page, sender_name="Shop", sender_email="hello@example.com", host=oauth_smtp.host, port=oauth_smtp.port,
-                security="starttls", auth="oauth2", oauth_provider="microsoft", oauth_flow="delegated",
-                oauth_client_id=CLIENT_ID, oauth_client_secret=CLIENT_SECRET,
+                page,
+                sender_name="Shop",
+                sender_email="hello@example.com",
+                host=oauth_smtp.host,
+                port=oauth_smtp.port,
+                security="starttls",
+                auth="oauth2",
+                oauth_provider="microsoft",
+                oauth_flow="delegated",
+                oauth_client_id=CLIENT_ID,
+                oauth_client_secret=CLIENT_SECRET,
             )
             assert page.locator("#new_password").is_hidden()
             assert f"{live.url}{ADMIN}/oauth2/callback/" in page.locator(".sa-redirect-uri").inner_text()
@@ -227,7 +269,9 @@ def test_sign_in_with_microsoft_in_the_browser_ends_with_an_account_that_sends(b
     [account] = accounts(admin_site)
     assert (account.sender_name, account.login, account.auth) == ("Shop", LOGIN, "oauth2")
     with admin_site.app.app_context():
-        admin_site.site.mail.send(Message("Hi", sender="hello@example.com", recipients=["bob@example.org"], body="x"))
+        admin_site.site.mail.send(
+            Message("Hi", sender="hello@example.com", recipients=["bob@example.org"], body="x")
+        )
     received = oauth_smtp.wait_for(1)
     assert received[0].login == LOGIN
     assert received[0].message["From"] == "Shop <hello@example.com>"

@@ -96,8 +96,17 @@ def test_options_given_win_over_the_preset_and_the_region_picks_the_host(
     )
 
     # Another host: the stored password is not sent there, so it is given again.
-    result = run(app, "edit", "1", "--preset", "yandex", "--no-check", "--password-env", "NEW_PASSWORD",
-                 env={"NEW_PASSWORD": "app-password"})
+    result = run(
+        app,
+        "edit",
+        "1",
+        "--preset",
+        "yandex",
+        "--no-check",
+        "--password-env",
+        "NEW_PASSWORD",
+        env={"NEW_PASSWORD": "app-password"},
+    )
     assert result.exit_code == 0, result.output + result.stderr
     [account] = stored(app)
     assert (account.host, account.port, account.security, account.login) == (

@@ -91,7 +91,10 @@ def other_process(site, tmp_path: Path, encryption_key: str, certs, smtp_server)
     stderr = (tmp_path / "other_process.err").open("w")
     proc = subprocess.Popen(
         [sys.executable, str(script), str(TESTS), str(Path(site.app.instance_path)), json.dumps(config)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
         env={**os.environ, "PYTHONWARNINGS": "error::ResourceWarning"},
     )
     other = OtherProcess(proc)
@@ -114,7 +117,9 @@ def subjects(server) -> list[str]:
     return [r.message["Subject"] for r in server.received]
 
 
-def test_account_changes_reach_the_other_process_without_a_restart(ext, add_account, make_smtp_server, smtp_server, other_process):
+def test_account_changes_reach_the_other_process_without_a_restart(
+    ext, add_account, make_smtp_server, smtp_server, other_process
+):
     first, second, third = make_smtp_server(), make_smtp_server(), make_smtp_server()
     account = add_account(first)
 
@@ -138,11 +143,16 @@ def test_account_changes_reach_the_other_process_without_a_restart(ext, add_acco
     smtp_server.wait_for(1)
 
     assert (subjects(first), subjects(second), subjects(third), subjects(smtp_server)) == (
-        ["one"], ["two", "four"], ["three"], ["five"],
+        ["one"],
+        ["two", "four"],
+        ["three"],
+        ["five"],
     )
 
 
-def test_setting_changes_reach_the_other_process_without_a_restart(ext, add_account, make_smtp_server, smtp_server, other_process):
+def test_setting_changes_reach_the_other_process_without_a_restart(
+    ext, add_account, make_smtp_server, smtp_server, other_process
+):
     server = make_smtp_server()
     add_account(server)
     assert other_process.send("hello@example.com", "routed")[0] == RULE_LARGEST_ID
@@ -158,7 +168,9 @@ def test_setting_changes_reach_the_other_process_without_a_restart(ext, add_acco
     assert (subjects(server), subjects(smtp_server)) == (["routed", "routed again"], ["plain"])
 
 
-def test_a_change_made_by_the_other_process_is_used_here(ext, mail, add_account, make_smtp_server, smtp_server, other_process):
+def test_a_change_made_by_the_other_process_is_used_here(
+    ext, mail, add_account, make_smtp_server, smtp_server, other_process
+):
     server = make_smtp_server()
     add_account(server)
     mail.send(Message("before", sender="hello@example.com", recipients=["bob@example.org"], body="x"))

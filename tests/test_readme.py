@@ -56,7 +56,11 @@ def test_every_command_is_documented() -> None:
 def test_every_public_method_is_documented() -> None:
     api = section("Python API") + section("Admin pages") + section("Use it in your site")
     names = [name for name, _ in inspect.getmembers(SMTPAccounts) if not name.startswith("_")]
-    missing = [name for name in names if not re.search(rf"smtp_accounts\.{name}\b", api) and name not in {"is_allowed"}]
+    missing = [
+        name
+        for name in names
+        if not re.search(rf"smtp_accounts\.{name}\b", api) and name not in {"is_allowed"}
+    ]
     assert missing == []
 
 
@@ -69,7 +73,7 @@ def test_quick_start_is_two_commands_that_exist() -> None:
         assert os.access(ROOT / script, os.X_OK), script
     ci = (ROOT / ".ci/run").read_text()
     assert "\n./scripts/test || failed+=(SQLite)\n" in ci
-    assert "[PostgreSQL]=\"postgresql+psycopg://" in ci and "[MariaDB]=\"mysql+pymysql://" in ci
+    assert '[PostgreSQL]="postgresql+psycopg://' in ci and '[MariaDB]="mysql+pymysql://' in ci
 
 
 def test_every_picture_and_local_link_exists() -> None:

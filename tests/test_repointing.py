@@ -127,7 +127,9 @@ def oauth_smtp(make_smtp_server: t.Any, certs: t.Any, provider: OAuthServer) -> 
 
 
 def oauth2_account(ext: t.Any, smtp: t.Any, provider: OAuthServer, **fields: t.Any) -> t.Any:
-    return ext.add_account(check=False, **oauth_fields(smtp, provider, oauth_authorize_url=provider.authorize_url, **fields))
+    return ext.add_account(
+        check=False, **oauth_fields(smtp, provider, oauth_authorize_url=provider.authorize_url, **fields)
+    )
 
 
 @pytest.mark.parametrize("field", ["oauth_token_url", "port"])

@@ -53,7 +53,9 @@ def servers(make_smtp_server: Callable[..., SMTPServer]) -> list[SMTPServer]:
     ],
     ids=["plain", "upper", "name-addr", "tuple", "tuple-no-name"],
 )
-def test_from_address_matches_case_insensitively_in_every_form(mail, add_account, servers, smtp_server, sender):
+def test_from_address_matches_case_insensitively_in_every_form(
+    mail, add_account, servers, smtp_server, sender
+):
     account_server, other = servers[0], servers[1]
     add_account(account_server, sender_email="Hello@Example.com")
     add_account(other, sender_email="someone-else@example.com")
@@ -144,7 +146,9 @@ def newsletter_accounts(add_account, servers):
     ],
     ids=["List-Unsubscribe", "lowercase-header", "Precedence-bulk", "Precedence-list"],
 )
-def test_bulk_letter_goes_through_the_account_named_like_its_sender(mail, newsletter_accounts, smtp_server, headers):
+def test_bulk_letter_goes_through_the_account_named_like_its_sender(
+    mail, newsletter_accounts, smtp_server, headers
+):
     marketing, pulse = newsletter_accounts
 
     mail.send(letter("Marketing 34web <hello@example.com>", extra_headers=headers))
@@ -218,7 +222,9 @@ def test_bulk_name_comparison_picks_the_named_account_among_several(mail, add_ac
     ],
     ids=["own-name-str", "own-name-tuple", "no-name-str", "no-name-tuple"],
 )
-def test_letters_own_display_name_is_kept_otherwise_the_accounts_is_used(mail, add_account, servers, sender, expected):
+def test_letters_own_display_name_is_kept_otherwise_the_accounts_is_used(
+    mail, add_account, servers, sender, expected
+):
     add_account(servers[0], sender_name="Account Name")
 
     mail.send(letter(sender))
@@ -273,7 +279,10 @@ def test_envelope_sender_is_the_accounts_email(mail, add_account, servers):
 
 @pytest.mark.parametrize(
     ("envelope_from", "expected"),
-    [("bounces@example.com", "bounces@example.com"), (("Bounces", "bounces@example.com"), "bounces@example.com")],
+    [
+        ("bounces@example.com", "bounces@example.com"),
+        (("Bounces", "bounces@example.com"), "bounces@example.com"),
+    ],
     ids=["str", "tuple"],
 )
 def test_envelope_from_given_by_the_caller_is_kept(mail, add_account, servers, envelope_from, expected):
@@ -291,8 +300,14 @@ def test_all_recipients_are_in_the_envelope_and_bcc_not_in_the_headers(mail, add
     add_account(servers[0])
 
     mail.send(
-        Message("Hi", sender="hello@example.com", recipients=["a@example.org"], cc=["b@example.org"],
-                bcc=["c@example.org"], body="x")
+        Message(
+            "Hi",
+            sender="hello@example.com",
+            recipients=["a@example.org"],
+            cc=["b@example.org"],
+            bcc=["c@example.org"],
+            body="x",
+        )
     )
 
     got = only(servers[0])
@@ -319,7 +334,10 @@ def test_no_account_at_all_means_flask_mails_server(mail, smtp_server):
         conn.send(letter("b@example.com", "two"), envelope_from="bounce@example.com")
 
     got = smtp_server.wait_for(2)
-    assert [(r.mail_from, r.message["Subject"]) for r in got] == [("a@example.com", "one"), ("bounce@example.com", "two")]
+    assert [(r.mail_from, r.message["Subject"]) for r in got] == [
+        ("a@example.com", "one"),
+        ("bounce@example.com", "two"),
+    ]
 
 
 def test_routed_and_unrouted_letters_in_one_block(mail, add_account, servers, smtp_server):
@@ -370,7 +388,9 @@ def test_choose_account_names_the_account_and_rule_without_sending(ext, add_acco
     plain = ext.choose_account("HELLO@example.com")
     as_tuple = ext.choose_account(("Marketing", "hello@example.com"))
     bulk = ext.choose_account(("Marketing", "hello@example.com"), bulk=True)
-    message = ext.choose_account(letter("Marketing <hello@example.com>", extra_headers={"List-Unsubscribe": "<x>"}))
+    message = ext.choose_account(
+        letter("Marketing <hello@example.com>", extra_headers={"List-Unsubscribe": "<x>"})
+    )
     nobody = ext.choose_account("nobody@example.com")
 
     assert (plain.account.id, plain.rule) == (second.id, RULE_LARGEST_ID)

@@ -58,19 +58,28 @@ def test_signals_live_on_the_extensions_own_namespace():
         assert signal.__doc__ and "Keyword arguments" in signal.__doc__
 
 
-def test_message_sent_carries_the_letter_the_account_and_the_rule(app, mail, add_account, make_smtp_server, smtp_server, record):
+def test_message_sent_carries_the_letter_the_account_and_the_rule(
+    app, mail, add_account, make_smtp_server, smtp_server, record
+):
     sent = record(message_sent)
     failed = record(send_failed)
     first, second = make_smtp_server(), make_smtp_server()
     named = add_account(first, sender_name="News")
     largest = add_account(second)
-    routed, bulk, unrouted = letter(), letter("News <hello@example.com>", extra_headers={"Precedence": "bulk"}), letter("x@example.net")
+    routed, bulk, unrouted = (
+        letter(),
+        letter("News <hello@example.com>", extra_headers={"Precedence": "bulk"}),
+        letter("x@example.net"),
+    )
 
     with mail.connect() as conn:
         for message in (routed, bulk, unrouted):
             conn.send(message)
 
-    assert [(s, k["message"], k["account"].id if k["account"] else None, k["rule"], k["suppressed"]) for s, k in sent.calls] == [
+    assert [
+        (s, k["message"], k["account"].id if k["account"] else None, k["rule"], k["suppressed"])
+        for s, k in sent.calls
+    ] == [
         (app, routed, largest.id, RULE_LARGEST_ID, False),
         (app, bulk, named.id, RULE_BULK_NAME, False),
         (app, unrouted, None, RULE_NO_ACCOUNT, False),
@@ -95,7 +104,9 @@ def test_message_sent_fires_after_the_server_accepted(mail, add_account, make_sm
     assert seen_by_server == [1]
 
 
-def test_send_failed_carries_the_letter_the_account_and_the_error(app, mail, add_account, auth_server, record):
+def test_send_failed_carries_the_letter_the_account_and_the_error(
+    app, mail, add_account, auth_server, record
+):
     sent = record(message_sent)
     failed = record(send_failed)
     account = add_account(auth_server, password="wrong password")
@@ -157,10 +168,22 @@ def test_account_checked_carries_the_account_and_the_result(app, ext, add_accoun
     account = add_account(auth_server)
 
     ok = ext.check_account(account)
-    bad = ext.check_account({"sender_email": "new@example.com", "host": auth_server.host, "port": auth_server.port,
-                             "security": "none", "auth": "login", "login": "user@example.com"}, password="nope")
+    bad = ext.check_account(
+        {
+            "sender_email": "new@example.com",
+            "host": auth_server.host,
+            "port": auth_server.port,
+            "security": "none",
+            "auth": "login",
+            "login": "user@example.com",
+        },
+        password="nope",
+    )
 
-    assert [(s, k["account"].id, k["result"]) for s, k in checked.calls] == [(app, account.id, ok), (app, 0, bad)]
+    assert [(s, k["account"].id, k["result"]) for s, k in checked.calls] == [
+        (app, account.id, ok),
+        (app, 0, bad),
+    ]
     assert isinstance(ok, CheckResult) and ok.ok and not bad.ok
 
 
@@ -171,8 +194,14 @@ def test_suppressed_letters_are_reported_as_suppressed(tmp_path, encryption_key,
     server = make_smtp_server()
     sent = record(message_sent)
     with site.app.app_context():
-        site.ext.add_account(check=False, sender_email="hello@example.com", host=server.host, port=server.port,
-                             security="none", auth="none")
+        site.ext.add_account(
+            check=False,
+            sender_email="hello@example.com",
+            host=server.host,
+            port=server.port,
+            security="none",
+            auth="none",
+        )
         site.mail.send(letter())
         site.db.session.remove()
         site.db.engine.dispose()

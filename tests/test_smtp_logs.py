@@ -131,7 +131,10 @@ def test_each_level_holds_the_one_below_and_its_own_lines(ext, mail, add_account
         mail.send(message)
         texts[level] = log_text(ext, account.id, "send")
         [seen[level]] = entries(texts[level])
-        assert seen[level].rest == f"account {account.id} (Hello <hello@example.com>) | Message-ID {message.msgId} | sent"
+        assert (
+            seen[level].rest
+            == f"account {account.id} (Hello <hello@example.com>) | Message-ID {message.msgId} | sent"
+        )
     assert len(starttls_server.wait_for(4)) == 4
 
     kinds = {level: {line.split(" ", 1)[0] for line in entry.lines} for level, entry in seen.items()}
@@ -154,7 +157,9 @@ def test_each_level_holds_the_one_below_and_its_own_lines(ext, mail, add_account
     assert re.search(r"TLS TLSv1\.[23] cipher \S+", events)
     assert "certificate subject" in events and "verified" in events
     assert re.search(r"\* send took [\d.]+ ms", events)
-    assert [normalise(line) for line in seen[4].having("*")] == [normalise(line) for line in seen[3].having("*")]
+    assert [normalise(line) for line in seen[4].having("*")] == [
+        normalise(line) for line in seen[3].having("*")
+    ]
 
     data = seen[4].having("D:")
     assert "D: Subject: Hello" in data
@@ -191,7 +196,9 @@ def test_a_failed_letter_names_its_message_id_and_the_reply(ext, mail, add_accou
     with pytest.raises(DeliveryError):
         mail.send(message)
     [entry] = log_entries(ext, account.id, "send")
-    assert entry.rest.startswith(f"account {account.id} (hello@example.com) | Message-ID {message.msgId} | failed")
+    assert entry.rest.startswith(
+        f"account {account.id} (hello@example.com) | Message-ID {message.msgId} | failed"
+    )
     assert entry.rest.endswith("SMTPRecipientsRefused")
     assert "S: 550 5.1.1 No such user here" in entry.lines
     [record] = [r for r in caplog.records if r.name == SEND_LOGGER]
@@ -206,7 +213,10 @@ def test_a_letter_whose_server_cannot_be_reached_names_its_message_id(ext, mail,
     with pytest.raises(DeliveryError):
         mail.send(message)
     [entry] = log_entries(ext, account.id, "send")
-    assert re.fullmatch(rf"account {account.id} \(hello@example.com\) \| Message-ID {re.escape(message.msgId)} \| failed: connect failed .*", entry.rest)
+    assert re.fullmatch(
+        rf"account {account.id} \(hello@example.com\) \| Message-ID {re.escape(message.msgId)} \| failed: connect failed .*",
+        entry.rest,
+    )
 
 
 # --- nothing secret -------------------------------------------------------------
@@ -233,18 +243,30 @@ def test_no_log_file_and_no_record_holds_a_secret(ext, mail, certs: Certs, caplo
     with OnlyMechanism(
         mechanism, tls="starttls", cert=(certs.server_cert, certs.server_key), auth=(LOGIN, PASSWORD)
     ) as server:
-        fields = {"sender_email": "hello@example.com", "host": server.host, "port": server.port, "login": LOGIN}
+        fields = {
+            "sender_email": "hello@example.com",
+            "host": server.host,
+            "port": server.port,
+            "login": LOGIN,
+        }
         account = ext.add_account(password=PASSWORD, **fields)  # checked: id 0's log
         for level in (1, 2, 3, 4):
             ext.update_settings(log_level=level, test_recipient=RCPT)
             assert ext.check_account(ext.get_account(account.id), send_test=True).ok
             assert not ext.check_account(fields, password=wrong).ok
             mail.send(letter())
-        assert {(a.mechanism, a.success) for a in server.auth_attempts} == {(mechanism, True), (mechanism, False)}
+        assert {(a.mechanism, a.success) for a in server.auth_attempts} == {
+            (mechanism, True),
+            (mechanism, False),
+        }
         assert len(server.wait_for(8)) == 8
 
     files = {path.name: path.read_text("utf-8") for path in log_dir().iterdir()}
-    assert set(files) == {"check_admin_smtp_0.log", f"check_admin_smtp_{account.id}.log", f"send_admin_smtp_{account.id}.log"}
+    assert set(files) == {
+        "check_admin_smtp_0.log",
+        f"check_admin_smtp_{account.id}.log",
+        f"send_admin_smtp_{account.id}.log",
+    }
     records = [r for r in caplog.records if r.name.startswith("flask_smtp_accounts.smtp")]
     assert len(records) == 4 * 3 + 1
     everything = list(files.values()) + [r.getMessage() for r in records] + [repr(vars(r)) for r in records]
@@ -276,22 +298,36 @@ def test_the_data_hook_never_sees_the_auth_exchange(certs: Certs):
             self.calls.append(("data", payload))
 
     recorder = Recorder()
-    with OnlyMechanism("LOGIN", tls="starttls", cert=(certs.server_cert, certs.server_key), auth=(LOGIN, PASSWORD)) as server:
-        account = AccountInfo(0, True, "", "hello@example.com", server.host, server.port, "starttls", "login", LOGIN, True)
+    with OnlyMechanism(
+        "LOGIN", tls="starttls", cert=(certs.server_cert, certs.server_key), auth=(LOGIN, PASSWORD)
+    ) as server:
+        account = AccountInfo(
+            0, True, "", "hello@example.com", server.host, server.port, "starttls", "login", LOGIN, True
+        )
         smtp = open_connection(account, PASSWORD, timeout=5, ca_file=str(certs.ca_cert), transcript=recorder)
         smtp.sendmail("hello@example.com", [RCPT], b"Subject: x\r\n\r\n.body\r\n")
         smtp.quit()
-    assert [payload for kind, payload in recorder.calls if kind == "data"] == [b"Subject: x\r\n\r\n..body\r\n.\r\n"]
+    assert [payload for kind, payload in recorder.calls if kind == "data"] == [
+        b"Subject: x\r\n\r\n..body\r\n.\r\n"
+    ]
     auth = [value for kind, value in recorder.calls if kind == "client" and value.startswith("AUTH")]
     assert auth == ["AUTH LOGIN [redacted]"]
-    assert not [call for call in recorder.calls if any(form in repr(call) for form in secret_forms(LOGIN, PASSWORD))]
+    assert not [
+        call for call in recorder.calls if any(form in repr(call) for form in secret_forms(LOGIN, PASSWORD))
+    ]
 
 
 # --- which file ----------------------------------------------------------------
 
 
 def test_the_check_of_an_unsaved_account_goes_to_the_log_of_id_0(ext, starttls_server):
-    fields = {"sender_email": "new@example.com", "sender_name": "New", "host": starttls_server.host, "port": starttls_server.port, "login": LOGIN}
+    fields = {
+        "sender_email": "new@example.com",
+        "sender_name": "New",
+        "host": starttls_server.host,
+        "port": starttls_server.port,
+        "login": LOGIN,
+    }
     assert ext.check_account(fields, password=PASSWORD).ok
     account = ext.add_account(password=PASSWORD, **{**fields, "sender_email": "other@example.com"})
     assert sorted(path.name for path in log_dir().iterdir()) == ["check_admin_smtp_0.log"]
@@ -312,7 +348,9 @@ def test_save_logs_off_writes_nothing_and_creates_no_file(ext, mail, add_account
     ext.update_settings(save_logs=False, log_level=4)
     mail.send(letter())
     assert ext.check_account(account).ok
-    assert not ext.check_account({"sender_email": "x@example.com", "host": starttls_server.host, "port": free_port(), "auth": "none"}).ok
+    assert not ext.check_account(
+        {"sender_email": "x@example.com", "host": starttls_server.host, "port": free_port(), "auth": "none"}
+    ).ok
     assert starttls_server.wait_for(1)
     assert not log_dir().exists()
     assert ext.list_logs() == []
@@ -338,7 +376,9 @@ def test_a_log_starts_over_when_its_account_changes(ext, mail, add_account, star
     after = letter()
     mail.send(after)
     assert message_ids(ext, account.id) == [after.msgId]
-    assert log_entries(ext, account.id, "send")[0].rest.startswith(f"account {account.id} (Renamed <hello@example.com>)")
+    assert log_entries(ext, account.id, "send")[0].rest.startswith(
+        f"account {account.id} (Renamed <hello@example.com>)"
+    )
     assert ext.check_account(ext.get_account(account.id)).ok
     [check] = log_entries(ext, account.id, "check")
     assert check.rest == f"account {account.id} (Renamed <hello@example.com>) | ok"
@@ -353,7 +393,9 @@ def test_a_log_starts_over_when_its_account_changes(ext, mail, add_account, star
         ("year", timedelta(days=364), timedelta(days=367)),
     ],
 )
-def test_a_log_starts_over_when_its_period_has_passed(ext, mail, add_account, starttls_server, clock, period, inside, outside):
+def test_a_log_starts_over_when_its_period_has_passed(
+    ext, mail, add_account, starttls_server, clock, period, inside, outside
+):
     ext.update_settings(log_rewrite_period=period)
     account = add_account(starttls_server)
     changed = ext.get_account(account.id).updated_at
@@ -365,7 +407,9 @@ def test_a_log_starts_over_when_its_period_has_passed(ext, mail, add_account, st
         if offset == inside:
             assert message_ids(ext, account.id) == [sent[0].msgId, sent[1].msgId]
     assert message_ids(ext, account.id) == [sent[2].msgId, sent[3].msgId]
-    assert log_entries(ext, account.id, "send")[0].head.startswith(f"{clock.now - timedelta(hours=1):%Y-%m-%d %H:%M:%S} UTC |")
+    assert log_entries(ext, account.id, "send")[0].head.startswith(
+        f"{clock.now - timedelta(hours=1):%Y-%m-%d %H:%M:%S} UTC |"
+    )
 
 
 def test_periods_follow_each_other_from_the_last_change(ext, mail, add_account, starttls_server, clock):
@@ -380,7 +424,12 @@ def test_periods_follow_each_other_from_the_last_change(ext, mail, add_account, 
 
 
 def test_the_log_of_id_0_counts_its_period_from_its_first_entry(ext, starttls_server, clock):
-    fields = {"sender_email": "new@example.com", "host": starttls_server.host, "port": starttls_server.port, "login": LOGIN}
+    fields = {
+        "sender_email": "new@example.com",
+        "host": starttls_server.host,
+        "port": starttls_server.port,
+        "login": LOGIN,
+    }
     for hours in (0, 23, 25):
         clock.now = datetime(2030, 1, 1) + timedelta(hours=hours)
         assert ext.check_account(fields, password=PASSWORD).ok
@@ -401,7 +450,9 @@ def test_period_start_clamps_to_short_months():
 
 
 @pytest.mark.parametrize(("limit", "kept"), [(1, [1]), (0, [0, 1])])
-def test_a_log_starts_over_when_it_would_pass_its_size_limit(ext, mail, add_account, starttls_server, limit, kept):
+def test_a_log_starts_over_when_it_would_pass_its_size_limit(
+    ext, mail, add_account, starttls_server, limit, kept
+):
     ext.update_settings(log_level=4, max_log_size_mb=limit)
     account = add_account(starttls_server)
     big = "\n".join(f"{n:06d} " + "x" * 70 for n in range(8000))  # about 600 kB
@@ -451,13 +502,26 @@ def test_list_read_and_delete_by_account_and_kind(ext, mail, add_account, startt
     assert str(missing.value) == f"There is no send log for account {account.id}."
 
     ext.delete_account(account.id)
-    assert [(log.account_id, log.label) for log in ext.list_logs()] == [(account.id, f"Account {account.id} (deleted)")]
+    assert [(log.account_id, log.label) for log in ext.list_logs()] == [
+        (account.id, f"Account {account.id} (deleted)")
+    ]
 
 
 @pytest.mark.parametrize(
     ("account_id", "kind"),
-    [("../../etc/passwd", "send"), ("3", "send"), (-1, "send"), (True, "send"), (1.0, "send"), (None, "check"),
-     (1, "../send"), (1, "SEND"), (1, "send/../check"), (1, ""), (1, None)],
+    [
+        ("../../etc/passwd", "send"),
+        ("3", "send"),
+        (-1, "send"),
+        (True, "send"),
+        (1.0, "send"),
+        (None, "check"),
+        (1, "../send"),
+        (1, "SEND"),
+        (1, "send/../check"),
+        (1, ""),
+        (1, None),
+    ],
 )
 def test_a_log_is_addressed_by_account_id_and_kind_only(ext, account_id, kind):
     for call in (ext.read_log, ext.delete_log):
@@ -490,7 +554,11 @@ def test_entries_reach_the_sites_own_logging_handlers(ext, mail, add_account, st
     send, check = seen
     assert (send.name, check.name) == (SEND_LOGGER, CHECK_LOGGER)
     assert send.levelno == check.levelno == logging.INFO
-    assert (send.smtp_kind, send.smtp_account_id, send.smtp_account) == ("send", account.id, "hello@example.com")
+    assert (send.smtp_kind, send.smtp_account_id, send.smtp_account) == (
+        "send",
+        account.id,
+        "hello@example.com",
+    )
     assert (send.smtp_message_id, send.smtp_outcome) == (message.msgId, "sent")
     assert send.getMessage() + "\n\n" == log_text(ext, account.id, "send").partition("\n")[2]
     assert list(send.smtp_transcript) == log_entries(ext, account.id, "send")[0].lines
@@ -506,7 +574,9 @@ CHANGED = datetime(2030, 1, 1)
 def write_entries(log_dir: str, writer: str, count: int, barrier: Any) -> None:
     """Write ``count`` entries to account 7's send log (run in threads and in processes)."""
     logs = SMTPLogs(log_dir, clock=lambda: CHANGED + timedelta(hours=1))
-    account = AccountInfo(7, True, "", "hello@example.com", "127.0.0.1", 25, "none", "none", "", True, updated_at=CHANGED)
+    account = AccountInfo(
+        7, True, "", "hello@example.com", "127.0.0.1", 25, "none", "none", "", True, updated_at=CHANGED
+    )
     settings = SettingsInfo(save_logs=True, log_level=2, max_log_size_mb=0)
     barrier.wait(timeout=60)
     for n in range(count):
@@ -527,20 +597,28 @@ def test_threads_and_processes_leave_every_entry_whole(tmp_path):
     found = entries((tmp_path / "send_admin_smtp_7.log").read_text())
     written = set()
     for entry in found:
-        match = re.fullmatch(r"account 7 \(hello@example.com\) \| Message-ID <(\w+)-(\d+)@test> \| sent", entry.rest)
+        match = re.fullmatch(
+            r"account 7 \(hello@example.com\) \| Message-ID <(\w+)-(\d+)@test> \| sent", entry.rest
+        )
         assert match, entry.head
         writer, n = match.groups()
-        expected = [f"C: {writer} {n} {line:03d} " + "x" * 60 for line in range(WRITERS_LINES)] + ["S: 250 OK"]
+        expected = [f"C: {writer} {n} {line:03d} " + "x" * 60 for line in range(WRITERS_LINES)] + [
+            "S: 250 OK"
+        ]
         assert entry.lines == expected
         written.add((writer, int(n)))
     assert len(found) == len(written) == 10 * count
 
 
-def test_a_log_deleted_between_letters_starts_again_with_the_next_one(ext, mail, add_account, starttls_server):
+def test_a_log_deleted_between_letters_starts_again_with_the_next_one(
+    ext, mail, add_account, starttls_server
+):
     account = add_account(starttls_server)
     with mail.connect() as connection:
         connection.send(letter())
-        assert ext.delete_log(account.id, "send") is False  # an entry is written once the next begins (or QUIT)
+        assert (
+            ext.delete_log(account.id, "send") is False
+        )  # an entry is written once the next begins (or QUIT)
         later = letter()
         connection.send(later)
         assert ext.delete_log(account.id, "send") is True
@@ -548,8 +626,15 @@ def test_a_log_deleted_between_letters_starts_again_with_the_next_one(ext, mail,
 
 
 def test_a_refused_login_is_logged_with_the_servers_reply(ext, certs: Certs):
-    with SMTPServer(tls="starttls", cert=(certs.server_cert, certs.server_key), auth=(LOGIN, "another")) as server:
-        fields = {"sender_email": "hello@example.com", "host": server.host, "port": server.port, "login": LOGIN}
+    with SMTPServer(
+        tls="starttls", cert=(certs.server_cert, certs.server_key), auth=(LOGIN, "another")
+    ) as server:
+        fields = {
+            "sender_email": "hello@example.com",
+            "host": server.host,
+            "port": server.port,
+            "login": LOGIN,
+        }
         result = ext.check_account(fields, password=PASSWORD)
     assert not result.ok and result.stage == "login"
     [entry] = log_entries(ext, 0, "check")
@@ -559,13 +644,22 @@ def test_a_refused_login_is_logged_with_the_servers_reply(ext, certs: Certs):
 
 
 @pytest.mark.parametrize("absolute", [False, True])
-def test_the_log_folder_is_resolved_against_the_instance_folder(tmp_path, encryption_key, certs, starttls_server, absolute):
+def test_the_log_folder_is_resolved_against_the_instance_folder(
+    tmp_path, encryption_key, certs, starttls_server, absolute
+):
     configured = str(tmp_path / "elsewhere" / "logs") if absolute else "private/smtp"
     site = make_site(
-        tmp_path / "instance", SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key, SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
+        tmp_path / "instance",
+        SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key,
+        SMTP_ACCOUNTS_CA_FILE=str(certs.ca_cert),
         SMTP_ACCOUNTS_LOG_DIR=configured,
     )
-    fields = {"sender_email": "new@example.com", "host": starttls_server.host, "port": starttls_server.port, "login": LOGIN}
+    fields = {
+        "sender_email": "new@example.com",
+        "host": starttls_server.host,
+        "port": starttls_server.port,
+        "login": LOGIN,
+    }
     with site.app.app_context():
         assert site.ext.check_account(fields, password=PASSWORD).ok
         site.db.session.remove()

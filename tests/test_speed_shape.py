@@ -74,9 +74,13 @@ def test_statements_in_a_block_grow_only_by_each_letters_row(mail, two_accounts,
         statements.clear()
         send_block(mail, letters)
         rows = [s for s in statements if "smtp_accounts_message" in s.sql]
-        assert len(rows) == 2 * 3 * letters  # per letter of each of the three senders: its INSERT ahead, its UPDATE after
+        assert (
+            len(rows) == 2 * 3 * letters
+        )  # per letter of each of the three senders: its INSERT ahead, its UPDATE after
         counts[letters] = len(statements) - len(rows)
-        assert not any(touches_accounts(s) for s in statements), [s.sql for s in statements if touches_accounts(s)]
+        assert not any(touches_accounts(s) for s in statements), [
+            s.sql for s in statements if touches_accounts(s)
+        ]
 
     assert counts[3] == counts[30]
     for server in (*two_accounts, smtp_server):
@@ -137,9 +141,18 @@ def add_many_accounts(db: Any, ext: Any, count: int) -> None:
     """Bulk rows for other addresses, written with Core (the column defaults apply)."""
     table = ext.Account.__table__
     rows = [
-        {"sender_email": f"user{n}@bulk.example", "email_key": f"user{n}@bulk.example", "host": "smtp.bulk.example",
-         "port": 587, "security": "starttls", "auth": "none", "login": "", "sender_name": "", "active": True,
-         "verify_tls": True}
+        {
+            "sender_email": f"user{n}@bulk.example",
+            "email_key": f"user{n}@bulk.example",
+            "host": "smtp.bulk.example",
+            "port": 587,
+            "security": "starttls",
+            "auth": "none",
+            "login": "",
+            "sender_name": "",
+            "active": True,
+            "verify_tls": True,
+        }
         for n in range(count)
     ]
     with db.engine.begin() as conn:
@@ -153,8 +166,10 @@ def test_the_candidate_lookup_uses_the_email_index(db, ext, mail, two_accounts, 
 
     query_plan = plan(db, lookup)
 
-    assert "USING INDEX ix_smtp_accounts_account_email_key" in query_plan or \
-        "USING COVERING INDEX ix_smtp_accounts_account_email_key" in query_plan, query_plan
+    assert (
+        "USING INDEX ix_smtp_accounts_account_email_key" in query_plan
+        or "USING COVERING INDEX ix_smtp_accounts_account_email_key" in query_plan
+    ), query_plan
     assert "SCAN smtp_accounts_account" not in query_plan, query_plan
 
 

@@ -59,7 +59,10 @@ def test_a_sender_killed_mid_block_leaves_a_row_for_every_letter_a_server_receiv
         child.wait(30)
 
     received = {r.message["Message-ID"] for r in server.received}
-    rows = {row["message_id"]: row["status"] for row in stored_rows(site.app, "SELECT message_id, status FROM smtp_accounts_message")}
+    rows = {
+        row["message_id"]: row["status"]
+        for row in stored_rows(site.app, "SELECT message_id, status FROM smtp_accounts_message")
+    }
     assert len(received) >= 60
     assert received - set(rows) == set(), "letters a server received without a row"
     assert set(rows.values()) <= {"sent", "sending"}

@@ -54,7 +54,9 @@ __all__ = [
 CATEGORY = _l("Mail through SMTP")
 
 
-def mount(ext: SMTPAccounts, admin: Admin, *, category: t.Any = None, url_prefix: str = "smtp-accounts") -> dict[str, t.Any]:
+def mount(
+    ext: SMTPAccounts, admin: Admin, *, category: t.Any = None, url_prefix: str = "smtp-accounts"
+) -> dict[str, t.Any]:
     """Add the extension's views to ``admin``; returns them by name.
 
     URLs are ``<admin url>/<url_prefix>/`` (the dashboard, first in the
@@ -65,26 +67,47 @@ def mount(ext: SMTPAccounts, admin: Admin, *, category: t.Any = None, url_prefix
     category = CATEGORY if category is None else category
     views: dict[str, t.Any] = {
         "dashboard": DashboardView(
-            name=_l("Dashboard"), category=category, endpoint="smtp_accounts_dashboard", url=url_prefix,
+            name=_l("Dashboard"),
+            category=category,
+            endpoint="smtp_accounts_dashboard",
+            url=url_prefix,
         ),
         "accounts": AccountsView(
-            ext.Account, ext.db, name=_l("SMTP accounts"), category=category,
-            endpoint="smtp_accounts_accounts", url=f"{url_prefix}/accounts",
+            ext.Account,
+            ext.db,
+            name=_l("SMTP accounts"),
+            category=category,
+            endpoint="smtp_accounts_accounts",
+            url=f"{url_prefix}/accounts",
         ),
         "logs": LogsView(
-            name=_l("Sending logs"), category=category, endpoint="smtp_accounts_logs", url=f"{url_prefix}/logs",
+            name=_l("Sending logs"),
+            category=category,
+            endpoint="smtp_accounts_logs",
+            url=f"{url_prefix}/logs",
         ),
         "messages": MessagesView(
-            name=_l("Message log"), category=category, endpoint="smtp_accounts_messages", url=f"{url_prefix}/messages",
+            name=_l("Message log"),
+            category=category,
+            endpoint="smtp_accounts_messages",
+            url=f"{url_prefix}/messages",
         ),
         "alerts": AlertsView(
-            name=_l("Alerts"), category=category, endpoint="smtp_accounts_alerts", url=f"{url_prefix}/alerts",
+            name=_l("Alerts"),
+            category=category,
+            endpoint="smtp_accounts_alerts",
+            url=f"{url_prefix}/alerts",
         ),
         "settings": SettingsView(
-            name=_l("Settings"), category=category, endpoint="smtp_accounts_settings", url=f"{url_prefix}/settings",
+            name=_l("Settings"),
+            category=category,
+            endpoint="smtp_accounts_settings",
+            url=f"{url_prefix}/settings",
         ),
         "preview": RoutingPreviewView(
-            name=_l("Routing preview"), category=category, endpoint="smtp_accounts_routing",
+            name=_l("Routing preview"),
+            category=category,
+            endpoint="smtp_accounts_routing",
             url=f"{url_prefix}/routing",
         ),
     }

@@ -77,7 +77,10 @@ class ProtectedView:
     def refuse(self, permission: str) -> t.Any:
         """Status 403 with a page that says which permission is missing, and a link back."""
         page = self.render(
-            FORBIDDEN_TEMPLATE, missing=permission, missing_text=PERMISSION_TEXT.get(permission, ""), back_url=_back_url(self)
+            FORBIDDEN_TEMPLATE,
+            missing=permission,
+            missing_text=PERMISSION_TEXT.get(permission, ""),
+            back_url=_back_url(self),
         )
         return make_response(page, 403)
 

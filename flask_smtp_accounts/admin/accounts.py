@@ -51,11 +51,15 @@ def _note_reserved_domain(address: str) -> None:
     """Say, without refusing anything, that mail from a reserved domain reaches only servers that take it on purpose."""
     name = reserved_domain(address)
     if name is not None:
-        flash(_(
-            "Note: %(address)s ends in .%(name)s, a name reserved for private and test use that the internet"
-            " does not route: only a server that accepts it on purpose (such as your own relay) carries its mail.",
-            address=address, name=name,
-        ), "info")
+        flash(
+            _(
+                "Note: %(address)s ends in .%(name)s, a name reserved for private and test use that the internet"
+                " does not route: only a server that accepts it on purpose (such as your own relay) carries its mail.",
+                address=address,
+                name=name,
+            ),
+            "info",
+        )
 
 
 def _choice_formatter(words: t.Mapping[str, t.Any]) -> t.Callable[..., str]:
@@ -70,9 +74,15 @@ def _with_backup_choices(form: t.Any, obj: t.Any) -> t.Any:
     """Offer every other account as a backup, those chosen first, in their order (the order they are tried in)."""
     if "backup_ids" in form:
         ext = state().ext
-        others = {a.id: a.to_info().label for a in ext.Account.query.order_by(ext.Account.id) if obj is None or a.id != obj.id}
+        others = {
+            a.id: a.to_info().label
+            for a in ext.Account.query.order_by(ext.Account.id)
+            if obj is None or a.id != obj.id
+        }
         chosen = [i for i in (form.backup_ids.data or ()) if i in others]
-        form.backup_ids.choices = _choices([(i, f"{i}: {others[i]}") for i in (*chosen, *(i for i in others if i not in chosen))])
+        form.backup_ids.choices = _choices(
+            [(i, f"{i}: {others[i]}") for i in (*chosen, *(i for i in others if i not in chosen))]
+        )
     return form
 
 
@@ -142,7 +152,13 @@ class AccountsView(ProtectedView, ModelView):
         if args.page and parse_id(args.page * self.page_size) is None:
             abort(404)
         if args.search and len(args.search) > self.max_search:
-            flash(_("A search holds at most %(count)s characters; this one was not run.", count=self.max_search), "error")
+            flash(
+                _(
+                    "A search holds at most %(count)s characters; this one was not run.",
+                    count=self.max_search,
+                ),
+                "error",
+            )
             args.search = None
         return args
 
@@ -170,7 +186,10 @@ class AccountsView(ProtectedView, ModelView):
     def validate_form(self, form: t.Any) -> bool:
         valid = bool(super().validate_form(form))
         if not valid and isinstance(form, AccountForm) and "csrf_token" in form.errors:
-            flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
+            flash(
+                _("The request was refused: the form lacked its security token. Nothing was changed."),
+                "error",
+            )
         return valid
 
     def create_form(self, obj: t.Any = None) -> t.Any:
@@ -196,7 +215,9 @@ class AccountsView(ProtectedView, ModelView):
         ext = state().ext
         before = _everyday_before(form)
         try:
-            account = ext.update_account(model.id, password=form.new_password.data or None, **form.account_fields())
+            account = ext.update_account(
+                model.id, password=form.new_password.data or None, **form.account_fields()
+            )
         except SMTPAccountsError as err:
             self._refused(form, err)
             return False
@@ -250,12 +271,17 @@ class AccountsView(ProtectedView, ModelView):
         return_url = get_redirect_target() or self.get_url(".index_view")
         form = RowForm(request.form)
         if not form.validate():
-            flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
+            flash(
+                _("The request was refused: the form lacked its security token. Nothing was changed."),
+                "error",
+            )
             return redirect(return_url)
         self._set_active([form.id.data], None)
         return redirect(return_url)
 
-    @action("delete", lazy_gettext("Delete"), lazy_gettext("Are you sure you want to delete selected records?"))
+    @action(
+        "delete", lazy_gettext("Delete"), lazy_gettext("Are you sure you want to delete selected records?")
+    )
     def action_delete(self, ids: t.Sequence[str]) -> None:
         """flask-admin's bulk delete, given integer ids: PostgreSQL (psycopg 3) refuses ``integer = varchar``."""
         numbers = tuple(number for number in map(parse_id, ids) if number is not None)
@@ -276,15 +302,33 @@ class AccountsView(ProtectedView, ModelView):
             try:
                 account = ext.get_account(raw)
                 before = everyday_of(account.sender_email)
-                ext.update_account(account.id, check=False, active=(not account.active) if active is None else active)
+                ext.update_account(
+                    account.id, check=False, active=(not account.active) if active is None else active
+                )
             except InvalidAccountError as err:
-                flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=field_error(err, ACCOUNT_FIELD_ERRORS)), "error")
+                flash(
+                    _(
+                        "Account %(id)s was not changed: %(error)s",
+                        id=raw,
+                        error=field_error(err, ACCOUNT_FIELD_ERRORS),
+                    ),
+                    "error",
+                )
                 continue
             except SMTPAccountsError as err:
-                flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=describe_error(err)), "error")
+                flash(
+                    _("Account %(id)s was not changed: %(error)s", id=raw, error=describe_error(err)), "error"
+                )
                 continue
             except LookupError:
-                flash(_("Account %(id)s was not changed: %(error)s", id=raw, error=_("There is no such account.")), "error")
+                flash(
+                    _(
+                        "Account %(id)s was not changed: %(error)s",
+                        id=raw,
+                        error=_("There is no such account."),
+                    ),
+                    "error",
+                )
                 continue
             if account.active:
                 flash(_("Account %(id)s is active now.", id=account.id), "success")
@@ -311,11 +355,16 @@ class AccountsView(ProtectedView, ModelView):
         elif form.validate_on_submit():
             result = ext.send_test_letter(account, form.recipient.data.strip())
         elif "csrf_token" in form.errors:
-            flash(_("The request was refused: the form lacked its security token. Nothing was sent."), "error")
+            flash(
+                _("The request was refused: the form lacked its security token. Nothing was sent."), "error"
+            )
         return self.render(
-            self.test_letter_template, account=account.to_info(), form=form, result=result,
+            self.test_letter_template,
+            account=account.to_info(),
+            form=form,
+            result=result,
             failure=describe_failure(result) if result is not None and not result.ok else None,
             hint=say(result.hint) if result is not None and result.hint else None,
-            reply=server_reply(result) if result is not None else None, return_url=return_url,
+            reply=server_reply(result) if result is not None else None,
+            return_url=return_url,
         )
-

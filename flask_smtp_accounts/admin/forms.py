@@ -59,15 +59,22 @@ class AccountForm(SecureForm):
     """An SMTP account. ``new_password`` is the only way a password comes in."""
 
     preset = SelectField(
-        _l("Provider"), default="", validate_choice=False, choices=_choices(preset_choices()),
+        _l("Provider"),
+        default="",
+        validate_choice=False,
+        choices=_choices(preset_choices()),
         description=_l("Fills in the server, port, security and authorization of a well-known provider."),
     )
     region = SelectField(
-        _l("Region"), default="", validate_choice=False, choices=[],
+        _l("Region"),
+        default="",
+        validate_choice=False,
+        choices=[],
         description=_l("The provider's region: the server's address depends on it."),
     )
     active = BooleanField(
-        _l("Active"), default=True,
+        _l("Active"),
+        default=True,
         description=_l("An inactive account takes no part in choosing the account for a letter."),
     )
     sender_name = StringField(
@@ -78,32 +85,43 @@ class AccountForm(SecureForm):
         ),
     )
     sender_email = StringField(
-        _l("Sender email"), validators=[InputRequired()],
+        _l("Sender email"),
+        validators=[InputRequired()],
         description=_l("Letters whose From address is this email go through this account."),
     )
     host = StringField(
-        _l("Mail server address"), validators=[InputRequired()],
+        _l("Mail server address"),
+        validators=[InputRequired()],
         description=_l("The SMTP server's host name, for example smtp.yandex.ru."),
     )
     port = IntegerField(
-        _l("Mail server port"), default=587, validators=[InputRequired()],
+        _l("Mail server port"),
+        default=587,
+        validators=[InputRequired()],
         widget=NumberInput(min=1, max=65535),
         description=_l("Usually 587 with STARTTLS, 465 with SSL, 25 without encryption."),
     )
     security = SelectField(
-        _l("Connection security"), default="starttls", validate_choice=False,
-        choices=_choices([("starttls", SECURITY["starttls"]), ("ssl", SECURITY["ssl"]), ("none", SECURITY["none"])]),
+        _l("Connection security"),
+        default="starttls",
+        validate_choice=False,
+        choices=_choices(
+            [("starttls", SECURITY["starttls"]), ("ssl", SECURITY["ssl"]), ("none", SECURITY["none"])]
+        ),
         description=_l(
             "STARTTLS: the connection is switched to TLS before logging in; a server that does not offer it"
             " is refused. SSL: encrypted from the first byte. None: only for a server on a trusted network."
         ),
     )
     verify_tls = BooleanField(
-        _l("Verify the server's certificate"), default=True,
+        _l("Verify the server's certificate"),
+        default=True,
         description=_l("Turn off only for a server with a self-signed certificate that you trust."),
     )
     auth = SelectField(
-        _l("Authorization"), default="login", validate_choice=False,
+        _l("Authorization"),
+        default="login",
+        validate_choice=False,
         choices=_choices([("login", AUTH["login"]), ("oauth2", AUTH["oauth2"]), ("none", AUTH["none"])]),
         description=_l(
             "How the account logs in: with a password, or with OAuth2 access tokens (Microsoft 365, Google),"
@@ -111,32 +129,52 @@ class AccountForm(SecureForm):
         ),
     )
     login = StringField(
-        _l("Login"), description=_l("Usually the full mailbox address; with OAuth2, the mailbox the token may send as."),
+        _l("Login"),
+        description=_l("Usually the full mailbox address; with OAuth2, the mailbox the token may send as."),
     )
     new_password = PasswordField(
         _l("Password"),
-        description=_l("Stored encrypted and never shown. When editing, leave it blank to keep the stored password."),
+        description=_l(
+            "Stored encrypted and never shown. When editing, leave it blank to keep the stored password."
+        ),
     )
     oauth_provider = SelectField(
-        _l("OAuth2 provider"), default="microsoft", validate_choice=False,
-        choices=_choices([("microsoft", _l("Microsoft 365")), ("google", _l("Google")), ("custom", _l("Other (own endpoints)"))]),
+        _l("OAuth2 provider"),
+        default="microsoft",
+        validate_choice=False,
+        choices=_choices(
+            [
+                ("microsoft", _l("Microsoft 365")),
+                ("google", _l("Google")),
+                ("custom", _l("Other (own endpoints)")),
+            ]
+        ),
         description=_l("Who issues the access tokens."),
     )
     oauth_flow = SelectField(
-        _l("OAuth2 grant"), default="delegated", validate_choice=False,
-        choices=_choices([("delegated", _l("Delegated: a person signed in once")), ("app", _l("App-only (Microsoft)"))]),
+        _l("OAuth2 grant"),
+        default="delegated",
+        validate_choice=False,
+        choices=_choices(
+            [("delegated", _l("Delegated: a person signed in once")), ("app", _l("App-only (Microsoft)"))]
+        ),
         description=_l(
             "Delegated: the refresh token a person got by signing in once. App-only: the app registration's own"
             " SMTP.SendAsApp permission."
         ),
     )
     oauth_tenant = StringField(
-        _l("Tenant"), description=_l("Microsoft only: the directory (tenant) ID or domain; required for app-only."),
+        _l("Tenant"),
+        description=_l("Microsoft only: the directory (tenant) ID or domain; required for app-only."),
     )
-    oauth_client_id = StringField(_l("Client ID"), description=_l("The app registration's client (application) ID."))
+    oauth_client_id = StringField(
+        _l("Client ID"), description=_l("The app registration's client (application) ID.")
+    )
     oauth_client_secret = PasswordField(
         _l("Client secret"),
-        description=_l("Stored encrypted and never shown. When editing, leave it blank to keep the stored one."),
+        description=_l(
+            "Stored encrypted and never shown. When editing, leave it blank to keep the stored one."
+        ),
     )
     oauth_refresh_token = PasswordField(
         _l("Refresh token"),
@@ -147,16 +185,21 @@ class AccountForm(SecureForm):
     )
     oauth_sign_in = sign_in_field()
     oauth_scope = StringField(
-        _l("Scope"), description=_l("Leave empty for the provider's default; required for your own endpoints."),
+        _l("Scope"),
+        description=_l("Leave empty for the provider's default; required for your own endpoints."),
     )
     oauth_token_url = StringField(
-        _l("Token endpoint"), description=_l("Only with your own endpoints: the HTTPS address that issues tokens."),
+        _l("Token endpoint"),
+        description=_l("Only with your own endpoints: the HTTPS address that issues tokens."),
     )
     oauth_authorize_url = StringField(
-        _l("Sign-in endpoint"), description=_l("Only with your own endpoints: the HTTPS address where a person signs in."),
+        _l("Sign-in endpoint"),
+        description=_l("Only with your own endpoints: the HTTPS address where a person signs in."),
     )
     backup_ids = AccountChoiceField(
-        _l("Backup accounts"), coerce=int, choices=[],
+        _l("Backup accounts"),
+        coerce=int,
+        choices=[],
         description=_l(
             "When this account's server cannot take a letter, the accounts chosen here are tried, in the order"
             " listed (hold Ctrl or Cmd to choose several)."
@@ -171,22 +214,41 @@ class AccountForm(SecureForm):
         """
         oauth = self["auth"].data == "oauth2"
         return {
-            name: self[name].data for name in ACCOUNT_FORM_FIELDS
-            if not (name in SECRET_FIELDS and not self[name].data) and (oauth or name not in OAUTH_FORM_FIELDS)
+            name: self[name].data
+            for name in ACCOUNT_FORM_FIELDS
+            if not (name in SECRET_FIELDS and not self[name].data)
+            and (oauth or name not in OAUTH_FORM_FIELDS)
         }
 
 
 #: Write-only fields besides the password: never filled in, blank keeps the stored value.
 SECRET_FIELDS = ("oauth_client_secret", "oauth_refresh_token")
 OAUTH_FORM_FIELDS = (
-    "oauth_provider", "oauth_flow", "oauth_tenant", "oauth_client_id", "oauth_client_secret", "oauth_refresh_token",
-    "oauth_scope", "oauth_token_url", "oauth_authorize_url",
+    "oauth_provider",
+    "oauth_flow",
+    "oauth_tenant",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_refresh_token",
+    "oauth_scope",
+    "oauth_token_url",
+    "oauth_authorize_url",
 )
 #: The account fields of the form, as far as the Python API knows them.
 ACCOUNT_FORM_FIELDS = tuple(
-    name for name in (
-        "active", "sender_name", "sender_email", "host", "port", "security", "verify_tls", "auth", "login",
-        *OAUTH_FORM_FIELDS, "backup_ids",
+    name
+    for name in (
+        "active",
+        "sender_name",
+        "sender_email",
+        "host",
+        "port",
+        "security",
+        "verify_tls",
+        "auth",
+        "login",
+        *OAUTH_FORM_FIELDS,
+        "backup_ids",
     )
     if name in ACCOUNT_FIELDS
 )
@@ -203,14 +265,16 @@ class RowForm(SecureForm):
 
 class TestLetterForm(FlaskForm):
     recipient = StringField(
-        _l("Send the test letter to"), validators=[InputRequired()],
+        _l("Send the test letter to"),
+        validators=[InputRequired()],
         description=_l("Defaults to the test recipient of the settings."),
     )
 
 
 class PreviewForm(FlaskForm):
     sender = StringField(
-        _l("From address"), validators=[InputRequired()],
+        _l("From address"),
+        validators=[InputRequired()],
         description=_l("An address such as hello@example.com, or a name and an address as in a From header."),
     )
     bulk = BooleanField(
@@ -238,7 +302,12 @@ class SettingMeta:
     choices: tuple[tuple[str, t.Any], ...] = ()
 
 
-GENERAL, SENDING, MESSAGE_LOG, QUEUE = _l("General"), _l("Sending"), _l("Message log"), _l("Queue and retries")
+GENERAL, SENDING, MESSAGE_LOG, QUEUE = (
+    _l("General"),
+    _l("Sending"),
+    _l("Message log"),
+    _l("Queue and retries"),
+)
 PERIODS = (("day", _l("day")), ("week", _l("week")), ("month", _l("month")), ("year", _l("year")))
 LOG_LEVELS = (
     ("1", _l("1: client messages")),
@@ -253,56 +322,114 @@ SECONDS, MEGABYTES, DAYS = _l("s"), _l("MB"), _l("days")
 SETTINGS_META: dict[str, SettingMeta] = {
     "enabled": SettingMeta(
         _l("Send mail through SMTP accounts"),
-        _l("Routes every outgoing letter through the account of its From address. Until this is on,"
-           " nothing else of the extension works and letters go out with Flask-Mail's own settings."),
-        GENERAL, "bool"),
+        _l(
+            "Routes every outgoing letter through the account of its From address. Until this is on,"
+            " nothing else of the extension works and letters go out with Flask-Mail's own settings."
+        ),
+        GENERAL,
+        "bool",
+    ),
     "save_logs": SettingMeta(
         _l("Save sending logs"),
-        _l("Keeps a log of connection checks and a log of sending for every account."), GENERAL, "bool"),
+        _l("Keeps a log of connection checks and a log of sending for every account."),
+        GENERAL,
+        "bool",
+    ),
     "log_level": SettingMeta(
         _l("Type of information in logs"),
         _l("How much of each SMTP conversation the logs keep. Passwords are never written."),
-        GENERAL, "choice", choices=LOG_LEVELS),
+        GENERAL,
+        "choice",
+        choices=LOG_LEVELS,
+    ),
     "log_rewrite_period": SettingMeta(
         _l("Log rewrite period"),
-        _l("How long a log is kept, counted from the last change of its account; then it starts over."
-           " A log also starts over whenever its account is changed."),
-        GENERAL, "choice", choices=PERIODS),
+        _l(
+            "How long a log is kept, counted from the last change of its account; then it starts over."
+            " A log also starts over whenever its account is changed."
+        ),
+        GENERAL,
+        "choice",
+        choices=PERIODS,
+    ),
     "max_log_size_mb": SettingMeta(
-        _l("Max log file size"), _l("A log growing past this size is cleared. 0: no size check."),
-        GENERAL, "int", MEGABYTES, 0, 1024),
+        _l("Max log file size"),
+        _l("A log growing past this size is cleared. 0: no size check."),
+        GENERAL,
+        "int",
+        MEGABYTES,
+        0,
+        1024,
+    ),
     "timeout_s": SettingMeta(
         _l("Connection timeout"),
         _l("Limit for a connection check or a send; past it the operation fails with an error."),
-        SENDING, "int", SECONDS, 1, 300),
+        SENDING,
+        "int",
+        SECONDS,
+        1,
+        300,
+    ),
     "send_test_on_check": SettingMeta(
         _l("Send a letter when checking the connection"),
         _l("A check verifies the login only, unless this is on: then it also sends a test letter."),
-        SENDING, "bool"),
+        SENDING,
+        "bool",
+    ),
     "test_recipient": SettingMeta(
         _l("Test letters go to"),
-        _l("The default recipient of test letters and of the letter a check sends."), SENDING, "email"),
+        _l("The default recipient of test letters and of the letter a check sends."),
+        SENDING,
+        "email",
+    ),
     "cooldown_s": SettingMeta(
         _l("Cool-down after a connection failure"),
         _l("An account whose server could not be reached is skipped for this long. 0: never skipped."),
-        SENDING, "int", SECONDS, 0, 86400),
+        SENDING,
+        "int",
+        SECONDS,
+        0,
+        86400,
+    ),
     "keep_bodies": SettingMeta(
         _l("Keep the text of delivered letters"),
         _l("Off: the message log keeps the text of undelivered letters only, for resending."),
-        MESSAGE_LOG, "bool"),
+        MESSAGE_LOG,
+        "bool",
+    ),
     "message_retention_days": SettingMeta(
-        _l("Keep the message log for"), _l("Older entries are removed. 0: kept forever."),
-        MESSAGE_LOG, "int", DAYS, 0, 3650),
+        _l("Keep the message log for"),
+        _l("Older entries are removed. 0: kept forever."),
+        MESSAGE_LOG,
+        "int",
+        DAYS,
+        0,
+        3650,
+    ),
     "queue_undelivered": SettingMeta(
         _l("Queue letters that could not be sent"),
         _l("Instead of failing, a letter no server took waits in the queue and is tried again later."),
-        QUEUE, "bool"),
+        QUEUE,
+        "bool",
+    ),
     "max_attempts": SettingMeta(
-        _l("Attempts per letter"), _l("Tries of a queued letter, the first send included, before it is given up."),
-        QUEUE, "int", None, 1, 100),
+        _l("Attempts per letter"),
+        _l("Tries of a queued letter, the first send included, before it is given up."),
+        QUEUE,
+        "int",
+        None,
+        1,
+        100,
+    ),
     "retry_backoff_s": SettingMeta(
-        _l("First retry after"), _l("The wait doubles after every further failed try, up to a day."),
-        QUEUE, "int", SECONDS, 1, 86400),
+        _l("First retry after"),
+        _l("The wait doubles after every further failed try, up to a day."),
+        QUEUE,
+        "int",
+        SECONDS,
+        1,
+        86400,
+    ),
 }
 
 
@@ -325,7 +452,9 @@ def _setting_field(meta: SettingMeta) -> t.Any:
     if meta.kind == "bool":
         return BooleanField(meta.label, description=meta.help)
     if meta.kind == "choice":
-        return SelectField(meta.label, choices=_choices(meta.choices), validate_choice=False, description=meta.help)
+        return SelectField(
+            meta.label, choices=_choices(meta.choices), validate_choice=False, description=meta.help
+        )
     if meta.kind == "int":
         return StringField(meta.label, widget=NumberInput(min=meta.low, max=meta.high), description=meta.help)
     return StringField(meta.label, description=meta.help)

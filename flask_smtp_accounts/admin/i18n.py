@@ -49,7 +49,9 @@ RULES = {
     RULE_BULK_NAME: _l("bulk letter: the account's sender name equals the letter's display name"),
     RULE_LARGEST_ID: _l("the active account with this email and the largest ID"),
     RULE_NO_ACCOUNT: _l("no active account has this email: Flask-Mail's own MAIL_* settings are used"),
-    RULE_DISABLED: _l("sending through accounts is off in the settings: Flask-Mail's own MAIL_* settings are used"),
+    RULE_DISABLED: _l(
+        "sending through accounts is off in the settings: Flask-Mail's own MAIL_* settings are used"
+    ),
 }
 
 SECURITY = {"none": _l("None"), "ssl": _l("SSL"), "starttls": _l("STARTTLS (TLS)")}
@@ -88,7 +90,10 @@ def say(text: t.Any) -> str:
         return str(text)
     if not text.params:
         return gettext(text.msgid)
-    return gettext(text.msgid, **{name: say(value) if isinstance(value, Text) else value for name, value in text.params.items()})
+    return gettext(
+        text.msgid,
+        **{name: say(value) if isinstance(value, Text) else value for name, value in text.params.items()},
+    )
 
 
 def flash_error(text: str, hint: str | None = None) -> None:
@@ -108,16 +113,21 @@ def describe_error(err: BaseException) -> str:
     if isinstance(err, DeliveryError):
         details = say(err.reason)
         if err.code is not None:
-            return gettext("%(details)s. The server replied: %(reply)s", details=details, reply=f"{err.code} {err.reply or ''}".strip())
+            return gettext(
+                "%(details)s. The server replied: %(reply)s",
+                details=details,
+                reply=f"{err.code} {err.reply or ''}".strip(),
+            )
         if isinstance(err, OAuth2Error) and err.reply:
-            return gettext("%(details)s. The token endpoint replied: %(reply)s", details=details, reply=err.reply)
+            return gettext(
+                "%(details)s. The token endpoint replied: %(reply)s", details=details, reply=err.reply
+            )
         return details
     if isinstance(err, InvalidAccountError):
         return field_error(err, ACCOUNT_FIELD_ERRORS)
     if err.args and isinstance(err.args[0], Text):
         return say(err.args[0])
     return str(err)
-
 
 
 def field_error(err: InvalidAccountError | InvalidSettingError, texts: t.Mapping[str, t.Any]) -> str:
@@ -145,15 +155,19 @@ def describe_failure(result: CheckResult) -> str:
     if reply:
         return gettext(
             "The check failed at the %(stage)s stage. The server replied: %(reply)s",
-            stage=stage_name(result.stage), reply=reply,
+            stage=stage_name(result.stage),
+            reply=reply,
         )
     details = say(result.reason) if result.reason else result.message
     if result.stage == "token" and result.reply:
         return gettext(
             "The check failed at the %(stage)s stage: %(details)s. The token endpoint replied: %(reply)s",
-            stage=stage_name(result.stage), details=details, reply=result.reply,
+            stage=stage_name(result.stage),
+            details=details,
+            reply=result.reply,
         )
     return gettext(
         "The check failed at the %(stage)s stage: %(details)s",
-        stage=stage_name(result.stage), details=details,
+        stage=stage_name(result.stage),
+        details=details,
     )

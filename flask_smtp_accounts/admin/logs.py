@@ -100,8 +100,12 @@ class LogsView(ProtectedView, BaseView):
             for log in listed[:LOGS_PER_PAGE]
         ]
         return self.render(
-            self.list_template, logs=logs, delete_form=LogDeleteForm(), may_delete=allowed(MANAGE_ACCOUNTS),
-            page=page, has_next=len(listed) > LOGS_PER_PAGE,
+            self.list_template,
+            logs=logs,
+            delete_form=LogDeleteForm(),
+            may_delete=allowed(MANAGE_ACCOUNTS),
+            page=page,
+            has_next=len(listed) > LOGS_PER_PAGE,
         )
 
     @expose("/<smtp_accounts_id:account_id>/<kind>/")
@@ -123,8 +127,13 @@ class LogsView(ProtectedView, BaseView):
             "newest": max(chunk.size - PAGE_BYTES, 0) if chunk.end < chunk.size else None,
         }
         return self.render(
-            self.view_template, chunk=chunk, pages=pages, mailbox=mailbox_text(account_id, kind),
-            filename=_filename(account_id, kind), size=size_text(chunk.size), delete_form=LogDeleteForm(),
+            self.view_template,
+            chunk=chunk,
+            pages=pages,
+            mailbox=mailbox_text(account_id, kind),
+            filename=_filename(account_id, kind),
+            size=size_text(chunk.size),
+            delete_form=LogDeleteForm(),
             may_delete=allowed(MANAGE_ACCOUNTS),
         )
 
@@ -133,7 +142,9 @@ class LogsView(ProtectedView, BaseView):
         """The whole log as a file, streamed from disk (never read whole into memory)."""
         try:
             path = state().smtp_logs.files.path(account_id, kind)
-            return send_file(path, mimetype="text/plain", as_attachment=True, download_name=_filename(account_id, kind))
+            return send_file(
+                path, mimetype="text/plain", as_attachment=True, download_name=_filename(account_id, kind)
+            )
         except LogAddressError:
             abort(404)
         except FileNotFoundError:
@@ -145,7 +156,10 @@ class LogsView(ProtectedView, BaseView):
             return self.refuse(MANAGE_ACCOUNTS)
         form = LogDeleteForm()
         if not form.validate_on_submit():
-            flash(_("The request was refused: the form lacked its security token. Nothing was deleted."), "error")
+            flash(
+                _("The request was refused: the form lacked its security token. Nothing was deleted."),
+                "error",
+            )
             return redirect(self.get_url(".index"))
         try:
             deleted = state().ext.delete_log(account_id, kind)

@@ -38,7 +38,12 @@ STATUS_WORDS = {
     INTERRUPTED: _l("interrupted: outcome unknown"),
 }
 STATUS_STYLES = {
-    SENT: "success", SUPPRESSED: "secondary", FAILED: "danger", QUEUED: "warning", SENDING: "info", INTERRUPTED: "dark",
+    SENT: "success",
+    SUPPRESSED: "secondary",
+    FAILED: "danger",
+    QUEUED: "warning",
+    SENDING: "info",
+    INTERRUPTED: "dark",
 }
 
 
@@ -126,7 +131,8 @@ def _failure(error: str | None, stage: str | None, code: int | None, reply: str 
     if code:
         return _(
             "Failed at the %(stage)s stage. The server replied: %(reply)s",
-            stage=stage_name(stage), reply=f"{code} {reply or ''}".strip(),
+            stage=stage_name(stage),
+            reply=f"{code} {reply or ''}".strip(),
         )
     return _("Failed at the %(stage)s stage: %(details)s", stage=stage_name(stage), details=error)
 
@@ -136,7 +142,11 @@ def route_text(message: MessageInfo) -> str:
     if message.account_id is None:
         return _("Flask-Mail default")
     if message.chosen_account_id and message.chosen_account_id != message.account_id:
-        return _("%(account)s (backup of account %(chosen)s)", account=message.route, chosen=message.chosen_account_id)
+        return _(
+            "%(account)s (backup of account %(chosen)s)",
+            account=message.route,
+            chosen=message.chosen_account_id,
+        )
     return message.route
 
 
@@ -146,9 +156,17 @@ def cooling_accounts() -> list[dict[str, t.Any]]:
     cooling = [h for h in ext.account_health().values() if h.cooling_down]
     if not cooling:
         return []
-    labels = {a.id: a.to_info().label for a in ext.Account.query.filter(ext.Account.id.in_([h.account_id for h in cooling]))}
+    labels = {
+        a.id: a.to_info().label
+        for a in ext.Account.query.filter(ext.Account.id.in_([h.account_id for h in cooling]))
+    }
     return [
-        {"id": h.account_id, "label": labels.get(h.account_id, h.account_id), "until": format_datetime(h.cooldown_until), "error": h.last_error}
+        {
+            "id": h.account_id,
+            "label": labels.get(h.account_id, h.account_id),
+            "until": format_datetime(h.cooldown_until),
+            "error": h.last_error,
+        }
         for h in cooling
     ]
 
@@ -181,9 +199,13 @@ class MessagesView(ProtectedView, BaseView):
         accounts = [(a.id, a.to_info().label) for a in ext.Account.query.order_by(ext.Account.id)]
         args = {k: v for k, v in request.args.items() if k in FILTER_ARGS and v}
         return self.render(
-            self.list_template, page=page, accounts=accounts, filters=request.args,
+            self.list_template,
+            page=page,
+            accounts=accounts,
+            filters=request.args,
             page_url=lambda number: self.get_url(".index", page=number, **args),
-            export_url=lambda fmt: self.get_url(".export", fmt=fmt, **args), **self._common(),
+            export_url=lambda fmt: self.get_url(".export", fmt=fmt, **args),
+            **self._common(),
         )
 
     @expose("/export.<fmt>")
@@ -193,8 +215,12 @@ class MessagesView(ProtectedView, BaseView):
             abort(404)
         pieces = state().ext.export_messages(fmt, **_api_filters(_filters()))
         return Response(
-            stream_with_context(pieces), mimetype=FORMATS[fmt],
-            headers={"Content-Disposition": f"attachment; filename=message-log.{fmt}", "Cache-Control": "no-store"},
+            stream_with_context(pieces),
+            mimetype=FORMATS[fmt],
+            headers={
+                "Content-Disposition": f"attachment; filename=message-log.{fmt}",
+                "Cache-Control": "no-store",
+            },
         )
 
     @expose("/<smtp_accounts_id:record_id>/")
@@ -210,7 +236,9 @@ class MessagesView(ProtectedView, BaseView):
         if not allowed(MANAGE_ACCOUNTS):
             return self.refuse(MANAGE_ACCOUNTS)
         if not ResendForm().validate_on_submit():
-            flash(_("The request was refused: the form lacked its security token. Nothing was sent."), "error")
+            flash(
+                _("The request was refused: the form lacked its security token. Nothing was sent."), "error"
+            )
             return redirect(self.get_url(".view", record_id=record_id))
         ext = state().ext
         try:
@@ -224,7 +252,10 @@ class MessagesView(ProtectedView, BaseView):
         except MessageLogError as err:
             flash(_("The letter was not sent again: %(reason)s", reason=str(err)), "error")
         else:
-            flash(_("The letter was sent again and delivered through %(route)s.", route=route_text(message)), "success")
+            flash(
+                _("The letter was sent again and delivered through %(route)s.", route=route_text(message)),
+                "success",
+            )
         return redirect(self.get_url(".view", record_id=record_id))
 
     @expose("/<smtp_accounts_id:record_id>/copy", methods=("POST",))
@@ -234,7 +265,9 @@ class MessagesView(ProtectedView, BaseView):
             return self.refuse(MANAGE_ACCOUNTS)
         form = ResendCopyForm()
         if not form.validate_on_submit():
-            flash(_("The request was refused: the form lacked its security token. Nothing was sent."), "error")
+            flash(
+                _("The request was refused: the form lacked its security token. Nothing was sent."), "error"
+            )
             return redirect(self.get_url(".view", record_id=record_id))
         address = (form.recipient.data or "").strip()
         try:
@@ -242,7 +275,10 @@ class MessagesView(ProtectedView, BaseView):
         except LookupError:
             abort(404)
         except InvalidAccountError:
-            flash(_("The letter was not sent: %(address)s is not a valid email address.", address=address), "error")
+            flash(
+                _("The letter was not sent: %(address)s is not a valid email address.", address=address),
+                "error",
+            )
         except ResendError as err:
             flash(_("The letter was not sent again: %(reason)s", reason=say(err.reason)), "error")
         except DeliveryError as err:

@@ -39,7 +39,9 @@ class SignInButton:
     """Renders the sign-in button (it submits the whole form to the sign-in page) and the redirect URL."""
 
     def __call__(self, field: Field, **kwargs: t.Any) -> Markup:
-        target = url_for(START_ENDPOINT, id=request.args.get("id") or None, url=request.args.get("url") or None)
+        target = url_for(
+            START_ENDPOINT, id=request.args.get("id") or None, url=request.args.get("url") or None
+        )
         label = _("Sign in with Microsoft / Google")
         note = _(
             "Register this redirect URL with the app (Microsoft Entra: Authentication > Web > Redirect URIs;"
@@ -99,9 +101,15 @@ def start(view: AccountsView) -> t.Any:
         client_secret = fields.pop("oauth_client_secret", None)
         fields.pop("oauth_refresh_token", None)
         try:
-            return redirect(start_sign_in(
-                ext, fields, account_id=account_id, client_secret=client_secret, redirect_uri=redirect_uri(),
-            ))
+            return redirect(
+                start_sign_in(
+                    ext,
+                    fields,
+                    account_id=account_id,
+                    client_secret=client_secret,
+                    redirect_uri=redirect_uri(),
+                )
+            )
         except InvalidAccountError as err:
             view._refused(form, err)
     return _form_again(view, form, model)
@@ -118,21 +126,31 @@ def callback(view: AccountsView) -> t.Any:
         message = _("There is no such account.") if isinstance(err, LookupError) else describe_error(err)
         flash_error(_("Signing in failed: %(error)s", error=message), getattr(err, "hint", None))
         return redirect(view.get_url(".index_view"))
-    back = view.get_url(".edit_view", id=signed_in.account_id) if signed_in.account_id else view.get_url(".create_view")
+    back = (
+        view.get_url(".edit_view", id=signed_in.account_id)
+        if signed_in.account_id
+        else view.get_url(".create_view")
+    )
     try:
         account = save_signed_in(ext, signed_in)
     except AccountCheckFailed as err:
         flash_error(
-            _("You signed in, but the account failed its check, so nothing was saved.") + " "
-            + describe_failure(err.result), err.result.hint,
+            _("You signed in, but the account failed its check, so nothing was saved.")
+            + " "
+            + describe_failure(err.result),
+            err.result.hint,
         )
         return redirect(back)
     except SMTPAccountsError as err:
-        flash(_("You signed in, but the account was not saved: %(error)s", error=describe_error(err)), "error")
+        flash(
+            _("You signed in, but the account was not saved: %(error)s", error=describe_error(err)), "error"
+        )
         return redirect(back)
     flash(
-        _("Signed in as %(login)s. The account passed the check and was saved with its new refresh token.",
-          login=account.login),
+        _(
+            "Signed in as %(login)s. The account passed the check and was saved with its new refresh token.",
+            login=account.login,
+        ),
         "success",
     )
     return redirect(view.get_url(".edit_view", id=account.id))

@@ -28,10 +28,15 @@ class RoutingPreviewView(ProtectedView, BaseView):
             try:
                 choice = state().ext.choose_account(form.sender.data.strip(), bulk=form.bulk.data)
             except InvalidAddressError:
-                form.sender.errors = [*form.sender.errors, _("Enter an email address, or a name and an address.")]
+                form.sender.errors = [
+                    *form.sender.errors,
+                    _("Enter an email address, or a name and an address."),
+                ]
         elif request.method == "POST" and "csrf_token" in form.errors:
             flash(_("The request was refused: the form lacked its security token."), "error")
         return self.render(
-            self.template, form=form, choice=choice,
+            self.template,
+            form=form,
+            choice=choice,
             rule_text=str(RULES[choice.rule]) if choice is not None else None,
         )

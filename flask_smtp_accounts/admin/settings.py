@@ -31,12 +31,19 @@ class SettingsView(ProtectedView, BaseView):
                     return redirect(self.get_url(".index"))
                 flash(_("The settings were not saved: correct the marked fields."), "error")
             else:
-                flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
+                flash(
+                    _("The request was refused: the form lacked its security token. Nothing was changed."),
+                    "error",
+                )
         else:
             current = ext.settings
             form = SettingsForm(data={name: form_value(getattr(current, name)) for name in setting_names()})
         return self.render(
-            self.template, form=form, groups=setting_groups(), meta=setting_meta, default_text=default_text,
+            self.template,
+            form=form,
+            groups=setting_groups(),
+            meta=setting_meta,
+            default_text=default_text,
         )
 
     def _save(self, form: SettingsForm) -> bool:
@@ -64,7 +71,12 @@ def refusal(name: str) -> str:
     meta = setting_meta(name)
     if meta.kind == "int" and meta.low is not None:
         if meta.unit:
-            return _("A whole number from %(low)s to %(high)s (%(unit)s).", low=meta.low, high=meta.high, unit=meta.unit)
+            return _(
+                "A whole number from %(low)s to %(high)s (%(unit)s).",
+                low=meta.low,
+                high=meta.high,
+                unit=meta.unit,
+            )
         return _("A whole number from %(low)s to %(high)s.", low=meta.low, high=meta.high)
     if meta.kind == "choice":
         return _("Choose one of the listed options.")

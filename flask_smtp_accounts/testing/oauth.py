@@ -56,9 +56,15 @@ MICROSOFT_ERRORS: dict[str, tuple[str, str]] = {
         "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the"
         " client secret value, not the client secret ID.",
     ),
-    "expired_secret": ("invalid_client", "AADSTS7000222: The provided client secret keys for app 'test-client-id' are expired."),
+    "expired_secret": (
+        "invalid_client",
+        "AADSTS7000222: The provided client secret keys for app 'test-client-id' are expired.",
+    ),
     "unknown_tenant": ("invalid_request", "AADSTS90002: Tenant 'nope' not found."),
-    "pkce": ("invalid_grant", "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request."),
+    "pkce": (
+        "invalid_grant",
+        "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+    ),
     "bad_code": ("invalid_grant", "AADSTS70000: The provided value for the 'code' parameter is not valid."),
 }
 
@@ -149,7 +155,9 @@ class OAuthServer:
         server = http.server.ThreadingHTTPServer((self.host, 0), _make_handler(self))
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="OAuthServer")
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="OAuthServer"
+        )
         self._thread.start()
         return self
 
@@ -166,7 +174,9 @@ class OAuthServer:
     def __enter__(self) -> OAuthServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property
@@ -256,7 +266,10 @@ class OAuthServer:
     def _issue(self, user: str | None, scope: str, *, refresh: bool) -> dict[str, t.Any]:
         access = "at-" + secrets.token_urlsafe(24)
         answer: dict[str, t.Any] = {
-            "token_type": "Bearer", "access_token": access, "expires_in": int(self.lifetime), "scope": scope,
+            "token_type": "Bearer",
+            "access_token": access,
+            "expires_in": int(self.lifetime),
+            "scope": scope,
         }
         with self._lock:
             self._access[access] = (user, self.now() + self.lifetime)
@@ -273,7 +286,9 @@ class OAuthServer:
         scope = form.get("scope", "")
         status, answer = self._token(grant_type, client_id, client_secret, scope, form)
         with self._lock:
-            self._requests.append(TokenRequest(grant_type, client_id, scope or None, status == 200, answer.get("error")))
+            self._requests.append(
+                TokenRequest(grant_type, client_id, scope or None, status == 200, answer.get("error"))
+            )
         return status, answer
 
     def _token(
@@ -281,11 +296,16 @@ class OAuthServer:
     ) -> tuple[int, dict[str, t.Any]]:
         if self.failing is not None:
             return self._error(self.failing)
-        if client_id != self.client_id or not secrets.compare_digest(client_secret.encode(), self.client_secret.encode()):
+        if client_id != self.client_id or not secrets.compare_digest(
+            client_secret.encode(), self.client_secret.encode()
+        ):
             return self._error("bad_secret")
         if grant_type == "client_credentials":
             if not scope.endswith("/.default"):
-                return 400, {"error": "invalid_scope", "error_description": "AADSTS1002012: The provided value for scope is not valid."}
+                return 400, {
+                    "error": "invalid_scope",
+                    "error_description": "AADSTS1002012: The provided value for scope is not valid.",
+                }
             return 200, self._issue(None, scope, refresh=False)
         if grant_type == "refresh_token":
             old = form.get("refresh_token", "")
@@ -306,7 +326,10 @@ class OAuthServer:
             if not verifier or _s256(verifier) != code.challenge:
                 return self._error("pkce")
             return 200, self._issue(code.login, code.scope, refresh=True)
-        return 400, {"error": "unsupported_grant_type", "error_description": f"{grant_type!r} is not supported."}
+        return 400, {
+            "error": "unsupported_grant_type",
+            "error_description": f"{grant_type!r} is not supported.",
+        }
 
     def authorize(self, query: dict[str, str], approved_login: str | None) -> tuple[int, str, dict[str, str]]:
         """The authorization endpoint: ``(status, body, headers)``; a redirect once someone accepted."""
@@ -314,17 +337,25 @@ class OAuthServer:
         if query.get("client_id") != self.client_id or not redirect_uri:
             return 400, _page("Sign-in error", "<p>Unknown client or missing redirect_uri.</p>"), {}
         if query.get("response_type") != "code":
-            return self._back(redirect_uri, {"error": "unsupported_response_type", "state": query.get("state", "")})
+            return self._back(
+                redirect_uri, {"error": "unsupported_response_type", "state": query.get("state", "")}
+            )
         if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
-            return self._back(redirect_uri, {
-                "error": "invalid_request", "error_description": "PKCE with S256 is required.", "state": query.get("state", ""),
-            })
+            return self._back(
+                redirect_uri,
+                {
+                    "error": "invalid_request",
+                    "error_description": "PKCE with S256 is required.",
+                    "state": query.get("state", ""),
+                },
+            )
         login = approved_login
         if login is None and self.auto_approve:
             login = query.get("login_hint") or LOGIN
         if login is None:
             fields = "".join(
-                f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in query.items()
+                f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                for k, v in query.items()
             )
             body = (
                 f"<h1>Sign in to the test provider</h1><form method='post'>{fields}"
@@ -336,7 +367,9 @@ class OAuthServer:
             return 200, _page("Sign in", body), {}
         code = secrets.token_urlsafe(24)
         with self._lock:
-            self._codes[code] = _Code(login, self.client_id, redirect_uri, query.get("scope", ""), query["code_challenge"])
+            self._codes[code] = _Code(
+                login, self.client_id, redirect_uri, query.get("scope", ""), query["code_challenge"]
+            )
         return self._back(redirect_uri, {"code": code, "state": query.get("state", "")})
 
     @staticmethod
@@ -346,7 +379,11 @@ class OAuthServer:
 
 
 def _s256(verifier: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
+    return (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest())
+        .rstrip(b"=")
+        .decode("ascii")
+    )
 
 
 def _unsigned_jwt(claims: dict[str, t.Any]) -> str:
@@ -411,7 +448,8 @@ def _make_handler(provider: OAuthServer) -> type[http.server.BaseHTTPRequestHand
                 login = form.pop("login", "") or LOGIN
                 if decision != "accept":
                     status, body, headers = provider._back(
-                        form.get("redirect_uri", ""), {"error": "access_denied", "state": form.get("state", "")}
+                        form.get("redirect_uri", ""),
+                        {"error": "access_denied", "state": form.get("state", "")},
                     )
                 else:
                     status, body, headers = provider.authorize(form, login)
