@@ -10,7 +10,6 @@ stale.
 from __future__ import annotations
 
 import typing as t
-import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -141,13 +140,17 @@ class IdList(sa.types.TypeDecorator[tuple[int, ...]]):
         return tuple(int(i) for i in value.split(",") if i) if value else ()
 
 
-_models: weakref.WeakKeyDictionary[t.Any, Models] = weakref.WeakKeyDictionary()
+#: The attribute of a ``db`` that holds its models. They live on the ``db`` itself so that they go
+#: when it goes: in a module-level dict keyed by ``db``, even a weak one, the models' own reference to
+#: their ``db`` (Flask-SQLAlchemy's ``Model.__fsa__``) would keep both alive for the whole process.
+_MODELS_ATTRIBUTE = "_smtp_accounts_models"
 
 
 def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
     """Declare the tables on ``db`` (once per ``db``)."""
-    if db in _models:
-        return _models[db]
+    existing: Models | None = getattr(db, _MODELS_ATTRIBUTE, None)
+    if existing is not None:
+        return existing
 
     class Account(db.Model):  # type: ignore[name-defined,misc]
         """An SMTP account that carries the letters sent from its email."""
@@ -298,7 +301,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
     alert_models = _alert_models(db, bind_key)
     _listen(Account, Settings, Health)
     models = Models(Account=Account, Settings=Settings, Message=Message, Health=Health, **alert_models)
-    _models[db] = models
+    setattr(db, _MODELS_ATTRIBUTE, models)
     return models
 
 
