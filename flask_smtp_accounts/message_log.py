@@ -221,6 +221,10 @@ class MessageLog:
     ) -> None:
         self._engine = engine
         self.table = models.Message.__table__
+        # Built once: each write passes its row as parameters, so Core neither coerces every value
+        # into the statement nor computes a fresh cache key per letter.
+        self._insert = self.table.insert()
+        self._update = self.table.update().where(self.table.c.id == sa.bindparam("record_id"))
         #: Why a write would wait on a lock this thread holds itself (``None``: it would not).
         self._blocked = blocked
 
@@ -250,13 +254,14 @@ class MessageLog:
     def insert(self, row: dict[str, t.Any]) -> int:
         """Write one row now, in its own transaction; return its id."""
         with self._engine().begin() as conn:
-            key = conn.execute(self.table.insert().values(**row)).inserted_primary_key
+            key = conn.execute(self._insert, row).inserted_primary_key
             assert key is not None
             return int(key[0])
 
     def update(self, record_id: int, values: dict[str, t.Any]) -> None:
+        """Change ``values`` of one row now, in its own transaction."""
         with self._engine().begin() as conn:
-            conn.execute(self.table.update().where(self.table.c.id == record_id).values(**values))
+            conn.execute(self._update, {**values, "record_id": record_id})
 
     def claim(self, record_id: int, statuses: t.Sequence[str], now: datetime | None = None) -> bool:
         """Take a letter for sending, atomically: only one claimer of a row ever gets ``True``.
