@@ -91,7 +91,7 @@ class Dispatcher:
         self._settings = settings
         self._directory = directory
         self._health = health
-        self._log = message_log
+        self._log = message_log.for_block()
         self._smtp_logs = smtp_logs
         self._open_account = open_account
         self._default = default
@@ -160,7 +160,10 @@ class Dispatcher:
         for opened in self._open.values():
             self._finish(opened)
         self._open.clear()
-        self._default.close()
+        try:
+            self._default.close()
+        finally:
+            self._log.close()
 
     # --- steps ----------------------------------------------------------------
 

@@ -87,6 +87,34 @@ def test_statements_in_a_block_grow_only_by_each_letters_row(mail, two_accounts,
         assert len(server.wait_for(34)) == 34
 
 
+@pytest.fixture
+def checkouts(db) -> Iterator[list[Any]]:
+    """Every connection the site's engine hands out of its pool, in order."""
+    seen: list[Any] = []
+
+    def record(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        seen.append(record)
+
+    sa.event.listen(db.engine, "checkout", record)
+    yield seen
+    sa.event.remove(db.engine, "checkout", record)
+
+
+def test_a_block_takes_as_many_connections_from_the_pool_for_3_letters_as_for_30(
+    mail, two_accounts, smtp_server, statements, checkouts
+):
+    send_block(mail, 1)  # the accounts become known
+    counts = {}
+    for letters in (3, 30):
+        statements.clear()
+        checkouts.clear()
+        send_block(mail, letters)
+        assert len([s for s in statements if "smtp_accounts_message" in s.sql]) == 2 * 3 * letters
+        counts[letters] = len(checkouts)
+
+    assert counts[3] == counts[30], counts  # each letter's two commits share the block's connection
+
+
 def test_a_change_is_read_once_then_cached_again(ext, mail, two_accounts, statements):
     send_block(mail, 1)
     ext.update_settings(timeout_s=5)  # any change drops the cache of every process
