@@ -37,7 +37,7 @@ from .failover import CONNECTION, PERMANENT, RouteHeaders, failure_kind, route_c
 from .headers import encode_address, set_header
 from .health import Health
 from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome
-from .message_log import MessageInfo, MessageLog, row_of
+from .message_log import MessageInfo, MessageLog, changes, row_of
 from .models import AccountInfo, utcnow
 from .routing import choose_route, is_bulk, split_sender
 from .settings import SettingsInfo
@@ -113,9 +113,10 @@ class Dispatcher:
         if self._default.suppress:
             self._suppress(outcome)
         else:
-            outcome.record_id = self._log.write_ahead(row_of(outcome, keep_bodies=True, now=utcnow()))
+            ahead = row_of(outcome, keep_bodies=True, now=utcnow())
+            outcome.record_id = self._log.write_ahead(ahead)
             self._attempt(outcome, queue=self._settings.queue_undelivered)
-            self._record(outcome)
+            self._record(outcome, written=ahead)
         self._announce(outcome)
         if outcome.undelivered:
             assert outcome.error is not None
@@ -331,11 +332,13 @@ class Dispatcher:
 
     # --- the message log and the signals ---------------------------------------------
 
-    def _record(self, outcome: Outcome) -> None:
+    def _record(self, outcome: Outcome, *, written: t.Mapping[str, t.Any] | None = None) -> None:
+        """Update the letter's row: only the columns that differ from ``written`` (its write-ahead), if given."""
         assert outcome.record_id is not None
+        row = row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow())
         self._log.settle(
             outcome.record_id,
-            row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow()),
+            row if written is None else changes(written, row),
             message_id=outcome.letter.message_id,
             delivered=bool(outcome.delivered),
         )

@@ -210,6 +210,18 @@ def row_of(outcome: Outcome, *, keep_bodies: bool, now: datetime) -> dict[str, t
     return row
 
 
+def changes(written: t.Mapping[str, t.Any], row: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The values of ``row`` that differ from the ``written`` one: what the update of a row needs to set.
+
+    ``created_at`` stays the time the row was written ahead.
+    """
+    return {
+        name: value
+        for name, value in row.items()
+        if name != "created_at" and (name not in written or written[name] != value)
+    }
+
+
 class MessageLog:
     """Writes and reads ``smtp_accounts_message`` for one app."""
 
@@ -287,9 +299,14 @@ class MessageLog:
             raise MessageLogError(message_id, _reason(err), delivered=delivered, record_id=record_id) from err
 
     def insert(self, row: dict[str, t.Any]) -> int:
-        """Write one row now, in its own transaction; return its id."""
+        """Write one row now, in its own transaction; return its id.
+
+        Values that are ``None`` are left out of the statement: a column that
+        may hold ``None`` has no other default, so the row is the same.
+        """
+        values = {name: value for name, value in row.items() if value is not None}
         with self._writing() as conn:
-            key = conn.execute(self._insert, row).inserted_primary_key
+            key = conn.execute(self._insert, values).inserted_primary_key
             assert key is not None
             return int(key[0])
 

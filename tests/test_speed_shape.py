@@ -228,3 +228,16 @@ def test_a_table_scan_would_be_seen(db, ext, mail, two_accounts, statements):
 
     assert "SCAN smtp_accounts_account" in plan(db, lookup)
     assert vm_steps(db, lookup) > small * 100
+
+
+def test_a_letters_update_sets_only_what_its_attempt_changed(mail, two_accounts, statements):
+    with mail.connect() as conn:
+        conn.send(letter("one@example.com", 0))
+
+    [insert, update] = [s for s in statements if "smtp_accounts_message" in s.sql]
+    assert insert.sql.startswith("INSERT") and update.sql.startswith("UPDATE")
+    assert "error_reply" not in insert.sql  # no error yet: the column keeps its NULL without a parameter
+    set_clause = update.sql.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
+    for written_once in ("created_at", "sender", "recipients", "subject", "message_id", "options"):
+        assert written_once not in set_clause, update.sql
+    assert "status" in set_clause and "pending" in set_clause
