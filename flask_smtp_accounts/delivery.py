@@ -237,9 +237,10 @@ class Dispatcher:
 
     @staticmethod
     def _render(outcome: Outcome, headers: RouteHeaders) -> bytes:
-        if headers.from_header is None and not headers.reply_to and outcome.body is not None:
-            return outcome.body
-        data = outcome.letter.render(headers.from_header)
+        """The letter as the route sends it: its body (rendered once), with the route's From and Reply-To."""
+        data = outcome.body if outcome.body is not None else outcome.letter.render(None)
+        if headers.from_header is not None:
+            data = set_header(data, "From", encode_address(headers.from_header))
         if headers.reply_to:
             data = set_header(data, "Reply-To", encode_address(headers.reply_to))
         return data

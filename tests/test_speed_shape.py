@@ -241,3 +241,25 @@ def test_a_letters_update_sets_only_what_its_attempt_changed(mail, two_accounts,
     for written_once in ("created_at", "sender", "recipients", "subject", "message_id", "options"):
         assert written_once not in set_clause, update.sql
     assert "status" in set_clause and "pending" in set_clause
+
+
+def test_a_letter_is_rendered_once_even_when_its_route_names_the_sender(
+    mail, add_account, smtp_server, monkeypatch
+):
+    add_account(smtp_server, sender_email="news@example.com", sender_name="Nouvelles d'été")
+    renders: list[Message] = []
+    as_bytes = Message.as_bytes
+
+    def counted(message: Message) -> bytes:
+        renders.append(message)
+        return as_bytes(message)
+
+    monkeypatch.setattr(Message, "as_bytes", counted)
+
+    mail.send(letter("news@example.com", 0))
+
+    [got] = smtp_server.wait_for(1)
+    assert (
+        got.message["From"] == "Nouvelles d'été <news@example.com>"
+    )  # the account's name, as the reader sees it
+    assert len(renders) == 1
