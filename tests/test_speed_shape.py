@@ -259,7 +259,6 @@ def test_a_letter_is_rendered_once_even_when_its_route_names_the_sender(
     mail.send(letter("news@example.com", 0))
 
     [got] = smtp_server.wait_for(1)
-    assert (
-        got.message["From"] == "Nouvelles d'été <news@example.com>"
-    )  # the account's name, as the reader sees it
+    # The account's name, as the reader sees it.
+    assert got.message["From"] == "Nouvelles d'été <news@example.com>"
     assert len(renders) == 1
