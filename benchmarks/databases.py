@@ -37,7 +37,7 @@ def url_from_environment() -> str | None:
 def sqlite_wal(engine: sa.Engine) -> None:
     """Every new connection of ``engine`` in WAL mode, synced at checkpoints rather than at each commit.
 
-    The README's recipe (Benchmarks, "SQLite: the two commits"), word for word.
+    The recipe of the README (Benchmarks, "SQLite: the two commits"), for any engine.
     """
 
     @sa.event.listens_for(engine, "connect")
