@@ -15,8 +15,8 @@ Rows are written through connections of their own, never through the
 site's ``db.session``: the site's transaction is never committed or
 flushed by a letter. Each write is a transaction of its own; within a
 connection block the writes share one pooled connection
-(:meth:`MessageLog.for_block`) instead of taking one from the pool for each. :func:`row_of` is the one builder of a
-row, for every status.
+(:meth:`MessageLog.for_block`) instead of taking one from the pool for
+each. :func:`row_of` is the one builder of a row, for every status.
 
 The body of a letter is kept only while it is undelivered (so that it can
 be resent), unless the ``keep_bodies`` setting is on. Rows older than
