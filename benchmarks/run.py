@@ -109,6 +109,11 @@ def parse_args(argv: t.Sequence[str] | None) -> argparse.Namespace:
         + ", else SQLite files)",
     )
     parser.add_argument(
+        "--sqlite-wal",
+        action="store_true",
+        help="SQLite files in WAL mode with synchronous=NORMAL (the README's opt-in; default: SQLite's own journal)",
+    )
+    parser.add_argument(
         "--out",
         help="JSON file to write (default benchmarks/results/<time>.json and latest.json;"
         " quick.json for --quick)",
@@ -158,7 +163,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="smtp-accounts-bench-") as folder, start_sink(args.sink) as sink:
         print(f"sink: {sink.kind} on {sink.host}:{sink.port}, pid {sink.process.pid}", flush=True)
-        databases = Databases(args.database_url or url_from_environment())
+        databases = Databases(args.database_url or url_from_environment(), wal=args.sqlite_wal)
         print(f"site database: {databases.describe()}", flush=True)
         setup = scenarios.Setup(
             sink.host, sink.port, folder, counts.rounds, counts.warmup, databases, delay_ms=args.delay_ms

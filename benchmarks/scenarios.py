@@ -22,6 +22,7 @@ from pathlib import Path
 from apps import (
     RECIPIENT,
     SENDER,
+    db,
     dispose,
     fill_accounts,
     genuine_flask_mail,
@@ -70,6 +71,8 @@ class Setup:
         app = routed_app(
             folder, host or self.host, port or self.port, database=self.databases.config(folder), **options
         )
+        with app.app_context():
+            self.databases.tune(db.engine)
         self.routed_apps.append(app)
         return app
 
