@@ -33,6 +33,7 @@ from .message_log import LEASE, MessageInfo, MessageLog, Page
 from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
 from .oauth2 import AccessTokens, store_refresh_token
 from .outbox import DeliveryReport
+from .outbox_status import OutboxLine
 from .routing import Choice, bulk_sending, choose_route, split_sender
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
@@ -628,6 +629,41 @@ class SMTPAccounts:
         from .outbox import queued_ids
 
         return queued_ids(self._state, limit, account_id)
+
+    def outbox_status(self) -> list[OutboxLine]:
+        """Per account: letters waiting and being sent, sent and failed in 24 h, letters a minute, time left, paused."""
+        from .outbox_status import outbox_status
+
+        return outbox_status(self._state)
+
+    def pause_queue(self, account_id: int) -> None:
+        """Stop drainers (every process) from taking the letters waiting for this account, until :meth:`resume_queue`.
+
+        Letters already being sent finish. ``account_id`` 0 pauses Flask-Mail's own route.
+        """
+        self._state.health.pause_queue(self._queue_key(account_id), True)
+
+    def resume_queue(self, account_id: int) -> None:
+        """Let drainers take the account's letters again."""
+        self._state.health.pause_queue(self._queue_key(account_id), False)
+
+    def cancel_queued(self, account_id: int | None = None, ids: t.Iterable[int] | None = None) -> int:
+        """Cancel waiting letters: every one (no argument), an account's (0: Flask-Mail's route), or these ids.
+
+        Returns how many. A cancelled letter is never sent; letters a
+        drainer is sending are left alone.
+        """
+        from .outbox_status import cancel_queued
+
+        key = None if account_id is None else self._queue_key(account_id)
+        return cancel_queued(self._state, key, ids)
+
+    @staticmethod
+    def _queue_key(account_id: t.Any) -> int:
+        key = parse_id(account_id)
+        if key is None:
+            raise LookupError(f"There is no SMTP account with id {account_id}.")
+        return key
 
     def prune_messages(self) -> int:
         """Delete message log rows older than the retention setting; returns how many."""

@@ -460,6 +460,24 @@ class MessageLog:
                 .values(status=QUEUED, claimed_until=None, updated_at=utcnow())
             )
 
+    def cancel(self, *, account_id: int | None = None, ids: t.Sequence[int] | None = None) -> int:
+        """Cancel the waiting letters no drainer holds (of ``account_id``, or ``ids``; neither: all); how many."""
+        now = utcnow()
+        table = self.table
+        where = [due_condition(table, now, due_by=datetime.max)]
+        if account_id is not None:
+            where.append(queue_account(table, account_id))
+        if ids is not None:
+            if not ids:
+                return 0
+            where.append(table.c.id.in_(list(ids)))
+        with self._engine().begin() as conn:
+            return int(
+                conn.execute(
+                    table.update().where(*where).values(status=CANCELLED, claimed_until=None, updated_at=now)
+                ).rowcount
+            )
+
     def due_ids(self, limit: int, *, account_id: int | None = None, now: datetime | None = None) -> list[int]:
         """Ids of the letters a drainer may take now, lowest first, without claiming them."""
         table = self.table
