@@ -510,9 +510,10 @@ class SMTPAccounts:
     ) -> Page:
         """A page of the message log, newest first.
 
-        ``status``: sent, suppressed, failed, queued, sending, or
-        ``interrupted`` (left ``sending`` by a process that stopped: outcome
-        unknown, never sent again automatically). ``account_id`` 0:
+        ``status``: sent, suppressed, failed, queued, claimed (a drainer
+        holds it), sending, cancelled, or ``interrupted`` (left ``sending``
+        by a process that stopped: outcome unknown, never sent again
+        automatically). ``account_id`` 0:
         letters sent through Flask-Mail's own settings. ``address``: part of
         the From or of any recipient; ``subject``: part of the subject;
         ``message_id``: part of the Message-ID (angle brackets optional);
