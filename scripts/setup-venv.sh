@@ -43,6 +43,19 @@ setup_venv() {
         echo "Creating .venv with $python ..."
         "$python" -m venv .venv
     fi
+    # Installed once per setup.cfg: a later call for extras already installed does nothing, so a run
+    # may set up early and later calls (scripts/test) never reinstall under tests already running.
+    local stamp=.venv/installed-extras key wanted missing=0
+    key=$(cksum <setup.cfg)
+    for wanted in ${extra//,/ }; do
+        grep -qxF "$key $wanted" "$stamp" 2>/dev/null || missing=1
+    done
+    if [ "$missing" -eq 0 ]; then
+        return 0
+    fi
     echo "Installing flask-smtp-accounts[$extra] into .venv ..."
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --editable ".[$extra]"
+    for wanted in ${extra//,/ }; do
+        echo "$key $wanted" >>"$stamp"
+    done
 }
