@@ -6,6 +6,7 @@ from .check import CheckResult
 from .errors import (
     AccountInUseError,
     AlertDeliveryError,
+    CeleryNotConfiguredError,
     DeliveryError,
     EncryptionError,
     InvalidAccountError,
@@ -29,6 +30,7 @@ from .settings import SettingsInfo
 from .signals import (
     account_checked,
     account_cooled_down,
+    letters_queued,
     message_queued,
     message_sent,
     oauth_token_refused,
@@ -42,6 +44,7 @@ __all__ = [
     "AccountHealth",
     "AccountInUseError",
     "AccountInfo",
+    "CeleryNotConfiguredError",
     "CheckResult",
     "Choice",
     "DeliveryError",
@@ -65,6 +68,7 @@ __all__ = [
     "account_checked",
     "account_cooled_down",
     "bulk_sending",
+    "letters_queued",
     "message_queued",
     "message_sent",
     "oauth_token_refused",
