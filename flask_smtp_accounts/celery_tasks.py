@@ -33,8 +33,9 @@ from collections.abc import Iterable, Sequence
 
 from flask import Flask, current_app, has_app_context
 
-from .errors import CeleryNotConfiguredError, InvalidTaskArgumentError
+from .errors import CeleryNotConfiguredError, InvalidArgumentError
 from .ids import parse_id
+from .outbox import MAX_BATCH
 from .signals import letters_queued
 
 if t.TYPE_CHECKING:
@@ -79,12 +80,12 @@ class CeleryTasks:
 def row_ids(ids: t.Any) -> list[int]:
     """The row ids a task was given, checked: a list of ids, each as :func:`~.ids.parse_id` reads it."""
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
-        raise InvalidTaskArgumentError(f"{DELIVER_TASK} takes a list of message log row ids, not {ids!r}")
+        raise InvalidArgumentError("ids", f"{DELIVER_TASK} takes a list of message log row ids, not {ids!r}")
     parsed = []
     for value in ids:
         number = parse_id(value)
         if number is None:
-            raise InvalidTaskArgumentError(f"{DELIVER_TASK}: not a message log row id: {value!r}")
+            raise InvalidArgumentError("ids", f"not a message log row id: {value!r}")
         parsed.append(number)
     return parsed
 
@@ -114,10 +115,12 @@ def init_celery(
             " (Celery(broker='redis://...'), celery_app.conf.broker_url, or CELERY_BROKER_URL)"
             " before init_celery"
         )
-    if not 1 <= batch <= 10_000:
-        raise ValueError(f"batch must be between 1 and 10000 row ids a task, not {batch!r}")
-    if not 1 <= sweep_limit:
-        raise ValueError(f"sweep_limit must be at least 1, not {sweep_limit!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise InvalidArgumentError(
+            "batch", f"must be a whole number of row ids from 1 to {MAX_BATCH}, not {batch!r}"
+        )
+    if isinstance(sweep_limit, bool) or not isinstance(sweep_limit, int) or sweep_limit < 1:
+        raise InvalidArgumentError("sweep_limit", f"must be a whole number, 1 or more, not {sweep_limit!r}")
 
     base = _app_context_task(celery_app, app)
 

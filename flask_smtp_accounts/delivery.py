@@ -105,6 +105,8 @@ class Dispatcher:
         self._backups: dict[int, AccountInfo | None] = {}
         #: Accounts found cooling down in this block: not asked again for each letter.
         self._cooling: dict[int, DeliveryError] = {}
+        #: Rows this block stored in the outbox, announced when it ends (``letters_queued``).
+        self.stored: list[int] = []
 
     # --- one letter -----------------------------------------------------------
 
@@ -194,6 +196,7 @@ class Dispatcher:
         outcome.record_id = self._log.write_ahead(
             row_of(outcome, keep_bodies=True, now=outcome.next_attempt_at)
         )
+        self.stored.append(outcome.record_id)
 
     def _attempt(self, outcome: Outcome, *, queue: bool) -> None:
         """Try the chosen route and, while recipients are pending, its backups; then settle the status."""

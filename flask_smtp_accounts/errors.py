@@ -256,10 +256,3 @@ class CeleryNotConfiguredError(SMTPAccountsError, RuntimeError):
     Letters handed to such an app would reach no worker; the message says
     which setting gives it one.
     """
-
-
-class InvalidTaskArgumentError(SMTPAccountsError, ValueError):
-    """A Celery task of the extension was given something other than message log row ids.
-
-    Raised before anything is claimed or sent.
-    """
