@@ -190,6 +190,15 @@ def test_a_celery_app_without_a_broker_is_refused_and_nothing_is_wired(site: t.A
     assert "smtp_accounts_celery" not in site.app.extensions
 
 
+def test_a_batch_outside_one_claim_is_refused(site: t.Any) -> None:
+    for wrong in (0, 101, True, "50"):
+        with pytest.raises(InvalidArgumentError, match="batch"):
+            init_celery(
+                Celery("site", broker=f"redis://{HOST}:{free_port()}/0"), site.ext, app=site.app, batch=wrong
+            )
+    assert "smtp_accounts_celery" not in site.app.extensions
+
+
 def test_a_task_given_anything_but_row_ids_claims_nothing(site: t.Any, tasks: CeleryTasks) -> None:
     for wrong in ("1,2", [1, "two"], [-1], None):
         with pytest.raises(InvalidArgumentError, match="row id"):
