@@ -176,9 +176,19 @@ def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.C
                 help="Verify the server's certificate (default). Turn off only for a server you trust.",
             ),
             click.option(
+                "--pipelining/--no-pipelining",
+                default=None,
+                help="Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (default).",
+            ),
+            click.option(
                 "--backup-ids",
                 metavar="IDS",
                 help='Accounts to try, in order, when this one fails, e.g. "3,5" ("" for none).',
+            ),
+            click.option(
+                "--max-connections",
+                type=click.IntRange(0, 100),
+                help="Most connections open to the server at once, across all workers (0: no limit).",
             ),
             click.option(
                 "--password-env",
@@ -586,7 +596,7 @@ def deliver(connections: int, limit: int | None, forever: bool) -> None:
             if not report.sent + report.failed + report.requeued:
                 time.sleep(IDLE_S)
     except KeyboardInterrupt:
-        click.echo("\nStopped; letters not begun go back to the queue.")
+        click.echo("\nStopped: the letters being sent were finished, the rest went back to the queue.")
 
 
 @smtp_accounts_cli.group("outbox")

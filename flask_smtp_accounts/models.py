@@ -10,7 +10,6 @@ stale.
 from __future__ import annotations
 
 import typing as t
-import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -51,6 +50,8 @@ class AccountInfo:
     updated_at: datetime | None = None
     #: Accounts that carry the letter, in this order, when this one fails.
     backup_ids: tuple[int, ...] = ()
+    #: Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).
+    pipelining: bool = True
     password_encrypted: str | None = field(default=None, repr=False)
     #: OAuth2 (``auth="oauth2"``), see ``oauth2.py``: ``microsoft``, ``google`` or ``custom``.
     oauth_provider: str = ""
@@ -66,6 +67,8 @@ class AccountInfo:
     oauth_scope: str = ""
     oauth_client_secret_encrypted: str | None = field(default=None, repr=False)
     oauth_refresh_token_encrypted: str | None = field(default=None, repr=False)
+    #: Connections open to the account's server at once, across all processes and machines; 0: no cap.
+    max_connections: int = 0
 
     @property
     def label(self) -> str:
@@ -115,6 +118,7 @@ class Models:
     AlertEvent: t.Any
     Alert: t.Any
     AlertThrottle: t.Any
+    ConnectionSlot: t.Any
 
 
 #: A point in time, to the microsecond on every database: MySQL's DATETIME keeps whole seconds
@@ -139,13 +143,17 @@ class IdList(sa.types.TypeDecorator[tuple[int, ...]]):
         return tuple(int(i) for i in value.split(",") if i) if value else ()
 
 
-_models: weakref.WeakKeyDictionary[t.Any, Models] = weakref.WeakKeyDictionary()
+#: The attribute of a ``db`` that holds its models. They live on the ``db`` itself so that they go
+#: when it goes: in a module-level dict keyed by ``db``, even a weak one, the models' own reference to
+#: their ``db`` (Flask-SQLAlchemy's ``Model.__fsa__``) would keep both alive for the whole process.
+_MODELS_ATTRIBUTE = "_smtp_accounts_models"
 
 
 def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
     """Declare the tables on ``db`` (once per ``db``)."""
-    if db in _models:
-        return _models[db]
+    existing: Models | None = getattr(db, _MODELS_ATTRIBUTE, None)
+    if existing is not None:
+        return existing
 
     class Account(db.Model):  # type: ignore[name-defined,misc]
         """An SMTP account that carries the letters sent from its email."""
@@ -166,6 +174,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         password_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
         verify_tls: Mapped[bool] = mapped_column(default=True)
         backup_ids: Mapped[tuple[int, ...]] = mapped_column(IdList, default=())
+        pipelining: Mapped[bool] = mapped_column(default=True)
         oauth_provider: Mapped[str] = mapped_column(sa.String(16), default="")
         oauth_flow: Mapped[str] = mapped_column(sa.String(16), default="")
         oauth_tenant: Mapped[str] = mapped_column(sa.String(255), default="")
@@ -175,6 +184,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         oauth_scope: Mapped[str] = mapped_column(sa.String(500), default="")
         oauth_client_secret_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
         oauth_refresh_token_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
+        max_connections: Mapped[int] = mapped_column(default=0)
         created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
         updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
@@ -296,10 +306,30 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         #: A person paused the account's queue: drainers take none of the letters waiting for it.
         queue_paused: Mapped[bool] = mapped_column(default=False)
 
+    class ConnectionSlot(db.Model):  # type: ignore[name-defined,misc]
+        """One of the ``max_connections`` slots of an account: a connection may be open while its holder has it."""
+
+        __tablename__ = "smtp_accounts_connection_slot"
+        __bind_key__ = bind_key
+
+        account_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        slot: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        #: Who holds it (a process and connection); NULL: free.
+        holder: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+        #: The holder renews it before this; past it, the slot is free again (its holder died).
+        lease_until: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
+
     alert_models = _alert_models(db, bind_key)
     _listen(Account, Settings, Health)
-    models = Models(Account=Account, Settings=Settings, Message=Message, Health=Health, **alert_models)
-    _models[db] = models
+    models = Models(
+        Account=Account,
+        Settings=Settings,
+        Message=Message,
+        Health=Health,
+        ConnectionSlot=ConnectionSlot,
+        **alert_models,
+    )
+    setattr(db, _MODELS_ATTRIBUTE, models)
     return models
 
 
@@ -406,6 +436,7 @@ def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
                 "auth",
                 "login",
                 "backup_ids",
+                "max_connections",
             )
         }
         values["has_password"] = bool(target.password_encrypted)
@@ -420,6 +451,8 @@ def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
             target.active = True
         if target.verify_tls is None:
             target.verify_tls = True
+        if target.pipelining is None:
+            target.pipelining = True
 
     def touch_account(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
         check_account(mapper, connection, target)

@@ -118,6 +118,14 @@ class AccountForm(SecureForm):
         default=True,
         description=_l("Turn off only for a server with a self-signed certificate that you trust."),
     )
+    pipelining = BooleanField(
+        _l("Pipeline commands"),
+        default=True,
+        description=_l(
+            "When the server offers PIPELINING, send MAIL, RCPT and DATA in one go: a letter waits two"
+            " round trips instead of four. Turn off only for a server that mishandles it."
+        ),
+    )
     auth = SelectField(
         _l("Authorization"),
         default="login",
@@ -205,6 +213,14 @@ class AccountForm(SecureForm):
             " listed (hold Ctrl or Cmd to choose several)."
         ),
     )
+    max_connections = IntegerField(
+        _l("Connections at once"),
+        default=0,
+        widget=NumberInput(min=0, max=100),
+        description=_l(
+            "The most connections open to this server at once, across all workers and machines. 0: no limit."
+        ),
+    )
 
     def account_fields(self) -> dict[str, t.Any]:
         """The submitted account fields, as the Python API takes them.
@@ -245,14 +261,16 @@ ACCOUNT_FORM_FIELDS = tuple(
         "port",
         "security",
         "verify_tls",
+        "pipelining",
         "auth",
         "login",
         *OAUTH_FORM_FIELDS,
         "backup_ids",
+        "max_connections",
     )
     if name in ACCOUNT_FIELDS
 )
-for _name in (*OAUTH_FORM_FIELDS, "backup_ids"):
+for _name in (*OAUTH_FORM_FIELDS, "backup_ids", "max_connections"):
     if _name not in ACCOUNT_FORM_FIELDS:
         delattr(AccountForm, _name)
 

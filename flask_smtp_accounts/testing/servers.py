@@ -101,6 +101,9 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        if self._owner.pipelining:
+            # aiosmtpd reads a command at a time, so it takes pipelined commands as they come; it just never says so.
+            responses = [*responses[:-1], "250-PIPELINING", responses[-1]]
         if not self._owner.requires_auth:
             return [line for line in responses if not line[4:].upper().startswith("AUTH")]
         return responses
@@ -183,6 +186,29 @@ class _XOAuth2Handler(_Handler):
         return AuthResult(success=False, handled=False, message=refusal)
 
 
+class _CountedSMTP(SMTP):
+    """aiosmtpd's SMTP protocol, telling its :class:`SMTPServer` when a client connects and leaves."""
+
+    def __init__(self, owner: SMTPServer, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._owner = owner
+        self._counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self._counted:  # STARTTLS makes a connection anew on the same socket: one session still
+            self._counted = True
+            self._owner._session_opened()
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        try:
+            super().connection_lost(error)
+        finally:
+            if self._counted:
+                self._counted = False
+                self._owner._session_closed()
+
+
 class _Controller(Controller):
     """Controller that remembers every SMTP connection so :meth:`SMTPServer.stop` can close them."""
 
@@ -191,7 +217,7 @@ class _Controller(Controller):
         self.connections: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     def factory(self) -> SMTP:
-        smtp = super().factory()
+        smtp = _CountedSMTP(self.handler._owner, self.handler, **self.SMTP_kwargs)
         self.connections.add(smtp)
         return smtp
 
@@ -224,6 +250,7 @@ class SMTPServer:
     token gets Gmail's answer: ``334`` with a base64 JSON error, then ``535`` after the client's empty line.
     ``auth_reply``: the final reply to refused credentials or tokens (default ``535 5.7.8 ...``), to play
     a provider, e.g. ``"535 5.7.139 Authentication unsuccessful, ..."``.
+    ``pipelining``: offer PIPELINING (RFC 2920) in the EHLO reply, as Postfix, Exim and the big providers do.
     """
 
     def __init__(
@@ -236,6 +263,7 @@ class SMTPServer:
         handler_hooks: Any = None,
         xoauth2: Callable[[str, str], bool] | None = None,
         auth_reply: str | None = None,
+        pipelining: bool = False,
     ) -> None:
         if tls not in TLS_MODES:
             raise ValueError(f"tls must be one of {TLS_MODES}, not {tls!r}")
@@ -252,12 +280,15 @@ class SMTPServer:
         self.handler_hooks = handler_hooks
         self.xoauth2 = xoauth2
         self.auth_reply = auth_reply
+        self.pipelining = pipelining
         self.host = HOST
         self._port: int | None = None
         self._controller: _Controller | None = None
         self._lock = threading.Condition()
         self._received: list[Received] = []
         self._auth_attempts: list[AuthAttempt] = []
+        self._sessions_open = 0
+        self._most_sessions = 0
 
     def __repr__(self) -> str:
         auth = "auth" if self.credentials else "no-auth"
@@ -321,6 +352,29 @@ class SMTPServer:
         with self._lock:
             self._auth_attempts.append(AuthAttempt("XOAUTH2", login, success))
         return success
+
+    def _session_opened(self) -> None:
+        with self._lock:
+            self._sessions_open += 1
+            self._most_sessions = max(self._most_sessions, self._sessions_open)
+            self._lock.notify_all()
+
+    def _session_closed(self) -> None:
+        with self._lock:
+            self._sessions_open -= 1
+            self._lock.notify_all()
+
+    @property
+    def sessions_open(self) -> int:
+        """Client connections open now."""
+        with self._lock:
+            return self._sessions_open
+
+    @property
+    def most_sessions_at_once(self) -> int:
+        """The most client connections that were ever open at the same time."""
+        with self._lock:
+            return self._most_sessions
 
     def _record(self, received: Received) -> None:
         with self._lock:
