@@ -6,6 +6,7 @@ from .check import CheckResult
 from .errors import (
     AccountInUseError,
     AlertDeliveryError,
+    CeleryNotConfiguredError,
     ConnectionsBusyError,
     DeliveryError,
     EncryptionError,
@@ -32,6 +33,7 @@ from .settings import SettingsInfo
 from .signals import (
     account_checked,
     account_cooled_down,
+    letters_queued,
     message_queued,
     message_sent,
     oauth_token_refused,
@@ -45,6 +47,7 @@ __all__ = [
     "AccountHealth",
     "AccountInUseError",
     "AccountInfo",
+    "CeleryNotConfiguredError",
     "CheckResult",
     "Choice",
     "ConnectionsBusyError",
@@ -71,6 +74,7 @@ __all__ = [
     "account_checked",
     "account_cooled_down",
     "bulk_sending",
+    "letters_queued",
     "message_queued",
     "message_sent",
     "oauth_token_refused",

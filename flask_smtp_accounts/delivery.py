@@ -115,6 +115,8 @@ class Dispatcher:
         self._cooling: dict[int, DeliveryError] = {}
         #: The connection slot this block holds for each capped account (``max_connections``).
         self._held: dict[int, Slot] = {}
+        #: Rows this block stored in the outbox, announced when it ends (``letters_queued``).
+        self.stored: list[int] = []
 
     # --- one letter -----------------------------------------------------------
 
@@ -211,6 +213,7 @@ class Dispatcher:
         outcome.record_id = self._log.write_ahead(
             row_of(outcome, keep_bodies=True, now=outcome.next_attempt_at)
         )
+        self.stored.append(outcome.record_id)
 
     def _attempt(self, outcome: Outcome, *, queue: bool) -> None:
         """Try the chosen route and, while recipients are pending, its backups; then settle the status."""

@@ -266,3 +266,11 @@ class InvalidAlertError(SMTPAccountsError, ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class CeleryNotConfiguredError(SMTPAccountsError, RuntimeError):
+    """The Celery app given to ``init_celery`` names no broker; nothing was wired.
+
+    Letters handed to such an app would reach no worker; the message says
+    which setting gives it one.
+    """

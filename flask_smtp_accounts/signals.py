@@ -61,6 +61,17 @@ message_queued = signals.signal(
     """,
 )
 
+letters_queued = signals.signal(
+    "letters-queued",
+    doc="""Letters were stored in the outbox, committed, and wait for a drainer.
+
+    Sent once per outbox block (or per letter that the ``outbox_all`` or
+    ``outbox_bulk`` setting stores), after its rows are committed, so that a
+    receiver can hand them to workers at once (``init_celery`` does).
+    Keyword arguments: ``ids`` (the message log row ids, in the order stored).
+    """,
+)
+
 account_cooled_down = signals.signal(
     "account-cooled-down",
     doc="""An account failed at the connection level and routing skips it for a while.
