@@ -30,7 +30,7 @@ from .log_files import LogChunk, LogInfo
 from .mail_stats import MailStats
 from .message_log import MessageInfo, MessageLog, Page
 from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
-from .oauth2 import AccessTokens, store_refresh_token
+from .oauth2 import AccessTokens
 from .routing import Choice, bulk_sending, choose_route, split_sender
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
@@ -94,7 +94,26 @@ class _State:
         return self.db.engines[self.config.bind_key]
 
     def _store_refresh_token(self, account_id: int, ciphertext: str) -> None:
-        store_refresh_token(self.engine(), self.models, account_id, ciphertext)
+        """Store a rotated refresh token (already encrypted) on its account, in a transaction of its own.
+
+        Its own transaction, because the rotation happened whether or not the
+        site's session commits. A plain UPDATE, not the ORM: the account's
+        ``updated_at`` stays (a change there clears its logs), but the settings
+        revision is bumped so that every process reads the new token.
+        """
+        account = self.models.Account.__table__
+        settings = self.models.Settings.__table__
+        with self.engine().begin() as conn:
+            conn.execute(
+                sa.update(account)
+                .where(account.c.id == account_id)
+                .values(oauth_refresh_token_encrypted=ciphertext)
+            )
+            conn.execute(
+                sa.update(settings)
+                .where(settings.c.id == SETTINGS_ID)
+                .values(revision=settings.c.revision + 1)
+            )
 
     def _site_holds_the_write_lock(self) -> str | None:
         """Why writing a row now would wait on this very thread, or ``None``.

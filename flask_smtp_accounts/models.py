@@ -52,7 +52,7 @@ class AccountInfo:
     #: Accounts that carry the letter, in this order, when this one fails.
     backup_ids: tuple[int, ...] = ()
     password_encrypted: str | None = field(default=None, repr=False)
-    #: OAuth2 (``auth="oauth2"``), see ``oauth2.py``: ``microsoft``, ``google`` or ``custom``.
+    #: OAuth2 (``auth="oauth2"``), see the ``oauth2`` package: ``microsoft``, ``google`` or ``custom``.
     oauth_provider: str = ""
     #: ``app`` (client credentials, Microsoft) or ``delegated`` (a refresh token from a sign-in).
     oauth_flow: str = ""

@@ -15,7 +15,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 
 from .errors import InvalidAccountError, InvalidSettingError
 from .ids import parse_id
-from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES, is_loopback
+from .oauth2.providers import FLOW_CHOICES, PROVIDER_CHOICES, is_loopback
 from .texts import N_, Text
 
 SECURITY_CHOICES = ("none", "ssl", "starttls")

@@ -27,8 +27,8 @@ from flask_smtp_accounts.oauth2 import (
     authorization_url,
     grant_of,
     token_url_of,
-    xoauth2_response,
 )
+from flask_smtp_accounts.sasl import xoauth2_response
 from flask_smtp_accounts.testing import LOGIN, Certs, SMTPServer
 from flask_smtp_accounts.testing.oauth import CLIENT_ID, CLIENT_SECRET, OAuthServer
 
@@ -177,6 +177,18 @@ def delegated(server: SMTPServer, provider: OAuthServer, refresh_token: str, **f
     return oauth_fields(server, provider, **values)
 
 
+def google_delegated(server: SMTPServer, google: OAuthServer) -> dict[str, Any]:
+    """A Google account signed in a moment ago (a fresh refresh token), on the provider's own endpoint."""
+    return delegated(
+        server,
+        google,
+        google.issue_refresh_token(),
+        oauth_provider="google",
+        oauth_scope="",
+        oauth_token_url="",
+    )
+
+
 def test_a_rotated_refresh_token_is_stored_encrypted(ext, mail, app, provider, oauth_smtp):
     first = provider.issue_refresh_token(LOGIN)
 
@@ -270,6 +282,36 @@ def test_token_errors_name_the_fix_and_nothing_is_saved(microsoft_site, certs, b
     assert reason in result.message
     assert fix in (result.hint or "")
     assert site.ext.Account.query.count() == 0
+
+
+def test_a_refused_client_secret_says_where_the_google_console_makes_a_new_one(google_site, certs):
+    site, google = google_site
+    google.failing = "bad_secret"
+    with SMTPServer(
+        tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=google.xoauth2
+    ) as server:
+        result = site.ext.check_account(google_delegated(server, google))
+
+    assert (result.ok, result.stage) == (False, "token")
+    assert result.hint == (
+        "Check the client id and tenant, and enter a valid client secret (create a new one in Google Cloud"
+        " console > APIs & Services > Credentials). Enter the secret's value, not its id."
+    )
+
+
+def test_a_refused_client_secret_of_a_custom_provider_points_at_its_console(ext, certs):
+    with OAuthServer(style="google") as custom:
+        custom.failing = "bad_secret"
+        with SMTPServer(
+            tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=custom.xoauth2
+        ) as server:
+            result = ext.check_account(oauth_fields(server, custom))
+
+    assert (result.ok, result.stage) == (False, "token")
+    assert result.hint == (
+        "Check the client id and tenant, and enter a valid client secret (create a new one in the provider's"
+        " console). Enter the secret's value, not its id."
+    )
 
 
 def local_site(
@@ -755,15 +797,7 @@ def test_gmail_refusing_a_token_says_to_sign_in_again(google_site, certs):
         xoauth2=lambda login, token: False,
         auth_reply=gmail_535,
     ) as gmail:
-        fields = delegated(
-            gmail,
-            google,
-            google.issue_refresh_token(),
-            oauth_provider="google",
-            oauth_scope="",
-            oauth_token_url="",
-        )
-        result = site.ext.check_account(fields)
+        result = site.ext.check_account(google_delegated(gmail, google))
 
     assert not result.ok and result.code == 535
     assert "Gmail refused the access token" in (result.hint or "")
