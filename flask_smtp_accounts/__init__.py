@@ -4,21 +4,30 @@ from __future__ import annotations
 
 from .check import CheckResult
 from .errors import (
+    AccountCheckFailed,
     AccountInUseError,
+    AccountNotFoundError,
+    AlertChannelNotFoundError,
     AlertDeliveryError,
     DeliveryError,
     EncryptionError,
+    FieldError,
     InvalidAccountError,
     InvalidAddressError,
+    InvalidAlertError,
     InvalidSettingError,
     LogAddressError,
     LogNotFoundError,
     MessageLogError,
+    MessageNotFoundError,
+    NotFoundError,
     OAuth2Error,
     ResendError,
+    SignInError,
     SMTPAccountsError,
+    UnknownFieldError,
 )
-from .extension import AccountCheckFailed, SMTPAccounts
+from .extension import SMTPAccounts
 from .health import AccountHealth
 from .log_files import LogChunk, LogInfo
 from .message_log import MessageInfo, Page
@@ -38,16 +47,20 @@ from .signals import (
 
 __all__ = [
     "AccountCheckFailed",
-    "AlertDeliveryError",
     "AccountHealth",
     "AccountInUseError",
     "AccountInfo",
+    "AccountNotFoundError",
+    "AlertChannelNotFoundError",
+    "AlertDeliveryError",
     "CheckResult",
     "Choice",
     "DeliveryError",
     "EncryptionError",
+    "FieldError",
     "InvalidAccountError",
     "InvalidAddressError",
+    "InvalidAlertError",
     "InvalidSettingError",
     "LogAddressError",
     "LogChunk",
@@ -55,6 +68,8 @@ __all__ = [
     "LogNotFoundError",
     "MessageInfo",
     "MessageLogError",
+    "MessageNotFoundError",
+    "NotFoundError",
     "OAuth2Error",
     "Page",
     "ResendError",
@@ -62,6 +77,8 @@ __all__ = [
     "SMTPAccounts",
     "SMTPAccountsError",
     "SettingsInfo",
+    "SignInError",
+    "UnknownFieldError",
     "account_checked",
     "account_cooled_down",
     "bulk_sending",

@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from . import retry
 from .connection import Interrupted, close_quietly, send_transaction
 from .directory import Directory
-from .errors import DeliveryError
-from .failover import CONNECTION, PERMANENT, RouteHeaders, failure_kind, route_chain, route_headers
+from .errors import CONNECTION, PERMANENT, DeliveryError, failure_kind
+from .failover import RouteHeaders, route_chain, route_headers
 from .headers import encode_address, set_header
 from .health import Health
 from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome

@@ -22,7 +22,14 @@ from .connection import open_connection
 from .crypto import Vault
 from .delivery import DefaultRoute, Dispatcher
 from .directory import Directory
-from .errors import AccountInUseError, InvalidAccountError, InvalidAddressError, SMTPAccountsError
+from .errors import (
+    AccountCheckFailed,
+    AccountInUseError,
+    AccountNotFoundError,
+    InvalidAccountError,
+    InvalidAddressError,
+    UnknownFieldError,
+)
 from .failover import check_backups
 from .health import AccountHealth, Health
 from .ids import IdConverter, parse_id
@@ -61,14 +68,6 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
 )
 # OAuth2: the plain fields, and the write-only secrets (an empty one keeps the stored one, like the password).
 ACCOUNT_FIELDS += OAUTH_FIELDS + tuple(OAUTH_SECRETS)
-
-
-class AccountCheckFailed(SMTPAccountsError):
-    """Saving was refused because the account failed its check; nothing was written."""
-
-    def __init__(self, result: CheckResult) -> None:
-        super().__init__(result.message)
-        self.result = result
 
 
 class _State:
@@ -286,11 +285,11 @@ class SMTPAccounts:
     # --- accounts -----------------------------------------------------------
 
     def get_account(self, account_id: int) -> t.Any:
-        """The account with this id; ``LookupError`` when there is none (or ``account_id`` is no id)."""
+        """The account with this id; :class:`AccountNotFoundError` (a ``LookupError``) when there is none."""
         key = parse_id(account_id)
         account = None if key is None else self._state.db.session.get(self.Account, key)
         if account is None:
-            raise LookupError(f"There is no SMTP account with id {account_id}.")
+            raise AccountNotFoundError(account_id)
         return account
 
     def add_account(self, *, password: str | None = None, check: bool = True, **fields: t.Any) -> t.Any:
@@ -315,7 +314,7 @@ class SMTPAccounts:
         account = self.get_account(account_id)
         unknown = set(fields) - set(ACCOUNT_FIELDS)
         if unknown:
-            raise TypeError(f"Unknown account fields: {', '.join(sorted(unknown))}")
+            raise UnknownFieldError(unknown)
         session = self._state.db.session
         before = {name: getattr(account, name) for name in (*SMTP_DESTINATION, *TOKEN_DESTINATION)}
         for name, value in fields.items():
@@ -548,7 +547,7 @@ class SMTPAccounts:
         return export(self._state.message_log, fmt, **filters)
 
     def get_message(self, record_id: int) -> MessageInfo:
-        """One letter of the message log; ``LookupError`` when there is none."""
+        """One letter of the message log; :class:`MessageNotFoundError` (a ``LookupError``) when there is none."""
         return self._state.message_log.get(record_id)
 
     def resend_message(self, record_id: int) -> MessageInfo:
@@ -687,7 +686,7 @@ def deleted_account_label(account_id: int) -> str:
 def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
     unknown = set(fields) - set(ACCOUNT_FIELDS) - {"id", "password_encrypted", "updated_at"}
     if unknown:
-        raise TypeError(f"Unknown account fields: {', '.join(sorted(unknown))}")
+        raise UnknownFieldError(unknown)
     defaults = {
         "active": True,
         "sender_name": "",

@@ -65,8 +65,8 @@ class Refusal:
 class Explanation:
     reason: Text
     fix: Text
-    #: Asking again later may succeed.
-    temporary: bool = False
+    #: The endpoint could not answer: asking again later may succeed, no person needs to act.
+    endpoint_down: bool = False
 
 
 Rule = t.Callable[[Refusal], Explanation | None]
@@ -259,7 +259,7 @@ def _unavailable(refusal: Refusal) -> Explanation | None:
     return Explanation(
         Text("token-endpoint-unavailable", N_("the token endpoint is unavailable")),
         Text("fix-try-later", N_("Try again later.")),
-        temporary=True,
+        endpoint_down=True,
     )
 
 
@@ -319,5 +319,5 @@ def explain_token_error(
         status=status,
         reply=f"{error}: {first_line}" if first_line else error,
         fix=explanation.fix,
-        temporary=explanation.temporary,
+        endpoint_down=explanation.endpoint_down,
     )

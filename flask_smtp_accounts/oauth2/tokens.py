@@ -137,7 +137,7 @@ def post_token_request(
             account_id=account_id,
             host=host,
             status=status,
-            temporary=status >= 500,
+            endpoint_down=status >= 500,
             fix=_check_token_url(),
         ) from None
     if status != 200 or "error" in answer:
@@ -226,7 +226,7 @@ def _post(grant: Grant, form: dict[str, str], *, timeout: float, account_id: int
                 reason=str(reason),
             )
         raise OAuth2Error(
-            why, account_id=account_id, host=parts.hostname, temporary=True, fix=_check_reachable()
+            why, account_id=account_id, host=parts.hostname, endpoint_down=True, fix=_check_reachable()
         ) from None
 
 
