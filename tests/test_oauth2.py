@@ -382,6 +382,43 @@ def test_google_delegated_account_sends_and_an_expired_token_says_how_to_fix_it(
     assert "Sign in again" in (result.hint or "") and "Testing" in (result.hint or "")
 
 
+#: What each refusal of a Microsoft-style endpoint reads as: reason, the fix's start, whether a person must act.
+REFUSALS = {
+    "expired": ("the refresh token has expired or was revoked", "Sign in again", True),
+    "revoked": ("the refresh token has expired or was revoked", "The user's password changed", True),
+    "consent": ("consent is missing", "An administrator must grant consent", True),
+    "bad_secret": ("the client id or the client secret was refused", "Check the client id", True),
+    "expired_secret": ("the client secret has expired", "Check the client id", True),
+    "unknown_tenant": ("the tenant was not found", "Enter the directory (tenant) id", True),
+    "grant_not_allowed": ("this client may not use this kind of grant", "For app-only access", True),
+    "bad_scope": ("the scope was refused", f"Use the scope {MICROSOFT_APP_SCOPE}", True),
+    "unavailable": ("the token endpoint is unavailable", "Try again later.", False),
+    "unknown_error": ("the token endpoint refused the request", "Check the account's OAuth2 settings", True),
+}
+
+
+@pytest.mark.parametrize("failing", sorted(REFUSALS))
+def test_each_refusal_of_the_token_endpoint_reads_as_its_reason_and_fix(
+    ext, mail, provider, oauth_smtp, failing
+):
+    reason, fix, needs_action = REFUSALS[failing]
+    refresh_token = provider.issue_refresh_token()
+    if failing == "expired":
+        provider.expire_refresh_token(refresh_token)
+    else:
+        provider.failing = failing
+    ext.add_account(check=False, **delegated(oauth_smtp, provider, refresh_token))
+
+    with pytest.raises(OAuth2Error) as failed:
+        mail.send(letter())
+
+    error = failed.value
+    assert error.reason.startswith(reason) and (error.hint or "").startswith(fix)
+    assert error.needs_action is needs_action and error.endpoint_down is not needs_action
+    assert error.temporary  # the letter moves on to a backup, and back to the queue, either way
+    assert oauth_smtp.received == []
+
+
 def test_an_unreachable_token_endpoint_is_a_temporary_error(ext, mail, provider, oauth_smtp):
     ext.add_account(
         check=False, **oauth_fields(oauth_smtp, provider, oauth_token_url="http://127.0.0.1:9/token")
@@ -392,7 +429,7 @@ def test_an_unreachable_token_endpoint_is_a_temporary_error(ext, mail, provider,
 
     error = failed.value
     assert isinstance(error, OAuth2Error) and error.stage == "token"
-    assert error.temporary
+    assert error.temporary and error.endpoint_down and not error.needs_action
     assert "Check the token URL" in (error.hint or "")
     assert "could not be reached" in str(error)
     assert oauth_smtp.received == []
