@@ -14,10 +14,8 @@ from __future__ import annotations
 import smtplib
 import typing as t
 
+from .check_result import CheckResult
 from .texts import N_, Text
-
-if t.TYPE_CHECKING:
-    from .check import CheckResult
 
 
 class SMTPAccountsError(Exception):
@@ -65,7 +63,7 @@ class InvalidAlertError(FieldError):
 class AccountCheckFailed(SMTPAccountsError):
     """Saving was refused because the account failed its check; nothing was written.
 
-    ``result`` is the :class:`~flask_smtp_accounts.check.CheckResult`: the
+    ``result`` is the :class:`~flask_smtp_accounts.check_result.CheckResult`: the
     stage, the server's reply and a hint.
     """
 
