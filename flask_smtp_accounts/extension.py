@@ -22,8 +22,8 @@ from .connection import open_connection
 from .crypto import Vault
 from .delivery import DefaultRoute, Dispatcher
 from .directory import Directory
+from .errors import AccountCheckFailed as AccountCheckFailed  # importable from here too, as sites already do
 from .errors import (
-    AccountCheckFailed,
     AccountInUseError,
     AccountNotFoundError,
     InvalidAccountError,

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 from flask import current_app, session
 
-from .errors import EncryptionError, InvalidAccountError, SignInError
+from .errors import EncryptionError, InvalidAccountError
+from .errors import SignInError as SignInError  # importable from here too, as sites already do
 from .models import AccountInfo
 from .oauth2 import (
     Grant,
