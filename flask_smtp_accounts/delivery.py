@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from . import retry
-from .connection import Interrupted, close_quietly, send_transaction
+from .connection import close_quietly
 from .directory import Directory
 from .errors import CONNECTION, PERMANENT, DeliveryError, failure_kind
 from .failover import RouteHeaders, route_chain, route_headers
@@ -43,6 +43,7 @@ from .routing import choose_route, is_bulk, split_sender
 from .settings import SettingsInfo
 from .signals import account_failed, message_queued, message_sent, send_failed
 from .smtp_logs import SMTPLogs
+from .transaction import Interrupted, send_transaction
 
 logger = logging.getLogger("flask_smtp_accounts")
 

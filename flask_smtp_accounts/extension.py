@@ -64,6 +64,7 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
     "auth",
     "login",
     "verify_tls",
+    "pipelining",
     "backup_ids",
 )
 # OAuth2: the plain fields, and the write-only secrets (an empty one keeps the stored one, like the password).
@@ -695,6 +696,7 @@ def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
         "auth": "login",
         "login": "",
         "verify_tls": True,
+        "pipelining": True,
         "backup_ids": (),
     }
     return {**defaults, **fields}

@@ -51,6 +51,8 @@ class AccountInfo:
     updated_at: datetime | None = None
     #: Accounts that carry the letter, in this order, when this one fails.
     backup_ids: tuple[int, ...] = ()
+    #: Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).
+    pipelining: bool = True
     password_encrypted: str | None = field(default=None, repr=False)
     #: OAuth2 (``auth="oauth2"``), see the ``oauth2`` package: ``microsoft``, ``google`` or ``custom``.
     oauth_provider: str = ""
@@ -166,6 +168,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         password_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
         verify_tls: Mapped[bool] = mapped_column(default=True)
         backup_ids: Mapped[tuple[int, ...]] = mapped_column(IdList, default=())
+        pipelining: Mapped[bool] = mapped_column(default=True)
         oauth_provider: Mapped[str] = mapped_column(sa.String(16), default="")
         oauth_flow: Mapped[str] = mapped_column(sa.String(16), default="")
         oauth_tenant: Mapped[str] = mapped_column(sa.String(255), default="")
@@ -416,6 +419,8 @@ def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
             target.active = True
         if target.verify_tls is None:
             target.verify_tls = True
+        if target.pipelining is None:
+            target.pipelining = True
 
     def touch_account(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
         check_account(mapper, connection, target)

@@ -68,6 +68,7 @@ CARRIED_FIELDS = (
     "auth",
     "login",
     "verify_tls",
+    "pipelining",
     "backup_ids",
     "oauth_provider",
     "oauth_flow",

@@ -36,6 +36,8 @@ INFO = {
     "choose_account: 1,000 / 10 accounts (fresh)",
     "newsletter loop: logs level 2 / logs off, sender CPU",
     "newsletter loop: logs level 4 / logs off, sender CPU",
+    "3 letters, 10 ms away: routed, pipelining on / off",
+    "3 letters, 10 ms away: transactions alone, pipelining on / off",
 }
 
 FIGURES = [
@@ -45,6 +47,7 @@ FIGURES = [
     {f"{size} accounts, {mode}" for size in ("10", "100", "1,000") for mode in ("mixed", "cached", "fresh")},
     {"logs off", "logs level 2", "logs level 4"},
     set(),
+    {f"{way}, pipelining {on}" for way in ("routed", "transactions alone") for on in ("on", "off")},
 ]
 
 
