@@ -4,24 +4,33 @@ from __future__ import annotations
 
 from .check import CheckResult
 from .errors import (
+    AccountCheckFailed,
     AccountInUseError,
+    AccountNotFoundError,
+    AlertChannelNotFoundError,
     AlertDeliveryError,
     CeleryNotConfiguredError,
     ConnectionsBusyError,
     DeliveryError,
     EncryptionError,
+    FieldError,
     InvalidAccountError,
     InvalidAddressError,
+    InvalidAlertError,
     InvalidArgumentError,
     InvalidSettingError,
     LogAddressError,
     LogNotFoundError,
     MessageLogError,
+    MessageNotFoundError,
+    NotFoundError,
     OAuth2Error,
     ResendError,
+    SignInError,
     SMTPAccountsError,
+    UnknownFieldError,
 )
-from .extension import AccountCheckFailed, SMTPAccounts
+from .extension import SMTPAccounts
 from .health import AccountHealth
 from .log_files import LogChunk, LogInfo
 from .message_log import MessageInfo, Page
@@ -43,20 +52,24 @@ from .signals import (
 
 __all__ = [
     "AccountCheckFailed",
-    "AlertDeliveryError",
     "AccountHealth",
     "AccountInUseError",
     "AccountInfo",
     "CeleryNotConfiguredError",
+    "AccountNotFoundError",
+    "AlertChannelNotFoundError",
+    "AlertDeliveryError",
     "CheckResult",
     "Choice",
     "ConnectionsBusyError",
     "DeliveryError",
     "DeliveryReport",
     "EncryptionError",
+    "FieldError",
     "InvalidAccountError",
     "InvalidAddressError",
     "InvalidArgumentError",
+    "InvalidAlertError",
     "InvalidSettingError",
     "LogAddressError",
     "LogChunk",
@@ -64,6 +77,8 @@ __all__ = [
     "LogNotFoundError",
     "MessageInfo",
     "MessageLogError",
+    "MessageNotFoundError",
+    "NotFoundError",
     "OAuth2Error",
     "Page",
     "ResendError",
@@ -71,6 +86,8 @@ __all__ = [
     "SMTPAccounts",
     "SMTPAccountsError",
     "SettingsInfo",
+    "SignInError",
+    "UnknownFieldError",
     "account_checked",
     "account_cooled_down",
     "bulk_sending",

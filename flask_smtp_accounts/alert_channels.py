@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .alert_formats import FORMAT_CHOICES, FORMATTERS, AlertNote
-from .errors import AlertDeliveryError, InvalidAlertError, SMTPAccountsError
+from .errors import AlertChannelNotFoundError, AlertDeliveryError, InvalidAlertError, SMTPAccountsError
 from .flask_mail_hook import message_type, send_unrouted
 from .models import Models, utcnow
 from .validation import normalize_email
@@ -162,14 +162,14 @@ class AlertChannels:
         with self._engine().connect() as conn:
             row = conn.execute(sa.select(c).where(c.c.id == channel_id)).mappings().first()
         if row is None:
-            raise LookupError(f"There is no alert channel with id {channel_id}.")
+            raise AlertChannelNotFoundError(channel_id)
         return _channel(row)
 
     def remove_channel(self, channel_id: int) -> None:
         c = self.channels_table
         with self._engine().begin() as conn:
             if not conn.execute(c.delete().where(c.c.id == channel_id)).rowcount:
-                raise LookupError(f"There is no alert channel with id {channel_id}.")
+                raise AlertChannelNotFoundError(channel_id)
 
     def send_to(self, channel: ChannelInfo, note: AlertNote) -> None:
         """Send one alert to one channel now; :class:`AlertDeliveryError` says why not (a webhook by its host)."""

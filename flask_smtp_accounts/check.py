@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 import typing as t
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
 from flask import current_app
 
+from .check_result import (
+    CheckResult as CheckResult,
+)  # the outcome, in a module of its own: errors.py carries it
 from .connection import close_quietly, failure, open_connection
 from .errors import DeliveryError
 from .hints import hint_for
@@ -25,29 +27,6 @@ from .texts import N_, Text
 
 if t.TYPE_CHECKING:
     from .extension import _State
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The outcome of a check or of a test letter."""
-
-    ok: bool
-    #: ``connect``, ``tls``, ``token`` (OAuth2), ``login`` or ``test letter`` when not ok.
-    stage: str | None
-    code: int | None
-    reply: str | None
-    elapsed_s: float
-    #: A sentence a person can act on.
-    message: str
-    #: Message-ID of the test letter, when one was sent.
-    message_id: str | None = None
-    #: How to fix a classic mistake, when the failure is one (``hints.py``).
-    hint: str | None = None
-    #: What went wrong, without the stage and the server (``DeliveryError.reason``, often a ``texts.Text``).
-    reason: str | None = None
-
-    def __bool__(self) -> bool:
-        return self.ok
 
 
 def test_letter(account: AccountInfo, recipient: str) -> EmailMessage:

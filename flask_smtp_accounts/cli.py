@@ -28,7 +28,7 @@ from .errors import DeliveryError, SMTPAccountsError
 from .hints import hint_for
 from .log_files import KINDS as LOG_KINDS
 from .message_log import INTERRUPTED, STATUSES
-from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES
+from .oauth2.providers import FLOW_CHOICES, PROVIDER_CHOICES
 from .presets import PRESET_KEYS, get_preset, with_preset
 from .printable import printable, printable_lines
 from .settings import SETTING_NAMES

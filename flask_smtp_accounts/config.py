@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask
 
-from .oauth2 import PROVIDERS, Provider, providers_with
+from .oauth2.providers import PROVIDERS, Provider, providers_with
 
 #: Every key with its default. ``None`` for the keys means "not set".
 DEFAULTS: dict[str, t.Any] = {

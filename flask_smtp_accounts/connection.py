@@ -8,10 +8,8 @@ Without a transcript they do no extra work.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
-import hmac
 import smtplib
 import socket
 import ssl
@@ -23,15 +21,13 @@ from flask import current_app
 from .deadlines import REPLY_MAX_BYTES, REPLY_MAX_LINES, BoundedReplies, ReplyTimeout, ReplyTooLarge
 from .errors import DeliveryError
 from .models import AccountInfo
-from .oauth2 import AccessTokens, login_xoauth2
+from .sasl import SASLClient, login_xoauth2
 from .texts import N_, Text
 
+if t.TYPE_CHECKING:
+    from .oauth2 import AccessTokens
+
 REDACTED = "[redacted]"
-_MAX_AUTH_CHALLENGES = 5
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
 class Transcript(t.Protocol):
@@ -50,15 +46,13 @@ class Transcript(t.Protocol):
         """The letter's data, as sent after DATA."""
 
 
-class _TranscriptMixin:
-    """Reports the conversation of an smtplib client to a transcript."""
+class _TranscriptMixin(SASLClient):
+    """Reports the conversation of an smtplib client to a transcript, the AUTH exchange redacted."""
 
     transcript: Transcript | None = None
     #: Whether a transaction may pipeline its commands when the server offers it (``pipelining.py``).
     pipelining = False
-    _in_auth = False
     _started = 0.0
-    _auth_challenge_count = 0
 
     sock: t.Any
 
@@ -92,43 +86,6 @@ class _TranscriptMixin:
                 lines = message.decode("utf-8", "replace").split("\n")
             transcript.server(code, lines)
         return code, message
-
-    def auth(
-        self, mechanism: str, authobject: t.Any, *, initial_response_ok: bool = True
-    ) -> tuple[int, bytes]:
-        """smtplib's AUTH, but with UTF-8 credentials (RFC 4616) and the exchange redacted.
-
-        smtplib encodes credentials as ASCII (CPython issue 73936), which
-        refuses any password with a non-ASCII character.
-        """
-        self._in_auth = True
-        try:
-            mechanism = mechanism.upper()
-            initial = authobject() if initial_response_ok else None
-            if initial is not None:
-                code, reply = self.docmd("AUTH", f"{mechanism} {_b64(initial)}")  # type: ignore[attr-defined]
-                self._auth_challenge_count = 1
-            else:
-                code, reply = self.docmd("AUTH", mechanism)  # type: ignore[attr-defined]
-                self._auth_challenge_count = 0
-            while code == 334:
-                self._auth_challenge_count += 1
-                code, reply = self.docmd(_b64(authobject(base64.decodebytes(reply))))  # type: ignore[attr-defined]
-                if self._auth_challenge_count > _MAX_AUTH_CHALLENGES:
-                    break
-            if code in (235, 503):
-                return code, reply
-            raise smtplib.SMTPAuthenticationError(code, reply)
-        finally:
-            self._in_auth = False
-
-    def auth_cram_md5(self, challenge: t.Any = None) -> t.Any:
-        if challenge is None:
-            return None
-        user: str = self.user  # type: ignore[attr-defined]
-        password: str = self.password  # type: ignore[attr-defined]
-        digest = hmac.HMAC(password.encode("utf-8"), challenge, "md5").hexdigest()
-        return f"{user} {digest}"
 
     def connect(
         self, host: str = "localhost", port: int = 0, source_address: t.Any = None

@@ -37,8 +37,8 @@ from . import retry
 from .connection import close_quietly
 from .connection_slots import ConnectionSlots, Slot
 from .directory import Directory
-from .errors import ConnectionsBusyError, DeliveryError
-from .failover import CONNECTION, PERMANENT, RouteHeaders, failure_kind, route_chain, route_headers
+from .errors import CONNECTION, PERMANENT, ConnectionsBusyError, DeliveryError, failure_kind
+from .failover import RouteHeaders, route_chain, route_headers
 from .headers import encode_address, set_header
 from .health import Health
 from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome

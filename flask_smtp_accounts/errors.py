@@ -1,9 +1,20 @@
-"""The exceptions the extension raises, one base class and a few specific ones."""
+"""Every exception the extension raises on purpose, in one tree under :class:`SMTPAccountsError`.
+
+Three branches group what a caller handles alike: :class:`FieldError` (a
+value that cannot be saved, naming its field), :class:`NotFoundError` (no
+such row or log; also a ``LookupError``) and :class:`DeliveryError` (a
+server or token endpoint failed; also an ``smtplib.SMTPException``).
+:func:`failure_kind` is the one answer to "does this failure move the
+letter on?", used by the sending core and by :attr:`DeliveryError.temporary`.
+The README's "Errors" section lists the tree; a test keeps it equal to this module.
+"""
 
 from __future__ import annotations
 
 import smtplib
+import typing as t
 
+from .check_result import CheckResult
 from .texts import N_, Text
 
 
@@ -11,17 +22,90 @@ class SMTPAccountsError(Exception):
     """Base class of every error this extension raises on purpose."""
 
 
-class InvalidAccountError(SMTPAccountsError, ValueError):
-    """An account field holds a value that cannot be saved.
+class FieldError(SMTPAccountsError, ValueError):
+    """A field holds a value that cannot be saved; nothing has been written.
 
     ``field`` names the offending field so that forms and the command line
-    can point at it; nothing has been written when this is raised.
+    can point at it; ``message`` says what is wrong with it.
     """
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class InvalidAccountError(FieldError):
+    """An account field holds a value that cannot be saved."""
+
+
+class UnknownFieldError(InvalidAccountError, TypeError):
+    """An account was given a field it does not have (``add_account(colour="red")``).
+
+    Also a ``TypeError``, what Python raises for an unexpected keyword
+    argument, so that code catching that keeps working; ``field`` lists the
+    unknown names.
+    """
+
+    def __init__(self, names: t.Iterable[str]) -> None:
+        self.names = tuple(sorted(names))
+        super().__init__(", ".join(self.names), "no such account field")
+
+
+class InvalidSettingError(FieldError):
+    """A setting was given a value outside its allowed range (or a name that is no setting)."""
+
+
+class InvalidAlertError(FieldError):
+    """An alert channel or event setting holds a value that cannot be saved; ``field`` names it."""
+
+
+class AccountCheckFailed(SMTPAccountsError):
+    """Saving was refused because the account failed its check; nothing was written.
+
+    ``result`` is the :class:`~flask_smtp_accounts.check_result.CheckResult`: the
+    stage, the server's reply and a hint.
+    """
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+class SignInError(SMTPAccountsError):
+    """A sign-in with an OAuth2 provider could not be used; nothing was stored."""
+
+
+class NotFoundError(SMTPAccountsError, LookupError):
+    """What was asked for does not exist (or the id given is no id).
+
+    Also a ``LookupError``, so that ``except LookupError`` and ``except
+    SMTPAccountsError`` both catch it.
+    """
+
+
+class AccountNotFoundError(NotFoundError):
+    """No SMTP account has this id."""
+
+    def __init__(self, account_id: object) -> None:
+        super().__init__(f"There is no SMTP account with id {account_id}.")
+        self.account_id = account_id
+
+
+class MessageNotFoundError(NotFoundError):
+    """The message log has no letter with this id."""
+
+    def __init__(self, record_id: object) -> None:
+        super().__init__(f"There is no message {record_id} in the message log.")
+        self.record_id = record_id
+
+
+class AlertChannelNotFoundError(NotFoundError):
+    """No alert channel has this id."""
+
+    def __init__(self, channel_id: object) -> None:
+        super().__init__(f"There is no alert channel with id {channel_id}.")
+        self.channel_id = channel_id
 
 
 class AccountInUseError(SMTPAccountsError):
@@ -49,15 +133,6 @@ class InvalidAddressError(SMTPAccountsError, ValueError):
     """A sender given to the routing preview holds no email address (``"not an address"``)."""
 
 
-class InvalidSettingError(SMTPAccountsError, ValueError):
-    """A setting was given a value outside its allowed range."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
 class InvalidArgumentError(SMTPAccountsError, ValueError):
     """An argument of an API call is outside what it accepts (``deliver_queued(connections=0)``); nothing was done."""
 
@@ -75,7 +150,7 @@ class LogAddressError(SMTPAccountsError, ValueError):
     """
 
 
-class LogNotFoundError(SMTPAccountsError, LookupError):
+class LogNotFoundError(NotFoundError):
     """The account has no log of this kind (never written, or deleted)."""
 
     def __init__(self, account_id: int, kind: str) -> None:
@@ -138,10 +213,8 @@ class DeliveryError(SMTPAccountsError, smtplib.SMTPException):
 
     @property
     def temporary(self) -> bool:
-        """Whether trying again later (or elsewhere) may succeed."""
-        if self.code is None:
-            return self.stage in {"connect", "tls", "cool-down"} or self.reason == "timeout"
-        return 400 <= self.code < 500
+        """Whether the letter may still get through, later or through another account (``failure_kind``)."""
+        return failure_kind(self) != PERMANENT
 
     def _describe(self) -> str:
         where = f" via account {self.account_id}" if self.account_id else ""
@@ -225,19 +298,25 @@ class OAuth2Error(DeliveryError):
         status: int | None = None,
         reply: str | None = None,
         fix: str | None = None,
-        temporary: bool = False,
+        endpoint_down: bool = False,
     ) -> None:
         self.error = error
         self.description = description
         self.status = status
-        self._temporary = temporary
+        #: The endpoint could not answer (unreachable, timed out, a server error): asking later may work.
+        self.endpoint_down = endpoint_down
         super().__init__("token", reason, account_id=account_id, host=host, reply=reply)
         self.hint = fix
 
     @property
-    def temporary(self) -> bool:
-        """Whether asking again later may succeed (unreachable endpoint, server error)."""
-        return self._temporary
+    def needs_action(self) -> bool:
+        """Whether a person must act before the account sends again (sign in again, a new secret, consent).
+
+        The letter itself still moves on to a backup and back to the queue
+        (:attr:`temporary`, like any failure to open a connection): other
+        accounts are not affected, and a person may fix this one meanwhile.
+        """
+        return not self.endpoint_down
 
     def _describe(self) -> str:
         where = f" via account {self.account_id}" if self.account_id else ""
@@ -259,13 +338,33 @@ class AlertDeliveryError(SMTPAccountsError):
         self.message = message
 
 
-class InvalidAlertError(SMTPAccountsError, ValueError):
-    """An alert channel or event setting holds a value that cannot be saved; ``field`` names it."""
+#: Stages of opening a connection (``token``: an OAuth2 account's access token); a failure there says the
+#: account, not the letter, is at fault.
+CONNECTION_STAGES = frozenset({"connect", "tls", "token", "login", "cool-down"})
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+CONNECTION = "connection"
+TEMPORARY = "temporary"
+PERMANENT = "permanent"
+
+
+def failure_kind(err: DeliveryError) -> str:
+    """``connection``, ``temporary`` or ``permanent``: what a failure says about trying elsewhere or later.
+
+    ``connection``: the account could not carry anything (cool it down, try
+    the next); ``temporary``: a 4xx reply about this letter (try the next);
+    ``permanent``: a 5xx refusal of the letter (stop: another server would
+    refuse it too). A failure while opening the connection is the account's
+    whatever its code: a login refused with 535, or a login that failed
+    with no reply at all (the server hung up, offers no XOAUTH2, a secret
+    no key decrypts), moves the letter on. So does any failure without a
+    server code (a timeout, a dropped connection) and a 421 (the server is
+    closing the connection).
+    """
+    if err.stage in CONNECTION_STAGES or err.code is None or err.code == 421:
+        return CONNECTION
+    if 400 <= err.code < 500:
+        return TEMPORARY
+    return PERMANENT
 
 
 class CeleryNotConfiguredError(SMTPAccountsError, RuntimeError):

@@ -24,7 +24,14 @@ from .connection_slots import ConnectionSlots
 from .crypto import Vault
 from .delivery import DefaultRoute, Dispatcher
 from .directory import Directory
-from .errors import AccountInUseError, InvalidAccountError, InvalidAddressError, SMTPAccountsError
+from .errors import AccountCheckFailed as AccountCheckFailed  # importable from here too, as sites already do
+from .errors import (
+    AccountInUseError,
+    AccountNotFoundError,
+    InvalidAccountError,
+    InvalidAddressError,
+    UnknownFieldError,
+)
 from .failover import check_backups
 from .health import AccountHealth, Health
 from .ids import IdConverter, parse_id
@@ -32,7 +39,7 @@ from .log_files import LogChunk, LogInfo
 from .mail_stats import MailStats
 from .message_log import LEASE, MessageInfo, MessageLog, Page
 from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
-from .oauth2 import AccessTokens, store_refresh_token
+from .oauth2 import AccessTokens
 from .outbox import DeliveryReport
 from .outbox_status import OutboxLine
 from .routing import Choice, bulk_sending, choose_route, split_sender
@@ -69,14 +76,6 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
 ACCOUNT_FIELDS += OAUTH_FIELDS + tuple(OAUTH_SECRETS)
 
 
-class AccountCheckFailed(SMTPAccountsError):
-    """Saving was refused because the account failed its check; nothing was written."""
-
-    def __init__(self, result: CheckResult) -> None:
-        super().__init__(result.message)
-        self.result = result
-
-
 class _State:
     """What the extension keeps for one app (``app.extensions["smtp_accounts"]``)."""
 
@@ -106,7 +105,26 @@ class _State:
         return self.db.engines[self.config.bind_key]
 
     def _store_refresh_token(self, account_id: int, ciphertext: str) -> None:
-        store_refresh_token(self.engine(), self.models, account_id, ciphertext)
+        """Store a rotated refresh token (already encrypted) on its account, in a transaction of its own.
+
+        Its own transaction, because the rotation happened whether or not the
+        site's session commits. A plain UPDATE, not the ORM: the account's
+        ``updated_at`` stays (a change there clears its logs), but the settings
+        revision is bumped so that every process reads the new token.
+        """
+        account = self.models.Account.__table__
+        settings = self.models.Settings.__table__
+        with self.engine().begin() as conn:
+            conn.execute(
+                sa.update(account)
+                .where(account.c.id == account_id)
+                .values(oauth_refresh_token_encrypted=ciphertext)
+            )
+            conn.execute(
+                sa.update(settings)
+                .where(settings.c.id == SETTINGS_ID)
+                .values(revision=settings.c.revision + 1)
+            )
 
     def _site_holds_the_write_lock(self) -> str | None:
         """Why writing a row now would wait on this very thread, or ``None``.
@@ -280,11 +298,11 @@ class SMTPAccounts:
     # --- accounts -----------------------------------------------------------
 
     def get_account(self, account_id: int) -> t.Any:
-        """The account with this id; ``LookupError`` when there is none (or ``account_id`` is no id)."""
+        """The account with this id; :class:`AccountNotFoundError` (a ``LookupError``) when there is none."""
         key = parse_id(account_id)
         account = None if key is None else self._state.db.session.get(self.Account, key)
         if account is None:
-            raise LookupError(f"There is no SMTP account with id {account_id}.")
+            raise AccountNotFoundError(account_id)
         return account
 
     def add_account(self, *, password: str | None = None, check: bool = True, **fields: t.Any) -> t.Any:
@@ -309,7 +327,7 @@ class SMTPAccounts:
         account = self.get_account(account_id)
         unknown = set(fields) - set(ACCOUNT_FIELDS)
         if unknown:
-            raise TypeError(f"Unknown account fields: {', '.join(sorted(unknown))}")
+            raise UnknownFieldError(unknown)
         session = self._state.db.session
         before = {name: getattr(account, name) for name in (*SMTP_DESTINATION, *TOKEN_DESTINATION)}
         for name, value in fields.items():
@@ -543,7 +561,7 @@ class SMTPAccounts:
         return export(self._state.message_log, fmt, **filters)
 
     def get_message(self, record_id: int) -> MessageInfo:
-        """One letter of the message log; ``LookupError`` when there is none."""
+        """One letter of the message log; :class:`MessageNotFoundError` (a ``LookupError``) when there is none."""
         return self._state.message_log.get(record_id)
 
     def resend_message(self, record_id: int) -> MessageInfo:
@@ -776,7 +794,7 @@ def deleted_account_label(account_id: int) -> str:
 def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
     unknown = set(fields) - set(ACCOUNT_FIELDS) - {"id", "password_encrypted", "updated_at"}
     if unknown:
-        raise TypeError(f"Unknown account fields: {', '.join(sorted(unknown))}")
+        raise UnknownFieldError(unknown)
     defaults = {
         "active": True,
         "sender_name": "",

@@ -3,7 +3,8 @@
 **Which failures move a letter on.** A connection error, a timeout, a TLS
 or login failure, or a temporary (4xx) reply sends the letter to the next
 account of the chain; a permanent (5xx) refusal of the letter itself stops
-the chain, since another server would refuse it too (:func:`failure_kind`).
+the chain, since another server would refuse it too
+(:func:`~flask_smtp_accounts.errors.failure_kind`, which ``DeliveryError.temporary`` also asks).
 Only the chosen account's own backups are tried, in their order; inactive
 or missing backups are skipped. A connection-level failure also cools the
 account down, in every process (``health.py``).
@@ -25,32 +26,11 @@ from email.utils import formataddr
 
 import sqlalchemy as sa
 
-from .errors import DeliveryError, InvalidAccountError
+from .errors import InvalidAccountError
 from .models import AccountInfo
 from .routing import split_sender
 from .texts import N_, Text
 from .validation import email_key
-
-#: Stages of opening a connection; a failure there says the account, not the letter, is at fault.
-CONNECTION_STAGES = frozenset({"connect", "tls", "login", "cool-down"})
-
-CONNECTION = "connection"
-TEMPORARY = "temporary"
-PERMANENT = "permanent"
-
-
-def failure_kind(err: DeliveryError) -> str:
-    """``connection``, ``temporary`` or ``permanent``: what a failure says about trying elsewhere.
-
-    ``connection``: the account could not carry anything (cool it down, try
-    the next); ``temporary``: a 4xx reply about this letter (try the next);
-    ``permanent``: a 5xx refusal of the letter (stop).
-    """
-    if err.stage in CONNECTION_STAGES or err.code is None or err.code == 421:
-        return CONNECTION
-    if 400 <= err.code < 500:
-        return TEMPORARY
-    return PERMANENT
 
 
 def route_chain(

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from .errors import MessageLogError
+from .errors import MessageLogError, MessageNotFoundError
 from .ids import parse_id
 from .letter import CANCELLED, CLAIMED, FAILED, QUEUED, SENDING, SENT, SUPPRESSED, Outcome, describe
 from .models import Models, utcnow
@@ -363,14 +363,14 @@ class MessageLog:
     # --- reading ------------------------------------------------------------
 
     def get(self, record_id: int) -> MessageInfo:
-        """One row; ``LookupError`` when there is none (or ``record_id`` is no id)."""
+        """One row; :class:`MessageNotFoundError` (a ``LookupError``) when there is none (or ``record_id`` is no id)."""
         key = parse_id(record_id)
         row = None
         if key is not None:
             with self._engine().connect() as conn:
                 row = conn.execute(sa.select(self.table).where(self.table.c.id == key)).mappings().first()
         if row is None:
-            raise LookupError(f"There is no message {record_id} in the message log.")
+            raise MessageNotFoundError(record_id)
         return _info(row)
 
     def search(self, *, page: int = 1, per_page: int = 50, **filters: t.Any) -> Page:

@@ -53,7 +53,7 @@ class AccountInfo:
     #: Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).
     pipelining: bool = True
     password_encrypted: str | None = field(default=None, repr=False)
-    #: OAuth2 (``auth="oauth2"``), see ``oauth2.py``: ``microsoft``, ``google`` or ``custom``.
+    #: OAuth2 (``auth="oauth2"``), see the ``oauth2`` package: ``microsoft``, ``google`` or ``custom``.
     oauth_provider: str = ""
     #: ``app`` (client credentials, Microsoft) or ``delegated`` (a refresh token from a sign-in).
     oauth_flow: str = ""

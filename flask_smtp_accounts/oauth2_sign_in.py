@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 from flask import current_app, session
 
-from .errors import EncryptionError, InvalidAccountError, SMTPAccountsError
+from .errors import EncryptionError, InvalidAccountError
+from .errors import SignInError as SignInError  # importable from here too, as sites already do
 from .models import AccountInfo
 from .oauth2 import (
     Grant,
@@ -77,10 +78,6 @@ CARRIED_FIELDS = (
     "oauth_authorize_url",
     "oauth_scope",
 )
-
-
-class SignInError(SMTPAccountsError):
-    """A sign-in could not be used; nothing was stored."""
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from . import delivery, flask_mail_hook
-from .errors import ResendError
-from .failover import PERMANENT, failure_kind
+from .errors import PERMANENT, ResendError, failure_kind
 from .headers import encode_address, get_header, set_header
 from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome
 from .message_log import INTERRUPTED, Claim, MessageInfo

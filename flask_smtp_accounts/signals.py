@@ -109,5 +109,5 @@ def account_failed(app: t.Any, account: t.Any, error: Exception, cooldown_s: int
     """
     if cooldown_s > 0:
         account_cooled_down.send(app, account=account, error=error, cooldown_s=cooldown_s)
-    if isinstance(error, OAuth2Error) and not error.temporary:
+    if isinstance(error, OAuth2Error) and error.needs_action:
         oauth_token_refused.send(app, account=account, error=error)

@@ -13,9 +13,9 @@ import urllib.parse
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-from .errors import InvalidAccountError, InvalidSettingError
+from .errors import FieldError, InvalidAccountError, InvalidSettingError
 from .ids import parse_id
-from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES, is_loopback
+from .oauth2.providers import FLOW_CHOICES, PROVIDER_CHOICES, is_loopback
 from .texts import N_, Text
 
 SECURITY_CHOICES = ("none", "ssl", "starttls")
@@ -26,7 +26,7 @@ REWRITE_PERIODS = ("day", "week", "month", "year")
 def normalize_email(
     field: str,
     value: t.Any,
-    error: type[InvalidAccountError] | type[InvalidSettingError] = InvalidAccountError,
+    error: type[FieldError] = InvalidAccountError,
 ) -> str:
     """Check an address's syntax; return it as the user wrote it, trimmed."""
     if not isinstance(value, str) or not value.strip():

@@ -27,8 +27,8 @@ from flask_smtp_accounts.oauth2 import (
     authorization_url,
     grant_of,
     token_url_of,
-    xoauth2_response,
 )
+from flask_smtp_accounts.sasl import xoauth2_response
 from flask_smtp_accounts.testing import LOGIN, Certs, SMTPServer
 from flask_smtp_accounts.testing.oauth import CLIENT_ID, CLIENT_SECRET, OAuthServer
 
@@ -177,6 +177,18 @@ def delegated(server: SMTPServer, provider: OAuthServer, refresh_token: str, **f
     return oauth_fields(server, provider, **values)
 
 
+def google_delegated(server: SMTPServer, google: OAuthServer) -> dict[str, Any]:
+    """A Google account signed in a moment ago (a fresh refresh token), on the provider's own endpoint."""
+    return delegated(
+        server,
+        google,
+        google.issue_refresh_token(),
+        oauth_provider="google",
+        oauth_scope="",
+        oauth_token_url="",
+    )
+
+
 def test_a_rotated_refresh_token_is_stored_encrypted(ext, mail, app, provider, oauth_smtp):
     first = provider.issue_refresh_token(LOGIN)
 
@@ -272,6 +284,36 @@ def test_token_errors_name_the_fix_and_nothing_is_saved(microsoft_site, certs, b
     assert site.ext.Account.query.count() == 0
 
 
+def test_a_refused_client_secret_says_where_the_google_console_makes_a_new_one(google_site, certs):
+    site, google = google_site
+    google.failing = "bad_secret"
+    with SMTPServer(
+        tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=google.xoauth2
+    ) as server:
+        result = site.ext.check_account(google_delegated(server, google))
+
+    assert (result.ok, result.stage) == (False, "token")
+    assert result.hint == (
+        "Check the client id and tenant, and enter a valid client secret (create a new one in Google Cloud"
+        " console > APIs & Services > Credentials). Enter the secret's value, not its id."
+    )
+
+
+def test_a_refused_client_secret_of_a_custom_provider_points_at_its_console(ext, certs):
+    with OAuthServer(style="google") as custom:
+        custom.failing = "bad_secret"
+        with SMTPServer(
+            tls="starttls", cert=(certs.server_cert, certs.server_key), xoauth2=custom.xoauth2
+        ) as server:
+            result = ext.check_account(oauth_fields(server, custom))
+
+    assert (result.ok, result.stage) == (False, "token")
+    assert result.hint == (
+        "Check the client id and tenant, and enter a valid client secret (create a new one in the provider's"
+        " console). Enter the secret's value, not its id."
+    )
+
+
 def local_site(
     instance: Path, key: str, certs: Certs, mail_port: int, name: str, provider: OAuthServer
 ) -> Site:
@@ -340,6 +382,43 @@ def test_google_delegated_account_sends_and_an_expired_token_says_how_to_fix_it(
     assert "Sign in again" in (result.hint or "") and "Testing" in (result.hint or "")
 
 
+#: What each refusal of a Microsoft-style endpoint reads as: reason, the fix's start, whether a person must act.
+REFUSALS = {
+    "expired": ("the refresh token has expired or was revoked", "Sign in again", True),
+    "revoked": ("the refresh token has expired or was revoked", "The user's password changed", True),
+    "consent": ("consent is missing", "An administrator must grant consent", True),
+    "bad_secret": ("the client id or the client secret was refused", "Check the client id", True),
+    "expired_secret": ("the client secret has expired", "Check the client id", True),
+    "unknown_tenant": ("the tenant was not found", "Enter the directory (tenant) id", True),
+    "grant_not_allowed": ("this client may not use this kind of grant", "For app-only access", True),
+    "bad_scope": ("the scope was refused", f"Use the scope {MICROSOFT_APP_SCOPE}", True),
+    "unavailable": ("the token endpoint is unavailable", "Try again later.", False),
+    "unknown_error": ("the token endpoint refused the request", "Check the account's OAuth2 settings", True),
+}
+
+
+@pytest.mark.parametrize("failing", sorted(REFUSALS))
+def test_each_refusal_of_the_token_endpoint_reads_as_its_reason_and_fix(
+    ext, mail, provider, oauth_smtp, failing
+):
+    reason, fix, needs_action = REFUSALS[failing]
+    refresh_token = provider.issue_refresh_token()
+    if failing == "expired":
+        provider.expire_refresh_token(refresh_token)
+    else:
+        provider.failing = failing
+    ext.add_account(check=False, **delegated(oauth_smtp, provider, refresh_token))
+
+    with pytest.raises(OAuth2Error) as failed:
+        mail.send(letter())
+
+    error = failed.value
+    assert error.reason.startswith(reason) and (error.hint or "").startswith(fix)
+    assert error.needs_action is needs_action and error.endpoint_down is not needs_action
+    assert error.temporary  # the letter moves on to a backup, and back to the queue, either way
+    assert oauth_smtp.received == []
+
+
 def test_an_unreachable_token_endpoint_is_a_temporary_error(ext, mail, provider, oauth_smtp):
     ext.add_account(
         check=False, **oauth_fields(oauth_smtp, provider, oauth_token_url="http://127.0.0.1:9/token")
@@ -350,7 +429,7 @@ def test_an_unreachable_token_endpoint_is_a_temporary_error(ext, mail, provider,
 
     error = failed.value
     assert isinstance(error, OAuth2Error) and error.stage == "token"
-    assert error.temporary
+    assert error.temporary and error.endpoint_down and not error.needs_action
     assert "Check the token URL" in (error.hint or "")
     assert "could not be reached" in str(error)
     assert oauth_smtp.received == []
@@ -755,15 +834,7 @@ def test_gmail_refusing_a_token_says_to_sign_in_again(google_site, certs):
         xoauth2=lambda login, token: False,
         auth_reply=gmail_535,
     ) as gmail:
-        fields = delegated(
-            gmail,
-            google,
-            google.issue_refresh_token(),
-            oauth_provider="google",
-            oauth_scope="",
-            oauth_token_url="",
-        )
-        result = site.ext.check_account(fields)
+        result = site.ext.check_account(google_delegated(gmail, google))
 
     assert not result.ok and result.code == 535
     assert "Gmail refused the access token" in (result.hint or "")

@@ -19,8 +19,7 @@ from flask_admin.form import SecureForm
 from flask_admin.helpers import get_redirect_target
 from flask_admin.model.template import EndpointLinkRowAction, macro
 
-from ..errors import InvalidAccountError, SMTPAccountsError
-from ..extension import AccountCheckFailed
+from ..errors import AccountCheckFailed, InvalidAccountError, SMTPAccountsError
 from ..ids import parse_id
 from ..presets import PRESETS
 from ..validation import reserved_domain

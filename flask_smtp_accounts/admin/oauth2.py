@@ -16,9 +16,9 @@ from flask_admin.helpers import get_redirect_target
 from markupsafe import Markup, escape
 from wtforms import Field
 
-from ..errors import DeliveryError, InvalidAccountError, SMTPAccountsError
+from ..errors import AccountCheckFailed, DeliveryError, InvalidAccountError, SignInError, SMTPAccountsError
 from ..ids import parse_id
-from ..oauth2_sign_in import SignInError, finish_sign_in, save_signed_in, start_sign_in
+from ..oauth2_sign_in import finish_sign_in, save_signed_in, start_sign_in
 from .access import state
 from .i18n import _, _l, describe_error, describe_failure, flash_error
 
@@ -117,8 +117,6 @@ def start(view: AccountsView) -> t.Any:
 
 def callback(view: AccountsView) -> t.Any:
     """Where the provider sends the browser back: store the refresh token, or say why nothing was stored."""
-    from ..extension import AccountCheckFailed
-
     ext = state().ext
     try:
         signed_in = finish_sign_in(ext, request.args)

@@ -66,6 +66,22 @@ MICROSOFT_ERRORS: dict[str, tuple[str, str]] = {
         "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.",
     ),
     "bad_code": ("invalid_grant", "AADSTS70000: The provided value for the 'code' parameter is not valid."),
+    "grant_not_allowed": (
+        "unauthorized_client",
+        "AADSTS70001: Application with identifier 'test-client-id' was not found in the directory.",
+    ),
+    "bad_scope": (
+        "invalid_scope",
+        "AADSTS70011: The provided value for the input parameter 'scope' is not valid.",
+    ),
+    "unavailable": (
+        "temporarily_unavailable",
+        "AADSTS90033: A transient error has occurred. Please try again.",
+    ),
+    "unknown_error": (
+        "invalid_request",
+        "AADSTS900144: The request body must contain the following parameter.",
+    ),
 }
 
 #: Error answers as Google words them.
@@ -78,6 +94,10 @@ GOOGLE_ERRORS: dict[str, tuple[str, str]] = {
     "unknown_tenant": ("invalid_request", "Invalid request."),
     "pkce": ("invalid_grant", "Invalid code verifier."),
     "bad_code": ("invalid_grant", "Bad Request"),
+    "grant_not_allowed": ("unauthorized_client", "Unauthorized"),
+    "bad_scope": ("invalid_scope", "Some requested scopes were invalid."),
+    "unavailable": ("temporarily_unavailable", "Try again later."),
+    "unknown_error": ("invalid_request", "Invalid request."),
 }
 
 
