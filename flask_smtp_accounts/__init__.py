@@ -15,6 +15,7 @@ from .errors import (
     LogNotFoundError,
     MessageLogError,
     OAuth2Error,
+    QuotaExceededError,
     ResendError,
     SMTPAccountsError,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "MessageLogError",
     "OAuth2Error",
     "Page",
+    "QuotaExceededError",
     "ResendError",
     "RetryReport",
     "SMTPAccounts",

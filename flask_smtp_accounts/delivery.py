@@ -32,16 +32,17 @@ import sqlalchemy as sa
 from . import retry
 from .connection import Interrupted, close_quietly, send_transaction
 from .directory import Directory
-from .errors import DeliveryError
+from .errors import DeliveryError, QuotaExceededError
 from .failover import CONNECTION, PERMANENT, RouteHeaders, failure_kind, route_chain, route_headers
 from .headers import encode_address, set_header
 from .health import Health
 from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome
 from .message_log import MessageInfo, MessageLog, row_of
 from .models import AccountInfo, utcnow
+from .quotas import Quotas, Reservation, reached_server
 from .routing import choose_route, is_bulk, split_sender
 from .settings import SettingsInfo
-from .signals import account_failed, message_queued, message_sent, send_failed
+from .signals import account_failed, message_queued, message_sent, quota_reached, send_failed
 from .smtp_logs import SMTPLogs
 
 logger = logging.getLogger("flask_smtp_accounts")
@@ -81,6 +82,7 @@ class Dispatcher:
         *,
         directory: Directory,
         health: Health,
+        quotas: Quotas,
         message_log: MessageLog,
         smtp_logs: SMTPLogs,
         open_account: AccountOpener,
@@ -91,6 +93,7 @@ class Dispatcher:
         self._settings = settings
         self._directory = directory
         self._health = health
+        self._quotas = quotas
         self._log = message_log
         self._smtp_logs = smtp_logs
         self._open_account = open_account
@@ -102,6 +105,8 @@ class Dispatcher:
         self._backups: dict[int, AccountInfo | None] = {}
         #: Accounts found cooling down in this block: not asked again for each letter.
         self._cooling: dict[int, DeliveryError] = {}
+        #: Accounts found at a letter limit in this block: not asked again before their next slot.
+        self._full: dict[int, QuotaExceededError] = {}
 
     # --- one letter -----------------------------------------------------------
 
@@ -248,6 +253,32 @@ class Dispatcher:
     # --- connections ------------------------------------------------------------
 
     def _send_on(
+        self, account: AccountInfo, envelope_from: str, outcome: Outcome, data: bytes
+    ) -> dict[str, tuple[int, bytes]]:
+        """One SMTP transaction on the block's connection of ``account``, within the account's limits."""
+        reservation = self._reserve(account, outcome)
+        try:
+            refused = self._transact_on(account, envelope_from, outcome, data)
+        except BaseException as err:
+            self._quotas.finish(reservation, reached=reached_server(err))
+            raise
+        self._quotas.finish(reservation, reached=True)
+        return refused
+
+    def _reserve(self, account: AccountInfo, outcome: Outcome) -> Reservation | None:
+        """A slot within the account's limits (``quotas.py``); an account found full stays full in this block."""
+        full = self._full.get(account.id)
+        if full is not None and full.retry_at is not None and full.retry_at > utcnow():
+            raise full
+        try:
+            return self._quotas.reserve(account, len(outcome.pending))
+        except QuotaExceededError as err:
+            if err.limit != "recipient_limit_per_day":  # a letter with fewer recipients may fit that one
+                self._full[account.id] = err
+            quota_reached.send(self.app, account=account, limit=f"{err.allowed} {err.reason}", error=err)
+            raise
+
+    def _transact_on(
         self, account: AccountInfo, envelope_from: str, outcome: Outcome, data: bytes
     ) -> dict[str, tuple[int, bytes]]:
         """One SMTP transaction on the block's connection of ``account``."""

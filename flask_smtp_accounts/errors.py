@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+from datetime import datetime
 
 from .texts import N_, Text
 
@@ -139,6 +140,53 @@ class DeliveryError(SMTPAccountsError, smtplib.SMTPException):
         server = f" ({self.host}:{self.port})" if self.host else ""
         answer = f": server replied {self.code} {self.reply}" if self.code else ""
         return f"{self.stage} failed{where}{server}: {self.reason}{answer}"
+
+
+class QuotaExceededError(DeliveryError):
+    """An account reached one of its sending limits, so the letter was not sent through it.
+
+    ``stage`` is ``quota``; nothing of the letter reached the account's
+    server. ``limit`` names the field (``limit_per_minute``...), ``allowed``
+    its value, and ``retry_at`` (naive UTC) the first moment the letter
+    fits every limit again. ``retry_at`` is ``None`` for a letter that can
+    never fit (more envelope recipients than the daily recipient limit):
+    then the failure is not temporary.
+    """
+
+    def __init__(
+        self,
+        account_id: int,
+        limit: str,
+        allowed: int,
+        retry_at: datetime | None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.limit = limit
+        self.allowed = allowed
+        self.retry_at = retry_at
+        super().__init__("quota", LIMIT_WORDS.get(limit, limit), account_id=account_id, host=host, port=port)
+
+    @property
+    def temporary(self) -> bool:
+        """Whether the letter fits later: a slot frees when the window slides on."""
+        return self.retry_at is not None
+
+    def _describe(self) -> str:
+        reached = f"account {self.account_id} reached its limit of {self.allowed} {self.reason}"
+        if self.retry_at is None:
+            return f"{reached}: the letter has more recipients than that, so it never fits"
+        return f"{reached}; next slot at {self.retry_at:%Y-%m-%d %H:%M:%S} UTC"
+
+
+#: How a limit field reads after its number, in :class:`QuotaExceededError`'s message.
+LIMIT_WORDS = {
+    "limit_per_minute": "letters a minute",
+    "limit_per_hour": "letters an hour",
+    "limit_per_day": "letters a day",
+    "recipient_limit_per_day": "recipients a day",
+}
 
 
 class MessageLogError(SMTPAccountsError):

@@ -31,11 +31,13 @@ from .mail_stats import MailStats
 from .message_log import MessageInfo, MessageLog, Page
 from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
 from .oauth2 import AccessTokens, store_refresh_token
+from .quotas import Quotas
 from .routing import Choice, bulk_sending, choose_route, split_sender
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
 from .summary import Summary, build_summary, send_summary
 from .validation import (
+    LIMIT_FIELDS,
     SMTP_DESTINATION,
     TOKEN_DESTINATION,
     normalize_email,
@@ -58,6 +60,7 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
     "login",
     "verify_tls",
     "backup_ids",
+    *LIMIT_FIELDS,
 )
 # OAuth2: the plain fields, and the write-only secrets (an empty one keeps the stored one, like the password).
 ACCOUNT_FIELDS += OAUTH_FIELDS + tuple(OAUTH_SECRETS)
@@ -83,6 +86,7 @@ class _State:
         self.directory = Directory(models, self.engine)
         self.message_log = MessageLog(models, self.engine, blocked=self._site_holds_the_write_lock)
         self.health = Health(models, self.engine)
+        self.quotas = Quotas(models, self.engine)
         self.smtp_logs = SMTPLogs(config.log_dir)
         self.stats = MailStats(models, self.engine)
         self.alerts = Alerts(models, self.engine, self.vault, self.stats)
@@ -129,6 +133,7 @@ class _State:
             settings,
             directory=self.directory,
             health=self.health,
+            quotas=self.quotas,
             message_log=self.message_log,
             smtp_logs=self.smtp_logs,
             open_account=self._open_account,
@@ -678,5 +683,10 @@ def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
         "login": "",
         "verify_tls": True,
         "backup_ids": (),
+        "limit_per_minute": 0,
+        "limit_per_hour": 0,
+        "limit_per_day": 0,
+        "recipient_limit_per_day": 0,
+        "over_limit": "wait",
     }
     return {**defaults, **fields}

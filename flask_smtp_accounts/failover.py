@@ -43,9 +43,12 @@ def failure_kind(err: DeliveryError) -> str:
     """``connection``, ``temporary`` or ``permanent``: what a failure says about trying elsewhere.
 
     ``connection``: the account could not carry anything (cool it down, try
-    the next); ``temporary``: a 4xx reply about this letter (try the next);
-    ``permanent``: a 5xx refusal of the letter (stop).
+    the next); ``temporary``: a 4xx reply about this letter, or the account
+    at one of its sending limits (try the next); ``permanent``: a 5xx
+    refusal of the letter (stop).
     """
+    if err.stage == "quota":  # the account is full for now; the letter itself is fine
+        return TEMPORARY
     if err.stage in CONNECTION_STAGES or err.code is None or err.code == 421:
         return CONNECTION
     if 400 <= err.code < 500:

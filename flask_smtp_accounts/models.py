@@ -21,7 +21,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .settings import DEFAULT_SETTINGS, SETTING_NAMES, SettingsInfo
-from .validation import email_key, validate_account, validate_settings
+from .validation import LIMIT_FIELDS, email_key, validate_account, validate_settings
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -51,6 +51,14 @@ class AccountInfo:
     updated_at: datetime | None = None
     #: Accounts that carry the letter, in this order, when this one fails.
     backup_ids: tuple[int, ...] = ()
+    #: Sending limits (``quotas.py``): letters in any 60 s, 3,600 s and 24 h window; 0 = none.
+    limit_per_minute: int = 0
+    limit_per_hour: int = 0
+    limit_per_day: int = 0
+    #: Envelope recipients in any 24 h window; 0 = none.
+    recipient_limit_per_day: int = 0
+    #: At a limit, a queued letter ``wait``\ s for the account's next slot, or goes through its ``backups``.
+    over_limit: str = "wait"
     password_encrypted: str | None = field(default=None, repr=False)
     #: OAuth2 (``auth="oauth2"``), see ``oauth2.py``: ``microsoft``, ``google`` or ``custom``.
     oauth_provider: str = ""
@@ -115,6 +123,8 @@ class Models:
     AlertEvent: t.Any
     Alert: t.Any
     AlertThrottle: t.Any
+    QuotaUsage: t.Any
+    QuotaLock: t.Any
 
 
 #: A point in time, to the microsecond on every database: MySQL's DATETIME keeps whole seconds
@@ -166,6 +176,11 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         password_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
         verify_tls: Mapped[bool] = mapped_column(default=True)
         backup_ids: Mapped[tuple[int, ...]] = mapped_column(IdList, default=())
+        limit_per_minute: Mapped[int] = mapped_column(default=0)
+        limit_per_hour: Mapped[int] = mapped_column(default=0)
+        limit_per_day: Mapped[int] = mapped_column(default=0)
+        recipient_limit_per_day: Mapped[int] = mapped_column(default=0)
+        over_limit: Mapped[str] = mapped_column(sa.String(16), default="wait")
         oauth_provider: Mapped[str] = mapped_column(sa.String(16), default="")
         oauth_flow: Mapped[str] = mapped_column(sa.String(16), default="")
         oauth_tenant: Mapped[str] = mapped_column(sa.String(255), default="")
@@ -294,7 +309,14 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
 
     alert_models = _alert_models(db, bind_key)
     _listen(Account, Settings, Health)
-    models = Models(Account=Account, Settings=Settings, Message=Message, Health=Health, **alert_models)
+    models = Models(
+        Account=Account,
+        Settings=Settings,
+        Message=Message,
+        Health=Health,
+        **alert_models,
+        **_quota_models(db, bind_key),
+    )
     _models[db] = models
     return models
 
@@ -379,6 +401,39 @@ def _alert_models(db: SQLAlchemy, bind_key: str | None) -> dict[str, t.Any]:
     }
 
 
+def _quota_models(db: SQLAlchemy, bind_key: str | None) -> dict[str, t.Any]:
+    """The tables of the sending limits (``quotas.py``): one row per letter counted, one lock row per account."""
+
+    class QuotaUsage(db.Model):  # type: ignore[name-defined,misc]
+        """A letter counted against its account's limits, kept for a day (the longest window)."""
+
+        __tablename__ = "smtp_accounts_quota_usage"
+        __bind_key__ = bind_key
+        __table_args__ = (sa.Index("ix_smtp_accounts_quota_usage_window", "account_id", "used_at"),)
+
+        id: Mapped[int] = mapped_column(primary_key=True)
+        account_id: Mapped[int] = mapped_column()
+        #: When the slot was taken, just before the letter's transaction began.
+        reserved_at: Mapped[datetime] = mapped_column(Timestamp)
+        #: When the letter reached the server (its transaction ended); while it is being sent, a
+        #: moment far enough ahead that every window counts it.
+        used_at: Mapped[datetime] = mapped_column(Timestamp)
+        #: Its envelope recipients.
+        recipients: Mapped[int] = mapped_column(default=1)
+
+    class QuotaLock(db.Model):  # type: ignore[name-defined,misc]
+        """One row per limited account, locked while a reservation counts and adds its usage."""
+
+        __tablename__ = "smtp_accounts_quota_lock"
+        __bind_key__ = bind_key
+
+        account_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        #: Written by each reservation on SQLite, whose transactions take the write lock at their first write.
+        locked_at: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
+
+    return {"QuotaUsage": QuotaUsage, "QuotaLock": QuotaLock}
+
+
 def settings_info(row: t.Any) -> SettingsInfo:
     """The snapshot of a settings row (a mapping or an ORM object)."""
     get = row.__getitem__ if isinstance(row, t.Mapping) else lambda n: getattr(row, n)
@@ -402,6 +457,7 @@ def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
                 "auth",
                 "login",
                 "backup_ids",
+                *LIMIT_FIELDS,
             )
         }
         values["has_password"] = bool(target.password_encrypted)

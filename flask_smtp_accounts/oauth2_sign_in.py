@@ -44,7 +44,7 @@ from .oauth2 import (
     token_url_of,
 )
 from .texts import N_, Text
-from .validation import TOKEN_DESTINATION, secret_needed_again, validate_account
+from .validation import LIMIT_FIELDS, TOKEN_DESTINATION, secret_needed_again, validate_account
 
 if t.TYPE_CHECKING:
     from .extension import SMTPAccounts
@@ -68,6 +68,7 @@ CARRIED_FIELDS = (
     "login",
     "verify_tls",
     "backup_ids",
+    *LIMIT_FIELDS,
     "oauth_provider",
     "oauth_flow",
     "oauth_tenant",
