@@ -31,7 +31,7 @@ from .mail_stats import MailStats
 from .message_log import MessageInfo, MessageLog, Page
 from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
 from .oauth2 import AccessTokens, store_refresh_token
-from .quotas import Quotas
+from .quotas import Quotas, Usage
 from .routing import Choice, bulk_sending, choose_route, split_sender
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
@@ -572,6 +572,14 @@ class SMTPAccounts:
         """Delete message log rows older than the retention setting; returns how many."""
         state = self._state
         return state.message_log.prune(state.directory.settings().message_retention_days)
+
+    def quota_usage(self, account_ids: t.Iterable[int]) -> dict[int, Usage]:
+        """Letters and recipients each of ``account_ids`` sent in the last 24 hours, as its limits count them.
+
+        Only accounts with a limit are counted (one query for them all);
+        the others are missing from the answer.
+        """
+        return self._state.quotas.today(account_ids)
 
     def account_health(self) -> dict[int, AccountHealth]:
         """Each account's last connection failure and cool-down, as recorded by every process."""

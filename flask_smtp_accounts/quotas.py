@@ -78,7 +78,7 @@ class Usage:
     recipients: int = 0
 
 
-def is_limited(account: AccountInfo) -> bool:
+def is_limited(account: t.Any) -> bool:
     """Whether any limit is set on ``account`` (only then are its letters counted)."""
     return bool(
         account.limit_per_minute
@@ -86,6 +86,21 @@ def is_limited(account: AccountInfo) -> bool:
         or account.limit_per_day
         or account.recipient_limit_per_day
     )
+
+
+def today_figures(account: t.Any, usage: Usage | None) -> tuple[str, str | None] | None:
+    """An account's use of the last 24 hours against its daily limits: ``("12 / 500", "30 / 10000")``.
+
+    The second part is ``None`` without a recipient limit; a letter count
+    without a daily letter limit stands alone (``"12"``). ``None`` for an
+    account without limits: its letters are not counted.
+    """
+    if not is_limited(account):
+        return None
+    usage = usage or Usage()
+    letters = f"{usage.letters} / {account.limit_per_day}" if account.limit_per_day else str(usage.letters)
+    limit = account.recipient_limit_per_day
+    return letters, f"{usage.recipients} / {limit}" if limit else None
 
 
 def reached_server(err: BaseException) -> bool:
