@@ -39,7 +39,7 @@ from .health import Health
 from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome
 from .message_log import MessageInfo, MessageLog, row_of
 from .models import AccountInfo, utcnow
-from .quotas import Quotas, Reservation, reached_server
+from .quotas import Quotas, Reservation, reached_server, waits_for_slot
 from .routing import choose_route, is_bulk, split_sender
 from .settings import SettingsInfo
 from .signals import account_failed, message_queued, message_sent, quota_reached, send_failed
@@ -188,8 +188,11 @@ class Dispatcher:
         if account is None:
             self._try(outcome, None)
         else:
+            queued = queue and outcome.letter.record is not None  # a queued letter, sent by a retry run
             for route in route_chain(account, self._backup):
                 if not self._try(outcome, route) or not outcome.pending:
+                    break
+                if queued and waits_for_slot(outcome.error, route):
                     break
         prior = outcome.letter.record.attempts if outcome.letter.record else 0
         retry.settle(outcome, queue=queue, settings=self._settings, prior_attempts=prior)

@@ -103,6 +103,21 @@ def today_figures(account: t.Any, usage: Usage | None) -> tuple[str, str | None]
     return letters, f"{usage.recipients} / {limit}" if limit else None
 
 
+def waits_for_slot(err: DeliveryError | None, account: AccountInfo) -> bool:
+    """Whether a queued letter that found ``account`` at a limit waits for its slot rather than trying backups.
+
+    ``over_limit="wait"``: it goes back to the queue at the error's
+    ``retry_at`` (``retry.settle``). A letter sent inline tries the
+    backups whatever the setting: its caller is waiting.
+    """
+    return (
+        isinstance(err, QuotaExceededError)
+        and err.account_id == account.id
+        and err.retry_at is not None
+        and account.over_limit == "wait"
+    )
+
+
 def reached_server(err: BaseException) -> bool:
     """Whether a failed send may have put the letter on the server: anything but a refusal before DATA.
 

@@ -25,8 +25,10 @@ from test_admin import (  # noqa: F401 - client is a fixture
 )
 from test_cli import make_app, run
 
+from flask_smtp_accounts.models import AccountInfo
 from flask_smtp_accounts.presets import get_preset
 from flask_smtp_accounts.testing import SMTPServer
+from flask_smtp_accounts.validation import LIMIT_FIELDS
 
 
 def send(site: AdminSite, subject: str, *recipients: str, sender: str = "hello@example.com") -> None:
@@ -150,3 +152,12 @@ def test_presets_set_the_documented_caps_as_the_accounts_limits() -> None:
     assert caps("google-workspace")["recipient_limit_per_day"] == 10_000
     assert caps("gmail")["limit_per_day"] == 500
     assert caps("sendgrid") == {}
+
+
+def test_the_readme_table_of_limits_mirrors_the_account_fields() -> None:
+    from test_readme import section, table_rows
+
+    defaults = AccountInfo.__dataclass_fields__
+    assert table_rows(section("Sending limits")) == [
+        (name, repr(defaults[name].default)) for name in LIMIT_FIELDS
+    ]

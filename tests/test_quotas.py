@@ -233,6 +233,37 @@ def test_at_its_limit_an_account_hands_the_letter_to_its_backup(ext, mail, add_a
     assert [m.account_id for m in ext.messages().items] == [spare.id, spare.id, chosen.id, chosen.id]
 
 
+@pytest.mark.parametrize(("over_limit", "through_backup"), [("wait", 0), ("backups", 1)])
+def test_a_queued_letter_at_a_limit_waits_for_its_slot_or_goes_through_the_backup_as_the_account_says(
+    ext, mail, add_account, make_smtp_server, over_limit, through_backup
+):
+    main, backup = make_smtp_server(), make_smtp_server()
+    spare = add_account(backup, sender_email="shop@example.com", active=False)
+    chosen = add_account(main, sender_email="shop@example.com", limit_per_minute=1, backup_ids=[spare.id])
+    ext.update_settings(queue_undelivered=True)
+    mail.send(letter("first"))
+    mail.send(letter("second"))  # the account is full and its one backup is off: queued
+    (waiting,) = ext.messages(status="queued").items
+    ext.update_account(spare.id, check=False, active=True)
+    ext.update_account(chosen.id, check=False, over_limit=over_limit)
+    table = ext._state.models.Message.__table__
+    with ext._state.engine().begin() as conn:  # due now; the account is still full
+        conn.execute(
+            table.update().where(table.c.id == waiting.id).values(next_attempt_at=usage_times(ext)[0])
+        )
+
+    report = ext.retry_queue()
+
+    assert (report.sent, report.requeued) == (through_backup, 1 - through_backup)
+    assert (subjects(main), subjects(backup)) == (["first"], ["second"] * through_backup)
+    after = ext.get_message(waiting.id)
+    if over_limit == "wait":  # no try counted: no server was tried
+        assert (after.status, after.attempts) == ("queued", 0)
+        assert after.next_attempt_at == usage_times(ext)[0] + timedelta(seconds=60)
+    else:
+        assert (after.status, after.account_id) == ("sent", spare.id)
+
+
 def test_at_its_limit_without_backups_or_queue_the_caller_gets_a_quota_error(
     ext, mail, add_account, make_smtp_server
 ):
