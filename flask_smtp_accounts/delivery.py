@@ -272,7 +272,10 @@ class Dispatcher:
         """A slot within the account's limits (``quotas.py``); an account found full stays full in this block."""
         full = self._full.get(account.id)
         if full is not None and full.retry_at is not None and full.retry_at > utcnow():
-            raise full
+            # A new error each time: each letter's caller gets its own (with its own record_id).
+            raise QuotaExceededError(
+                account.id, full.limit, full.allowed, full.retry_at, host=account.host, port=account.port
+            )
         try:
             return self._quotas.reserve(account, len(outcome.pending))
         except QuotaExceededError as err:

@@ -569,8 +569,12 @@ class SMTPAccounts:
         return retry_queue(self._state, limit=limit)
 
     def prune_messages(self) -> int:
-        """Delete message log rows older than the retention setting; returns how many."""
+        """Delete message log rows older than the retention setting; returns how many.
+
+        Also deletes the sending limits' usage rows older than a day.
+        """
         state = self._state
+        state.quotas.prune()  # the sending limits' rows older than a day
         return state.message_log.prune(state.directory.settings().message_retention_days)
 
     def quota_usage(self, account_ids: t.Iterable[int]) -> dict[int, Usage]:

@@ -30,7 +30,8 @@ as for the message log's leases.
 
 An account without limits costs nothing: :meth:`Quotas.reserve` returns
 without a statement. A reservation prunes its account's rows older than a
-day (the longest window) as it goes.
+day (the longest window) as it goes; the retry run (and
+``prune_messages``) prunes those of every account (:meth:`Quotas.prune`).
 """
 
 from __future__ import annotations
@@ -195,6 +196,14 @@ class Quotas:
             logger.exception(
                 "flask-smtp-accounts could not end the quota reservation of account %s",
                 reservation.account_id,
+            )
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete every account's usage rows older than a day (also those of accounts no longer limited)."""
+        usage = self._usage
+        with self._engine().begin() as conn:
+            return int(
+                conn.execute(usage.delete().where(usage.c.used_at <= (now or utcnow()) - DAY)).rowcount
             )
 
     # --- reading ------------------------------------------------------------

@@ -148,6 +148,7 @@ def retry_queue(state: _State, *, limit: int | None = None, batch: int = 100) ->
     log = state.message_log
     settings = state.directory.settings()
     pruned = log.prune(settings.message_retention_days)
+    state.quotas.prune()
     interrupted = log.count_interrupted()
     counts = {"sent": 0, "requeued": 0, "failed": 0, "skipped": 0}
     started = utcnow()

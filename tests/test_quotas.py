@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from flask_mail import Message
 
-from flask_smtp_accounts import InvalidAccountError, QuotaExceededError
+from flask_smtp_accounts import InvalidAccountError, QuotaExceededError, quota_reached
 from flask_smtp_accounts.testing import ClosingServer
 
 TESTS = Path(__file__).parent
@@ -286,6 +286,29 @@ def test_at_its_limit_without_backups_or_queue_the_caller_gets_a_quota_error(
     assert subjects(server) == ["n0", "n1"]
 
 
+def test_in_one_connection_block_a_full_account_is_announced_once_and_each_letter_gets_its_own_error(
+    app, ext, mail, add_account, make_smtp_server
+):
+    server = make_smtp_server()
+    account = add_account(server, sender_email="shop@example.com", limit_per_minute=2)
+    announced: list[dict[str, Any]] = []
+
+    def reached(sender: Any, **kwargs: Any) -> None:
+        announced.append(kwargs)
+
+    errors = []
+    with quota_reached.connected_to(reached, app), mail.connect() as conn:
+        for n in range(4):
+            try:
+                conn.send(letter(f"n{n}"))
+            except QuotaExceededError as err:
+                errors.append(err)
+
+    assert subjects(server) == ["n0", "n1"]
+    assert [ext.get_message(err.record_id).subject for err in errors] == ["n2", "n3"]
+    assert [(a["account"].id, a["limit"]) for a in announced] == [(account.id, "2 letters a minute")]
+
+
 def test_a_letter_that_reached_no_server_gives_its_slot_back(ext, mail, add_account, make_smtp_server):
     server = make_smtp_server()
     ext.update_settings(cooldown_s=0)
@@ -299,6 +322,21 @@ def test_a_letter_that_reached_no_server_gives_its_slot_back(ext, mail, add_acco
     ext.update_account(account.id, check=False, port=server.port)
     mail.send(letter("sent"))
     assert subjects(server) == ["sent"]
+
+
+def test_the_retry_run_prunes_usage_older_than_a_day_also_of_accounts_no_longer_limited(
+    ext, mail, add_account, make_smtp_server
+):
+    server = make_smtp_server()
+    account = add_account(server, sender_email="shop@example.com", limit_per_hour=10)
+    for n in range(3):
+        mail.send(letter(f"n{n}"))
+    ext.update_account(account.id, check=False, limit_per_hour=0)
+    move_usage_back(ext, timedelta(days=1, seconds=1), oldest=2)
+
+    ext.retry_queue()
+
+    assert len(usage_times(ext)) == 1
 
 
 def test_an_account_without_limits_costs_no_statement(site, ext, mail, add_account, make_smtp_server):

@@ -186,7 +186,8 @@ class AccountsView(ProtectedView, ModelView):
     def get_list(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
         """The page of accounts, and their use of the last 24 hours for the "Today" column, in one query."""
         count, data = super().get_list(*args, **kwargs)
-        g.sa_quota_usage = state().ext.quota_usage(a.id for a in data if is_limited(a))
+        if isinstance(data, list):  # not a query left unexecuted (execute=False)
+            g.sa_quota_usage = state().ext.quota_usage(a.id for a in data if is_limited(a))
         return count, data
 
     def get_one(self, id: t.Any) -> t.Any:  # noqa: A002 - flask-admin's name
