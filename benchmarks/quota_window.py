@@ -54,10 +54,14 @@ def make_app(database: dict[str, t.Any], key: str, port: int) -> tuple[Flask, Ma
     return app, mail, SMTPAccounts(app, db=db, mail=mail), db
 
 
-def worker(database: dict[str, t.Any], key: str, port: int, name: str, until: float, counts: t.Any) -> None:
-    """Send letters until ``until`` (``time.time()``); at the limit, wait for the slot the error names."""
+def worker(
+    database: dict[str, t.Any], key: str, port: int, name: str, seconds: float, start: t.Any, counts: t.Any
+) -> None:
+    """Once every worker is ready (``start``), send letters for ``seconds``; at the limit, wait for the slot named."""
     app, mail, _, db = make_app(database, key, port)
     slot: list[t.Any] = []
+    start.wait()
+    until = time.time() + seconds
 
     def queued(sender: t.Any, *, error: t.Any = None, **extra: t.Any) -> None:
         slot.append(getattr(error, "retry_at", None))
@@ -130,14 +134,17 @@ def main() -> None:
             db.engine.dispose()
         spawn = multiprocessing.get_context("spawn")
         counts = spawn.Queue()
-        until = time.time() + 5 + args.seconds  # a few seconds for the workers to start
-        started = time.time()
+        start = spawn.Barrier(args.workers + 1)
         processes = [
-            spawn.Process(target=worker, args=(database, key, server.port, f"w{n}", until, counts))
+            spawn.Process(
+                target=worker, args=(database, key, server.port, f"w{n}", args.seconds, start, counts)
+            )
             for n in range(args.workers)
         ]
         for process in processes:
             process.start()
+        start.wait(timeout=120)
+        started = time.time()
         results = [counts.get(timeout=args.seconds + 120) for _ in processes]
         for process in processes:
             process.join(60)

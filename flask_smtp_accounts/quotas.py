@@ -47,6 +47,7 @@ from .errors import DeliveryError, QuotaExceededError
 from .health import _UPSERT_INSERTS
 from .message_log import LEASE
 from .models import AccountInfo, Models, utcnow
+from .validation import LIMITS
 
 logger = logging.getLogger("flask_smtp_accounts")
 
@@ -81,12 +82,7 @@ class Usage:
 
 def is_limited(account: t.Any) -> bool:
     """Whether any limit is set on ``account`` (only then are its letters counted)."""
-    return bool(
-        account.limit_per_minute
-        or account.limit_per_hour
-        or account.limit_per_day
-        or account.recipient_limit_per_day
-    )
+    return any(getattr(account, name) for name in LIMITS)
 
 
 def today_figures(account: t.Any, usage: Usage | None) -> tuple[str, str | None] | None:
@@ -251,7 +247,9 @@ class Quotas:
         windows = [(name, window) for name, window in LETTER_WINDOWS if getattr(account, name)]
         recipient_limit = account.recipient_limit_per_day
         widest = DAY if recipient_limit else max(window for _, window in windows)
-        columns = [sa.func.count(sa.case((usage.c.used_at > now - window, 1))) for _, window in windows]
+        columns: list[sa.ColumnElement[t.Any]] = [
+            sa.func.count(sa.case((usage.c.used_at > now - window, 1))) for _, window in windows
+        ]
         columns.append(sa.func.coalesce(sa.func.sum(usage.c.recipients), 0))
         counted = conn.execute(sa.select(*columns).where(mine, usage.c.used_at > now - widest)).one()
         waits: list[tuple[datetime | None, str, int]] = []

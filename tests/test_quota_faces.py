@@ -8,7 +8,10 @@ them and reads the use of the day against them.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import typing as t
+from pathlib import Path
 
 import sqlalchemy as sa
 from flask_mail import Message
@@ -161,3 +164,27 @@ def test_the_readme_table_of_limits_mirrors_the_account_fields() -> None:
     assert table_rows(section("Sending limits")) == [
         (name, repr(defaults[name].default)) for name in LIMIT_FIELDS
     ]
+
+
+def test_the_limit_benchmark_runs_and_prints_the_busiest_window(tmp_path: t.Any) -> None:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "quota_window.py"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--workers",
+            "2",
+            "--limit",
+            "5",
+            "--seconds",
+            "1",
+            "--database-url",
+            "",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "highest count in any sliding 60 s window of arrivals: 5"
