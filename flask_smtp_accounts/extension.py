@@ -569,12 +569,8 @@ class SMTPAccounts:
         return retry_queue(self._state, limit=limit)
 
     def prune_messages(self) -> int:
-        """Delete message log rows older than the retention setting; returns how many.
-
-        Also deletes the sending limits' usage rows older than a day.
-        """
+        """Delete message log rows older than the retention setting; returns how many."""
         state = self._state
-        state.quotas.prune()  # the sending limits' rows older than a day
         return state.message_log.prune(state.directory.settings().message_retention_days)
 
     def quota_usage(self, account_ids: t.Iterable[int]) -> dict[int, Usage]:

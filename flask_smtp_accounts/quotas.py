@@ -30,8 +30,8 @@ as for the message log's leases.
 
 An account without limits costs nothing: :meth:`Quotas.reserve` returns
 without a statement. A reservation prunes its account's rows older than a
-day (the longest window) as it goes; the retry run (and
-``prune_messages``) prunes those of every account (:meth:`Quotas.prune`).
+day (the longest window) as it goes; the retry run prunes those of every
+account (:meth:`Quotas.prune`).
 """
 
 from __future__ import annotations
