@@ -59,6 +59,7 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
     "auth",
     "login",
     "verify_tls",
+    "pipelining",
     "backup_ids",
     *LIMIT_FIELDS,
 )
@@ -690,6 +691,7 @@ def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
         "auth": "login",
         "login": "",
         "verify_tls": True,
+        "pipelining": True,
         "backup_ids": (),
         "limit_per_minute": 0,
         "limit_per_hour": 0,

@@ -10,7 +10,6 @@ stale.
 from __future__ import annotations
 
 import typing as t
-import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -59,6 +58,8 @@ class AccountInfo:
     recipient_limit_per_day: int = 0
     #: At a limit, a queued letter ``wait``\ s for the account's next slot, or goes through its ``backups``.
     over_limit: str = "wait"
+    #: Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).
+    pipelining: bool = True
     password_encrypted: str | None = field(default=None, repr=False)
     #: OAuth2 (``auth="oauth2"``), see ``oauth2.py``: ``microsoft``, ``google`` or ``custom``.
     oauth_provider: str = ""
@@ -149,13 +150,17 @@ class IdList(sa.types.TypeDecorator[tuple[int, ...]]):
         return tuple(int(i) for i in value.split(",") if i) if value else ()
 
 
-_models: weakref.WeakKeyDictionary[t.Any, Models] = weakref.WeakKeyDictionary()
+#: The attribute of a ``db`` that holds its models. They live on the ``db`` itself so that they go
+#: when it goes: in a module-level dict keyed by ``db``, even a weak one, the models' own reference to
+#: their ``db`` (Flask-SQLAlchemy's ``Model.__fsa__``) would keep both alive for the whole process.
+_MODELS_ATTRIBUTE = "_smtp_accounts_models"
 
 
 def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
     """Declare the tables on ``db`` (once per ``db``)."""
-    if db in _models:
-        return _models[db]
+    existing: Models | None = getattr(db, _MODELS_ATTRIBUTE, None)
+    if existing is not None:
+        return existing
 
     class Account(db.Model):  # type: ignore[name-defined,misc]
         """An SMTP account that carries the letters sent from its email."""
@@ -181,6 +186,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         limit_per_day: Mapped[int] = mapped_column(default=0)
         recipient_limit_per_day: Mapped[int] = mapped_column(default=0)
         over_limit: Mapped[str] = mapped_column(sa.String(16), default="wait")
+        pipelining: Mapped[bool] = mapped_column(default=True)
         oauth_provider: Mapped[str] = mapped_column(sa.String(16), default="")
         oauth_flow: Mapped[str] = mapped_column(sa.String(16), default="")
         oauth_tenant: Mapped[str] = mapped_column(sa.String(255), default="")
@@ -317,7 +323,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         **alert_models,
         **_quota_models(db, bind_key),
     )
-    _models[db] = models
+    setattr(db, _MODELS_ATTRIBUTE, models)
     return models
 
 
@@ -472,6 +478,8 @@ def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
             target.active = True
         if target.verify_tls is None:
             target.verify_tls = True
+        if target.pipelining is None:
+            target.pipelining = True
 
     def touch_account(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
         check_account(mapper, connection, target)
