@@ -146,7 +146,7 @@ class Quotas:
         """
         if not is_limited(account):
             return None
-        now = now or utcnow()
+        at = now
         usage = self._usage
         engine = self._engine()
         with engine.connect() as conn:
@@ -154,7 +154,9 @@ class Quotas:
                 # Each statement sees what the lock's previous holder committed, whatever the site's default.
                 conn.execution_options(isolation_level="READ COMMITTED")
             with conn.begin():
-                self._take_lock(conn, account.id, now)
+                self._take_lock(conn, account.id)
+                # Read once the lock is held, so that it is later than every earlier holder's reservation.
+                now = at or utcnow()
                 refusal = self._refusal(conn, account, recipients, now)
                 if refusal is not None:
                     raise refusal
@@ -220,8 +222,9 @@ class Quotas:
 
     # --- inside a reservation -------------------------------------------------
 
-    def _take_lock(self, conn: sa.Connection, account_id: int, now: datetime) -> None:
+    def _take_lock(self, conn: sa.Connection, account_id: int) -> None:
         """Lock the account's row of the lock table (made on first use) until the transaction ends."""
+        now = utcnow()
         lock = self._lock
         mine = lock.c.account_id == account_id
         if conn.dialect.name == "sqlite":
