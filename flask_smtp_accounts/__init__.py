@@ -6,10 +6,12 @@ from .check import CheckResult
 from .errors import (
     AccountInUseError,
     AlertDeliveryError,
+    ConnectionsBusyError,
     DeliveryError,
     EncryptionError,
     InvalidAccountError,
     InvalidAddressError,
+    InvalidArgumentError,
     InvalidSettingError,
     LogAddressError,
     LogNotFoundError,
@@ -24,6 +26,7 @@ from .health import AccountHealth
 from .log_files import LogChunk, LogInfo
 from .message_log import MessageInfo, Page
 from .models import AccountInfo
+from .outbox import DeliveryReport
 from .retry import RetryReport
 from .routing import Choice, bulk_sending
 from .settings import SettingsInfo
@@ -45,10 +48,13 @@ __all__ = [
     "AccountInfo",
     "CheckResult",
     "Choice",
+    "ConnectionsBusyError",
     "DeliveryError",
+    "DeliveryReport",
     "EncryptionError",
     "InvalidAccountError",
     "InvalidAddressError",
+    "InvalidArgumentError",
     "InvalidSettingError",
     "LogAddressError",
     "LogChunk",

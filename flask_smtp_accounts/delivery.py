@@ -4,6 +4,9 @@ A :class:`Dispatcher` lives as long as one Flask-Mail connection block.
 :meth:`Dispatcher.deliver` takes a letter through these steps:
 
 1. **Choose** its account (``routing.py``); none: Flask-Mail's own route.
+   A letter for the outbox (``outbox()``, the ``outbox_all`` and
+   ``outbox_bulk`` settings) is stored ``queued`` here, and a drainer
+   (``outbox.py``) takes it through the next steps later.
 2. **Write ahead**: commit its message log row, ``sending``, with its body
    (``message_log.py``). A row that cannot be written stops the letter here.
 3. **Try** the chain (``failover.py``): the account, then its backups, each
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import time
 import typing as t
 from dataclasses import dataclass
 
@@ -31,8 +35,9 @@ import sqlalchemy as sa
 
 from . import retry
 from .connection import close_quietly
+from .connection_slots import ConnectionSlots, Slot
 from .directory import Directory
-from .errors import DeliveryError, QuotaExceededError
+from .errors import ConnectionsBusyError, DeliveryError, QuotaExceededError
 from .failover import CONNECTION, PERMANENT, RouteHeaders, failure_kind, route_chain, route_headers
 from .headers import encode_address, set_header
 from .health import Health
@@ -47,6 +52,9 @@ from .smtp_logs import SMTPLogs
 from .transaction import Interrupted, send_transaction
 
 logger = logging.getLogger("flask_smtp_accounts")
+
+#: How often an inline send looks for a free connection slot of a capped account (``max_connections``).
+SLOT_POLL_S = 0.05
 
 #: Opens an account's connection, logged in, reporting to a transcript, with a timeout (``connection.open_connection``).
 AccountOpener = t.Callable[[AccountInfo, t.Any, float], smtplib.SMTP]
@@ -90,8 +98,10 @@ class Dispatcher:
         default: DefaultRoute,
         max_emails: int | None,
         app: t.Any,
+        slots: ConnectionSlots,
     ) -> None:
         self._settings = settings
+        self._slots = slots
         self._directory = directory
         self._health = health
         self._quotas = quotas
@@ -108,16 +118,24 @@ class Dispatcher:
         self._cooling: dict[int, DeliveryError] = {}
         #: Accounts found at a letter limit in this block: not asked again before their next slot.
         self._full: dict[int, QuotaExceededError] = {}
+        #: The connection slot this block holds for each capped account (``max_connections``).
+        self._held: dict[int, Slot] = {}
 
     # --- one letter -----------------------------------------------------------
 
-    def deliver(self, letter: Letter) -> Outcome:
-        """Route, send and log ``letter``; raise :class:`DeliveryError` when nothing delivered or queued it."""
+    def deliver(self, letter: Letter, *, outbox: bool = False) -> Outcome:
+        """Route, send and log ``letter``; raise :class:`DeliveryError` when nothing delivered or queued it.
+
+        ``outbox``: store it queued instead (as the outbox settings do for every or every bulk letter).
+        """
         bulk = is_bulk(letter.headers) if letter.bulk is None else letter.bulk
         choice = choose_route(self._settings, self._directory.candidates, letter.sender, None, bulk)
         outcome = Outcome(letter, choice, bulk, pending=list(letter.recipients), body=letter.render(None))
+        settings = self._settings
         if self._default.suppress:
             self._suppress(outcome)
+        elif outbox or settings.outbox_all or (bulk and settings.outbox_bulk):
+            self._store(outcome)
         else:
             ahead = row_of(outcome, keep_bodies=True, now=utcnow())
             outcome.record_id = self._log.write_ahead(ahead)
@@ -163,7 +181,7 @@ class Dispatcher:
         return outcome
 
     def close(self) -> None:
-        """Close every connection the block opened."""
+        """Close every connection the block opened, and give back its connection slots."""
         for opened in self._open.values():
             self._finish(opened)
         self._open.clear()
@@ -171,6 +189,9 @@ class Dispatcher:
             self._default.close()
         finally:
             self._log.close()
+            held, self._held = self._held, {}
+            for slot in held.values():
+                self._slots.free(slot)
 
     # --- steps ----------------------------------------------------------------
 
@@ -185,6 +206,15 @@ class Dispatcher:
         outcome.attempts = 1
         outcome.record_id = self._log.write_ahead(
             row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow())
+        )
+
+    def _store(self, outcome: Outcome) -> None:
+        """Put the letter in the outbox: its row, ``queued`` and due now, names the account chosen for it."""
+        outcome.status = QUEUED
+        outcome.account = outcome.choice.account
+        outcome.next_attempt_at = utcnow()
+        outcome.record_id = self._log.write_ahead(
+            row_of(outcome, keep_bodies=True, now=outcome.next_attempt_at)
         )
 
     def _attempt(self, outcome: Outcome, *, queue: bool) -> None:
@@ -216,7 +246,12 @@ class Dispatcher:
         except DeliveryError as err:
             outcome.failed(account, err)
             kind = failure_kind(err)
-            if kind == CONNECTION and account is not None and err.stage != "cool-down":
+            if (
+                kind == CONNECTION
+                and account is not None
+                and err.stage != "cool-down"
+                and not isinstance(err, ConnectionsBusyError)
+            ):
                 self._cool_down(account, err)
                 account_failed(self.app, account, err, self._settings.cooldown_s)
             return bool(outcome.pending) if err.refused else kind != PERMANENT
@@ -337,14 +372,21 @@ class Dispatcher:
         return refused
 
     def _connection(self, account: AccountInfo, outcome: Outcome) -> _Open:
-        """The block's connection of ``account``; before opening one, its cool-down is read (every process's)."""
+        """The block's connection of ``account``; before opening one, its cool-down is read (every process's).
+
+        A capped account (``max_connections``) needs a slot first; an inline
+        send waits for one up to ``timeout_s``, then fails the route with
+        :class:`ConnectionsBusyError` (temporary: backups, or the queue).
+        """
         opened = self._open.get(account.id)
-        if opened is not None:
+        if opened is not None and self._slot_kept(account):
             return opened
         cooling = self._cooling.get(account.id) or self._health.cooling(account)
         if cooling is not None:
             self._cooling[account.id] = cooling
             raise cooling
+        if account.max_connections:
+            self._wait_for_slot(account)
         outcome.tried = True
         log = self._smtp_logs.session(account, "send", self._settings)
         try:
@@ -357,6 +399,38 @@ class Dispatcher:
             raise
         opened = self._open[account.id] = _Open(smtp, log)
         return opened
+
+    def hold_slot(self, account: AccountInfo) -> bool:
+        """Take a connection slot of ``account`` for this block now, unless it has one; ``False``: all are busy."""
+        if not account.max_connections or account.id in self._held:
+            return True
+        slot = self._slots.take(account.id, account.max_connections)
+        if slot is None:
+            return False
+        self._held[account.id] = slot
+        return True
+
+    def _slot_kept(self, account: AccountInfo) -> bool:
+        """Whether the open connection of ``account`` may stay open: its slot renewed (once half its lease is gone).
+
+        A slot lost (the connection sat idle past the lease, and another
+        holder took it) closes the connection.
+        """
+        slot = self._held.get(account.id)
+        if slot is None or not slot.due_for_renewal(utcnow()) or self._slots.renew(slot):
+            return True
+        del self._held[account.id]
+        self._drop(account.id)
+        return False
+
+    def _wait_for_slot(self, account: AccountInfo) -> None:
+        deadline = time.monotonic() + self._settings.timeout_s
+        while not self.hold_slot(account):
+            if time.monotonic() >= deadline:
+                raise ConnectionsBusyError(
+                    account.id, account.max_connections, host=account.host, port=account.port
+                )
+            time.sleep(SLOT_POLL_S)
 
     def _drop(self, key: int) -> None:
         opened = self._open.pop(key, None)

@@ -59,6 +59,15 @@ class InvalidSettingError(SMTPAccountsError, ValueError):
         self.message = message
 
 
+class InvalidArgumentError(SMTPAccountsError, ValueError):
+    """An argument of an API call is outside what it accepts (``deliver_queued(connections=0)``); nothing was done."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
+
+
 class LogAddressError(SMTPAccountsError, ValueError):
     """A log was addressed by something other than an account id and a kind.
 
@@ -187,6 +196,24 @@ LIMIT_WORDS = {
     "limit_per_day": "letters a day",
     "recipient_limit_per_day": "recipients a day",
 }
+
+
+class ConnectionsBusyError(DeliveryError):
+    """Every connection the account allows (``max_connections``) is open elsewhere: try again later or elsewhere.
+
+    A temporary failure at ``connect`` that says nothing bad about the
+    account, so it never cools the account down.
+    """
+
+    def __init__(self, account_id: int, max_connections: int, *, host: str, port: int) -> None:
+        super().__init__(
+            "connect",
+            f"all {max_connections} connections of the account are busy",
+            account_id=account_id,
+            host=host,
+            port=port,
+        )
+        self.max_connections = max_connections
 
 
 class MessageLogError(SMTPAccountsError):

@@ -75,6 +75,8 @@ class AccountInfo:
     oauth_scope: str = ""
     oauth_client_secret_encrypted: str | None = field(default=None, repr=False)
     oauth_refresh_token_encrypted: str | None = field(default=None, repr=False)
+    #: Connections open to the account's server at once, across all processes and machines; 0: no cap.
+    max_connections: int = 0
 
     @property
     def label(self) -> str:
@@ -126,6 +128,7 @@ class Models:
     AlertThrottle: t.Any
     QuotaUsage: t.Any
     QuotaLock: t.Any
+    ConnectionSlot: t.Any
 
 
 #: A point in time, to the microsecond on every database: MySQL's DATETIME keeps whole seconds
@@ -196,6 +199,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         oauth_scope: Mapped[str] = mapped_column(sa.String(500), default="")
         oauth_client_secret_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
         oauth_refresh_token_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
+        max_connections: Mapped[int] = mapped_column(default=0)
         created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
         updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
@@ -245,6 +249,8 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         queue_undelivered: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.queue_undelivered)
         max_attempts: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.max_attempts)
         retry_backoff_s: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.retry_backoff_s)
+        outbox_all: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.outbox_all)
+        outbox_bulk: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.outbox_bulk)
         revision: Mapped[int] = mapped_column(default=0)
         updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
@@ -268,7 +274,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         id: Mapped[int] = mapped_column(primary_key=True)
         created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
         updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-        #: sent, suppressed, failed, queued; ``sending`` while a retry holds it.
+        #: sent, suppressed, failed, queued, claimed (a drainer holds it), sending, cancelled (``letter.py``).
         status: Mapped[str] = mapped_column(sa.String(16), index=True)
         #: The account that carried the letter (or was tried last); NULL: Flask-Mail's own settings.
         account_id: Mapped[int | None] = mapped_column(index=True)
@@ -312,6 +318,21 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         last_stage: Mapped[str | None] = mapped_column(sa.String(32))
         last_code: Mapped[int | None] = mapped_column()
         last_error: Mapped[str | None] = mapped_column(sa.Text)
+        #: A person paused the account's queue: drainers take none of the letters waiting for it.
+        queue_paused: Mapped[bool] = mapped_column(default=False)
+
+    class ConnectionSlot(db.Model):  # type: ignore[name-defined,misc]
+        """One of the ``max_connections`` slots of an account: a connection may be open while its holder has it."""
+
+        __tablename__ = "smtp_accounts_connection_slot"
+        __bind_key__ = bind_key
+
+        account_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        slot: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        #: Who holds it (a process and connection); NULL: free.
+        holder: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+        #: The holder renews it before this; past it, the slot is free again (its holder died).
+        lease_until: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
 
     alert_models = _alert_models(db, bind_key)
     _listen(Account, Settings, Health)
@@ -320,6 +341,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         Settings=Settings,
         Message=Message,
         Health=Health,
+        ConnectionSlot=ConnectionSlot,
         **alert_models,
         **_quota_models(db, bind_key),
     )
@@ -464,6 +486,7 @@ def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
                 "login",
                 "backup_ids",
                 *LIMIT_FIELDS,
+                "max_connections",
             )
         }
         values["has_password"] = bool(target.password_encrypted)

@@ -225,6 +225,14 @@ class AccountForm(SecureForm):
             " listed (hold Ctrl or Cmd to choose several)."
         ),
     )
+    max_connections = IntegerField(
+        _l("Connections at once"),
+        default=0,
+        widget=NumberInput(min=0, max=100),
+        description=_l(
+            "The most connections open to this server at once, across all workers and machines. 0: no limit."
+        ),
+    )
 
     limit_per_minute = _limit_field(
         _l("Letters a minute"),
@@ -303,10 +311,11 @@ ACCOUNT_FORM_FIELDS = tuple(
         *OAUTH_FORM_FIELDS,
         "backup_ids",
         *LIMIT_FIELDS,
+        "max_connections",
     )
     if name in ACCOUNT_FIELDS
 )
-for _name in (*OAUTH_FORM_FIELDS, "backup_ids"):
+for _name in (*OAUTH_FORM_FIELDS, "backup_ids", "max_connections"):
     if _name not in ACCOUNT_FORM_FIELDS:
         delattr(AccountForm, _name)
 
@@ -483,6 +492,21 @@ SETTINGS_META: dict[str, SettingMeta] = {
         SECONDS,
         1,
         86400,
+    ),
+    "outbox_all": SettingMeta(
+        _l("Send every letter through the outbox"),
+        _l(
+            "Sending stores each letter in the queue and returns at once; `flask smtp-accounts deliver`"
+            " (or a worker) sends it. Web requests never wait on a mail server."
+        ),
+        QUEUE,
+        "bool",
+    ),
+    "outbox_bulk": SettingMeta(
+        _l("Send bulk letters through the outbox"),
+        _l("Newsletters (letters with List-Unsubscribe or Precedence: bulk) wait in the queue for a worker."),
+        QUEUE,
+        "bool",
     ),
 }
 
