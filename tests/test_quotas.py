@@ -264,6 +264,33 @@ def test_a_queued_letter_at_a_limit_waits_for_its_slot_or_goes_through_the_backu
         assert (after.status, after.account_id) == ("sent", spare.id)
 
 
+@pytest.mark.parametrize(("over_limit", "through_backup"), [("wait", 0), ("backups", 3)])
+def test_the_drainer_sends_the_outbox_within_the_limit_and_the_rest_waits_or_takes_the_backup(
+    ext, mail, add_account, make_smtp_server, over_limit, through_backup
+):
+    main, backup = make_smtp_server(), make_smtp_server()
+    spare = add_account(backup, sender_email="shop@example.com")
+    add_account(
+        main,
+        sender_email="shop@example.com",
+        limit_per_minute=2,
+        over_limit=over_limit,
+        backup_ids=[spare.id],
+    )
+    with ext.outbox():
+        for n in range(5):
+            mail.send(letter(f"n{n}"))
+
+    report = ext.deliver_queued(connections=2)
+
+    assert (len(main.received), len(backup.received)) == (2, through_backup)
+    assert (report.sent, report.requeued) == (2 + through_backup, 3 - through_backup)
+    waiting = ext.messages(status="queued").items
+    assert len(waiting) == 3 - through_backup
+    first = usage_times(ext, "reserved_at")[0]
+    assert all(m.attempts == 0 and m.next_attempt_at >= first + timedelta(seconds=60) for m in waiting)
+
+
 def test_at_its_limit_without_backups_or_queue_the_caller_gets_a_quota_error(
     ext, mail, add_account, make_smtp_server
 ):
