@@ -31,8 +31,9 @@ from .message_log import INTERRUPTED, STATUSES
 from .oauth2.providers import FLOW_CHOICES, PROVIDER_CHOICES
 from .presets import PRESET_KEYS, get_preset, with_preset
 from .printable import printable, printable_lines
+from .quotas import is_limited, today_figures
 from .settings import SETTING_NAMES
-from .validation import AUTH_CHOICES, SECURITY_CHOICES
+from .validation import AUTH_CHOICES, OVER_LIMIT_CHOICES, SECURITY_CHOICES
 
 if t.TYPE_CHECKING:
     from .check import CheckResult
@@ -117,8 +118,21 @@ def list_accounts() -> None:
     if not accounts:
         click.echo("No SMTP accounts yet. Add one with: flask smtp-accounts add --help")
         return
+    usage = ext.quota_usage(a.id for a in accounts if is_limited(a))
     _table(
-        ("ID", "Active", "Sender name", "Email", "Server", "Port", "Security", "Auth", "Login", "Backups"),
+        (
+            "ID",
+            "Active",
+            "Sender name",
+            "Email",
+            "Server",
+            "Port",
+            "Security",
+            "Auth",
+            "Login",
+            "Backups",
+            "Today",
+        ),
         [
             (
                 a.id,
@@ -131,10 +145,20 @@ def list_accounts() -> None:
                 a.auth,
                 a.login or "-",
                 ",".join(str(i) for i in a.backup_ids) or "-",
+                _today(a, usage.get(a.id)),
             )
             for a in accounts
         ],
     )
+
+
+def _today(account: t.Any, usage: t.Any) -> str:
+    """The list's "Today" cell: letters (and recipients) of the last 24 hours against the daily limits."""
+    figures = today_figures(account, usage)
+    if figures is None:
+        return "-"
+    letters, recipients = figures
+    return f"{letters}, recipients {recipients}" if recipients else letters
 
 
 def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.Callable[..., t.Any]]:
@@ -174,6 +198,32 @@ def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.C
                 "--verify-tls/--no-verify-tls",
                 default=None,
                 help="Verify the server's certificate (default). Turn off only for a server you trust.",
+            ),
+            click.option(
+                "--limit-per-minute",
+                type=int,
+                metavar="N",
+                help="At most N letters in any 60 seconds, across every process (0: no limit).",
+            ),
+            click.option(
+                "--limit-per-hour", type=int, metavar="N", help="At most N letters in any hour (0: no limit)."
+            ),
+            click.option(
+                "--limit-per-day",
+                type=int,
+                metavar="N",
+                help="At most N letters in any 24 hours (0: no limit).",
+            ),
+            click.option(
+                "--recipient-limit-per-day",
+                type=int,
+                metavar="N",
+                help="At most N envelope recipients in any 24 hours (0: no limit).",
+            ),
+            click.option(
+                "--over-limit",
+                type=click.Choice(OVER_LIMIT_CHOICES),
+                help="At a limit, a queued letter waits for the next slot (wait, default) or goes through the backups.",
             ),
             click.option(
                 "--pipelining/--no-pipelining",

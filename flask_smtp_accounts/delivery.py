@@ -37,16 +37,24 @@ from . import retry
 from .connection import close_quietly
 from .connection_slots import ConnectionSlots, Slot
 from .directory import Directory
-from .errors import CONNECTION, PERMANENT, ConnectionsBusyError, DeliveryError, failure_kind
+from .errors import (
+    CONNECTION,
+    PERMANENT,
+    ConnectionsBusyError,
+    DeliveryError,
+    QuotaExceededError,
+    failure_kind,
+)
 from .failover import RouteHeaders, route_chain, route_headers
 from .headers import encode_address, set_header
 from .health import Health
 from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome
 from .message_log import MessageInfo, MessageLog, changes, row_of
 from .models import AccountInfo, utcnow
+from .quotas import Quotas, Reservation, reached_server, waits_for_slot
 from .routing import choose_route, is_bulk, split_sender
 from .settings import SettingsInfo
-from .signals import account_failed, message_queued, message_sent, send_failed
+from .signals import account_failed, message_queued, message_sent, quota_reached, send_failed
 from .smtp_logs import SMTPLogs
 from .transaction import Interrupted, send_transaction
 
@@ -90,6 +98,7 @@ class Dispatcher:
         *,
         directory: Directory,
         health: Health,
+        quotas: Quotas,
         message_log: MessageLog,
         smtp_logs: SMTPLogs,
         open_account: AccountOpener,
@@ -102,6 +111,7 @@ class Dispatcher:
         self._slots = slots
         self._directory = directory
         self._health = health
+        self._quotas = quotas
         self._log = message_log.for_block()
         self._smtp_logs = smtp_logs
         self._open_account = open_account
@@ -113,6 +123,8 @@ class Dispatcher:
         self._backups: dict[int, AccountInfo | None] = {}
         #: Accounts found cooling down in this block: not asked again for each letter.
         self._cooling: dict[int, DeliveryError] = {}
+        #: Accounts found at a letter limit in this block: not asked again before their next slot.
+        self._full: dict[int, QuotaExceededError] = {}
         #: The connection slot this block holds for each capped account (``max_connections``).
         self._held: dict[int, Slot] = {}
         #: Rows this block stored in the outbox, announced when it ends (``letters_queued``).
@@ -221,8 +233,11 @@ class Dispatcher:
         if account is None:
             self._try(outcome, None)
         else:
+            queued = queue and outcome.letter.record is not None  # a queued letter, sent by a retry run
             for route in route_chain(account, self._backup):
                 if not self._try(outcome, route) or not outcome.pending:
+                    break
+                if queued and waits_for_slot(outcome.error, route):
                     break
         prior = outcome.letter.record.attempts if outcome.letter.record else 0
         retry.settle(outcome, queue=queue, settings=self._settings, prior_attempts=prior)
@@ -292,6 +307,35 @@ class Dispatcher:
     # --- connections ------------------------------------------------------------
 
     def _send_on(
+        self, account: AccountInfo, envelope_from: str, outcome: Outcome, data: bytes
+    ) -> dict[str, tuple[int, bytes]]:
+        """One SMTP transaction on the block's connection of ``account``, within the account's limits."""
+        reservation = self._reserve(account, outcome)
+        try:
+            refused = self._transact_on(account, envelope_from, outcome, data)
+        except BaseException as err:
+            self._quotas.finish(reservation, reached=reached_server(err))
+            raise
+        self._quotas.finish(reservation, reached=True)
+        return refused
+
+    def _reserve(self, account: AccountInfo, outcome: Outcome) -> Reservation | None:
+        """A slot within the account's limits (``quotas.py``); an account found full stays full in this block."""
+        full = self._full.get(account.id)
+        if full is not None and full.retry_at is not None and full.retry_at > utcnow():
+            # A new error each time: each letter's caller gets its own (with its own record_id).
+            raise QuotaExceededError(
+                account.id, full.limit, full.allowed, full.retry_at, host=account.host, port=account.port
+            )
+        try:
+            return self._quotas.reserve(account, len(outcome.pending))
+        except QuotaExceededError as err:
+            if err.limit != "recipient_limit_per_day":  # a letter with fewer recipients may fit that one
+                self._full[account.id] = err
+            quota_reached.send(self.app, account=account, limit=f"{err.allowed} {err.reason}", error=err)
+            raise
+
+    def _transact_on(
         self, account: AccountInfo, envelope_from: str, outcome: Outcome, data: bytes
     ) -> dict[str, tuple[int, bytes]]:
         """One SMTP transaction on the block's connection of ``account``."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import smtplib
 import typing as t
+from datetime import datetime
 
 from .check_result import CheckResult
 from .texts import N_, Text
@@ -223,6 +224,53 @@ class DeliveryError(SMTPAccountsError, smtplib.SMTPException):
         return f"{self.stage} failed{where}{server}: {self.reason}{answer}"
 
 
+class QuotaExceededError(DeliveryError):
+    """An account reached one of its sending limits, so the letter was not sent through it.
+
+    ``stage`` is ``quota``; nothing of the letter reached the account's
+    server. ``limit`` names the field (``limit_per_minute``...), ``allowed``
+    its value, and ``retry_at`` (naive UTC) the first moment the letter
+    fits every limit again. ``retry_at`` is ``None`` for a letter that can
+    never fit (more envelope recipients than the daily recipient limit):
+    then the failure is not temporary.
+    """
+
+    def __init__(
+        self,
+        account_id: int,
+        limit: str,
+        allowed: int,
+        retry_at: datetime | None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.limit = limit
+        self.allowed = allowed
+        self.retry_at = retry_at
+        super().__init__("quota", LIMIT_WORDS.get(limit, limit), account_id=account_id, host=host, port=port)
+
+    @property
+    def temporary(self) -> bool:
+        """Whether the letter fits later: a slot frees when the window slides on."""
+        return self.retry_at is not None
+
+    def _describe(self) -> str:
+        reached = f"account {self.account_id} reached its limit of {self.allowed} {self.reason}"
+        if self.retry_at is None:
+            return f"{reached}: the letter has more recipients than that, so it never fits"
+        return f"{reached}; next slot at {self.retry_at:%Y-%m-%d %H:%M:%S} UTC"
+
+
+#: How a limit field reads after its number, in :class:`QuotaExceededError`'s message.
+LIMIT_WORDS = {
+    "limit_per_minute": "letters a minute",
+    "limit_per_hour": "letters an hour",
+    "limit_per_day": "letters a day",
+    "recipient_limit_per_day": "recipients a day",
+}
+
+
 class ConnectionsBusyError(DeliveryError):
     """Every connection the account allows (``max_connections``) is open elsewhere: try again later or elsewhere.
 
@@ -353,13 +401,16 @@ def failure_kind(err: DeliveryError) -> str:
     ``connection``: the account could not carry anything (cool it down, try
     the next); ``temporary``: a 4xx reply about this letter (try the next);
     ``permanent``: a 5xx refusal of the letter (stop: another server would
-    refuse it too). A failure while opening the connection is the account's
-    whatever its code: a login refused with 535, or a login that failed
+    refuse it too). An account at one of its sending limits (stage ``quota``)
+    is ``temporary``: the letter is fine, the account is full for now. A
+    failure while opening the connection is the account's whatever its code: a login refused with 535, or a login that failed
     with no reply at all (the server hung up, offers no XOAUTH2, a secret
     no key decrypts), moves the letter on. So does any failure without a
     server code (a timeout, a dropped connection) and a 421 (the server is
     closing the connection).
     """
+    if err.stage == "quota":  # the account is full for now; the letter itself is fine
+        return TEMPORARY
     if err.stage in CONNECTION_STAGES or err.code is None or err.code == 421:
         return CONNECTION
     if 400 <= err.code < 500:

@@ -42,11 +42,13 @@ from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Model
 from .oauth2 import AccessTokens
 from .outbox import DeliveryReport
 from .outbox_status import OutboxLine
+from .quotas import Quotas, Usage
 from .routing import Choice, bulk_sending, choose_route, split_sender
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
 from .summary import Summary, build_summary, send_summary
 from .validation import (
+    LIMIT_FIELDS,
     SMTP_DESTINATION,
     TOKEN_DESTINATION,
     normalize_email,
@@ -70,6 +72,7 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
     "verify_tls",
     "pipelining",
     "backup_ids",
+    *LIMIT_FIELDS,
     "max_connections",
 )
 # OAuth2: the plain fields, and the write-only secrets (an empty one keeps the stored one, like the password).
@@ -93,6 +96,7 @@ class _State:
             claim_lease=timedelta(seconds=config.claim_lease_s) if config.claim_lease_s else LEASE,
         )
         self.health = Health(models, self.engine)
+        self.quotas = Quotas(models, self.engine)
         self.connection_slots = ConnectionSlots(models, self.engine)
         self.smtp_logs = SMTPLogs(config.log_dir)
         self.stats = MailStats(models, self.engine)
@@ -159,6 +163,7 @@ class _State:
             settings,
             directory=self.directory,
             health=self.health,
+            quotas=self.quotas,
             message_log=self.message_log,
             smtp_logs=self.smtp_logs,
             open_account=self._open_account,
@@ -694,6 +699,14 @@ class SMTPAccounts:
         state = self._state
         return state.message_log.prune(state.directory.settings().message_retention_days)
 
+    def quota_usage(self, account_ids: t.Iterable[int]) -> dict[int, Usage]:
+        """Letters and recipients each of ``account_ids`` sent in the last 24 hours, as its limits count them.
+
+        Only accounts with a limit are counted (one query for them all);
+        the others are missing from the answer.
+        """
+        return self._state.quotas.today(account_ids)
+
     def account_health(self) -> dict[int, AccountHealth]:
         """Each account's last connection failure and cool-down, as recorded by every process."""
         return self._state.health.report()
@@ -805,6 +818,11 @@ def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
         "verify_tls": True,
         "pipelining": True,
         "backup_ids": (),
+        "limit_per_minute": 0,
+        "limit_per_hour": 0,
+        "limit_per_day": 0,
+        "recipient_limit_per_day": 0,
+        "over_limit": "wait",
         "max_connections": 0,
     }
     return {**defaults, **fields}

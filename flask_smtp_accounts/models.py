@@ -20,7 +20,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .settings import DEFAULT_SETTINGS, SETTING_NAMES, SettingsInfo
-from .validation import email_key, validate_account, validate_settings
+from .validation import LIMIT_FIELDS, email_key, validate_account, validate_settings
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -50,6 +50,14 @@ class AccountInfo:
     updated_at: datetime | None = None
     #: Accounts that carry the letter, in this order, when this one fails.
     backup_ids: tuple[int, ...] = ()
+    #: Sending limits (``quotas.py``): letters in any 60 s, 3,600 s and 24 h window; 0 = none.
+    limit_per_minute: int = 0
+    limit_per_hour: int = 0
+    limit_per_day: int = 0
+    #: Envelope recipients in any 24 h window; 0 = none.
+    recipient_limit_per_day: int = 0
+    #: At a limit, a queued letter ``wait``\ s for the account's next slot, or goes through its ``backups``.
+    over_limit: str = "wait"
     #: Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).
     pipelining: bool = True
     password_encrypted: str | None = field(default=None, repr=False)
@@ -118,6 +126,8 @@ class Models:
     AlertEvent: t.Any
     Alert: t.Any
     AlertThrottle: t.Any
+    QuotaUsage: t.Any
+    QuotaLock: t.Any
     ConnectionSlot: t.Any
 
 
@@ -174,6 +184,11 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         password_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
         verify_tls: Mapped[bool] = mapped_column(default=True)
         backup_ids: Mapped[tuple[int, ...]] = mapped_column(IdList, default=())
+        limit_per_minute: Mapped[int] = mapped_column(default=0)
+        limit_per_hour: Mapped[int] = mapped_column(default=0)
+        limit_per_day: Mapped[int] = mapped_column(default=0)
+        recipient_limit_per_day: Mapped[int] = mapped_column(default=0)
+        over_limit: Mapped[str] = mapped_column(sa.String(16), default="wait")
         pipelining: Mapped[bool] = mapped_column(default=True)
         oauth_provider: Mapped[str] = mapped_column(sa.String(16), default="")
         oauth_flow: Mapped[str] = mapped_column(sa.String(16), default="")
@@ -328,6 +343,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         Health=Health,
         ConnectionSlot=ConnectionSlot,
         **alert_models,
+        **_quota_models(db, bind_key),
     )
     setattr(db, _MODELS_ATTRIBUTE, models)
     return models
@@ -413,6 +429,39 @@ def _alert_models(db: SQLAlchemy, bind_key: str | None) -> dict[str, t.Any]:
     }
 
 
+def _quota_models(db: SQLAlchemy, bind_key: str | None) -> dict[str, t.Any]:
+    """The tables of the sending limits (``quotas.py``): one row per letter counted, one lock row per account."""
+
+    class QuotaUsage(db.Model):  # type: ignore[name-defined,misc]
+        """A letter counted against its account's limits, kept for a day (the longest window)."""
+
+        __tablename__ = "smtp_accounts_quota_usage"
+        __bind_key__ = bind_key
+        __table_args__ = (sa.Index("ix_smtp_accounts_quota_usage_window", "account_id", "used_at"),)
+
+        id: Mapped[int] = mapped_column(primary_key=True)
+        account_id: Mapped[int] = mapped_column()
+        #: When the slot was taken, just before the letter's transaction began.
+        reserved_at: Mapped[datetime] = mapped_column(Timestamp)
+        #: When the letter reached the server (its transaction ended); while it is being sent, a
+        #: moment far enough ahead that every window counts it.
+        used_at: Mapped[datetime] = mapped_column(Timestamp)
+        #: Its envelope recipients.
+        recipients: Mapped[int] = mapped_column(default=1)
+
+    class QuotaLock(db.Model):  # type: ignore[name-defined,misc]
+        """One row per limited account, locked while a reservation counts and adds its usage."""
+
+        __tablename__ = "smtp_accounts_quota_lock"
+        __bind_key__ = bind_key
+
+        account_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        #: Written by each reservation on SQLite, whose transactions take the write lock at their first write.
+        locked_at: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
+
+    return {"QuotaUsage": QuotaUsage, "QuotaLock": QuotaLock}
+
+
 def settings_info(row: t.Any) -> SettingsInfo:
     """The snapshot of a settings row (a mapping or an ORM object)."""
     get = row.__getitem__ if isinstance(row, t.Mapping) else lambda n: getattr(row, n)
@@ -436,6 +485,7 @@ def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
                 "auth",
                 "login",
                 "backup_ids",
+                *LIMIT_FIELDS,
                 "max_connections",
             )
         }

@@ -45,7 +45,7 @@ from .oauth2 import (
     token_url_of,
 )
 from .texts import N_, Text
-from .validation import TOKEN_DESTINATION, secret_needed_again, validate_account
+from .validation import LIMIT_FIELDS, TOKEN_DESTINATION, secret_needed_again, validate_account
 
 if t.TYPE_CHECKING:
     from .extension import SMTPAccounts
@@ -70,6 +70,7 @@ CARRIED_FIELDS = (
     "verify_tls",
     "pipelining",
     "backup_ids",
+    *LIMIT_FIELDS,
     "oauth_provider",
     "oauth_flow",
     "oauth_tenant",

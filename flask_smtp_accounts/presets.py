@@ -8,7 +8,8 @@ form (``admin/forms.py``, with its small script) and the command line
 (``flask smtp-accounts add --preset NAME``) both read :data:`PRESETS`.
 
 Sending limits are the provider's documented figures only where they are
-known for sure (Google and Microsoft, from their help pages, late 2026);
+known for sure (Google and Microsoft, from their help pages, late 2026):
+there the preset also sets the account's limits to those caps (``caps``);
 elsewhere the text says to see the provider, because plans differ. The
 English sentences are :class:`~flask_smtp_accounts.texts.Text`; the admin
 says them in the page's language.
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from .errors import InvalidAccountError
 from .texts import N_, Text
+from .validation import LIMITS
 
 #: The usual port of each connection security; the form's port follows the security with these.
 SECURITY_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -68,6 +70,9 @@ class Preset:
     oauth_provider: str = ""
     #: The regions ``{region}`` may take; the first is the default.
     regions: tuple[str, ...] = ()
+    #: The account's sending limits (``quotas.py``) set to the documented caps, where the provider documents
+    #: them for every account; ``()``: the limits are left to the admin.
+    caps: tuple[tuple[str, int], ...] = ()
 
     def host_for(self, region: str | None = None) -> str:
         """The server for ``region`` (the default region when none is given)."""
@@ -92,6 +97,8 @@ class Preset:
             fields["login"] = self.login
         if self.oauth_provider:
             fields["oauth_provider"] = self.oauth_provider
+        if self.caps:
+            fields.update({name: 0 for name in LIMITS}, **dict(self.caps))
         return fields
 
 
@@ -117,7 +124,7 @@ PRESETS: tuple[Preset, ...] = (
     Preset(
         "gmail", "Gmail", "smtp.gmail.com", 587, "starttls", "login", _APP_PASSWORD,
         limits=Text("preset-limits-gmail", N_("More than 500 messages a day, or more than 500 recipients in one message, triggers the limit.")),
-        secrets_url=_GOOGLE_APP_PASSWORDS, deadline=_GOOGLE_DEADLINE,
+        secrets_url=_GOOGLE_APP_PASSWORDS, deadline=_GOOGLE_DEADLINE, caps=(("limit_per_day", 500),),
     ),
     Preset(
         "google-workspace", "Google Workspace", "smtp.gmail.com", 587, "starttls", "oauth2",
@@ -127,7 +134,7 @@ PRESETS: tuple[Preset, ...] = (
             " 10,000 recipients a day."
         )),
         secrets_url="https://developers.google.com/gmail/imap/xoauth2-protocol", deadline=_GOOGLE_DEADLINE,
-        oauth_provider="google",
+        oauth_provider="google", caps=(("limit_per_day", 2000), ("recipient_limit_per_day", 10_000)),
     ),
     Preset(
         "microsoft-365", "Microsoft 365", "smtp.office365.com", 587, "starttls", "oauth2",
@@ -142,7 +149,7 @@ PRESETS: tuple[Preset, ...] = (
             " the end of December 2026 (an administrator can turn it back on); tenants created after December 2026"
             " get OAuth2 only. Servers then refuse with 550 5.7.30. Use OAuth2."
         )),
-        oauth_provider="microsoft",
+        oauth_provider="microsoft", caps=(("limit_per_minute", 30), ("recipient_limit_per_day", 10_000)),
     ),
     Preset(
         "outlook", "Outlook.com", "smtp-mail.outlook.com", 587, "starttls", "login", _APP_PASSWORD,

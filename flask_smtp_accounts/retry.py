@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from . import delivery, flask_mail_hook
-from .errors import PERMANENT, ResendError, failure_kind
+from .errors import PERMANENT, QuotaExceededError, ResendError, failure_kind
 from .headers import encode_address, get_header, set_header
 from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome
 from .message_log import INTERRUPTED, Claim, MessageInfo
@@ -66,9 +66,15 @@ def settle(outcome: Outcome, *, queue: bool, settings: SettingsInfo, prior_attem
         return
     error = outcome.error
     permanent = error is not None and not error.refused and failure_kind(error) == PERMANENT
-    if not permanent and queue and outcome.attempts < settings.max_attempts:
+    if isinstance(error, QuotaExceededError):
+        # The account at its limit sent nothing, and no try was counted: the letter waits for its slot
+        # (none: it has more recipients than the account takes in a day).
+        next_try = error.retry_at
+    else:
+        next_try = utcnow() + backoff(outcome.attempts, settings.retry_backoff_s)
+    if not permanent and next_try is not None and queue and outcome.attempts < settings.max_attempts:
         outcome.status = QUEUED
-        outcome.next_attempt_at = utcnow() + backoff(outcome.attempts, settings.retry_backoff_s)
+        outcome.next_attempt_at = next_try
     else:
         outcome.status = FAILED
 
@@ -213,6 +219,7 @@ def retry_queue(state: _State, *, limit: int | None = None, batch: int = 100) ->
     log = state.message_log
     settings = state.directory.settings()
     pruned = log.prune(settings.message_retention_days)
+    state.quotas.prune()
     interrupted = log.count_interrupted()
     tally = Tally()
     started = utcnow()

@@ -94,9 +94,12 @@ oauth_token_refused = signals.signal(
 
 quota_reached = signals.signal(
     "quota-reached",
-    doc="""An account reached its sending limit (sent by the quotas of issue 13; declared for the alerts).
+    doc="""A letter found an account at one of its sending limits (``quotas.py``), so it was not sent through it.
 
-    Keyword arguments: ``account`` and ``limit`` (a description of the limit).
+    Sent once per connection block and account. Keyword arguments:
+    ``account`` (the ``AccountInfo``), ``limit`` (the limit in words:
+    ``"30 letters a minute"``) and ``error`` (the
+    :class:`~flask_smtp_accounts.QuotaExceededError`, with ``retry_at``).
     """,
 )
 

@@ -21,6 +21,14 @@ from .texts import N_, Text
 SECURITY_CHOICES = ("none", "ssl", "starttls")
 AUTH_CHOICES = ("none", "login", "oauth2")
 REWRITE_PERIODS = ("day", "week", "month", "year")
+#: What a queued letter does at a limit of its account: wait for its next slot, or go through its backups.
+OVER_LIMIT_CHOICES = ("wait", "backups")
+#: The sending limits of an account (``quotas.py``), each a whole number, 0 = none.
+LIMITS = ("limit_per_minute", "limit_per_hour", "limit_per_day", "recipient_limit_per_day")
+#: The account fields of its limits.
+LIMIT_FIELDS = (*LIMITS, "over_limit")
+#: The largest limit taken: far above any provider's, small enough for every database's integer.
+MAX_LIMIT = 10_000_000
 
 
 def normalize_email(
@@ -140,6 +148,33 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
         out["max_connections"] = _int_in(
             "max_connections", values["max_connections"], 0, MAX_CONNECTIONS, InvalidAccountError
         )
+    out.update(validate_limits(values))
+    return out
+
+
+def validate_limits(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The account's sending limits (a missing one is 0: none) and what a queued letter does at one."""
+    out: dict[str, t.Any] = {}
+    for name in LIMITS:
+        value = values.get(name)
+        value = 0 if value in (None, "") else value
+        try:
+            number = int(value)
+        except (TypeError, ValueError, OverflowError):
+            number = -1
+        if isinstance(value, bool) or isinstance(value, float) and value != number:
+            number = -1
+        if not 0 <= number <= MAX_LIMIT:
+            raise InvalidAccountError(
+                name, f"must be a whole number from 0 (no limit) to {MAX_LIMIT:,}, not {value!r}"
+            )
+        out[name] = number
+    over_limit = values.get("over_limit") or "wait"
+    if over_limit not in OVER_LIMIT_CHOICES:
+        raise InvalidAccountError(
+            "over_limit", f"must be one of {', '.join(OVER_LIMIT_CHOICES)}, not {over_limit!r}"
+        )
+    out["over_limit"] = over_limit
     return out
 
 

@@ -399,6 +399,7 @@ def test_the_list_shows_20_a_page_searches_and_sorts(
         "Security",
         "Authorization",
         "Carries",
+        "Today",
     ]
     assert first.count('name="rowid"') == 20
     assert get(client, f"{ADMIN}/accounts/?page=1").count('name="rowid"') == 6

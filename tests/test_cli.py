@@ -82,6 +82,7 @@ def test_add_with_password_from_environment_then_list(cli_app: Flask, starttls_s
         "Auth",
         "Login",
         "Backups",
+        "Today",
     ]
     assert listing[1].split() == [
         "1",
@@ -93,6 +94,7 @@ def test_add_with_password_from_environment_then_list(cli_app: Flask, starttls_s
         "starttls",
         "login",
         LOGIN,
+        "-",
         "-",
     ]
 
@@ -394,9 +396,9 @@ def test_backup_ids(cli_app: Flask, starttls_server: SMTPServer, ssl_server: SMT
     add(cli_app, ssl_server, security="ssl", email="other@example.com")
 
     assert run(cli_app, "edit", "1", "--backup-ids", "2").exit_code == 0
-    assert run(cli_app, "list").output.splitlines()[1].split()[-1] == "2"
+    assert run(cli_app, "list").output.splitlines()[1].split()[-2] == "2"
     assert_one_line_error(
         run(cli_app, "edit", "1", "--backup-ids", "1"), "backup_ids: an account cannot be its own backup"
     )
     assert run(cli_app, "edit", "1", "--backup-ids", "").exit_code == 0
-    assert run(cli_app, "list").output.splitlines()[1].split()[-1] == "-"
+    assert run(cli_app, "list").output.splitlines()[1].split()[-2] == "-"

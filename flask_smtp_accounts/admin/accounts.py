@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typing as t
 
-from flask import abort, flash, redirect, request
+from flask import abort, flash, g, redirect, request
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.babel import lazy_gettext
@@ -18,10 +18,12 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.form import SecureForm
 from flask_admin.helpers import get_redirect_target
 from flask_admin.model.template import EndpointLinkRowAction, macro
+from markupsafe import Markup, escape
 
 from ..errors import AccountCheckFailed, InvalidAccountError, SMTPAccountsError
 from ..ids import parse_id
 from ..presets import PRESETS
+from ..quotas import is_limited, today_figures
 from ..validation import reserved_domain
 from . import oauth2
 from .access import MANAGE_ACCOUNTS, ProtectedView, state
@@ -36,6 +38,7 @@ from .i18n import (
     describe_failure,
     field_error,
     flash_error,
+    gettext,
     say,
     server_reply,
 )
@@ -67,6 +70,18 @@ def _choice_formatter(words: t.Mapping[str, t.Any]) -> t.Callable[..., str]:
         return str(words.get(value, value))
 
     return format_value
+
+
+def _today_formatter(view: t.Any, context: t.Any, model: t.Any, name: str) -> Markup:
+    """The list's "Today" cell: letters, and recipients when limited, against the daily limits."""
+    figures = today_figures(model, g.get("sa_quota_usage", {}).get(model.id))
+    if figures is None:
+        return Markup('<span class="text-muted">&mdash;</span>')
+    letters, recipients = figures
+    lines = [escape(letters)]
+    if recipients:
+        lines.append(escape(gettext("recipients: %(figures)s", figures=recipients)))
+    return Markup("<br>").join(lines)
 
 
 def _with_backup_choices(form: t.Any, obj: t.Any) -> t.Any:
@@ -114,7 +129,7 @@ class AccountsView(ProtectedView, ModelView):
     page_size = 20
     can_set_page_size = False
     column_sortable_list = ("id", "active", "sender_name", "sender_email", "host", "port", "security", "auth")
-    column_list = (*column_sortable_list, "carries")
+    column_list = (*column_sortable_list, "carries", "today")
     column_default_sort = "id"
     column_searchable_list = ("sender_email", "sender_name")
     column_labels = {
@@ -127,12 +142,18 @@ class AccountsView(ProtectedView, ModelView):
         "security": _l("Security"),
         "auth": _l("Authorization"),
         "carries": _l("Carries"),
+        "today": _l("Today"),
     }
     column_descriptions = {
         "carries": _l("What routing sends through the account now, by the rules of the routing preview."),
+        "today": _l(
+            "Letters (and recipients) of the last 24 hours against the account's daily limits;"
+            " only accounts with a limit are counted."
+        ),
     }
     column_formatters = {
         "carries": carries_formatter,
+        "today": _today_formatter,
         "active": macro("toggle_active"),
         "security": _choice_formatter(SECURITY),
         "auth": _choice_formatter(AUTH),
@@ -160,6 +181,13 @@ class AccountsView(ProtectedView, ModelView):
             )
             args.search = None
         return args
+
+    def get_list(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """The page of accounts, and their use of the last 24 hours for the "Today" column, in one query."""
+        count, data = super().get_list(*args, **kwargs)
+        if isinstance(data, list):  # not a query left unexecuted (execute=False)
+            g.sa_quota_usage = state().ext.quota_usage(a.id for a in data if is_limited(a))
+        return count, data
 
     def get_one(self, id: t.Any) -> t.Any:  # noqa: A002 - flask-admin's name
         """The account of a URL's ``id``; ``None`` (flask-admin's "Record does not exist") when it is no id."""

@@ -21,12 +21,13 @@ from wtforms import (
     SelectMultipleField,
     StringField,
 )
-from wtforms.validators import InputRequired
+from wtforms.validators import InputRequired, Optional
 from wtforms.widgets import NumberInput
 
 from ..extension import ACCOUNT_FIELDS
 from ..ids import parse_id
 from ..settings import DEFAULT_SETTINGS, SETTING_NAMES
+from ..validation import LIMIT_FIELDS, MAX_LIMIT
 from .i18n import AUTH, SECURITY, _l
 from .oauth2 import sign_in_field
 from .presets import preset_choices
@@ -53,6 +54,17 @@ class AccountChoiceField(SelectMultipleField):
 
     def pre_validate(self, form: t.Any) -> None:
         """The Python API decides which backups are valid, with its own message."""
+
+
+def _limit_field(label: t.Any, description: t.Any) -> IntegerField:
+    """A sending limit of the account: blank or 0 is none; the Python API checks the range, naming the field."""
+    return IntegerField(
+        label,
+        default=0,
+        validators=[Optional()],
+        widget=NumberInput(min=0, max=MAX_LIMIT),
+        description=description,
+    )
 
 
 class AccountForm(SecureForm):
@@ -222,6 +234,38 @@ class AccountForm(SecureForm):
         ),
     )
 
+    limit_per_minute = _limit_field(
+        _l("Letters a minute"),
+        _l(
+            "At most this many letters in any 60 seconds, counted across every process of the site; 0: no limit."
+        ),
+    )
+    limit_per_hour = _limit_field(
+        _l("Letters an hour"), _l("At most this many letters in any hour; 0: no limit.")
+    )
+    limit_per_day = _limit_field(
+        _l("Letters a day"), _l("At most this many letters in any 24 hours; 0: no limit.")
+    )
+    recipient_limit_per_day = _limit_field(
+        _l("Recipients a day"),
+        _l("At most this many recipients, of all letters together, in any 24 hours; 0: no limit."),
+    )
+    over_limit = SelectField(
+        _l("At a limit"),
+        default="wait",
+        validate_choice=False,
+        choices=_choices(
+            [
+                ("wait", _l("Queued letters wait for the next free slot")),
+                ("backups", _l("Queued letters go through the backups")),
+            ]
+        ),
+        description=_l(
+            "What a queued letter does when the account is at a limit. A letter sent at once tries the backups"
+            " either way, then waits in the queue (when undelivered letters are queued)."
+        ),
+    )
+
     def account_fields(self) -> dict[str, t.Any]:
         """The submitted account fields, as the Python API takes them.
 
@@ -266,6 +310,7 @@ ACCOUNT_FORM_FIELDS = tuple(
         "login",
         *OAUTH_FORM_FIELDS,
         "backup_ids",
+        *LIMIT_FIELDS,
         "max_connections",
     )
     if name in ACCOUNT_FIELDS

@@ -22,6 +22,7 @@ from flask_babel import Domain
 from ..errors import DeliveryError, InvalidAccountError, OAuth2Error
 from ..routing import RULE_BULK_NAME, RULE_DISABLED, RULE_LARGEST_ID, RULE_NO_ACCOUNT
 from ..texts import Text
+from ..validation import LIMITS, MAX_LIMIT
 
 if t.TYPE_CHECKING:
     from ..check import CheckResult
@@ -43,6 +44,7 @@ STAGES = {
     "test letter": _l("test letter"),
     "token": _l("access token"),
     "cool-down": _l("cool-down"),
+    "quota": _l("sending limit"),
 }
 
 RULES = {
@@ -77,6 +79,8 @@ ACCOUNT_FIELD_ERRORS = {
     "oauth_token_url": _l("An HTTPS address; required with your own endpoints."),
     "oauth_authorize_url": _l("An HTTPS address."),
     "backup_ids": _l("At most 10 other existing accounts, each chosen once."),
+    **dict.fromkeys(LIMITS, _l("A whole number from 0 (no limit) to %(max)s.", max=f"{MAX_LIMIT:,}")),
+    "over_limit": _l("Choose one of the listed options."),
 }
 
 

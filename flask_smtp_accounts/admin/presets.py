@@ -13,6 +13,7 @@ from __future__ import annotations
 import typing as t
 
 from ..presets import PRESETS, SECURITY_PORTS
+from ..validation import LIMITS
 from .i18n import _l, gettext
 
 
@@ -35,6 +36,7 @@ def preset_data() -> dict[str, t.Any]:
                 "login": p.login,
                 "login_hint": gettext(p.login_hint),
                 "oauth_provider": p.oauth_provider,
+                "caps": {name: 0 for name in LIMITS} | dict(p.caps) if p.caps else {},
             }
             for p in PRESETS
         },
