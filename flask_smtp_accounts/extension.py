@@ -6,6 +6,7 @@ The admin pages and the command line are thin layers over the methods of
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import smtplib
 import typing as t
@@ -61,6 +62,11 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
 )
 # OAuth2: the plain fields, and the write-only secrets (an empty one keeps the stored one, like the password).
 ACCOUNT_FIELDS += OAUTH_FIELDS + tuple(OAUTH_SECRETS)
+
+
+#: Called with an account's row inside the transaction that saves or deletes it (flask-admin's
+#: ``on_model_change``/``on_model_delete`` hooks run there).
+BeforeCommit = t.Callable[[t.Any], None]
 
 
 class AccountCheckFailed(SMTPAccountsError):
@@ -274,24 +280,40 @@ class SMTPAccounts:
             raise LookupError(f"There is no SMTP account with id {account_id}.")
         return account
 
-    def add_account(self, *, password: str | None = None, check: bool = True, **fields: t.Any) -> t.Any:
-        """Create an account, after checking it against its server.
+    def add_account(
+        self,
+        *,
+        password: str | None = None,
+        check: bool = True,
+        before_commit: BeforeCommit | None = None,
+        **fields: t.Any,
+    ) -> t.Any:
+        """Create an account, after checking it against its server; returns its row.
 
         ``fields`` are the account's columns (``sender_email``, ``host``,
         ``port``, ``security``, ``auth``, ``login``...). With ``check`` on, a
         failed check raises :class:`AccountCheckFailed` and nothing is saved.
+        ``before_commit(row)`` runs once the account is valid and checked, in
+        the transaction that saves it: what it raises leaves nothing written.
         """
         account = self.Account(**_account_defaults(fields))
-        return self._save(account, password, check, is_new=True)
+        return self._save(account, password, check, is_new=True, before_commit=before_commit)
 
     def update_account(
-        self, account_id: int, *, password: str | None = None, check: bool = True, **fields: t.Any
+        self,
+        account_id: int,
+        *,
+        password: str | None = None,
+        check: bool = True,
+        before_commit: BeforeCommit | None = None,
+        **fields: t.Any,
     ) -> t.Any:
-        """Change an account; an empty ``password`` keeps the stored one.
+        """Change an account; an empty ``password`` keeps the stored one. Returns its row.
 
         A change of where a stored secret goes (server, port, security,
         login, OAuth2 endpoints) needs that secret again: else
         :class:`InvalidAccountError` on its field, and nothing is sent anywhere.
+        ``before_commit`` as in :meth:`add_account`.
         """
         account = self.get_account(account_id)
         unknown = set(fields) - set(ACCOUNT_FIELDS)
@@ -306,17 +328,19 @@ class SMTPAccounts:
         given = {name for name in OAUTH_SECRETS if fields.get(name)} | ({"password"} if password else set())
         try:
             secrets_given_again(before, self.account_info(account, password), given)
-            return self._save(account, password, check, is_new=False)
+            return self._save(account, password, check, is_new=False, before_commit=before_commit)
         except Exception:
             session.rollback()
             raise
 
-    def delete_account(self, account_id: int) -> None:
+    def delete_account(self, account_id: int, *, before_commit: BeforeCommit | None = None) -> None:
         """Delete an account; :class:`AccountInUseError` while another account lists it as a backup.
 
         The delete is refused rather than the other accounts' backups
         changed: which account stands in when one fails is for a person to
-        choose, not a side effect of a delete.
+        choose, not a side effect of a delete. ``before_commit(row)`` runs
+        once the delete is allowed, before the row goes, in its transaction:
+        what it raises leaves the account in place.
         """
         session = self._state.db.session
         account = self.get_account(account_id)
@@ -329,10 +353,20 @@ class SMTPAccounts:
         used_by = tuple(row.id for row in listed if account.id in row.backup_ids)
         if used_by:
             raise AccountInUseError(account.id, used_by)
-        session.delete(account)
-        session.commit()
+        with _committed(session):
+            if before_commit is not None:
+                before_commit(account)
+            session.delete(account)
 
-    def _save(self, account: t.Any, password: str | None, check: bool, *, is_new: bool) -> t.Any:
+    def _save(
+        self,
+        account: t.Any,
+        password: str | None,
+        check: bool,
+        *,
+        is_new: bool,
+        before_commit: BeforeCommit | None = None,
+    ) -> t.Any:
         info = self.account_info(account, password)
         check_backups(self._state.engine(), self.Account, account.id, info.backup_ids)
         if check:
@@ -343,9 +377,11 @@ class SMTPAccounts:
         if password:
             account.password = password
         session = self._state.db.session
-        if is_new:
-            session.add(account)
-        session.commit()
+        with _committed(session):
+            if is_new:
+                session.add(account)
+            if before_commit is not None:
+                before_commit(account)
         return account
 
     def _keep_rotated_refresh_token(self, account: t.Any, info: AccountInfo) -> None:
@@ -601,16 +637,20 @@ class SMTPAccounts:
 
     # --- admin pages ----------------------------------------------------------
 
-    def init_admin(self, admin: t.Any, *, category: t.Any = None) -> dict[str, t.Any]:
+    def init_admin(
+        self, admin: t.Any, *, category: t.Any = None, views: t.Mapping[str, type[t.Any]] | None = None
+    ) -> dict[str, t.Any]:
         """Add the admin pages to the site's flask-admin ``Admin``, under one menu category.
 
         ``smtp_accounts.init_admin(admin)`` adds SMTP accounts, Sending
         logs, Settings and Routing preview under "Mail through SMTP".
         Nobody may open them until :meth:`access_rule` says so.
+        ``views={"accounts": MyAccountsView}`` mounts a site's subclass of a
+        page instead (its flask-admin hooks, such as ``on_model_change``, run).
         """
         from .admin import mount
 
-        return mount(self, admin, category=category)
+        return mount(self, admin, category=category, views=views)
 
     def access_rule(self, rule: t.Callable[[str], bool]) -> t.Callable[[str], bool]:
         """Register who may use the admin pages; use as a decorator::
@@ -644,6 +684,17 @@ class SMTPAccounts:
                 setattr(account, column, state.vault.rotate(getattr(account, column)))
         session.commit()
         return count
+
+
+@contextlib.contextmanager
+def _committed(session: t.Any) -> t.Iterator[None]:
+    """Commit what the block wrote; roll it all back when the block raises."""
+    try:
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
 
 
 def _defaults() -> dict[str, t.Any]:

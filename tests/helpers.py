@@ -48,9 +48,17 @@ class AdminSite:
 
 
 def make_admin_site(
-    instance: pathlib.Path, *, access_rule: bool = True, enabled: bool = True, **config: t.Any
+    instance: pathlib.Path,
+    *,
+    access_rule: bool = True,
+    enabled: bool = True,
+    views: t.Mapping[str, type[t.Any]] | None = None,
+    **config: t.Any,
 ) -> AdminSite:
-    """The test site with Babel, flask-admin, flask-login and (unless told not to) the access rule."""
+    """The test site with Babel, flask-admin, flask-login and (unless told not to) the access rule.
+
+    ``views`` mounts a site's subclasses of the pages (``init_admin(admin, views=...)``).
+    """
     site = make_site(instance, enabled=enabled, **config)
     app = site.app
     Babel(app, locale_selector=lambda: request.cookies.get("lang", "en"))
@@ -66,7 +74,7 @@ def make_admin_site(
         return f"logged in as {name}"
 
     admin = Admin(app, name="Site admin")
-    site.ext.init_admin(admin)
+    site.ext.init_admin(admin, views=views)
     if access_rule:
 
         @site.ext.access_rule
