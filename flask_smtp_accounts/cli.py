@@ -16,7 +16,6 @@ import re
 import typing as t
 
 import click
-import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
 
@@ -24,6 +23,7 @@ from .alert_channels import KINDS as ALERT_KINDS
 from .alert_formats import FORMAT_CHOICES
 from .errors import DeliveryError, SMTPAccountsError
 from .hints import hint_for
+from .labels import account_label
 from .log_files import KINDS as LOG_KINDS
 from .message_log import INTERRUPTED, STATUSES
 from .oauth2 import FLOW_CHOICES, PROVIDER_CHOICES
@@ -108,9 +108,7 @@ smtp_accounts_cli = _CommandGroup(
 @smtp_accounts_cli.command("list")
 def list_accounts() -> None:
     """List the accounts, like the admin list."""
-    ext = _ext()
-    session = current_app.extensions["smtp_accounts"].db.session
-    accounts = session.scalars(sa.select(ext.Account).order_by(ext.Account.id)).all()
+    accounts = _ext().list_accounts()
     if not accounts:
         click.echo("No SMTP accounts yet. Add one with: flask smtp-accounts add --help")
         return
@@ -270,7 +268,7 @@ def _oauth2_secrets(given: dict[str, t.Any], *, ask_secret: bool, ask_token: boo
 
 
 def _describe(account: t.Any) -> str:
-    name = f"{account.sender_name} <{account.sender_email}>" if account.sender_name else account.sender_email
+    name = account_label(account.sender_name, account.sender_email)
     return f"account {account.id}: {name} via {account.host}:{account.port} ({account.security})"
 
 

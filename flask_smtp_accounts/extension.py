@@ -10,6 +10,7 @@ import contextlib
 import functools
 import smtplib
 import typing as t
+import warnings
 from dataclasses import replace
 
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from .errors import AccountInUseError, InvalidAccountError, InvalidAddressError,
 from .failover import check_backups
 from .health import AccountHealth, Health
 from .ids import IdConverter, parse_id
+from .labels import NEW_ACCOUNT, route_label
 from .log_files import LogChunk, LogInfo
 from .mail_stats import MailStats
 from .message_log import MessageInfo, MessageLog, Page
@@ -163,16 +165,18 @@ class SMTPAccounts:
     ::
 
         db = SQLAlchemy(app)
-        mail = Mail(app)
-        smtp_accounts = SMTPAccounts(app, db=db, mail=mail)
+        Mail(app)
+        smtp_accounts = SMTPAccounts(app, db=db)
 
-    or, with an app factory, ``smtp_accounts.init_app(app, db=db, mail=mail)``.
-    Flask-SQLAlchemy and Flask-Mail must be initialised on the app first.
+    or, with an app factory, ``smtp_accounts.init_app(app, db=db)``.
+    Flask-SQLAlchemy and Flask-Mail must be initialised on the app first:
+    the extension finds Flask-Mail's state on the app, so it needs no
+    ``mail`` object (``mail=`` is accepted with a DeprecationWarning for one release).
     """
 
     def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None, mail: t.Any = None) -> None:
+        _warn_mail_argument(mail)
         self.db = db
-        self.mail = mail
         self._models: Models | None = None
         self._access_rule: t.Callable[[str], bool] | None = None
         if app is not None:
@@ -180,13 +184,14 @@ class SMTPAccounts:
 
     def init_app(self, app: Flask, *, db: SQLAlchemy | None = None, mail: t.Any = None) -> None:
         """Set the extension up on ``app``."""
+        _warn_mail_argument(mail)
         if "smtp_accounts" in app.extensions:
             raise RuntimeError("SMTPAccounts is already initialised on this app; call init_app once per app.")
         db = db or self.db
         if db is None:
             raise RuntimeError(
-                "SMTPAccounts needs the app's Flask-SQLAlchemy db: SMTPAccounts(app, db=db, mail=mail)"
-                " or init_app(app, db=db, mail=mail)."
+                "SMTPAccounts needs the app's Flask-SQLAlchemy db: SMTPAccounts(app, db=db)"
+                " or init_app(app, db=db)."
             )
         if "sqlalchemy" not in app.extensions:
             raise RuntimeError(
@@ -197,7 +202,6 @@ class SMTPAccounts:
                 "Flask-Mail must be initialised on this app before SMTPAccounts: call Mail(app) or mail.init_app(app) first."
             )
         self.db = db
-        self.mail = mail or self.mail
         config = read_config(app)
         models = self._bind_models(db, config.bind_key)
         app.extensions["smtp_accounts"] = _State(self, db, models, config)
@@ -272,8 +276,19 @@ class SMTPAccounts:
 
     # --- accounts -----------------------------------------------------------
 
+    def list_accounts(self, ids: t.Collection[int] | None = None) -> list[AccountInfo]:
+        """Every account (or those of ``ids`` that exist), active or not, in id order.
+
+        Frozen :class:`AccountInfo` copies, read fresh; secrets only as ciphertext.
+        """
+        return list(self._state.directory.accounts(ids))
+
     def get_account(self, account_id: int) -> t.Any:
-        """The account with this id; ``LookupError`` when there is none (or ``account_id`` is no id)."""
+        """The account's row with this id; ``LookupError`` when there is none (or ``account_id`` is no id).
+
+        A row of the site's session, unlike :meth:`list_accounts`' frozen
+        copies: ``add_account`` and ``update_account`` return rows too.
+        """
         key = parse_id(account_id)
         account = None if key is None else self._state.db.session.get(self.Account, key)
         if account is None:
@@ -471,12 +486,11 @@ class SMTPAccounts:
         state = self._state
         logs = state.smtp_logs.files.list()[start : None if count is None else start + count]
         ids = {log.account_id for log in logs if log.account_id}
-        labels: dict[int, str] = {}
-        if ids:
-            Account = state.models.Account  # noqa: N806 - a model class
-            for account in state.db.session.query(Account).filter(Account.id.in_(ids)):
-                labels[account.id] = account.to_info().label
-        return [replace(log, label=_log_label(log.account_id, labels)) for log in logs]
+        labels = {account.id: account.label for account in self.list_accounts(ids)} if ids else {}
+        return [
+            replace(log, label=NEW_ACCOUNT if log.account_id == 0 else route_label(log.account_id, labels))
+            for log in logs
+        ]
 
     def read_log(self, account_id: int, kind: str, offset: int = 0, length: int = 65536) -> LogChunk:
         """Read up to ``length`` bytes of a log from ``offset`` (negative: from the end).
@@ -686,6 +700,17 @@ class SMTPAccounts:
         return count
 
 
+def _warn_mail_argument(mail: t.Any) -> None:
+    """``mail=`` did nothing: Flask-Mail is found on the app. Sites that pass it keep starting, warned."""
+    if mail is not None:
+        warnings.warn(
+            "SMTPAccounts(mail=...) is not needed and is ignored: the extension finds Flask-Mail on the app."
+            " Remove the argument: the next release refuses it.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+
+
 @contextlib.contextmanager
 def _committed(session: t.Any) -> t.Iterator[None]:
     """Commit what the block wrote; roll it all back when the block raises."""
@@ -703,17 +728,6 @@ def _defaults() -> dict[str, t.Any]:
         for name in SettingsInfo.__dataclass_fields__
         if name != "revision"
     }
-
-
-def _log_label(account_id: int, labels: dict[int, str]) -> str:
-    if account_id == 0:
-        return "New account (not saved yet)"
-    return labels.get(account_id) or deleted_account_label(account_id)
-
-
-def deleted_account_label(account_id: int) -> str:
-    """The label :meth:`SMTPAccounts.list_logs` gives the log of a deleted account."""
-    return f"Account {account_id} (deleted)"
 
 
 def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:

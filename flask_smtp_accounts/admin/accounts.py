@@ -78,11 +78,7 @@ def _with_backup_choices(form: t.Any, obj: t.Any) -> t.Any:
     """Offer every other account as a backup, those chosen first, in their order (the order they are tried in)."""
     if "backup_ids" in form:
         ext = state().ext
-        others = {
-            a.id: a.to_info().label
-            for a in ext.Account.query.order_by(ext.Account.id)
-            if obj is None or a.id != obj.id
-        }
+        others = {a.id: a.label for a in ext.list_accounts() if obj is None or a.id != obj.id}
         chosen = [i for i in (form.backup_ids.data or ()) if i in others]
         form.backup_ids.choices = _choices(
             [(i, f"{i}: {others[i]}") for i in (*chosen, *(i for i in others if i not in chosen))]
