@@ -258,7 +258,7 @@ def _password(env_name: str | None, ask: bool, label: str = "Password") -> str |
     return None
 
 
-def _oauth2_secrets(given: dict[str, t.Any], *, ask_secret: bool, ask_token: bool) -> dict[str, str]:
+def _oauth2_secrets(given: dict[str, t.Any], *, ask_secret: bool, ask_token: bool) -> dict[str, t.Any]:
     """The OAuth2 secrets, from the environment variables named or hidden prompts; never from arguments."""
     secrets = {
         "oauth_client_secret": _password(given.pop("client_secret_env"), ask_secret, "OAuth2 client secret"),

@@ -58,7 +58,8 @@ def _listed_mailbox(log: LogInfo) -> str:
 
 def _mailbox(account_id: int, label: str, kind: str) -> str:
     """A deleted account's label (a core sentence) in the page's language; an account's own is data."""
-    return f"{_('New account') if account_id == 0 else say(label)} ({KIND_WORDS[kind]})"
+    name = _("New account") if account_id == 0 else say(label)
+    return f"{name} ({KIND_WORDS[kind]})"
 
 
 def _offset_arg() -> int | None:
