@@ -10,6 +10,7 @@ from .errors import (
     EncryptionError,
     InvalidAccountError,
     InvalidAddressError,
+    InvalidArgumentError,
     InvalidSettingError,
     LogAddressError,
     LogNotFoundError,
@@ -23,6 +24,7 @@ from .health import AccountHealth
 from .log_files import LogChunk, LogInfo
 from .message_log import MessageInfo, Page
 from .models import AccountInfo
+from .outbox import DeliveryReport
 from .retry import RetryReport
 from .routing import Choice, bulk_sending
 from .settings import SettingsInfo
@@ -45,9 +47,11 @@ __all__ = [
     "CheckResult",
     "Choice",
     "DeliveryError",
+    "DeliveryReport",
     "EncryptionError",
     "InvalidAccountError",
     "InvalidAddressError",
+    "InvalidArgumentError",
     "InvalidSettingError",
     "LogAddressError",
     "LogChunk",

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import time
 import typing as t
 
 import click
@@ -35,6 +37,7 @@ from .validation import AUTH_CHOICES, SECURITY_CHOICES
 if t.TYPE_CHECKING:
     from .check import CheckResult
     from .extension import SMTPAccounts
+    from .outbox import DeliveryReport
 
 
 class _CommandGroup(AppGroup):
@@ -531,6 +534,127 @@ def set_settings(changes: tuple[str, ...]) -> None:
 def retry_queue(limit: int | None) -> None:
     """Send the queued letters that are due (run it from cron); also prunes old message log rows."""
     click.echo(f"Retry run: {_ext().retry_queue(limit=limit)}.")
+
+
+# --- the outbox -------------------------------------------------------------------
+
+#: Seconds ``deliver --forever`` waits before looking again when nothing was due.
+IDLE_S = 2.0
+
+
+def _progress(report: DeliveryReport) -> str:
+    rate = report.per_second
+    if not report.left:
+        left = "done"
+    elif rate > 0:
+        left = f"about {report.left / rate:.0f} s left"
+    else:
+        left = "time left unknown"
+    return (
+        f"sent {report.sent} / failed {report.failed} / left {report.left}"
+        f" ({report.requeued} back in the queue), {rate:.1f} letters/s, {left}"
+    )
+
+
+@smtp_accounts_cli.command("deliver")
+@click.option(
+    "--connections", type=int, default=8, show_default=True, help="Connections at once, 1 to 100 (threads)."
+)
+@click.option(
+    "--limit", type=int, default=None, help="Send at most this many letters (per round with --forever)."
+)
+@click.option(
+    "--forever", is_flag=True, help="Keep delivering letters as they arrive, until stopped (Ctrl+C)."
+)
+def deliver(connections: int, limit: int | None, forever: bool) -> None:
+    """Send the letters waiting in the outbox (and the due retries) over parallel connections."""
+    ext = _ext()
+    live = sys.stdout.isatty()
+
+    def show(report: DeliveryReport) -> None:
+        if live:
+            click.echo("\r\033[K" + _progress(report), nl=False)
+
+    try:
+        while True:
+            report = ext.deliver_queued(connections, limit, progress=show)
+            click.echo(("\r\033[K" if live else "") + _progress(report))
+            if not forever:
+                return
+            if not report.sent + report.failed + report.requeued:
+                time.sleep(IDLE_S)
+    except KeyboardInterrupt:
+        click.echo("\nStopped; letters not begun go back to the queue.")
+
+
+@smtp_accounts_cli.group("outbox")
+def outbox_cli() -> None:
+    """The outbox: what waits per account, pause, resume, cancel."""
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+@outbox_cli.command("status")
+def outbox_status() -> None:
+    """Per account: waiting, being sent, sent and failed in 24 h, letters a minute, time left, paused."""
+    lines = _ext().outbox_status()
+    if not lines:
+        click.echo("No accounts and no letters in the outbox.")
+        return
+    _table(
+        ("ID", "Account", "Queued", "Sending", "Sent 24h", "Failed 24h", "Per minute", "Time left", "Paused"),
+        [
+            (
+                line.account_id,
+                printable(line.label),
+                line.queued,
+                line.in_flight,
+                line.sent_24h,
+                line.failed_24h,
+                f"{line.per_minute:.1f}",
+                _duration(line.seconds_left),
+                _yes_no(line.paused),
+            )
+            for line in lines
+        ],
+    )
+
+
+@outbox_cli.command("pause")
+@click.argument("account_id", type=int)
+def pause_queue(account_id: int) -> None:
+    """Stop every drainer from taking this account's letters (0: Flask-Mail's own route)."""
+    _ext().pause_queue(account_id)
+    click.echo(f"Queue of account {account_id} paused.")
+
+
+@outbox_cli.command("resume")
+@click.argument("account_id", type=int)
+def resume_queue(account_id: int) -> None:
+    """Let drainers take this account's letters again."""
+    _ext().resume_queue(account_id)
+    click.echo(f"Queue of account {account_id} resumed.")
+
+
+@outbox_cli.command("cancel")
+@click.option(
+    "--account", "account_id", type=int, default=None, help="Only this account's letters (0: Flask-Mail's)."
+)
+@click.option("--all", "everything", is_flag=True, help="Every waiting letter.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def cancel_queued(account_id: int | None, everything: bool, yes: bool) -> None:
+    """Cancel waiting letters: they are never sent. Letters being sent are left alone."""
+    if (account_id is not None) == everything:
+        raise click.UsageError("Say which letters: --account ID or --all.")
+    which = "every waiting letter" if everything else f"the waiting letters of account {account_id}"
+    if not yes:
+        click.confirm(f"Cancel {which}? They will never be sent.", abort=True)
+    count = _ext().cancel_queued(account_id=account_id)
+    click.echo(f"Cancelled {count} letter{'s' if count != 1 else ''}.")
 
 
 #: How the command line names a state; ``interrupted`` is a ``sending`` row past its lease.

@@ -33,6 +33,8 @@ DEFAULTS: dict[str, t.Any] = {
     "SMTP_ACCOUNTS_OAUTH2_PROVIDERS": None,
     # Deliver an alert from a short thread as soon as it is noticed; off: only `flask smtp-accounts alerts check` sends.
     "SMTP_ACCOUNTS_ALERT_THREAD": True,
+    # Seconds a drainer holds the queued letters it claimed before another may take them; None = 15 minutes.
+    "SMTP_ACCOUNTS_CLAIM_LEASE_S": None,
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -73,6 +75,8 @@ class Config:
     register_cli: bool
     oauth2_providers: t.Mapping[str, Provider] = field(default_factory=lambda: dict(PROVIDERS))
     alert_thread: bool = True
+    #: ``SMTP_ACCOUNTS_CLAIM_LEASE_S``; ``None``: the message log's own lease.
+    claim_lease_s: int | None = None
 
 
 def read_config(app: Flask) -> Config:
@@ -93,4 +97,18 @@ def read_config(app: Flask) -> Config:
         register_cli=parse_bool("SMTP_ACCOUNTS_REGISTER_CLI", c["SMTP_ACCOUNTS_REGISTER_CLI"]),
         oauth2_providers=providers_with(c["SMTP_ACCOUNTS_OAUTH2_PROVIDERS"]),
         alert_thread=parse_bool("SMTP_ACCOUNTS_ALERT_THREAD", c["SMTP_ACCOUNTS_ALERT_THREAD"]),
+        claim_lease_s=_seconds("SMTP_ACCOUNTS_CLAIM_LEASE_S", c["SMTP_ACCOUNTS_CLAIM_LEASE_S"]),
     )
+
+
+def _seconds(key: str, value: t.Any) -> int | None:
+    """A positive whole number of seconds, or ``None`` (unset)."""
+    if value is None:
+        return None
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError):
+        seconds = 0
+    if seconds < 1 or isinstance(value, bool) or str(seconds) != str(value).strip():
+        raise RuntimeError(f"{key} must be a whole number of seconds, at least 1, not {value!r}.")
+    return seconds

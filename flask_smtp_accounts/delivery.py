@@ -4,6 +4,9 @@ A :class:`Dispatcher` lives as long as one Flask-Mail connection block.
 :meth:`Dispatcher.deliver` takes a letter through these steps:
 
 1. **Choose** its account (``routing.py``); none: Flask-Mail's own route.
+   A letter for the outbox (``outbox()``, the ``outbox_all`` and
+   ``outbox_bulk`` settings) is stored ``queued`` here, and a drainer
+   (``outbox.py``) takes it through the next steps later.
 2. **Write ahead**: commit its message log row, ``sending``, with its body
    (``message_log.py``). A row that cannot be written stops the letter here.
 3. **Try** the chain (``failover.py``): the account, then its backups, each
@@ -105,13 +108,19 @@ class Dispatcher:
 
     # --- one letter -----------------------------------------------------------
 
-    def deliver(self, letter: Letter) -> Outcome:
-        """Route, send and log ``letter``; raise :class:`DeliveryError` when nothing delivered or queued it."""
+    def deliver(self, letter: Letter, *, outbox: bool = False) -> Outcome:
+        """Route, send and log ``letter``; raise :class:`DeliveryError` when nothing delivered or queued it.
+
+        ``outbox``: store it queued instead (as the outbox settings do for every or every bulk letter).
+        """
         bulk = is_bulk(letter.headers) if letter.bulk is None else letter.bulk
         choice = choose_route(self._settings, self._directory.candidates, letter.sender, None, bulk)
         outcome = Outcome(letter, choice, bulk, pending=list(letter.recipients), body=letter.render(None))
+        settings = self._settings
         if self._default.suppress:
             self._suppress(outcome)
+        elif outbox or settings.outbox_all or (bulk and settings.outbox_bulk):
+            self._store(outcome)
         else:
             outcome.record_id = self._log.write_ahead(row_of(outcome, keep_bodies=True, now=utcnow()))
             self._attempt(outcome, queue=self._settings.queue_undelivered)
@@ -175,6 +184,15 @@ class Dispatcher:
         outcome.attempts = 1
         outcome.record_id = self._log.write_ahead(
             row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow())
+        )
+
+    def _store(self, outcome: Outcome) -> None:
+        """Put the letter in the outbox: its row, ``queued`` and due now, names the account chosen for it."""
+        outcome.status = QUEUED
+        outcome.account = outcome.choice.account
+        outcome.next_attempt_at = utcnow()
+        outcome.record_id = self._log.write_ahead(
+            row_of(outcome, keep_bodies=True, now=outcome.next_attempt_at)
         )
 
     def _attempt(self, outcome: Outcome, *, queue: bool) -> None:

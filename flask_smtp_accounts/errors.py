@@ -58,6 +58,15 @@ class InvalidSettingError(SMTPAccountsError, ValueError):
         self.message = message
 
 
+class InvalidArgumentError(SMTPAccountsError, ValueError):
+    """An argument of an API call is outside what it accepts (``deliver_queued(connections=0)``); nothing was done."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
+
+
 class LogAddressError(SMTPAccountsError, ValueError):
     """A log was addressed by something other than an account id and a kind.
 

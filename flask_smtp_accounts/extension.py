@@ -12,6 +12,7 @@ import smtplib
 import typing as t
 import warnings
 from dataclasses import replace
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
@@ -31,9 +32,11 @@ from .ids import IdConverter, parse_id
 from .labels import NEW_ACCOUNT, route_label
 from .log_files import LogChunk, LogInfo
 from .mail_stats import MailStats
-from .message_log import MessageInfo, MessageLog, Page
+from .message_log import LEASE, MessageInfo, MessageLog, Page
 from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
 from .oauth2 import AccessTokens, store_refresh_token
+from .outbox import DeliveryReport
+from .outbox_status import OutboxLine
 from .routing import Choice, bulk_sending, choose_route, split_sender
 from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
@@ -89,7 +92,12 @@ class _State:
         self.config = config
         self.vault = Vault(config.encryption_keys)
         self.directory = Directory(models, self.engine)
-        self.message_log = MessageLog(models, self.engine, blocked=self._site_holds_the_write_lock)
+        self.message_log = MessageLog(
+            models,
+            self.engine,
+            blocked=self._site_holds_the_write_lock,
+            claim_lease=timedelta(seconds=config.claim_lease_s) if config.claim_lease_s else LEASE,
+        )
         self.health = Health(models, self.engine)
         self.smtp_logs = SMTPLogs(config.log_dir)
         self.stats = MailStats(models, self.engine)
@@ -612,6 +620,100 @@ class SMTPAccounts:
         from .retry import retry_queue
 
         return retry_queue(self._state, limit=limit)
+
+    # --- the outbox ----------------------------------------------------------------
+
+    def outbox(self) -> t.ContextManager[None]:
+        """Store every letter sent inside the block (this thread) in the queue, and return at once::
+
+            with smtp_accounts.outbox():
+                for msg in newsletter:
+                    mail.send(msg)
+            smtp_accounts.deliver_queued(connections=8)  # or `flask smtp-accounts deliver`, or a worker
+
+        Each letter is routed as usual and its row, ``queued``, names the
+        account chosen for it and keeps its body and Message-ID. Bad input
+        (no recipients, a bad header) raises as it does without the outbox.
+        The ``outbox_all`` and ``outbox_bulk`` settings do the same for
+        every letter, or every bulk letter.
+        """
+        return flask_mail_hook.outbox()
+
+    def deliver_queued(
+        self,
+        connections: int = 8,
+        limit: int | None = None,
+        *,
+        progress: t.Callable[[DeliveryReport], None] | None = None,
+    ) -> DeliveryReport:
+        """Send the due letters of the queue over up to ``connections`` connections at once (threads of this process).
+
+        ``limit``: at most this many letters (``None``: until none is due).
+        ``progress`` is called with the report so far after each batch.
+        ``connections`` outside 1..100 raises :class:`InvalidArgumentError`
+        before anything is claimed. Other processes and machines may drain
+        the same queue at once: no letter is sent twice.
+        """
+        from .outbox import deliver_queued
+
+        return deliver_queued(
+            self._state,
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            connections=connections,
+            limit=limit,
+            progress=progress,
+        )
+
+    def deliver_ids(self, ids: t.Iterable[int]) -> DeliveryReport:
+        """Claim exactly these message log rows (those still due) and send them on this thread's connections.
+
+        What a worker task calls with the ids :meth:`queued_ids` handed out;
+        rows another worker holds, or no longer waiting, are skipped.
+        """
+        from .outbox import deliver_ids
+
+        return deliver_ids(self._state, ids)
+
+    def queued_ids(self, limit: int, account_id: int | None = None) -> list[int]:
+        """Ids of the letters due now, lowest first, without claiming them (``account_id`` 0: Flask-Mail's route)."""
+        from .outbox import queued_ids
+
+        return queued_ids(self._state, limit, account_id)
+
+    def outbox_status(self) -> list[OutboxLine]:
+        """Per account: letters waiting and being sent, sent and failed in 24 h, letters a minute, time left, paused."""
+        from .outbox_status import outbox_status
+
+        return outbox_status(self._state)
+
+    def pause_queue(self, account_id: int) -> None:
+        """Stop drainers (every process) from taking the letters waiting for this account, until :meth:`resume_queue`.
+
+        Letters already being sent finish. ``account_id`` 0 pauses Flask-Mail's own route.
+        """
+        self._state.health.pause_queue(self._queue_key(account_id), True)
+
+    def resume_queue(self, account_id: int) -> None:
+        """Let drainers take the account's letters again."""
+        self._state.health.pause_queue(self._queue_key(account_id), False)
+
+    def cancel_queued(self, account_id: int | None = None, ids: t.Iterable[int] | None = None) -> int:
+        """Cancel waiting letters: every one (no argument), an account's (0: Flask-Mail's route), or these ids.
+
+        Returns how many. A cancelled letter is never sent; letters a
+        drainer is sending are left alone.
+        """
+        from .outbox_status import cancel_queued
+
+        key = None if account_id is None else self._queue_key(account_id)
+        return cancel_queued(self._state, key, ids)
+
+    @staticmethod
+    def _queue_key(account_id: t.Any) -> int:
+        key = parse_id(account_id)
+        if key is None:
+            raise LookupError(f"There is no SMTP account with id {account_id}.")
+        return key
 
     def prune_messages(self) -> int:
         """Delete message log rows older than the retention setting; returns how many."""

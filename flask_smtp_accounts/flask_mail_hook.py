@@ -13,12 +13,14 @@ included); only its message log row is added around it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import re
 import smtplib
 import time
 import typing as t
+from contextvars import ContextVar
 
 import flask_mail
 from flask import current_app
@@ -122,6 +124,19 @@ def letter_from_message(
 def sender_of(message: flask_mail.Message) -> tuple[str | tuple[str, str], t.Mapping[str, str]]:
     """The sender (as the site gave it) and the extra headers of a Flask-Mail message."""
     return given_sender(message), message.extra_headers or {}
+
+
+_outbox: ContextVar[bool] = ContextVar("smtp_accounts_outbox", default=False)
+
+
+@contextlib.contextmanager
+def outbox() -> t.Iterator[None]:
+    """Store every letter sent inside the block (this thread) queued, and return at once; a drainer sends it."""
+    token = _outbox.set(True)
+    try:
+        yield
+    finally:
+        _outbox.reset(token)
 
 
 def _opening_failure(err: BaseException) -> DeliveryError:
@@ -270,7 +285,9 @@ class RoutedConnection(_FlaskMailConnection):
             raise flask_mail.BadHeaderError
         if message.date is None:
             message.date = time.time()
-        outcome = dispatcher.deliver(letter_from_message(message, envelope_from, send_to))
+        outcome = dispatcher.deliver(
+            letter_from_message(message, envelope_from, send_to), outbox=_outbox.get()
+        )
         # Flask-Mail's own send announced a letter of the default route; one an account carried is announced here.
         if outcome.choice.account is not None and not outcome.queued:
             flask_mail.email_dispatched.send(dispatcher.app, message=message)

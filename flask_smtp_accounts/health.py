@@ -1,5 +1,7 @@
 """Account health: the last connection-level failure of each account and its cool-down, in the database.
 
+The same row says whether a person paused the account's queue (the outbox).
+
 An account that failed at the connection level (connect, TLS, login, a
 dropped connection or a timeout) is skipped for ``cooldown_s`` seconds, so
 that a dead server does not cost every letter a full timeout. The note
@@ -42,6 +44,8 @@ class AccountHealth:
     last_stage: str | None
     last_code: int | None
     last_error: str | None
+    #: A person paused the account's queue (``pause_queue``): no drainer takes its letters.
+    queue_paused: bool = False
 
     @property
     def cooling_down(self) -> bool:
@@ -86,16 +90,19 @@ class Health:
             "last_code": err.code,
             "last_error": str(err)[:2000],
         }
-        engine = self._engine()
-        table = self._table
-        insert = _UPSERT_INSERTS[engine.dialect.name](table).values(
-            account_id=account.id, failures=1, **values
+        self._upsert(
+            {"account_id": account.id, "failures": 1, **values},
+            {"failures": self._table.c.failures + 1, **values},
         )
-        changes = {"failures": table.c.failures + 1, **values}
+
+    def _upsert(self, row: dict[str, t.Any], changes: dict[str, t.Any]) -> None:
+        """Insert an account's row, or make ``changes`` to the one there: one statement, no duplicate-key error."""
+        engine = self._engine()
+        insert = _UPSERT_INSERTS[engine.dialect.name](self._table).values(**row)
         if engine.dialect.name in ("mysql", "mariadb"):
             statement = insert.on_duplicate_key_update(**changes)
         else:
-            statement = insert.on_conflict_do_update(index_elements=[table.c.account_id], set_=changes)
+            statement = insert.on_conflict_do_update(index_elements=[self._table.c.account_id], set_=changes)
         with engine.begin() as conn:
             conn.execute(statement)
 
@@ -104,6 +111,12 @@ class Health:
         table = self._table
         with self._engine().begin() as conn:
             conn.execute(table.update().where(table.c.account_id == account_id).values(cooldown_until=None))
+
+    def pause_queue(self, account_id: int, paused: bool) -> None:
+        """Pause (or resume) the queue of an account, for every process: claims skip its letters meanwhile."""
+        self._upsert(
+            {"account_id": account_id, "failures": 0, "queue_paused": paused}, {"queue_paused": paused}
+        )
 
     def report(self) -> dict[int, AccountHealth]:
         """Every account's last failure and cool-down."""

@@ -22,6 +22,10 @@ FAILED = "failed"
 QUEUED = "queued"
 #: The row is written, the letter is being sent (or a retry holds it).
 SENDING = "sending"
+#: A drainer took the queued letter (its lease runs until ``claimed_until``); nothing of it was sent yet.
+CLAIMED = "claimed"
+#: A person cancelled the queued letter; it is never sent.
+CANCELLED = "cancelled"
 
 
 @dataclass

@@ -34,10 +34,10 @@ import sqlalchemy as sa
 from .errors import MessageLogError
 from .ids import parse_id
 from .labels import DEFAULT_ROUTE
-from .letter import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, Outcome, describe
+from .letter import CANCELLED, CLAIMED, FAILED, QUEUED, SENDING, SENT, SUPPRESSED, Outcome, describe
 from .models import Models, utcnow
 
-STATUSES = (SENT, SUPPRESSED, FAILED, QUEUED, SENDING)
+STATUSES = (SENT, SUPPRESSED, FAILED, QUEUED, CLAIMED, SENDING, CANCELLED)
 #: Not a stored status: ``sending`` past its lease, left by a process that stopped. Outcome unknown.
 INTERRUPTED = "interrupted"
 
@@ -48,6 +48,23 @@ MAX_HISTORY = 20
 #: can take (each server reply has a deadline of ``timeout_s``, at most 300 s, and a chain has a few
 #: accounts), short enough that a person sees an interrupted letter the same hour.
 LEASE = timedelta(minutes=15)
+
+#: The dialects whose claim is ``SELECT ... FOR UPDATE SKIP LOCKED``; the others (SQLite) serialise
+#: writers, and claim with one conditional ``UPDATE ... RETURNING``.
+_SKIP_LOCKED_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The letters one claim took, in id order, and the end of their lease.
+
+    ``until`` also marks the rows as this claim's: a claim of the same row
+    made after the lease ran out has a later ``claimed_until``, so the
+    first claimer can no longer move it to ``sending``.
+    """
+
+    ids: list[int]
+    until: datetime
 
 
 @dataclass(frozen=True)
@@ -216,9 +233,13 @@ class MessageLog:
         engine: t.Callable[[], sa.Engine],
         *,
         blocked: t.Callable[[], str | None] = lambda: None,
+        claim_lease: timedelta = LEASE,
     ) -> None:
         self._engine = engine
         self.table = models.Message.__table__
+        self._health = models.Health.__table__
+        #: How long a claim holds its letters before another drainer may take them.
+        self.claim_lease = claim_lease
         #: Why a write would wait on a lock this thread holds itself (``None``: it would not).
         self._blocked = blocked
 
@@ -256,8 +277,8 @@ class MessageLog:
         with self._engine().begin() as conn:
             conn.execute(self.table.update().where(self.table.c.id == record_id).values(**values))
 
-    def claim(self, record_id: int, statuses: t.Sequence[str], now: datetime | None = None) -> bool:
-        """Take a letter for sending, atomically: only one claimer of a row ever gets ``True``.
+    def take_for_resend(self, record_id: int, statuses: t.Sequence[str], now: datetime | None = None) -> bool:
+        """Take one letter a person resends, straight to ``sending``, atomically: only one taker ever gets ``True``.
 
         ``statuses`` may hold :data:`INTERRUPTED`: a ``sending`` row past its lease.
         ``False`` also when the database rolled the claim back for a
@@ -335,19 +356,154 @@ class MessageLog:
                 return
             last = rows[-1]["id"]
 
-    def due(self, now: datetime, limit: int) -> list[int]:
-        """Ids of queued letters whose next try is due, the longest waiting first."""
-        table = self.table
-        query = (
-            sa.select(table.c.id)
-            .where(table.c.status == QUEUED, table.c.next_attempt_at <= now)
-            .order_by(table.c.next_attempt_at, table.c.id)
-            .limit(limit)
+    # --- the queue: claims ------------------------------------------------------
+
+    def _paused(self, conn: sa.Connection) -> list[int]:
+        health = self._health
+        return list(
+            conn.execute(sa.select(health.c.account_id).where(health.c.queue_paused.is_(True))).scalars()
         )
+
+    def _due(
+        self, conn: sa.Connection, now: datetime, due_by: datetime | None, account_id: int | None
+    ) -> list[t.Any]:
+        """Conditions of the letters a drainer may take now: see :func:`due_condition`, paused accounts left out."""
+        table = self.table
+        where = [due_condition(table, now, due_by)]
+        paused = self._paused(conn)
+        if paused:
+            waiting_for = table.c.chosen_account_id
+            where.append(sa.or_(waiting_for.is_(None), waiting_for.not_in(paused)))
+        if account_id is not None:
+            where.append(queue_account(table, account_id))
+        return where
+
+    def claim(
+        self,
+        limit: int,
+        *,
+        account_id: int | None = None,
+        ids: t.Sequence[int] | None = None,
+        due_by: datetime | None = None,
+        now: datetime | None = None,
+    ) -> Claim:
+        """Take up to ``limit`` due letters for sending, atomically, the lowest ids first: ``queued`` → ``claimed``.
+
+        ``account_id``: only letters waiting for that account (0: for
+        Flask-Mail's own route); ``ids``: only these rows; ``due_by``: only
+        letters due by then (a run leaves the letters it put back for
+        later). Rows another drainer holds are skipped, never waited for
+        (``FOR UPDATE SKIP LOCKED``; on SQLite, writers take turns and the
+        ``UPDATE`` checks each row again). A claim the database rolls back
+        for a concurrent one (a serialization failure, a deadlock) takes
+        nothing.
+        """
+        now = now or utcnow()
+        until = now + self.claim_lease
+        table = self.table
+        if limit <= 0 or ids is not None and not ids:
+            return Claim([], until)
+        taken = {"status": CLAIMED, "claimed_until": until, "updated_at": now}
+        engine = self._engine()
+        try:
+            with engine.begin() as conn:
+                where = self._due(conn, now, due_by, account_id)
+                if ids is not None:
+                    where.append(table.c.id.in_(list(ids)))
+                first = sa.select(table.c.id).where(*where).order_by(table.c.id).limit(limit)
+                if engine.dialect.name in _SKIP_LOCKED_DIALECTS:
+                    claimed = list(conn.execute(first.with_for_update(skip_locked=True)).scalars())
+                    if claimed:
+                        conn.execute(table.update().where(table.c.id.in_(claimed)).values(**taken))
+                else:
+                    statement = table.update().where(table.c.id.in_(first), *where).values(**taken)
+                    claimed = sorted(conn.execute(statement.returning(table.c.id)).scalars())
+        except sa.exc.DBAPIError as error:
+            if is_conflict(error):  # a concurrent claim has these rows
+                return Claim([], until)
+            raise
+        return Claim(claimed, until)
+
+    def begin_sending(
+        self, record_id: int, until: datetime, now: datetime | None = None
+    ) -> MessageInfo | None:
+        """The write-ahead of a claimed letter: ``claimed`` → ``sending``, committed; its row, or ``None``.
+
+        ``None`` when the claim of ``until`` no longer holds the row (its
+        lease ran out and another drainer took it): it must not be sent here.
+        """
+        now = now or utcnow()
+        table = self.table
+        with self._engine().begin() as conn:
+            moved = conn.execute(
+                table.update()
+                .where(table.c.id == record_id, table.c.status == CLAIMED, table.c.claimed_until == until)
+                .values(status=SENDING, claimed_until=now + LEASE, updated_at=now)
+            ).rowcount
+            if moved != 1:
+                return None
+            row = conn.execute(sa.select(table).where(table.c.id == record_id)).mappings().one()
+        return _info(row)
+
+    def release(self, claim: Claim, ids: t.Sequence[int] | None = None) -> None:
+        """Give claimed letters not sent back to the queue, at once (rather than at the end of their lease)."""
+        ids = claim.ids if ids is None else list(ids)
+        if not ids:
+            return
+        table = self.table
+        with self._engine().begin() as conn:
+            conn.execute(
+                table.update()
+                .where(table.c.id.in_(ids), table.c.status == CLAIMED, table.c.claimed_until == claim.until)
+                .values(status=QUEUED, claimed_until=None, updated_at=utcnow())
+            )
+
+    def cancel(self, *, account_id: int | None = None, ids: t.Sequence[int] | None = None) -> int:
+        """Cancel the waiting letters no drainer holds (of ``account_id``, or ``ids``; neither: all); how many."""
+        now = utcnow()
+        table = self.table
+        where = [due_condition(table, now, due_by=datetime.max)]
+        if account_id is not None:
+            where.append(queue_account(table, account_id))
+        if ids is not None:
+            if not ids:
+                return 0
+            where.append(table.c.id.in_(list(ids)))
+        with self._engine().begin() as conn:
+            return int(
+                conn.execute(
+                    table.update().where(*where).values(status=CANCELLED, claimed_until=None, updated_at=now)
+                ).rowcount
+            )
+
+    def due_ids(self, limit: int, *, account_id: int | None = None, now: datetime | None = None) -> list[int]:
+        """Ids of the letters a drainer may take now, lowest first, without claiming them."""
+        table = self.table
         with self._engine().connect() as conn:
-            return list(conn.execute(query).scalars())
+            where = self._due(conn, now or utcnow(), None, account_id)
+            return list(
+                conn.execute(sa.select(table.c.id).where(*where).order_by(table.c.id).limit(limit)).scalars()
+            )
+
+    def due_accounts(self, now: datetime | None = None) -> dict[int, int]:
+        """How many letters a drainer may take now, per account they wait for (0: Flask-Mail's own route)."""
+        table = self.table
+        key = sa.func.coalesce(table.c.chosen_account_id, 0)
+        with self._engine().connect() as conn:
+            where = self._due(conn, now or utcnow(), None, None)
+            rows = conn.execute(sa.select(key, sa.func.count()).where(*where).group_by(key)).all()
+        return {int(account): int(count) for account, count in rows}
 
     # --- housekeeping -------------------------------------------------------
+
+    def count_waiting(self, *, ids: t.Sequence[int] | None = None) -> int:
+        """How many letters wait to be sent (``queued`` or ``claimed``), due now or later; ``ids``: of these rows."""
+        table = self.table
+        where = [table.c.status.in_([QUEUED, CLAIMED])]
+        if ids is not None:
+            where.append(table.c.id.in_(list(ids)))
+        with self._engine().connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one())
 
     def count_interrupted(self, now: datetime | None = None) -> int:
         """How many letters were left ``sending`` past their lease (outcome unknown)."""
@@ -371,7 +527,7 @@ class MessageLog:
             return 0
         cutoff = (now or utcnow()) - timedelta(days=retention_days)
         table = self.table
-        done = sa.and_(table.c.created_at < cutoff, table.c.status.in_([SENT, SUPPRESSED, FAILED]))
+        done = sa.and_(table.c.created_at < cutoff, table.c.status.in_([SENT, SUPPRESSED, FAILED, CANCELLED]))
         # The ids first, then a DELETE of that list: MySQL refuses a LIMIT in an IN subquery.
         # The DELETE checks the row again, in case a resend took it meanwhile.
         old = sa.select(table.c.id).where(done).order_by(table.c.id).limit(self.prune_batch)
@@ -394,6 +550,25 @@ def _reason(err: sa.exc.SQLAlchemyError) -> str:
     """The database's own words, without the statement and its parameters (they hold the letter)."""
     orig = getattr(err, "orig", None)
     return f"{type(orig).__name__}: {orig}" if orig is not None else type(err).__name__
+
+
+def due_condition(table: sa.Table, now: datetime, due_by: datetime | None = None) -> t.Any:
+    """A letter a drainer may take: ``queued`` and due (by ``due_by``, default ``now``), or ``claimed`` past its lease.
+
+    A claim past its lease belongs to a drainer that stopped before sending
+    (a ``sending`` row is never due again): taking it again cannot deliver
+    it twice.
+    """
+    return sa.or_(
+        sa.and_(table.c.status == QUEUED, table.c.next_attempt_at <= (due_by or now)),
+        sa.and_(table.c.status == CLAIMED, table.c.claimed_until < now),
+    )
+
+
+def queue_account(table: sa.Table, account_id: int) -> t.Any:
+    """Letters waiting for the account ``account_id`` (the one routing chose; 0: Flask-Mail's own route)."""
+    column = table.c.chosen_account_id
+    return column.is_(None) if account_id == 0 else column == account_id
 
 
 def in_states(table: sa.Table, statuses: t.Iterable[str], now: datetime) -> t.Any:

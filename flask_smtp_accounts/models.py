@@ -225,6 +225,8 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         queue_undelivered: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.queue_undelivered)
         max_attempts: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.max_attempts)
         retry_backoff_s: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.retry_backoff_s)
+        outbox_all: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.outbox_all)
+        outbox_bulk: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.outbox_bulk)
         revision: Mapped[int] = mapped_column(default=0)
         updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
@@ -248,7 +250,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         id: Mapped[int] = mapped_column(primary_key=True)
         created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
         updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-        #: sent, suppressed, failed, queued; ``sending`` while a retry holds it.
+        #: sent, suppressed, failed, queued, claimed (a drainer holds it), sending, cancelled (``letter.py``).
         status: Mapped[str] = mapped_column(sa.String(16), index=True)
         #: The account that carried the letter (or was tried last); NULL: Flask-Mail's own settings.
         account_id: Mapped[int | None] = mapped_column(index=True)
@@ -292,6 +294,8 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         last_stage: Mapped[str | None] = mapped_column(sa.String(32))
         last_code: Mapped[int | None] = mapped_column()
         last_error: Mapped[str | None] = mapped_column(sa.Text)
+        #: A person paused the account's queue: drainers take none of the letters waiting for it.
+        queue_paused: Mapped[bool] = mapped_column(default=False)
 
     alert_models = _alert_models(db, bind_key)
     _listen(Account, Settings, Health)

@@ -20,7 +20,7 @@ from .errors import ResendError
 from .headers import set_header
 from .message_log import LEASE, SENDING, MessageInfo, dumps
 from .models import utcnow
-from .retry import _body_not_kept, _dispatcher, stored_letter
+from .retry import _body_not_kept, dispatcher, stored_letter
 from .texts import N_, Text
 from .validation import normalize_email
 
@@ -79,11 +79,11 @@ def resend_copy(state: _State, record_id: int, recipients: t.Sequence[str] | Non
         }
     )
     copy = log.get(copy_id)
-    dispatcher = _dispatcher(state)
+    sender = dispatcher(state)
     try:
-        outcome = dispatcher.redeliver(copy, stored_letter(copy), requeue=False)
+        outcome = sender.redeliver(copy, stored_letter(copy), requeue=False)
     finally:
-        dispatcher.close()
+        sender.close()
     if outcome.undelivered:
         assert outcome.error is not None
         outcome.error.record_id = copy_id

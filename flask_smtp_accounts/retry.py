@@ -11,11 +11,15 @@ original Message-ID. A try that fails temporarily waits
 counts only when a server was tried: a chain whose accounts all cool down
 tries none.
 
-**Never twice.** Each letter is claimed with one conditional ``UPDATE``
-(``queued`` → ``sending``) before it is sent, so two runs at once never
-send the same letter. A letter left ``sending`` by a process that died is
-never retried automatically (the server may have accepted it): it shows as
-interrupted for a person to check and resend.
+**Never twice.** Letters are claimed in batches (``queued`` → ``claimed``,
+:meth:`MessageLog.claim`, the one claim of every drainer: this run, the
+outbox's ``deliver_queued`` and ``deliver_ids``), then each is moved to
+``sending`` (its write-ahead) right before it is sent
+(:func:`deliver_claimed`), so two runs at once never send the same letter.
+A claim whose drainer died before sending comes back after its lease; a
+letter left ``sending`` by a process that died is never retried
+automatically (the server may have accepted it): it shows as interrupted
+for a person to check and resend.
 
 :func:`resend` is the manual action (admin page, Python API) for one failed,
 queued or interrupted letter; it refuses letters a server already accepted.
@@ -24,7 +28,7 @@ queued or interrupted letter; it refuses letters a server already accepted.
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from . import delivery, flask_mail_hook
@@ -32,7 +36,7 @@ from .errors import ResendError
 from .failover import PERMANENT, failure_kind
 from .headers import encode_address, get_header, set_header
 from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome
-from .message_log import INTERRUPTED, MessageInfo
+from .message_log import INTERRUPTED, Claim, MessageInfo
 from .models import utcnow
 from .settings import SettingsInfo
 from .texts import N_, Text
@@ -123,7 +127,7 @@ def stored_letter(record: MessageInfo) -> Letter:
     )
 
 
-def _dispatcher(state: _State) -> delivery.Dispatcher:
+def dispatcher(state: _State) -> delivery.Dispatcher:
     """A dispatcher outside any ``mail.connect()`` block, with Flask-Mail's own server as the default route."""
     default, max_emails = flask_mail_hook.stored_route()
     return state.dispatcher(state.directory.settings(), default=default, max_emails=max_emails)
@@ -134,43 +138,97 @@ def _send(dispatcher: delivery.Dispatcher, state: _State, record_id: int, *, req
     return dispatcher.redeliver(record, stored_letter(record), requeue=requeue)
 
 
+@dataclass
+class Tally:
+    """What happened to the claimed letters of a run, counted as they settle."""
+
+    sent: int = 0
+    requeued: int = 0
+    failed: int = 0
+    #: Claimed, then taken by another drainer after the lease ran out: not sent here.
+    skipped: int = 0
+    #: Ids of the letters this run delivered (sent or suppressed), in the order they settled.
+    delivered_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        self.sent += other.sent
+        self.requeued += other.requeued
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.delivered_ids += other.delivered_ids
+
+
+def deliver_claimed(
+    state: _State, dispatcher: delivery.Dispatcher, claim: Claim, tally: Tally | None = None
+) -> Tally:
+    """Send the letters of ``claim`` one by one on ``dispatcher``: each ``claimed`` → ``sending`` → settled.
+
+    A temporary failure puts a letter back in the queue (with its backoff).
+    If sending stops on an error, the claimed letters not yet begun go back
+    to the queue at once, and the error propagates.
+    """
+    log = state.message_log
+    tally = tally if tally is not None else Tally()
+    begun = 0
+    try:
+        for record_id in claim.ids:
+            begun += 1
+            record = log.begin_sending(record_id, claim.until)
+            if record is None:
+                tally.skipped += 1
+                continue
+            try:
+                letter = stored_letter(record)
+            except ResendError:
+                log.update(
+                    record_id, {"status": FAILED, "claimed_until": None, "error": "its body was not kept"}
+                )
+                tally.failed += 1
+                continue
+            outcome = dispatcher.redeliver(record, letter, requeue=True)
+            if outcome.status in (SENT, SUPPRESSED):
+                tally.sent += 1
+                tally.delivered_ids.append(record_id)
+            elif outcome.status == QUEUED:
+                tally.requeued += 1
+            else:
+                tally.failed += 1
+    finally:
+        log.release(claim, claim.ids[begun:])
+    return tally
+
+
 def retry_queue(state: _State, *, limit: int | None = None, batch: int = 100) -> RetryReport:
     """Prune old rows, count interrupted sends, then send the queued letters that are due.
 
     ``limit`` bounds how many letters this run sends (``None``: all due).
+    Letters it puts back in the queue wait for a later run.
     """
     log = state.message_log
     settings = state.directory.settings()
     pruned = log.prune(settings.message_retention_days)
     interrupted = log.count_interrupted()
-    counts = {"sent": 0, "requeued": 0, "failed": 0, "skipped": 0}
+    tally = Tally()
     started = utcnow()
     done = 0
-    dispatcher = _dispatcher(state)
+    sender = dispatcher(state)
     try:
         while limit is None or done < limit:
-            size = batch if limit is None else min(batch, limit - done)
-            ids = log.due(started, size)
-            if not ids:
+            claim = log.claim(batch if limit is None else min(batch, limit - done), due_by=started)
+            if not claim.ids:
                 break
-            for record_id in ids:
-                if not log.claim(record_id, [QUEUED]):
-                    counts["skipped"] += 1
-                    continue
-                try:
-                    outcome = _send(dispatcher, state, record_id, requeue=True)
-                except ResendError:
-                    log.update(
-                        record_id, {"status": FAILED, "claimed_until": None, "error": "its body was not kept"}
-                    )
-                    counts["failed"] += 1
-                    continue
-                done += 1
-                key = {SENT: "sent", SUPPRESSED: "sent", QUEUED: "requeued"}.get(outcome.status, "failed")
-                counts[key] += 1
+            deliver_claimed(state, sender, claim, tally)
+            done += len(claim.ids)
     finally:
-        dispatcher.close()
-    return RetryReport(pruned=pruned, interrupted=interrupted, **counts)
+        sender.close()
+    return RetryReport(
+        sent=tally.sent,
+        requeued=tally.requeued,
+        failed=tally.failed,
+        skipped=tally.skipped,
+        pruned=pruned,
+        interrupted=interrupted,
+    )
 
 
 def resend(state: _State, record_id: int) -> MessageInfo:
@@ -196,13 +254,13 @@ def resend(state: _State, record_id: int) -> MessageInfo:
         )
     if record.body is None or not record.pending:
         raise ResendError(record_id, _body_not_kept())
-    if not log.claim(record_id, [FAILED, QUEUED, INTERRUPTED]):
+    if not log.take_for_resend(record_id, [FAILED, QUEUED, INTERRUPTED]):
         raise ResendError(record_id, Text("being-sent", N_("another process is sending it right now")))
-    dispatcher = _dispatcher(state)
+    sender = dispatcher(state)
     try:
-        outcome = _send(dispatcher, state, record_id, requeue=False)
+        outcome = _send(sender, state, record_id, requeue=False)
     finally:
-        dispatcher.close()
+        sender.close()
     if outcome.undelivered:
         assert outcome.error is not None
         outcome.error.record_id = record_id

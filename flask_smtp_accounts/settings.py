@@ -41,6 +41,10 @@ class SettingsInfo:
     max_attempts: int = 5
     #: Wait before the second try of a queued letter; doubled for each later try (capped at a day).
     retry_backoff_s: int = 60
+    #: Every letter goes through the outbox: ``mail.send`` stores it queued and returns; a drainer sends it.
+    outbox_all: bool = False
+    #: Bulk letters (``List-Unsubscribe``, ``Precedence: bulk``, ``bulk_sending()``) go through the outbox.
+    outbox_bulk: bool = False
     #: Bumped by every change of an account or a setting; caches compare it.
     revision: int = 0
 

@@ -50,12 +50,14 @@ account_checked = signals.signal(
 
 message_queued = signals.signal(
     "message-queued",
-    doc="""No route delivered a letter and it waits in the retry queue (``queue_undelivered`` on).
+    doc="""A letter waits in the queue: no route delivered it (``queue_undelivered`` on), or it went to the outbox.
 
     Keyword arguments: ``message`` (the Flask-Mail message; ``None`` when a
     retry re-queues a stored letter), ``account`` (the last one tried, or
-    ``None``), ``error`` (the :class:`~flask_smtp_accounts.DeliveryError`)
-    and ``record_id`` (its row in the message log).
+    the one chosen for an outbox letter, or ``None``), ``error`` (the
+    :class:`~flask_smtp_accounts.DeliveryError`; ``None`` for an outbox
+    letter, which was not tried yet) and ``record_id`` (its row in the
+    message log).
     """,
 )
 

@@ -385,6 +385,8 @@ SETTING_RULES: dict[str, t.Callable[[str, t.Any], t.Any]] = {
     "queue_undelivered": _bool,
     "max_attempts": lambda f, v: _int_in(f, v, 1, 100),
     "retry_backoff_s": lambda f, v: _int_in(f, v, 1, 86400),
+    "outbox_all": _bool,
+    "outbox_bulk": _bool,
 }
 
 

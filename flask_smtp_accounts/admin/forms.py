@@ -430,6 +430,21 @@ SETTINGS_META: dict[str, SettingMeta] = {
         1,
         86400,
     ),
+    "outbox_all": SettingMeta(
+        _l("Send every letter through the outbox"),
+        _l(
+            "Sending stores each letter in the queue and returns at once; `flask smtp-accounts deliver`"
+            " (or a worker) sends it. Web requests never wait on a mail server."
+        ),
+        QUEUE,
+        "bool",
+    ),
+    "outbox_bulk": SettingMeta(
+        _l("Send bulk letters through the outbox"),
+        _l("Newsletters (letters with List-Unsubscribe or Precedence: bulk) wait in the queue for a worker."),
+        QUEUE,
+        "bool",
+    ),
 }
 
 

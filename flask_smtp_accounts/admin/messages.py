@@ -20,7 +20,17 @@ from wtforms import StringField
 from ..errors import DeliveryError, InvalidAccountError, MessageLogError, ResendError
 from ..ids import parse_id
 from ..message_export import FORMATS
-from ..message_log import FAILED, INTERRUPTED, QUEUED, SENDING, SENT, SUPPRESSED, MessageInfo
+from ..message_log import (
+    CANCELLED,
+    CLAIMED,
+    FAILED,
+    INTERRUPTED,
+    QUEUED,
+    SENDING,
+    SENT,
+    SUPPRESSED,
+    MessageInfo,
+)
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .i18n import RULES, _, _l, say, stage_name
 
@@ -34,16 +44,20 @@ STATUS_WORDS = {
     SUPPRESSED: _l("suppressed"),
     FAILED: _l("failed"),
     QUEUED: _l("queued"),
+    CLAIMED: _l("taken by a worker"),
     SENDING: _l("being sent"),
     INTERRUPTED: _l("interrupted: outcome unknown"),
+    CANCELLED: _l("cancelled"),
 }
 STATUS_STYLES = {
     SENT: "success",
     SUPPRESSED: "secondary",
     FAILED: "danger",
     QUEUED: "warning",
+    CLAIMED: "info",
     SENDING: "info",
     INTERRUPTED: "dark",
+    CANCELLED: "secondary",
 }
 
 
