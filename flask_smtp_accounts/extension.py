@@ -775,8 +775,9 @@ class SMTPAccounts:
             def can(permission: str) -> bool:
                 return current_user.is_authenticated and current_user.is_admin
 
-        ``permission`` is ``"view_logs"``, ``"manage_accounts"`` or
-        ``"manage_settings"``. Without a rule every page answers 403.
+        ``permission`` is ``"view_logs"``, ``"manage_accounts"``,
+        ``"manage_settings"``, ``"view_outbox"`` or ``"manage_outbox"``.
+        Without a rule every page answers 403.
         """
         self._access_rule = rule
         return rule

@@ -21,7 +21,8 @@ from flask_login import LoginManager, UserMixin, current_user, login_user
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 USERS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"view_logs", "manage_accounts", "manage_settings"}),
+    "admin": frozenset({"view_logs", "manage_accounts", "manage_settings", "view_outbox", "manage_outbox"}),
+    "outbox_watcher": frozenset({"view_outbox"}),
     "reader": frozenset({"view_logs"}),
     "nobody": frozenset(),
 }

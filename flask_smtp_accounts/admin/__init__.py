@@ -19,13 +19,22 @@ from __future__ import annotations
 
 import typing as t
 
-from .access import MANAGE_ACCOUNTS, MANAGE_SETTINGS, PERMISSIONS, VIEW_LOGS, ProtectedView
+from .access import (
+    MANAGE_ACCOUNTS,
+    MANAGE_OUTBOX,
+    MANAGE_SETTINGS,
+    PERMISSIONS,
+    VIEW_LOGS,
+    VIEW_OUTBOX,
+    ProtectedView,
+)
 from .accounts import AccountsView
 from .alerts import AlertsView
 from .dashboard import DashboardView
 from .i18n import _l
 from .logs import LogsView
 from .messages import MessagesView
+from .outbox import OutboxView
 from .preview import RoutingPreviewView
 from .settings import SettingsView
 
@@ -36,14 +45,17 @@ if t.TYPE_CHECKING:
 
 __all__ = [
     "MANAGE_ACCOUNTS",
+    "MANAGE_OUTBOX",
     "MANAGE_SETTINGS",
     "PERMISSIONS",
     "VIEW_LOGS",
+    "VIEW_OUTBOX",
     "AccountsView",
     "AlertsView",
     "DashboardView",
     "LogsView",
     "MessagesView",
+    "OutboxView",
     "ProtectedView",
     "RoutingPreviewView",
     "SettingsView",
@@ -61,6 +73,7 @@ PAGES: dict[str, tuple[type[t.Any], t.Any, str]] = {
     "accounts": (AccountsView, _l("SMTP accounts"), "accounts"),
     "logs": (LogsView, _l("Sending logs"), "logs"),
     "messages": (MessagesView, _l("Message log"), "messages"),
+    "outbox": (OutboxView, _l("Outbox"), "outbox"),
     "alerts": (AlertsView, _l("Alerts"), "alerts"),
     "settings": (SettingsView, _l("Settings"), "settings"),
     "preview": (RoutingPreviewView, _l("Routing preview"), "routing"),
@@ -78,7 +91,7 @@ def mount(
     """Add the extension's views to ``admin``; returns them by name.
 
     URLs are ``<admin url>/<url_prefix>/`` (the dashboard, first in the
-    category), ``.../accounts/``, ``.../logs/``, ``.../messages/``,
+    category), ``.../accounts/``, ``.../logs/``, ``.../messages/``, ``.../outbox/``,
     ``.../alerts/``, ``.../settings/`` and ``.../routing/``; endpoints start
     with ``smtp_accounts_``. ``views`` puts a site's subclass in place of a
     page's view, e.g. ``{"accounts": MyAccountsView}`` for its
