@@ -91,6 +91,12 @@ def test_the_page_shows_each_accounts_queue(
     assert "running" in row(page, shop) and "Pause" in row(page, shop)
     assert "Outbox" in text_of(get(client, f"{ADMIN}/"))  # in the menu
 
+    with admin_site.app.app_context():
+        admin_site.ext.pause_queue(club)
+        admin_site.ext.deliver_queued(connections=1, limit=1)
+    # One letter sent in the rate's 5-minute window: 0.2 a minute, so the 2 left take 10 minutes.
+    assert row(get(client, OUTBOX), shop).startswith("Shop <shop@example.com> 2 0 1 0 0.2 about 10 minutes")
+
 
 def test_pause_and_resume_stop_and_restart_an_accounts_letters(
     admin_site: AdminSite, client: t.Any, two_queues: tuple[int, int]

@@ -45,14 +45,14 @@ def label_text(line: OutboxLine) -> str:
 
 def rate_text(per_minute: float) -> str:
     """Letters a minute, as the page's language writes a number."""
-    return format_decimal(round(per_minute, 1))
+    return str(format_decimal(round(per_minute, 1)))
 
 
 def time_left_text(seconds: float | None) -> str:
     """``about 3 minutes``; a dash when nothing is queued or nothing was sent lately to measure by."""
-    if seconds is None:
+    if not seconds:
         return "–"
-    return _("about %(time)s", time=format_timedelta(timedelta(seconds=seconds), threshold=1))
+    return str(_("about %(time)s", time=format_timedelta(timedelta(seconds=seconds), threshold=1)))
 
 
 class OutboxView(ProtectedView, BaseView):
