@@ -6,6 +6,7 @@ from .check import CheckResult
 from .errors import (
     AccountInUseError,
     AlertDeliveryError,
+    ConnectionsBusyError,
     DeliveryError,
     EncryptionError,
     InvalidAccountError,
@@ -46,6 +47,7 @@ __all__ = [
     "AccountInfo",
     "CheckResult",
     "Choice",
+    "ConnectionsBusyError",
     "DeliveryError",
     "DeliveryReport",
     "EncryptionError",

@@ -179,6 +179,11 @@ def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.C
                 help='Accounts to try, in order, when this one fails, e.g. "3,5" ("" for none).',
             ),
             click.option(
+                "--max-connections",
+                type=click.IntRange(0, 100),
+                help="Most connections open to the server at once, across all workers (0: no limit).",
+            ),
+            click.option(
                 "--password-env",
                 metavar="NAME",
                 help="Read the password from this environment variable instead of a prompt.",
@@ -584,7 +589,7 @@ def deliver(connections: int, limit: int | None, forever: bool) -> None:
             if not report.sent + report.failed + report.requeued:
                 time.sleep(IDLE_S)
     except KeyboardInterrupt:
-        click.echo("\nStopped; letters not begun go back to the queue.")
+        click.echo("\nStopped: the letters being sent were finished, the rest went back to the queue.")
 
 
 @smtp_accounts_cli.group("outbox")

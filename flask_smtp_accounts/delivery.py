@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import time
 import typing as t
 from dataclasses import dataclass
 
@@ -34,8 +35,9 @@ import sqlalchemy as sa
 
 from . import retry
 from .connection import Interrupted, close_quietly, send_transaction
+from .connection_slots import ConnectionSlots, Slot
 from .directory import Directory
-from .errors import DeliveryError
+from .errors import ConnectionsBusyError, DeliveryError
 from .failover import CONNECTION, PERMANENT, RouteHeaders, failure_kind, route_chain, route_headers
 from .headers import encode_address, set_header
 from .health import Health
@@ -48,6 +50,9 @@ from .signals import account_failed, message_queued, message_sent, send_failed
 from .smtp_logs import SMTPLogs
 
 logger = logging.getLogger("flask_smtp_accounts")
+
+#: How often an inline send looks for a free connection slot of a capped account (``max_connections``).
+SLOT_POLL_S = 0.05
 
 #: Opens an account's connection, logged in, reporting to a transcript, with a timeout (``connection.open_connection``).
 AccountOpener = t.Callable[[AccountInfo, t.Any, float], smtplib.SMTP]
@@ -90,8 +95,10 @@ class Dispatcher:
         default: DefaultRoute,
         max_emails: int | None,
         app: t.Any,
+        slots: ConnectionSlots,
     ) -> None:
         self._settings = settings
+        self._slots = slots
         self._directory = directory
         self._health = health
         self._log = message_log
@@ -105,6 +112,8 @@ class Dispatcher:
         self._backups: dict[int, AccountInfo | None] = {}
         #: Accounts found cooling down in this block: not asked again for each letter.
         self._cooling: dict[int, DeliveryError] = {}
+        #: The connection slot this block holds for each capped account (``max_connections``).
+        self._held: dict[int, Slot] = {}
 
     # --- one letter -----------------------------------------------------------
 
@@ -165,11 +174,14 @@ class Dispatcher:
         return outcome
 
     def close(self) -> None:
-        """Close every connection the block opened."""
+        """Close every connection the block opened, and give back its connection slots."""
         for opened in self._open.values():
             self._finish(opened)
         self._open.clear()
         self._default.close()
+        held, self._held = self._held, {}
+        for slot in held.values():
+            self._slots.free(slot)
 
     # --- steps ----------------------------------------------------------------
 
@@ -221,7 +233,12 @@ class Dispatcher:
         except DeliveryError as err:
             outcome.failed(account, err)
             kind = failure_kind(err)
-            if kind == CONNECTION and account is not None and err.stage != "cool-down":
+            if (
+                kind == CONNECTION
+                and account is not None
+                and err.stage != "cool-down"
+                and not isinstance(err, ConnectionsBusyError)
+            ):
                 self._cool_down(account, err)
                 account_failed(self.app, account, err, self._settings.cooldown_s)
             return bool(outcome.pending) if err.refused else kind != PERMANENT
@@ -312,14 +329,21 @@ class Dispatcher:
         return refused
 
     def _connection(self, account: AccountInfo, outcome: Outcome) -> _Open:
-        """The block's connection of ``account``; before opening one, its cool-down is read (every process's)."""
+        """The block's connection of ``account``; before opening one, its cool-down is read (every process's).
+
+        A capped account (``max_connections``) needs a slot first; an inline
+        send waits for one up to ``timeout_s``, then fails the route with
+        :class:`ConnectionsBusyError` (temporary: backups, or the queue).
+        """
         opened = self._open.get(account.id)
-        if opened is not None:
+        if opened is not None and self._slot_kept(account):
             return opened
         cooling = self._cooling.get(account.id) or self._health.cooling(account)
         if cooling is not None:
             self._cooling[account.id] = cooling
             raise cooling
+        if account.max_connections:
+            self._wait_for_slot(account)
         outcome.tried = True
         log = self._smtp_logs.session(account, "send", self._settings)
         try:
@@ -332,6 +356,38 @@ class Dispatcher:
             raise
         opened = self._open[account.id] = _Open(smtp, log)
         return opened
+
+    def hold_slot(self, account: AccountInfo) -> bool:
+        """Take a connection slot of ``account`` for this block now, unless it has one; ``False``: all are busy."""
+        if not account.max_connections or account.id in self._held:
+            return True
+        slot = self._slots.take(account.id, account.max_connections)
+        if slot is None:
+            return False
+        self._held[account.id] = slot
+        return True
+
+    def _slot_kept(self, account: AccountInfo) -> bool:
+        """Whether the open connection of ``account`` may stay open: its slot renewed (once half its lease is gone).
+
+        A slot lost (the connection sat idle past the lease, and another
+        holder took it) closes the connection.
+        """
+        slot = self._held.get(account.id)
+        if slot is None or not slot.due_for_renewal(utcnow()) or self._slots.renew(slot):
+            return True
+        del self._held[account.id]
+        self._drop(account.id)
+        return False
+
+    def _wait_for_slot(self, account: AccountInfo) -> None:
+        deadline = time.monotonic() + self._settings.timeout_s
+        while not self.hold_slot(account):
+            if time.monotonic() >= deadline:
+                raise ConnectionsBusyError(
+                    account.id, account.max_connections, host=account.host, port=account.port
+                )
+            time.sleep(SLOT_POLL_S)
 
     def _drop(self, key: int) -> None:
         opened = self._open.pop(key, None)

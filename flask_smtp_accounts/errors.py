@@ -150,6 +150,24 @@ class DeliveryError(SMTPAccountsError, smtplib.SMTPException):
         return f"{self.stage} failed{where}{server}: {self.reason}{answer}"
 
 
+class ConnectionsBusyError(DeliveryError):
+    """Every connection the account allows (``max_connections``) is open elsewhere: try again later or elsewhere.
+
+    A temporary failure at ``connect`` that says nothing bad about the
+    account, so it never cools the account down.
+    """
+
+    def __init__(self, account_id: int, max_connections: int, *, host: str, port: int) -> None:
+        super().__init__(
+            "connect",
+            f"all {max_connections} connections of the account are busy",
+            account_id=account_id,
+            host=host,
+            port=port,
+        )
+        self.max_connections = max_connections
+
+
 class MessageLogError(SMTPAccountsError):
     """The message log could not be written, so the letter was not sent (or not recorded as sent).
 

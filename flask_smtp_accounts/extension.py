@@ -22,6 +22,7 @@ from .alerts import Alerts
 from .check import CheckResult, run_check
 from .config import Config, read_config
 from .connection import open_connection
+from .connection_slots import ConnectionSlots
 from .crypto import Vault
 from .delivery import DefaultRoute, Dispatcher
 from .directory import Directory
@@ -64,6 +65,7 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
     "login",
     "verify_tls",
     "backup_ids",
+    "max_connections",
 )
 # OAuth2: the plain fields, and the write-only secrets (an empty one keeps the stored one, like the password).
 ACCOUNT_FIELDS += OAUTH_FIELDS + tuple(OAUTH_SECRETS)
@@ -99,6 +101,7 @@ class _State:
             claim_lease=timedelta(seconds=config.claim_lease_s) if config.claim_lease_s else LEASE,
         )
         self.health = Health(models, self.engine)
+        self.connection_slots = ConnectionSlots(models, self.engine)
         self.smtp_logs = SMTPLogs(config.log_dir)
         self.stats = MailStats(models, self.engine)
         self.alerts = Alerts(models, self.engine, self.vault, self.stats)
@@ -151,6 +154,7 @@ class _State:
             default=default,
             max_emails=max_emails,
             app=current_app._get_current_object(),  # type: ignore[attr-defined]
+            slots=self.connection_slots,
         )
 
     def _open_account(self, account: AccountInfo, transcript: t.Any, timeout: float) -> smtplib.SMTP:
@@ -846,5 +850,6 @@ def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
         "login": "",
         "verify_tls": True,
         "backup_ids": (),
+        "max_connections": 0,
     }
     return {**defaults, **fields}

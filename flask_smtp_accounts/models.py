@@ -67,6 +67,8 @@ class AccountInfo:
     oauth_scope: str = ""
     oauth_client_secret_encrypted: str | None = field(default=None, repr=False)
     oauth_refresh_token_encrypted: str | None = field(default=None, repr=False)
+    #: Connections open to the account's server at once, across all processes and machines; 0: no cap.
+    max_connections: int = 0
 
     @property
     def label(self) -> str:
@@ -116,6 +118,7 @@ class Models:
     AlertEvent: t.Any
     Alert: t.Any
     AlertThrottle: t.Any
+    ConnectionSlot: t.Any
 
 
 #: A point in time, to the microsecond on every database: MySQL's DATETIME keeps whole seconds
@@ -176,6 +179,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         oauth_scope: Mapped[str] = mapped_column(sa.String(500), default="")
         oauth_client_secret_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
         oauth_refresh_token_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
+        max_connections: Mapped[int] = mapped_column(default=0)
         created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
         updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
@@ -297,9 +301,29 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         #: A person paused the account's queue: drainers take none of the letters waiting for it.
         queue_paused: Mapped[bool] = mapped_column(default=False)
 
+    class ConnectionSlot(db.Model):  # type: ignore[name-defined,misc]
+        """One of the ``max_connections`` slots of an account: a connection may be open while its holder has it."""
+
+        __tablename__ = "smtp_accounts_connection_slot"
+        __bind_key__ = bind_key
+
+        account_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        slot: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        #: Who holds it (a process and connection); NULL: free.
+        holder: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+        #: The holder renews it before this; past it, the slot is free again (its holder died).
+        lease_until: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
+
     alert_models = _alert_models(db, bind_key)
     _listen(Account, Settings, Health)
-    models = Models(Account=Account, Settings=Settings, Message=Message, Health=Health, **alert_models)
+    models = Models(
+        Account=Account,
+        Settings=Settings,
+        Message=Message,
+        Health=Health,
+        ConnectionSlot=ConnectionSlot,
+        **alert_models,
+    )
     _models[db] = models
     return models
 
@@ -407,6 +431,7 @@ def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
                 "auth",
                 "login",
                 "backup_ids",
+                "max_connections",
             )
         }
         values["has_password"] = bool(target.password_encrypted)

@@ -18,6 +18,7 @@ its lease (``SMTP_ACCOUNTS_CLAIM_LEASE_S``).
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -36,6 +37,11 @@ if t.TYPE_CHECKING:
 MAX_CONNECTIONS = 100
 #: The most letters a thread claims at once: a short lease's worth, and few to give back if it stops.
 MAX_BATCH = 100
+#: How long an account whose connection slots are all taken (``max_connections``) is left before
+#: a thread asks again; also how long a thread waits when every account with due letters is so.
+BUSY_WAIT_S = 0.25
+
+logger = logging.getLogger("flask_smtp_accounts")
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,8 @@ class _Drain:
         self._budget = limit
         #: How many threads of this drain work on each account now.
         self._working: dict[int, int] = {}
+        #: Accounts whose connection slots were all taken, and until when (monotonic) they are left.
+        self._busy: dict[int, float] = {}
         self.tally = retry.Tally()
         self.errors: list[BaseException] = []
         self.stop = threading.Event()
@@ -121,8 +129,15 @@ class _Drain:
         ]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.join()
+        except KeyboardInterrupt:
+            # Each thread finishes the letter it is sending and gives the rest of its batch back.
+            self.stop.set()
+            for thread in threads:
+                thread.join()
+            raise
 
     def report(self, left: int) -> DeliveryReport:
         tally = self.tally
@@ -148,10 +163,13 @@ class _Drain:
         current: int | None = None
         try:
             while not self.stop.is_set():
-                picked = self._pick()
+                picked = self._pick(current)
                 if picked is None:
                     return
                 account_id, size = picked
+                if account_id < 0:  # every account with due letters is at its connection cap
+                    self.stop.wait(BUSY_WAIT_S)
+                    continue
                 claimed = 0
                 try:
                     if account_id != current and dispatcher is not None:
@@ -159,9 +177,11 @@ class _Drain:
                         dispatcher = None
                     if dispatcher is None:
                         dispatcher, current = retry.dispatcher(self.state), account_id
+                    if not self._slot_for(dispatcher, account_id):
+                        continue
                     claim = self.state.message_log.claim(size, account_id=account_id)
                     claimed = len(claim.ids)
-                    tally = retry.deliver_claimed(self.state, dispatcher, claim)
+                    tally = retry.deliver_claimed(self.state, dispatcher, claim, stop=self.stop)
                 finally:
                     self._done(account_id, size, claimed)
                 self._settled(tally)
@@ -169,13 +189,36 @@ class _Drain:
             if dispatcher is not None:
                 dispatcher.close()
 
-    def _pick(self) -> tuple[int, int] | None:
-        """The account this thread works on next and how many of its letters to claim; ``None``: nothing left."""
+    def _slot_for(self, dispatcher: Dispatcher, account_id: int) -> bool:
+        """Take a connection slot of a capped account before claiming its letters; ``False``: all are taken."""
+        account = self.state.directory.account(account_id) if account_id else None
+        if account is None or dispatcher.hold_slot(account):
+            return True
+        logger.info(
+            "flask-smtp-accounts: all %s connections of account %s are busy; its letters wait",
+            account.max_connections,
+            account_id,
+        )
+        with self._lock:
+            self._busy[account_id] = time.monotonic() + BUSY_WAIT_S
+        return False
+
+    def _pick(self, current: int | None) -> tuple[int, int] | None:
+        """The account this thread works on next and how many of its letters to claim; ``None``: nothing left.
+
+        An account of ``-1``: every account with due letters is at its
+        connection cap for now; the thread waits a moment and asks again.
+        ``current``: the account whose slot the thread holds, if any, never busy for it.
+        """
         due = self.state.message_log.due_accounts()
         with self._lock:
             if not due or self._budget == 0:
                 return None
-            account_id = min(due, key=lambda a: (self._working.get(a, 0), -due[a], a))
+            now = time.monotonic()
+            free = [a for a in due if a == current or self._busy.get(a, 0) <= now]
+            if not free:
+                return -1, 0
+            account_id = min(free, key=lambda a: (self._working.get(a, 0), -due[a], a))
             # Share an account's letters among the threads that will work on it.
             share = max(1, math.ceil(self.connections / len(due)))
             size = max(1, min(MAX_BATCH, math.ceil(due[account_id] / share)))
@@ -186,6 +229,7 @@ class _Drain:
             return account_id, size
 
     def _done(self, account_id: int, reserved: int, claimed: int) -> None:
+        """Give back what a turn reserved and did not claim."""
         with self._lock:
             self._working[account_id] -= 1
             if self._budget is not None:

@@ -27,6 +27,7 @@ queued or interrupted letter; it refuses letters a server already accepted.
 
 from __future__ import annotations
 
+import threading
 import typing as t
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -159,19 +160,25 @@ class Tally:
 
 
 def deliver_claimed(
-    state: _State, dispatcher: delivery.Dispatcher, claim: Claim, tally: Tally | None = None
+    state: _State,
+    dispatcher: delivery.Dispatcher,
+    claim: Claim,
+    tally: Tally | None = None,
+    stop: threading.Event | None = None,
 ) -> Tally:
     """Send the letters of ``claim`` one by one on ``dispatcher``: each ``claimed`` → ``sending`` → settled.
 
     A temporary failure puts a letter back in the queue (with its backoff).
-    If sending stops on an error, the claimed letters not yet begun go back
-    to the queue at once, and the error propagates.
+    If sending stops on an error, or ``stop`` is set, the claimed letters
+    not yet begun go back to the queue at once (an error then propagates).
     """
     log = state.message_log
     tally = tally if tally is not None else Tally()
     begun = 0
     try:
         for record_id in claim.ids:
+            if stop is not None and stop.is_set():
+                break
             begun += 1
             record = log.begin_sending(record_id, claim.until)
             if record is None:

@@ -136,7 +136,15 @@ def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
         out.update(validate_oauth2(values))
     if "backup_ids" in values:
         out["backup_ids"] = backup_ids(values.get("backup_ids"), values.get("id"))
+    if values.get("max_connections") is not None:
+        out["max_connections"] = _int_in(
+            "max_connections", values["max_connections"], 0, MAX_CONNECTIONS, InvalidAccountError
+        )
     return out
+
+
+#: The highest ``max_connections`` of an account (0: no cap).
+MAX_CONNECTIONS = 100
 
 
 #: What decides where the stored password goes (and an OAuth2 account's access tokens).
@@ -326,15 +334,19 @@ def validate_oauth2(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     return out
 
 
-def _int_in(field: str, value: t.Any, low: int, high: int) -> int:
+def _int_in(
+    field: str,
+    value: t.Any,
+    low: int,
+    high: int,
+    error: type[InvalidSettingError] | type[InvalidAccountError] = InvalidSettingError,
+) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
-        raise InvalidSettingError(
-            field, f"must be a whole number from {low} to {high}, not {value!r}"
-        ) from None
+        raise error(field, f"must be a whole number from {low} to {high}, not {value!r}") from None
     if isinstance(value, bool) or isinstance(value, float) and value != number or not low <= number <= high:
-        raise InvalidSettingError(field, f"must be a whole number from {low} to {high}, not {value!r}")
+        raise error(field, f"must be a whole number from {low} to {high}, not {value!r}")
     return number
 
 

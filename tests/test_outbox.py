@@ -330,3 +330,17 @@ def test_letters_of_two_accounts_over_eight_connections_each_arrive_once(
     assert {r.message["From"] for r in shop.received} == {"shop@example.com"}
     assert (report.sent, report.failed, report.left) == (300, 0, 0)
     assert Counter(r["status"] for r in rows(app)) == {"sent": len(received)}
+
+
+def test_with_sending_suppressed_an_outbox_letter_is_logged_suppressed_not_queued(
+    app, mail, ext, add_account, make_smtp_server
+):
+    server = make_smtp_server()
+    add_account(server, sender_email="shop@example.com")
+    app.extensions["mail"].suppress = True  # MAIL_SUPPRESS_SEND, as under TESTING
+
+    with ext.outbox():
+        mail.send(letter())
+
+    assert [r["status"] for r in rows(app)] == ["suppressed"]
+    assert ext.deliver_queued().sent == 0 and server.received == []

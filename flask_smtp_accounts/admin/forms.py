@@ -205,6 +205,14 @@ class AccountForm(SecureForm):
             " listed (hold Ctrl or Cmd to choose several)."
         ),
     )
+    max_connections = IntegerField(
+        _l("Connections at once"),
+        default=0,
+        widget=NumberInput(min=0, max=100),
+        description=_l(
+            "The most connections open to this server at once, across all workers and machines. 0: no limit."
+        ),
+    )
 
     def account_fields(self) -> dict[str, t.Any]:
         """The submitted account fields, as the Python API takes them.
@@ -249,10 +257,11 @@ ACCOUNT_FORM_FIELDS = tuple(
         "login",
         *OAUTH_FORM_FIELDS,
         "backup_ids",
+        "max_connections",
     )
     if name in ACCOUNT_FIELDS
 )
-for _name in (*OAUTH_FORM_FIELDS, "backup_ids"):
+for _name in (*OAUTH_FORM_FIELDS, "backup_ids", "max_connections"):
     if _name not in ACCOUNT_FORM_FIELDS:
         delattr(AccountForm, _name)
 

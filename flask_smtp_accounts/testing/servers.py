@@ -183,6 +183,29 @@ class _XOAuth2Handler(_Handler):
         return AuthResult(success=False, handled=False, message=refusal)
 
 
+class _CountedSMTP(SMTP):
+    """aiosmtpd's SMTP protocol, telling its :class:`SMTPServer` when a client connects and leaves."""
+
+    def __init__(self, owner: SMTPServer, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._owner = owner
+        self._counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self._counted:  # STARTTLS makes a connection anew on the same socket: one session still
+            self._counted = True
+            self._owner._session_opened()
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        try:
+            super().connection_lost(error)
+        finally:
+            if self._counted:
+                self._counted = False
+                self._owner._session_closed()
+
+
 class _Controller(Controller):
     """Controller that remembers every SMTP connection so :meth:`SMTPServer.stop` can close them."""
 
@@ -191,7 +214,7 @@ class _Controller(Controller):
         self.connections: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     def factory(self) -> SMTP:
-        smtp = super().factory()
+        smtp = _CountedSMTP(self.handler._owner, self.handler, **self.SMTP_kwargs)
         self.connections.add(smtp)
         return smtp
 
@@ -258,6 +281,8 @@ class SMTPServer:
         self._lock = threading.Condition()
         self._received: list[Received] = []
         self._auth_attempts: list[AuthAttempt] = []
+        self._sessions_open = 0
+        self._most_sessions = 0
 
     def __repr__(self) -> str:
         auth = "auth" if self.credentials else "no-auth"
@@ -321,6 +346,29 @@ class SMTPServer:
         with self._lock:
             self._auth_attempts.append(AuthAttempt("XOAUTH2", login, success))
         return success
+
+    def _session_opened(self) -> None:
+        with self._lock:
+            self._sessions_open += 1
+            self._most_sessions = max(self._most_sessions, self._sessions_open)
+            self._lock.notify_all()
+
+    def _session_closed(self) -> None:
+        with self._lock:
+            self._sessions_open -= 1
+            self._lock.notify_all()
+
+    @property
+    def sessions_open(self) -> int:
+        """Client connections open now."""
+        with self._lock:
+            return self._sessions_open
+
+    @property
+    def most_sessions_at_once(self) -> int:
+        """The most client connections that were ever open at the same time."""
+        with self._lock:
+            return self._most_sessions
 
     def _record(self, received: Received) -> None:
         with self._lock:
