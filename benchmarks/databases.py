@@ -7,6 +7,11 @@ has. Given a server URL (``--database-url``, or the environment variable
 PostgreSQL database (``bench_<app>``), or its own database on that MySQL or
 MariaDB server (``<database>_bench_<app>``), made afresh and dropped at the
 end: apps measured side by side must not see each other's accounts.
+
+``--sqlite-wal`` puts each SQLite file in WAL mode with ``synchronous=NORMAL``
+(:func:`sqlite_wal`, the README's opt-in for sites): cheaper commits, at the
+price of the last commits when the machine loses power (not when the
+process is killed).
 """
 
 from __future__ import annotations
@@ -29,11 +34,27 @@ def url_from_environment() -> str | None:
     return None
 
 
+def sqlite_wal(engine: sa.Engine) -> None:
+    """Every new connection of ``engine`` in WAL mode, synced at checkpoints rather than at each commit.
+
+    The recipe of the README (Benchmarks, "SQLite: the two commits"), for any engine.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def wal(dbapi_connection: t.Any, connection_record: t.Any) -> None:
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
 class Databases:
     """Hands out one empty database per app; :meth:`drop` removes those made on a server."""
 
-    def __init__(self, url: str | None) -> None:
+    def __init__(self, url: str | None, *, wal: bool = False) -> None:
         self.url: URL | None = make_url(url) if url else None
+        #: SQLite files in WAL mode with ``synchronous=NORMAL`` (:func:`sqlite_wal`).
+        self.wal = wal
+        if wal and self.url is not None:
+            raise SystemExit("--sqlite-wal is for SQLite files; it cannot be combined with --database-url")
         self._made: list[str] = []
         if self.url is not None and self.url.get_backend_name() not in ("postgresql", "mysql", "mariadb"):
             raise SystemExit(
@@ -42,7 +63,8 @@ class Databases:
 
     def describe(self) -> str:
         if self.url is None:
-            return "SQLite, one file per app"
+            journal = "WAL, synchronous=NORMAL (opt-in)" if self.wal else "default journal, synchronous=FULL"
+            return f"SQLite, one file per app, {journal}"
         each = "schema" if self.url.get_backend_name() == "postgresql" else "database"
         return f"{self.url.get_backend_name()} at {self.url.render_as_string(hide_password=True)}, one {each} per app"
 
@@ -62,6 +84,16 @@ class Databases:
         self._execute(f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
         self._made.append(name)
         return {"SQLALCHEMY_DATABASE_URI": self.url.set(database=name).render_as_string(hide_password=False)}
+
+    def tune(self, engine: sa.Engine) -> None:
+        """Apply the chosen journal to an app's engine, before it sends (its pooled connections are renewed)."""
+        if self.wal:
+            sqlite_wal(engine)
+            engine.dispose()
+            with engine.connect() as conn:
+                mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+            if mode != "wal":
+                raise SystemExit(f"--sqlite-wal: SQLite kept its {mode} journal")
 
     def drop(self) -> None:
         """Drop every schema or database made by :meth:`config`."""

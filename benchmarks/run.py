@@ -35,7 +35,7 @@ from databases import URL_VARIABLES, Databases, url_from_environment  # noqa: E4
 from relay import DEFAULT_DELAY_MS  # noqa: E402
 from sink import start_sink  # noqa: E402
 
-PARTS = ("relay", "single", "newsletter", "choose", "logs", "memory")
+PARTS = ("relay", "single", "newsletter", "choose", "logs", "memory", "pipelining")
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,20 @@ class Counts:
     accounts: tuple[int, ...] = (10, 1_000, 100_000)
     calls: int = 2000
     memory: int = 20_000
+    pipelined: int = 100
 
 
 FULL = Counts()
 QUICK = Counts(
-    rounds=2, warmup=1, relayed=1, single=3, loop=20, accounts=(10, 100, 1_000), calls=20, memory=200
+    rounds=2,
+    warmup=1,
+    relayed=1,
+    single=3,
+    loop=20,
+    accounts=(10, 100, 1_000),
+    calls=20,
+    memory=200,
+    pipelined=3,
 )
 
 
@@ -81,6 +90,11 @@ def parse_args(argv: t.Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--memory-letters", type=int, help="letters routed for the memory figure (default 20,000)"
     )
+    parser.add_argument(
+        "--pipelined",
+        type=int,
+        help="letters on one connection through the relay, pipelining on and off (default 100)",
+    )
     parser.add_argument("--only", help=f"comma-separated parts to run: {','.join(PARTS)}")
     parser.add_argument(
         "--sink",
@@ -93,6 +107,11 @@ def parse_args(argv: t.Sequence[str] | None) -> argparse.Namespace:
         help="PostgreSQL or MySQL/MariaDB URL for the routed apps' tables (default: "
         + " or ".join(f"${name}" for name in URL_VARIABLES)
         + ", else SQLite files)",
+    )
+    parser.add_argument(
+        "--sqlite-wal",
+        action="store_true",
+        help="SQLite files in WAL mode with synchronous=NORMAL (the README's opt-in; default: SQLite's own journal)",
     )
     parser.add_argument(
         "--out",
@@ -130,6 +149,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         "relayed": args.relayed,
         "calls": args.calls,
         "memory": args.memory_letters,
+        "pipelined": args.pipelined,
         "accounts": tuple(int(n) for n in args.accounts.split(",")) if args.accounts else None,
     }
     counts = replace(QUICK if args.quick else FULL, **{k: v for k, v in given.items() if v is not None})
@@ -143,7 +163,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="smtp-accounts-bench-") as folder, start_sink(args.sink) as sink:
         print(f"sink: {sink.kind} on {sink.host}:{sink.port}, pid {sink.process.pid}", flush=True)
-        databases = Databases(args.database_url or url_from_environment())
+        databases = Databases(args.database_url or url_from_environment(), wal=args.sqlite_wal)
         print(f"site database: {databases.describe()}", flush=True)
         setup = scenarios.Setup(
             sink.host, sink.port, folder, counts.rounds, counts.warmup, databases, delay_ms=args.delay_ms
@@ -155,6 +175,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             "choose": lambda: scenarios.choosing(setup, list(counts.accounts), counts.calls),
             "logs": lambda: scenarios.logs(setup, counts.loop),
             "memory": lambda: scenarios.memory(setup, counts.memory),
+            "pipelining": lambda: scenarios.pipelining(setup, counts.pipelined),
         }
         sections = []
         try:

@@ -1,6 +1,6 @@
 """The measurements: a single letter through a relay 10 ms away, single
 letters and the newsletter loop on loopback, choosing an account, the logs,
-and memory. Each returns a :class:`Section` of figures and of ratios next to
+memory, and PIPELINING on and off through the relay. Each returns a :class:`Section` of figures and of ratios next to
 their targets.
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 from apps import (
     RECIPIENT,
     SENDER,
+    db,
     dispose,
     fill_accounts,
     genuine_flask_mail,
@@ -38,8 +39,11 @@ from relay import start_relay
 from sink import start_secure_sink
 
 from flask_smtp_accounts import message_sent
+from flask_smtp_accounts.connection import close_quietly, open_connection
+from flask_smtp_accounts.models import AccountInfo
 from flask_smtp_accounts.routing import RULE_LARGEST_ID
 from flask_smtp_accounts.testing import make_certs
+from flask_smtp_accounts.transaction import send_transaction
 
 MB = 1024 * 1024
 
@@ -67,6 +71,8 @@ class Setup:
         app = routed_app(
             folder, host or self.host, port or self.port, database=self.databases.config(folder), **options
         )
+        with app.app_context():
+            self.databases.tune(db.engine)
         self.routed_apps.append(app)
         return app
 
@@ -604,4 +610,90 @@ def memory(setup: Setup, letters: int) -> Section:
         ),
     ]
     section.extra["tracemalloc: still held at the end of the loop (MB)"] = round(retained, 3)
+    return section
+
+
+# --- 7. PIPELINING on and off, through the relay ------------------------------------
+
+
+def _transactions(app: Flask, account: AccountInfo, letters: int) -> Timing:
+    """``letters`` SMTP transactions on one connection, nothing else: the protocol's own cost."""
+    with app.app_context():
+        data = letter().as_bytes()
+        with Clock() as clock:
+            smtp = open_connection(account, None, timeout=30)
+            for _ in range(letters):
+                send_transaction(smtp, SENDER[1], [RECIPIENT], data)
+            close_quietly(smtp)
+    return clock.timing(scale=1000)
+
+
+def pipelining(setup: Setup, letters: int) -> Section:
+    """``letters`` letters on one connection to a server :attr:`Setup.delay_ms` each way, pipelining on and off."""
+    with start_relay(setup.port, setup.delay_ms) as relay:
+        apps = {
+            on: setup.routed(
+                f"pipelining_{'on' if on else 'off'}",
+                relay.host,
+                relay.port,
+                account={"security": "none", "auth": "none", "pipelining": on},
+                save_logs=False,
+            )
+            for on in (True, False)
+        }
+        for app in apps.values():
+            check_routed(app)
+        accounts = {
+            on: AccountInfo(
+                id=0,
+                active=True,
+                sender_name="",
+                sender_email=SENDER[1],
+                host=relay.host,
+                port=relay.port,
+                security="none",
+                auth="none",
+                login="",
+                verify_tls=True,
+                pipelining=on,
+            )
+            for on in (True, False)
+        }
+        timings = interleaved(
+            {
+                "routed, pipelining on": lambda: _loop(apps[True], letters),
+                "routed, pipelining off": lambda: _loop(apps[False], letters),
+                "transactions alone, pipelining on": lambda: _transactions(
+                    apps[True], accounts[True], letters
+                ),
+                "transactions alone, pipelining off": lambda: _transactions(
+                    apps[False], accounts[False], letters
+                ),
+            },
+            rounds=setup.rounds,
+            warmup=setup.warmup,
+        )
+    wall = walls(timings)
+    away = f"{letters:,} letters, {2 * setup.delay_ms:g} ms away"
+    section = Section(
+        f"7. PIPELINING: {letters:,} letters on one connection through a relay {setup.delay_ms:g} ms each way"
+        " (mail.connect() block routed; and the SMTP transactions alone, no message log)"
+    )
+    section.figures = {name: Stats.of(values, "ms/block") for name, values in wall.items()}
+    section.info += [
+        Target.ratio(
+            f"{away}: routed, pipelining on / off",
+            paired_ratios(wall, "routed, pipelining on", "routed, pipelining off"),
+            float("inf"),
+            "the whole block: the letters' message-log rows included",
+        ),
+        Target.ratio(
+            f"{away}: transactions alone, pipelining on / off",
+            paired_ratios(wall, "transactions alone, pipelining on", "transactions alone, pipelining off"),
+            float("inf"),
+            "MAIL, RCPT, DATA in one write: 2 round trips a letter instead of 4",
+        ),
+    ]
+    for name, stats in section.figures.items():
+        section.extra[f"{name}: per letter, median (ms)"] = round(stats.median / letters, 1)
     return section

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing as t
 from dataclasses import dataclass, field
 
 #: How :func:`start_secure_sink` hands the credentials to the sink's process.
@@ -174,6 +175,13 @@ def _serve() -> None:
     from aiosmtpd.smtp import SMTP
 
     class Discard:
+        async def handle_EHLO(  # noqa: N802
+            self, server: object, session: t.Any, envelope: object, hostname: str, responses: list[str]
+        ) -> list[str]:
+            # Offers PIPELINING as smtp-sink and real servers do; aiosmtpd reads commands a line at a time.
+            session.host_name = hostname  # aiosmtpd leaves this to a handler that answers EHLO
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
         async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
             return "250 OK"
 

@@ -174,6 +174,11 @@ def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.C
                 help="Verify the server's certificate (default). Turn off only for a server you trust.",
             ),
             click.option(
+                "--pipelining/--no-pipelining",
+                default=None,
+                help="Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (default).",
+            ),
+            click.option(
                 "--backup-ids",
                 metavar="IDS",
                 help='Accounts to try, in order, when this one fails, e.g. "3,5" ("" for none).',

@@ -54,6 +54,8 @@ class _TranscriptMixin:
     """Reports the conversation of an smtplib client to a transcript."""
 
     transcript: Transcript | None = None
+    #: Whether a transaction may pipeline its commands when the server offers it (``pipelining.py``).
+    pipelining = False
     _in_auth = False
     _started = 0.0
     _auth_challenge_count = 0
@@ -75,7 +77,9 @@ class _TranscriptMixin:
                         if mechanism[0].upper() == "AUTH" and len(mechanism) == 2
                         else REDACTED
                     )
-                transcript.client(line)
+                # Pipelined commands go in one write; the log still shows one line a command.
+                for command in line.split("\r\n"):
+                    transcript.client(command)
         super().send(s)  # type: ignore[misc]
 
     def getreply(self) -> tuple[int, bytes]:
@@ -306,6 +310,7 @@ def open_connection(
             smtp = TranscriptSMTP(
                 account.host, account.port, ehlo_name, timeout=timeout, transcript=transcript
             )
+        smtp.pipelining = account.pipelining  # type: ignore[attr-defined]
         smtp.ehlo_or_helo_if_needed()
         if account.security == "starttls":
             stage = "tls"
@@ -336,80 +341,6 @@ def open_connection(
     except Exception as err:  # noqa: BLE001 - every failure of a stage is that stage's DeliveryError
         close_quietly(smtp)
         raise failure(stage, err, account) from None
-
-
-class Interrupted(Exception):
-    """A transaction stopped; ``phase`` (``mail``, ``rcpt``, ``data``) says how far the letter got."""
-
-    def __init__(self, phase: str, error: BaseException) -> None:
-        super().__init__(phase)
-        self.phase = phase
-        self.error = error
-
-    @property
-    def connection_lost(self) -> bool:
-        err = self.error
-        if isinstance(err, smtplib.SMTPResponseException):
-            return err.smtp_code == 421
-        return isinstance(err, (smtplib.SMTPServerDisconnected, OSError)) and not isinstance(
-            err, smtplib.SMTPRecipientsRefused
-        )
-
-    def failure(self, account: AccountInfo | None) -> DeliveryError:
-        """The :class:`DeliveryError` of the stopped transaction, naming the SMTP command."""
-        err = failure("send", self.error, account)
-        err.command = self.phase.upper()
-        return err
-
-
-def send_transaction(
-    smtp: smtplib.SMTP,
-    envelope_from: str,
-    recipients: list[str],
-    data: bytes,
-    mail_options: t.Sequence[str] = (),
-    rcpt_options: t.Sequence[str] = (),
-) -> dict[str, tuple[int, bytes]]:
-    """smtplib's ``sendmail``, step by step, so that a failure tells how far the letter got.
-
-    Returns the refused recipients, as ``sendmail`` does. Raises
-    :class:`Interrupted` with ``phase`` ``mail`` (nothing of the letter
-    reached the server), ``rcpt`` or ``data``.
-    """
-    phase = "mail"
-    try:
-        smtp.ehlo_or_helo_if_needed()
-        options = list(mail_options)
-        if smtp.does_esmtp and smtp.has_extn("size"):
-            options.insert(0, f"size={len(data)}")
-        code, reply = smtp.mail(envelope_from, options)
-        if code != 250:
-            raise smtplib.SMTPSenderRefused(code, reply, envelope_from)
-        phase = "rcpt"
-        refused: dict[str, tuple[int, bytes]] = {}
-        for rcpt in recipients:
-            code, reply = smtp.rcpt(rcpt, list(rcpt_options))
-            if code == 421:
-                raise smtplib.SMTPResponseException(code, reply)
-            if code not in (250, 251):
-                refused[rcpt] = (code, reply)
-        if len(refused) == len(recipients):
-            raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
-        phase = "data"
-        code, reply = smtp.data(data)
-        if code != 250:
-            raise smtplib.SMTPDataError(code, reply)
-        return refused
-    except (smtplib.SMTPException, OSError) as err:
-        stop = Interrupted(phase, err)
-        if stop.connection_lost:
-            smtp.close()
-        else:
-            try:
-                smtp.rset()
-            except (smtplib.SMTPException, OSError):
-                smtp.close()
-        raise stop from None
 
 
 def close_quietly(smtp: smtplib.SMTP | None) -> None:

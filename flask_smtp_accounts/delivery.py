@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from . import retry
-from .connection import Interrupted, close_quietly, send_transaction
+from .connection import close_quietly
 from .connection_slots import ConnectionSlots, Slot
 from .directory import Directory
 from .errors import ConnectionsBusyError, DeliveryError
@@ -42,12 +42,13 @@ from .failover import CONNECTION, PERMANENT, RouteHeaders, failure_kind, route_c
 from .headers import encode_address, set_header
 from .health import Health
 from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome
-from .message_log import MessageInfo, MessageLog, row_of
+from .message_log import MessageInfo, MessageLog, changes, row_of
 from .models import AccountInfo, utcnow
 from .routing import choose_route, is_bulk, split_sender
 from .settings import SettingsInfo
 from .signals import account_failed, message_queued, message_sent, send_failed
 from .smtp_logs import SMTPLogs
+from .transaction import Interrupted, send_transaction
 
 logger = logging.getLogger("flask_smtp_accounts")
 
@@ -101,7 +102,7 @@ class Dispatcher:
         self._slots = slots
         self._directory = directory
         self._health = health
-        self._log = message_log
+        self._log = message_log.for_block()
         self._smtp_logs = smtp_logs
         self._open_account = open_account
         self._default = default
@@ -131,9 +132,10 @@ class Dispatcher:
         elif outbox or settings.outbox_all or (bulk and settings.outbox_bulk):
             self._store(outcome)
         else:
-            outcome.record_id = self._log.write_ahead(row_of(outcome, keep_bodies=True, now=utcnow()))
+            ahead = row_of(outcome, keep_bodies=True, now=utcnow())
+            outcome.record_id = self._log.write_ahead(ahead)
             self._attempt(outcome, queue=self._settings.queue_undelivered)
-            self._record(outcome)
+            self._record(outcome, written=ahead)
         self._announce(outcome)
         if outcome.undelivered:
             assert outcome.error is not None
@@ -178,10 +180,13 @@ class Dispatcher:
         for opened in self._open.values():
             self._finish(opened)
         self._open.clear()
-        self._default.close()
-        held, self._held = self._held, {}
-        for slot in held.values():
-            self._slots.free(slot)
+        try:
+            self._default.close()
+        finally:
+            self._log.close()
+            held, self._held = self._held, {}
+            for slot in held.values():
+                self._slots.free(slot)
 
     # --- steps ----------------------------------------------------------------
 
@@ -268,9 +273,10 @@ class Dispatcher:
 
     @staticmethod
     def _render(outcome: Outcome, headers: RouteHeaders) -> bytes:
-        if headers.from_header is None and not headers.reply_to and outcome.body is not None:
-            return outcome.body
-        data = outcome.letter.render(headers.from_header)
+        """The letter as the route sends it: its body (rendered once), with the route's From and Reply-To."""
+        data = outcome.body if outcome.body is not None else outcome.letter.render(None)
+        if headers.from_header is not None:
+            data = set_header(data, "From", encode_address(headers.from_header))
         if headers.reply_to:
             data = set_header(data, "Reply-To", encode_address(headers.reply_to))
         return data
@@ -402,11 +408,13 @@ class Dispatcher:
 
     # --- the message log and the signals ---------------------------------------------
 
-    def _record(self, outcome: Outcome) -> None:
+    def _record(self, outcome: Outcome, *, written: t.Mapping[str, t.Any] | None = None) -> None:
+        """Update the letter's row: only the columns that differ from ``written`` (its write-ahead), if given."""
         assert outcome.record_id is not None
+        row = row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow())
         self._log.settle(
             outcome.record_id,
-            row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow()),
+            row if written is None else changes(written, row),
             message_id=outcome.letter.message_id,
             delivered=bool(outcome.delivered),
         )

@@ -64,6 +64,7 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
     "auth",
     "login",
     "verify_tls",
+    "pipelining",
     "backup_ids",
     "max_connections",
 )
@@ -849,6 +850,7 @@ def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
         "auth": "login",
         "login": "",
         "verify_tls": True,
+        "pipelining": True,
         "backup_ids": (),
         "max_connections": 0,
     }

@@ -25,10 +25,11 @@ from contextvars import ContextVar
 import flask_mail
 from flask import current_app
 
-from .connection import Interrupted, close_quietly, failure, send_transaction
+from .connection import close_quietly, failure
 from .delivery import Dispatcher
 from .errors import DeliveryError
 from .letter import Letter
+from .transaction import Interrupted, send_transaction
 
 _FlaskMailConnection = flask_mail.Connection
 

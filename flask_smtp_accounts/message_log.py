@@ -11,10 +11,12 @@ sent again automatically (that could deliver it twice), and a person may
 resend it. When a row cannot be written, nothing is sent:
 :class:`~flask_smtp_accounts.errors.MessageLogError` says so.
 
-Rows are written through connections of their own (``engine.begin()``),
-never through the site's ``db.session``: the site's transaction is never
-committed or flushed by a letter. :func:`row_of` is the one builder of a
-row, for every status.
+Rows are written through connections of their own, never through the
+site's ``db.session``: the site's transaction is never committed or
+flushed by a letter. Each write is a transaction of its own; within a
+connection block the writes share one pooled connection
+(:meth:`MessageLog.for_block`) instead of taking one from the pool for
+each. :func:`row_of` is the one builder of a row, for every status.
 
 The body of a letter is kept only while it is undelivered (so that it can
 be resent), unless the ``keep_bodies`` setting is on. Rows older than
@@ -24,6 +26,8 @@ bounded batch per statement, from the retry run, never from sending.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import typing as t
 from dataclasses import dataclass
@@ -221,11 +225,26 @@ def row_of(outcome: Outcome, *, keep_bodies: bool, now: datetime) -> dict[str, t
     return row
 
 
+def changes(written: t.Mapping[str, t.Any], row: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The values of ``row`` that differ from the ``written`` one: what the update of a row needs to set.
+
+    ``created_at`` stays the time the row was written ahead.
+    """
+    return {
+        name: value
+        for name, value in row.items()
+        if name != "created_at" and (name not in written or written[name] != value)
+    }
+
+
 class MessageLog:
     """Writes and reads ``smtp_accounts_message`` for one app."""
 
     #: Rows deleted per statement when pruning.
     prune_batch = 1000
+    #: Whether writes share :attr:`_connection` (a block's view, :meth:`for_block`).
+    _shared = False
+    _connection: sa.Connection | None = None
 
     def __init__(
         self,
@@ -237,11 +256,43 @@ class MessageLog:
     ) -> None:
         self._engine = engine
         self.table = models.Message.__table__
+        # Built once: each write passes its row as parameters, so Core neither coerces every value
+        # into the statement nor computes a fresh cache key per letter.
+        self._insert = self.table.insert()
+        self._update = self.table.update().where(self.table.c.id == sa.bindparam("record_id"))
         self._health = models.Health.__table__
         #: How long a claim holds its letters before another drainer may take them.
         self.claim_lease = claim_lease
         #: Why a write would wait on a lock this thread holds itself (``None``: it would not).
         self._blocked = blocked
+
+    def for_block(self) -> MessageLog:
+        """A view of this log for one connection block (one thread): its writes share one pooled connection.
+
+        The connection is taken at the first write and given back by
+        :meth:`close`. Every write is still its own committed transaction.
+        """
+        block = copy.copy(self)
+        block._shared = True
+        return block
+
+    def close(self) -> None:
+        """Give a block's connection back to the pool."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    @contextlib.contextmanager
+    def _writing(self) -> t.Iterator[sa.Connection]:
+        """A connection in a transaction that commits when the block ends without an error."""
+        if not self._shared:
+            with self._engine().begin() as conn:
+                yield conn
+            return
+        if self._connection is None:
+            self._connection = self._engine().connect()
+        with self._connection.begin():
+            yield self._connection
 
     # --- writing ------------------------------------------------------------
 
@@ -267,15 +318,21 @@ class MessageLog:
             raise MessageLogError(message_id, _reason(err), delivered=delivered, record_id=record_id) from err
 
     def insert(self, row: dict[str, t.Any]) -> int:
-        """Write one row now, in its own transaction; return its id."""
-        with self._engine().begin() as conn:
-            key = conn.execute(self.table.insert().values(**row)).inserted_primary_key
+        """Write one row now, in its own transaction; return its id.
+
+        Values that are ``None`` are left out of the statement: a column that
+        may hold ``None`` has no other default, so the row is the same.
+        """
+        values = {name: value for name, value in row.items() if value is not None}
+        with self._writing() as conn:
+            key = conn.execute(self._insert, values).inserted_primary_key
             assert key is not None
             return int(key[0])
 
     def update(self, record_id: int, values: dict[str, t.Any]) -> None:
-        with self._engine().begin() as conn:
-            conn.execute(self.table.update().where(self.table.c.id == record_id).values(**values))
+        """Change ``values`` of one row now, in its own transaction."""
+        with self._writing() as conn:
+            conn.execute(self._update, {**values, "record_id": record_id})
 
     def take_for_resend(self, record_id: int, statuses: t.Sequence[str], now: datetime | None = None) -> bool:
         """Take one letter a person resends, straight to ``sending``, atomically: only one taker ever gets ``True``.

@@ -10,7 +10,6 @@ stale.
 from __future__ import annotations
 
 import typing as t
-import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -52,6 +51,8 @@ class AccountInfo:
     updated_at: datetime | None = None
     #: Accounts that carry the letter, in this order, when this one fails.
     backup_ids: tuple[int, ...] = ()
+    #: Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).
+    pipelining: bool = True
     password_encrypted: str | None = field(default=None, repr=False)
     #: OAuth2 (``auth="oauth2"``), see ``oauth2.py``: ``microsoft``, ``google`` or ``custom``.
     oauth_provider: str = ""
@@ -143,13 +144,17 @@ class IdList(sa.types.TypeDecorator[tuple[int, ...]]):
         return tuple(int(i) for i in value.split(",") if i) if value else ()
 
 
-_models: weakref.WeakKeyDictionary[t.Any, Models] = weakref.WeakKeyDictionary()
+#: The attribute of a ``db`` that holds its models. They live on the ``db`` itself so that they go
+#: when it goes: in a module-level dict keyed by ``db``, even a weak one, the models' own reference to
+#: their ``db`` (Flask-SQLAlchemy's ``Model.__fsa__``) would keep both alive for the whole process.
+_MODELS_ATTRIBUTE = "_smtp_accounts_models"
 
 
 def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
     """Declare the tables on ``db`` (once per ``db``)."""
-    if db in _models:
-        return _models[db]
+    existing: Models | None = getattr(db, _MODELS_ATTRIBUTE, None)
+    if existing is not None:
+        return existing
 
     class Account(db.Model):  # type: ignore[name-defined,misc]
         """An SMTP account that carries the letters sent from its email."""
@@ -170,6 +175,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         password_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
         verify_tls: Mapped[bool] = mapped_column(default=True)
         backup_ids: Mapped[tuple[int, ...]] = mapped_column(IdList, default=())
+        pipelining: Mapped[bool] = mapped_column(default=True)
         oauth_provider: Mapped[str] = mapped_column(sa.String(16), default="")
         oauth_flow: Mapped[str] = mapped_column(sa.String(16), default="")
         oauth_tenant: Mapped[str] = mapped_column(sa.String(255), default="")
@@ -324,7 +330,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         ConnectionSlot=ConnectionSlot,
         **alert_models,
     )
-    _models[db] = models
+    setattr(db, _MODELS_ATTRIBUTE, models)
     return models
 
 
@@ -446,6 +452,8 @@ def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
             target.active = True
         if target.verify_tls is None:
             target.verify_tls = True
+        if target.pipelining is None:
+            target.pipelining = True
 
     def touch_account(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
         check_account(mapper, connection, target)

@@ -67,6 +67,7 @@ CARRIED_FIELDS = (
     "auth",
     "login",
     "verify_tls",
+    "pipelining",
     "backup_ids",
     "oauth_provider",
     "oauth_flow",

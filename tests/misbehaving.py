@@ -7,6 +7,9 @@
   for what aiosmtpd will not do on request: a 421 greeting, dropping the
   connection in the middle of DATA or after it, closing an idle
   connection between letters.
+* :class:`PacketServer`: an SMTP server (offering PIPELINING) that keeps
+  every chunk each ``recv()`` returned, to show which commands came in
+  one write.
 * :class:`HostileServer` and :class:`HostileTokenEndpoint`: an SMTP server
   whose reply at one stage, and an OAuth2 token endpoint whose answer,
   never ends: dripped a byte at a time, or endless.
@@ -79,60 +82,18 @@ class Got:
         return parsed["Message-ID"]
 
 
-class ScriptedServer:
-    """A minimal SMTP server that misbehaves as told.
+class _ThreadedServer:
+    """A TCP server on 127.0.0.1 with a thread per connection; :meth:`_converse` speaks on each."""
 
-    ``greeting``: the first line (``"421 ..."`` greets with a refusal and hangs up).
-    ``data``: ``"accept"``; ``"drop-in-data"`` hangs up after the first line
-    of the letter's data; ``"drop-after-data"`` reads the whole letter,
-    keeps it and hangs up without answering.
-    ``close_after_letter``: after answering 250 to a letter, close the
-    connection (a server dropping idle connections between letters).
-    ``drop_after_letter``: the n-th letter (from 1, over all connections) is
-    kept and the connection dropped without an answer, as ``drop-after-data``.
-    ``auth_challenge``: offer AUTH PLAIN and LOGIN, and answer every AUTH
-    command with this line (``"334 abc"``: a challenge that is not base64).
-    """
-
-    def __init__(
-        self,
-        *,
-        greeting: str = "220 scripted ESMTP",
-        data: str = "accept",
-        close_after_letter: bool = False,
-        drop_after_letter: int | None = None,
-        auth_challenge: str | None = None,
-    ) -> None:
-        self.auth_challenge = auth_challenge
-        self.greeting = greeting
-        self.data_mode = data
-        self.close_after_letter = close_after_letter
-        self.drop_after_letter = drop_after_letter
+    def __init__(self) -> None:
         self.host = HOST
         self.port = 0
         self.connections = 0
-        self._received: list[Got] = []
         self._lock = threading.Condition()
         self._server: socketserver.ThreadingTCPServer | None = None
         self._thread: threading.Thread | None = None
 
-    @property
-    def received(self) -> list[Got]:
-        with self._lock:
-            return list(self._received)
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[Got]:
-        with self._lock:
-            if not self._lock.wait_for(lambda: len(self._received) >= count, timeout):
-                raise AssertionError(f"expected {count} letter(s), got {len(self._received)}")
-            return list(self._received)
-
-    def _keep(self, got: Got) -> None:
-        with self._lock:
-            self._received.append(got)
-            self._lock.notify_all()
-
-    def start(self) -> ScriptedServer:
+    def start(self) -> t.Self:
         owner = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -164,13 +125,79 @@ class ScriptedServer:
             self._thread.join(5)
             self._thread = None
 
-    def __enter__(self) -> ScriptedServer:
+    def __enter__(self) -> t.Self:
         return self.start()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def _converse(self, handler: socketserver.StreamRequestHandler) -> None:
+        raise NotImplementedError
+
+
+class ScriptedServer(_ThreadedServer):
+    """A minimal SMTP server that misbehaves as told.
+
+    ``greeting``: the first line (``"421 ..."`` greets with a refusal and hangs up).
+    ``data``: ``"accept"``; ``"drop-in-data"`` hangs up after the first line
+    of the letter's data; ``"drop-after-data"`` reads the whole letter,
+    keeps it and hangs up without answering.
+    ``close_after_letter``: after answering 250 to a letter, close the
+    connection (a server dropping idle connections between letters).
+    ``drop_after_letter``: the n-th letter (from 1, over all connections) is
+    kept and the connection dropped without an answer, as ``drop-after-data``.
+    ``auth_challenge``: offer AUTH PLAIN and LOGIN, and answer every AUTH
+    command with this line (``"334 abc"``: a challenge that is not base64).
+    ``pipelining``: offer PIPELINING; commands are read a line at a time,
+    however they arrive. ``rcpt_reply``: answer every RCPT with this line
+    (DATA is still answered 354, as RFC 2920 warns a server may; the end of
+    data then gets 554). ``hang_up_at``: on this command (``MAIL``,
+    ``RCPT``, ``DATA``) hang up without answering; ``silent_at``: on it,
+    answer nothing more and wait for the client to hang up.
+    """
+
+    def __init__(
+        self,
+        *,
+        greeting: str = "220 scripted ESMTP",
+        data: str = "accept",
+        close_after_letter: bool = False,
+        drop_after_letter: int | None = None,
+        auth_challenge: str | None = None,
+        pipelining: bool = False,
+        rcpt_reply: str | None = None,
+        hang_up_at: str | None = None,
+        silent_at: str | None = None,
+    ) -> None:
+        self.auth_challenge = auth_challenge
+        self.pipelining = pipelining
+        self.rcpt_reply = rcpt_reply
+        self.hang_up_at = hang_up_at
+        self.silent_at = silent_at
+        self.greeting = greeting
+        self.data_mode = data
+        self.close_after_letter = close_after_letter
+        self.drop_after_letter = drop_after_letter
+        self._received: list[Got] = []
+        super().__init__()
+
+    @property
+    def received(self) -> list[Got]:
+        with self._lock:
+            return list(self._received)
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Got]:
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._received) >= count, timeout):
+                raise AssertionError(f"expected {count} letter(s), got {len(self._received)}")
+            return list(self._received)
+
+    def _keep(self, got: Got) -> None:
+        with self._lock:
+            self._received.append(got)
+            self._lock.notify_all()
 
     def _converse(self, handler: socketserver.StreamRequestHandler) -> None:
         rfile, sock = handler.rfile, handler.connection
@@ -188,10 +215,19 @@ class ScriptedServer:
                 return
             command = line.decode("utf-8", "replace").strip()
             verb = command[:4].upper()
+            if verb == self.hang_up_at:
+                sock.shutdown(socket.SHUT_RDWR)
+                return
+            if verb == self.silent_at:
+                while rfile.readline():
+                    pass
+                return
             if verb == "EHLO":
                 reply("250-scripted")
                 if self.auth_challenge:
                     reply("250-AUTH PLAIN LOGIN")
+                if self.pipelining:
+                    reply("250-PIPELINING")
                 reply("250 8BITMIME")
             elif verb == "AUTH" and self.auth_challenge:
                 reply(self.auth_challenge)
@@ -201,6 +237,8 @@ class ScriptedServer:
             elif verb == "MAIL":
                 mail_from = command.split(":", 1)[1].split()[0].strip("<>")
                 reply("250 OK")
+            elif verb == "RCPT" and self.rcpt_reply:
+                reply(self.rcpt_reply)
             elif verb == "RCPT":
                 rcpt_tos.append(command.split(":", 1)[1].split()[0].strip("<>"))
                 reply("250 OK")
@@ -217,6 +255,10 @@ class ScriptedServer:
                         break
                     lines.append(chunk[1:] if chunk.startswith(b"..") else chunk)
                 self._keep(Got(mail_from, rcpt_tos, b"".join(lines)))
+                if not rcpt_tos:
+                    reply("554 5.5.1 Error: no valid recipients")
+                    mail_from = ""
+                    continue
                 mail_from, rcpt_tos = "", []
                 if self.data_mode == "drop-after-data" or len(self.received) == self.drop_after_letter:
                     sock.shutdown(socket.SHUT_RDWR)
@@ -230,6 +272,63 @@ class ScriptedServer:
                 return
             else:
                 reply("502 Command not implemented")
+
+
+class PacketServer(_ThreadedServer):
+    """An SMTP server on 127.0.0.1 that offers PIPELINING and keeps each chunk ``recv()`` returned.
+
+    It reads with plain ``recv()``, no buffered file, so that
+    :attr:`chunks` shows how the client's writes arrived: commands written
+    at once come in one chunk (on loopback a write of a few hundred bytes
+    is one segment), commands each written after a reply come one a chunk.
+    Every command is answered 250 (DATA 354, then 250 after the letter).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[bytes] = []
+
+    @property
+    def chunks(self) -> list[bytes]:
+        """What each ``recv()`` returned, in order, over all connections."""
+        with self._lock:
+            return list(self._chunks)
+
+    def _converse(self, handler: socketserver.StreamRequestHandler) -> None:
+        with contextlib.suppress(OSError):
+            self._answer(handler.connection)
+
+    def _answer(self, sock: socket.socket) -> None:
+        sock.sendall(b"220 packets ESMTP\r\n")
+        pending, in_data = b"", False
+        while chunk := sock.recv(65536):
+            with self._lock:
+                self._chunks.append(chunk)
+            pending += chunk
+            while True:
+                if in_data:
+                    end = pending.find(b"\r\n.\r\n")
+                    if end < 0:
+                        break
+                    pending, in_data = pending[end + 5 :], False
+                    sock.sendall(b"250 Accepted\r\n")
+                    continue
+                line, found, rest = pending.partition(b"\r\n")
+                if not found:
+                    break
+                pending = rest
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    sock.sendall(b"250-packets\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                elif verb == b"DATA":
+                    # The letter starts right after "DATA": its end may then be found at the very start.
+                    pending, in_data = b"\r\n" + pending, True
+                    sock.sendall(b"354 go ahead\r\n")
+                elif verb == b"QUIT":
+                    sock.sendall(b"221 Bye\r\n")
+                    return
+                else:
+                    sock.sendall(b"250 OK\r\n")
 
 
 class _Hostile:

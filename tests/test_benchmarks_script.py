@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 TARGETS = {
@@ -36,6 +38,8 @@ INFO = {
     "choose_account: 1,000 / 10 accounts (fresh)",
     "newsletter loop: logs level 2 / logs off, sender CPU",
     "newsletter loop: logs level 4 / logs off, sender CPU",
+    "3 letters, 10 ms away: routed, pipelining on / off",
+    "3 letters, 10 ms away: transactions alone, pipelining on / off",
 }
 
 FIGURES = [
@@ -45,6 +49,7 @@ FIGURES = [
     {f"{size} accounts, {mode}" for size in ("10", "100", "1,000") for mode in ("mixed", "cached", "fresh")},
     {"logs off", "logs level 2", "logs level 4"},
     set(),
+    {f"{way}, pipelining {on}" for way in ("routed", "transactions alone") for on in ("on", "off")},
 ]
 
 
@@ -107,3 +112,11 @@ def test_only_the_relayed_letter_with_another_delay(tmp_path: Path) -> None:
         "single letter, 2 ms away: routed / plain Flask-Mail"
     ]
     assert set(data["sections"][0]["figures"]) == {"floor (smtplib)", "plain Flask-Mail", "routed"}
+
+
+@pytest.mark.sqlite_only
+def test_the_sqlite_journal_opt_in_is_measured_and_named(tmp_path: Path) -> None:
+    printed, data = run_quick(tmp_path, "--only", "newsletter", "--sqlite-wal")
+    assert "site database: SQLite, one file per app, WAL, synchronous=NORMAL (opt-in)" in printed
+    assert data["meta"]["database"] == "SQLite, one file per app, WAL, synchronous=NORMAL (opt-in)"
+    assert [item["figure"] for item in data["targets"]] == ["sender CPU per letter: routed / floor"]

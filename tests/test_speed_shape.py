@@ -87,6 +87,34 @@ def test_statements_in_a_block_grow_only_by_each_letters_row(mail, two_accounts,
         assert len(server.wait_for(34)) == 34
 
 
+@pytest.fixture
+def checkouts(db) -> Iterator[list[Any]]:
+    """Every connection the site's engine hands out of its pool, in order."""
+    seen: list[Any] = []
+
+    def record(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        seen.append(record)
+
+    sa.event.listen(db.engine, "checkout", record)
+    yield seen
+    sa.event.remove(db.engine, "checkout", record)
+
+
+def test_a_block_takes_as_many_connections_from_the_pool_for_3_letters_as_for_30(
+    mail, two_accounts, smtp_server, statements, checkouts
+):
+    send_block(mail, 1)  # the accounts become known
+    counts = {}
+    for letters in (3, 30):
+        statements.clear()
+        checkouts.clear()
+        send_block(mail, letters)
+        assert len([s for s in statements if "smtp_accounts_message" in s.sql]) == 2 * 3 * letters
+        counts[letters] = len(checkouts)
+
+    assert counts[3] == counts[30], counts  # each letter's two commits share the block's connection
+
+
 def test_a_change_is_read_once_then_cached_again(ext, mail, two_accounts, statements):
     send_block(mail, 1)
     ext.update_settings(timeout_s=5)  # any change drops the cache of every process
@@ -200,3 +228,37 @@ def test_a_table_scan_would_be_seen(db, ext, mail, two_accounts, statements):
 
     assert "SCAN smtp_accounts_account" in plan(db, lookup)
     assert vm_steps(db, lookup) > small * 100
+
+
+def test_a_letters_update_sets_only_what_its_attempt_changed(mail, two_accounts, statements):
+    with mail.connect() as conn:
+        conn.send(letter("one@example.com", 0))
+
+    [insert, update] = [s for s in statements if "smtp_accounts_message" in s.sql]
+    assert insert.sql.startswith("INSERT") and update.sql.startswith("UPDATE")
+    assert "error_reply" not in insert.sql  # no error yet: the column keeps its NULL without a parameter
+    set_clause = update.sql.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
+    for written_once in ("created_at", "sender", "recipients", "subject", "message_id", "options"):
+        assert written_once not in set_clause, update.sql
+    assert "status" in set_clause and "pending" in set_clause
+
+
+def test_a_letter_is_rendered_once_even_when_its_route_names_the_sender(
+    mail, add_account, smtp_server, monkeypatch
+):
+    add_account(smtp_server, sender_email="news@example.com", sender_name="Nouvelles d'été")
+    renders: list[Message] = []
+    as_bytes = Message.as_bytes
+
+    def counted(message: Message) -> bytes:
+        renders.append(message)
+        return as_bytes(message)
+
+    monkeypatch.setattr(Message, "as_bytes", counted)
+
+    mail.send(letter("news@example.com", 0))
+
+    [got] = smtp_server.wait_for(1)
+    # The account's name, as the reader sees it.
+    assert got.message["From"] == "Nouvelles d'été <news@example.com>"
+    assert len(renders) == 1

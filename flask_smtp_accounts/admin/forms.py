@@ -118,6 +118,14 @@ class AccountForm(SecureForm):
         default=True,
         description=_l("Turn off only for a server with a self-signed certificate that you trust."),
     )
+    pipelining = BooleanField(
+        _l("Pipeline commands"),
+        default=True,
+        description=_l(
+            "When the server offers PIPELINING, send MAIL, RCPT and DATA in one go: a letter waits two"
+            " round trips instead of four. Turn off only for a server that mishandles it."
+        ),
+    )
     auth = SelectField(
         _l("Authorization"),
         default="login",
@@ -253,6 +261,7 @@ ACCOUNT_FORM_FIELDS = tuple(
         "port",
         "security",
         "verify_tls",
+        "pipelining",
         "auth",
         "login",
         *OAUTH_FORM_FIELDS,

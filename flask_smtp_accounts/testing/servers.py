@@ -101,6 +101,9 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        if self._owner.pipelining:
+            # aiosmtpd reads a command at a time, so it takes pipelined commands as they come; it just never says so.
+            responses = [*responses[:-1], "250-PIPELINING", responses[-1]]
         if not self._owner.requires_auth:
             return [line for line in responses if not line[4:].upper().startswith("AUTH")]
         return responses
@@ -247,6 +250,7 @@ class SMTPServer:
     token gets Gmail's answer: ``334`` with a base64 JSON error, then ``535`` after the client's empty line.
     ``auth_reply``: the final reply to refused credentials or tokens (default ``535 5.7.8 ...``), to play
     a provider, e.g. ``"535 5.7.139 Authentication unsuccessful, ..."``.
+    ``pipelining``: offer PIPELINING (RFC 2920) in the EHLO reply, as Postfix, Exim and the big providers do.
     """
 
     def __init__(
@@ -259,6 +263,7 @@ class SMTPServer:
         handler_hooks: Any = None,
         xoauth2: Callable[[str, str], bool] | None = None,
         auth_reply: str | None = None,
+        pipelining: bool = False,
     ) -> None:
         if tls not in TLS_MODES:
             raise ValueError(f"tls must be one of {TLS_MODES}, not {tls!r}")
@@ -275,6 +280,7 @@ class SMTPServer:
         self.handler_hooks = handler_hooks
         self.xoauth2 = xoauth2
         self.auth_reply = auth_reply
+        self.pipelining = pipelining
         self.host = HOST
         self._port: int | None = None
         self._controller: _Controller | None = None

@@ -1,0 +1,220 @@
+"""One SMTP transaction (MAIL, RCPT, DATA, the letter's data) and how far it got when it stopped.
+
+Against a server 10 ms away, MAIL, RCPT and DATA each waiting for their
+reply cost three round trips before the letter's data even leaves. A
+server that offers PIPELINING (RFC 2920) takes them in one write, and the
+letter waits one round trip for their replies and one for the end of its
+data. :func:`send_transaction` writes the commands one way or the other
+(:class:`Stepwise`, :class:`Pipelined`) and handles their replies, in the
+same order either way, in one place, so that a refused recipient, a 4xx on
+MAIL or a 5xx on DATA ends the same whichever way the commands went.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import typing as t
+
+from .connection import failure
+from .errors import DeliveryError
+from .models import AccountInfo
+
+CRLF = "\r\n"
+_LINE_START_DOT = re.compile(rb"(?m)^\.")
+
+
+class Stepwise:
+    """Each command written when its turn comes, after the reply to the one before (smtplib's way)."""
+
+    def __init__(self, smtp: smtplib.SMTP) -> None:
+        self.smtp = smtp
+
+    def mail(self, sender: str, options: list[str]) -> tuple[int, bytes]:
+        return self.smtp.mail(sender, options)
+
+    def rcpt(self, recipient: str, options: list[str]) -> tuple[int, bytes]:
+        return self.smtp.rcpt(recipient, options)
+
+    def data(self, data: bytes) -> tuple[int, bytes]:
+        return self.smtp.data(data)
+
+    def abandon(self) -> None:
+        """Nothing is left unread: a stopped transaction stopped before its next command."""
+
+
+class Pipelined:
+    """MAIL FROM, every RCPT TO and DATA written at once; then their replies read in order.
+
+    The replies are read one by one, each through the connection's bounded
+    reader (``deadlines.py``: within the timeout, under the size caps), so
+    a pipelined transaction waits on a server no longer than a stepwise one.
+    """
+
+    def __init__(
+        self,
+        smtp: smtplib.SMTP,
+        sender: str,
+        sender_options: list[str],
+        recipients: t.Sequence[str],
+        recipient_options: list[str],
+    ) -> None:
+        self.smtp = smtp
+        # Built before anything is sent, so that a command smtplib would refuse (a line break in an
+        # address, SMTPUTF8 not offered) refuses the whole transaction with nothing written.
+        commands = [_command(smtp, "mail", f"FROM:{smtplib.quoteaddr(sender)}", sender_options)]
+        commands += [
+            _command(smtp, "rcpt", f"TO:{smtplib.quoteaddr(r)}", recipient_options) for r in recipients
+        ]
+        commands.append("data")
+        self._unread = len(commands)
+        smtp.send("".join(f"{command}{CRLF}" for command in commands))
+
+    def _reply(self) -> tuple[int, bytes]:
+        self._unread -= 1
+        return self.smtp.getreply()
+
+    def mail(self, sender: str, options: list[str]) -> tuple[int, bytes]:
+        return self._reply()
+
+    def rcpt(self, recipient: str, options: list[str]) -> tuple[int, bytes]:
+        return self._reply()
+
+    def data(self, data: bytes) -> tuple[int, bytes]:
+        """The reply to DATA; after a 354, the letter's data and the reply to its end (as ``smtplib.SMTP.data``)."""
+        code, reply = self._reply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        return self._end_data(data)
+
+    def _end_data(self, data: bytes) -> tuple[int, bytes]:
+        quoted = _LINE_START_DOT.sub(b"..", data)
+        if not quoted.endswith(b"\r\n"):
+            quoted += b"\r\n"
+        self.smtp.send(quoted + b".\r\n")
+        return self.smtp.getreply()
+
+    def abandon(self) -> None:
+        """Read the replies still due for a transaction that stopped, so that the next one reads its own.
+
+        RFC 2920, section 3.1: the client must check every reply of the
+        group; when DATA was accepted although no recipient was, "the
+        client SMTP should send a single dot", an empty letter the server
+        then refuses for want of recipients, before RSET.
+        """
+        while self._unread:
+            code, _ = self._reply()
+            if self._unread == 0 and code == 354:
+                self.smtp.send(f".{CRLF}")
+                self.smtp.getreply()
+
+
+def _command(smtp: smtplib.SMTP, verb: str, argument: str, options: list[str]) -> str:
+    """One command line as ``smtplib.SMTP.mail`` and ``rcpt`` build it, without its line end."""
+    if verb == "mail" and smtp.does_esmtp and any(o.lower() == "smtputf8" for o in options):
+        if not smtp.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
+        smtp.command_encoding = "utf-8"
+    line = f"{verb} {argument}{' ' + ' '.join(options) if options and smtp.does_esmtp else ''}"
+    if "\r" in line or "\n" in line:
+        escaped = line.replace("\n", "\\n").replace("\r", "\\r")
+        raise ValueError(f"command and arguments contain prohibited newline characters: {escaped}")
+    return line
+
+
+def steps_for(
+    smtp: smtplib.SMTP,
+    sender: str,
+    sender_options: list[str],
+    recipients: t.Sequence[str],
+    recipient_options: list[str],
+) -> Stepwise | Pipelined:
+    """Pipelined when the server offers PIPELINING and the connection allows it, else step by step.
+
+    The connection allows it when its ``pipelining`` attribute is true:
+    ``connection.open_connection`` sets it from the account's flag. Any
+    other connection (Flask-Mail's own, for the default route) goes step by step.
+    """
+    if getattr(smtp, "pipelining", False) and smtp.does_esmtp and smtp.has_extn("pipelining"):
+        return Pipelined(smtp, sender, sender_options, recipients, recipient_options)
+    return Stepwise(smtp)
+
+
+class Interrupted(Exception):
+    """A transaction stopped; ``phase`` (``mail``, ``rcpt``, ``data``) says how far the letter got."""
+
+    def __init__(self, phase: str, error: BaseException) -> None:
+        super().__init__(phase)
+        self.phase = phase
+        self.error = error
+
+    @property
+    def connection_lost(self) -> bool:
+        err = self.error
+        if isinstance(err, smtplib.SMTPResponseException):
+            return err.smtp_code == 421
+        return isinstance(err, (smtplib.SMTPServerDisconnected, OSError)) and not isinstance(
+            err, smtplib.SMTPRecipientsRefused
+        )
+
+    def failure(self, account: AccountInfo | None) -> DeliveryError:
+        """The :class:`DeliveryError` of the stopped transaction, naming the SMTP command."""
+        err = failure("send", self.error, account)
+        err.command = self.phase.upper()
+        return err
+
+
+def send_transaction(
+    smtp: smtplib.SMTP,
+    envelope_from: str,
+    recipients: list[str],
+    data: bytes,
+    mail_options: t.Sequence[str] = (),
+    rcpt_options: t.Sequence[str] = (),
+) -> dict[str, tuple[int, bytes]]:
+    """smtplib's ``sendmail``, reply by reply, so that a failure tells how far the letter got.
+
+    The commands go step by step, or pipelined when the server offers
+    PIPELINING and the connection allows it (``pipelining.py``); either
+    way each reply is handled here, the same way. Returns the refused
+    recipients, as ``sendmail`` does. Raises :class:`Interrupted` with
+    ``phase`` ``mail`` (nothing of the letter reached the server),
+    ``rcpt`` or ``data``.
+    """
+    phase = "mail"
+    steps: Stepwise | Pipelined = Stepwise(smtp)
+    try:
+        smtp.ehlo_or_helo_if_needed()
+        options = list(mail_options)
+        if smtp.does_esmtp and smtp.has_extn("size"):
+            options.insert(0, f"size={len(data)}")
+        steps = steps_for(smtp, envelope_from, options, recipients, list(rcpt_options))
+        code, reply = steps.mail(envelope_from, options)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, envelope_from)
+        phase = "rcpt"
+        refused: dict[str, tuple[int, bytes]] = {}
+        for rcpt in recipients:
+            code, reply = steps.rcpt(rcpt, list(rcpt_options))
+            if code == 421:
+                raise smtplib.SMTPResponseException(code, reply)
+            if code not in (250, 251):
+                refused[rcpt] = (code, reply)
+        if len(refused) == len(recipients):
+            raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
+        phase = "data"
+        code, reply = steps.data(data)
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+        return refused
+    except (smtplib.SMTPException, OSError) as err:
+        stop = Interrupted(phase, err)
+        if stop.connection_lost:
+            smtp.close()
+        else:
+            try:
+                steps.abandon()
+                smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+        raise stop from None
