@@ -52,7 +52,8 @@ def make_app(folder: str, *, fresh: bool = True) -> tuple[Flask, SMTPAccounts]:
         MAIL_SUPPRESS_SEND=True,
     )
     db = SQLAlchemy(app)
-    ext = SMTPAccounts(app, db=db, mail=Mail(app))
+    Mail(app)
+    ext = SMTPAccounts(app, db=db)
     Babel(app)
     ext.init_admin(Admin(app))
     ext.access_rule(lambda permission: True)

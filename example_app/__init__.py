@@ -56,8 +56,8 @@ def create_app(
     app.config.update(config or {})
 
     db.init_app(app)
-    mail = Mail(app)
-    smtp_accounts = SMTPAccounts(app, db=db, mail=mail)
+    Mail(app)
+    smtp_accounts = SMTPAccounts(app, db=db)
     Babel(app, locale_selector=lambda: request.accept_languages.best_match(LANGUAGES) or "en")
 
     login_manager = LoginManager(app)

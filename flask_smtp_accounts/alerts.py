@@ -40,6 +40,7 @@ from . import signals
 from .alert_channels import AlertChannels, delivering
 from .alert_formats import AlertNote
 from .errors import AlertDeliveryError, InvalidAlertError
+from .labels import OWN_SETTINGS
 from .models import Models, utcnow
 
 if t.TYPE_CHECKING:
@@ -354,7 +355,7 @@ def _record(app: Flask, event: str, account: t.Any, text: str) -> None:
 
 
 def _label(account: t.Any) -> str:
-    return getattr(account, "label", None) or "Flask-Mail's own settings"
+    return getattr(account, "label", None) or OWN_SETTINGS
 
 
 @signals.send_failed.connect

@@ -18,7 +18,6 @@ import time
 import typing as t
 
 import click
-import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
 
@@ -26,6 +25,7 @@ from .alert_channels import KINDS as ALERT_KINDS
 from .alert_formats import FORMAT_CHOICES
 from .errors import DeliveryError, SMTPAccountsError
 from .hints import hint_for
+from .labels import account_label
 from .log_files import KINDS as LOG_KINDS
 from .message_log import INTERRUPTED, STATUSES
 from .oauth2.providers import FLOW_CHOICES, PROVIDER_CHOICES
@@ -113,8 +113,7 @@ smtp_accounts_cli = _CommandGroup(
 def list_accounts() -> None:
     """List the accounts, like the admin list."""
     ext = _ext()
-    session = current_app.extensions["smtp_accounts"].db.session
-    accounts = session.scalars(sa.select(ext.Account).order_by(ext.Account.id)).all()
+    accounts = ext.list_accounts()
     if not accounts:
         click.echo("No SMTP accounts yet. Add one with: flask smtp-accounts add --help")
         return
@@ -323,7 +322,7 @@ def _password(env_name: str | None, ask: bool, label: str = "Password") -> str |
     return None
 
 
-def _oauth2_secrets(given: dict[str, t.Any], *, ask_secret: bool, ask_token: bool) -> dict[str, str]:
+def _oauth2_secrets(given: dict[str, t.Any], *, ask_secret: bool, ask_token: bool) -> dict[str, t.Any]:
     """The OAuth2 secrets, from the environment variables named or hidden prompts; never from arguments."""
     secrets = {
         "oauth_client_secret": _password(given.pop("client_secret_env"), ask_secret, "OAuth2 client secret"),
@@ -333,7 +332,7 @@ def _oauth2_secrets(given: dict[str, t.Any], *, ask_secret: bool, ask_token: boo
 
 
 def _describe(account: t.Any) -> str:
-    name = f"{account.sender_name} <{account.sender_email}>" if account.sender_name else account.sender_email
+    name = account_label(account.sender_name, account.sender_email)
     return f"account {account.id}: {name} via {account.host}:{account.port} ({account.security})"
 
 

@@ -40,6 +40,8 @@ class Directory:
             .order_by(account.c.id.desc())
         )
         self._by_id = sa.select(*columns).where(account.c.id == sa.bindparam("id"))
+        self._all = sa.select(*columns).order_by(account.c.id)
+        self._id = account.c.id
         self._read_settings = sa.select(settings).where(settings.c.id == SETTINGS_ID)
         self._lock = threading.Lock()
         #: The settings last read (``None`` revision: no row yet).
@@ -92,6 +94,12 @@ class Directory:
         with self._engine().connect() as conn:
             row = conn.execute(self._by_id, {"id": account_id}).mappings().first()
         return AccountInfo(**row) if row is not None else None
+
+    def accounts(self, ids: t.Collection[int] | None = None) -> tuple[AccountInfo, ...]:
+        """Every account (or those of ``ids``), active or not, in id order, read fresh."""
+        query = self._all if ids is None else self._all.where(self._id.in_(list(ids)))
+        with self._engine().connect() as conn:
+            return tuple(AccountInfo(**row) for row in conn.execute(query).mappings())
 
     def forget(self) -> None:
         """Drop every cached entry (the next read goes to the database)."""

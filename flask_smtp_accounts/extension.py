@@ -6,9 +6,11 @@ The admin pages and the command line are thin layers over the methods of
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import smtplib
 import typing as t
+import warnings
 from dataclasses import replace
 from datetime import timedelta
 
@@ -35,6 +37,7 @@ from .errors import (
 from .failover import check_backups
 from .health import AccountHealth, Health
 from .ids import IdConverter, parse_id
+from .labels import NEW_ACCOUNT, route_label
 from .log_files import LogChunk, LogInfo
 from .mail_stats import MailStats
 from .message_log import LEASE, MessageInfo, MessageLog, Page
@@ -77,6 +80,11 @@ ACCOUNT_FIELDS: tuple[str, ...] = (
 )
 # OAuth2: the plain fields, and the write-only secrets (an empty one keeps the stored one, like the password).
 ACCOUNT_FIELDS += OAUTH_FIELDS + tuple(OAUTH_SECRETS)
+
+
+#: Called with an account's row inside the transaction that saves or deletes it (flask-admin's
+#: ``on_model_change``/``on_model_delete`` hooks run there).
+BeforeCommit = t.Callable[[t.Any], None]
 
 
 class _State:
@@ -193,16 +201,18 @@ class SMTPAccounts:
     ::
 
         db = SQLAlchemy(app)
-        mail = Mail(app)
-        smtp_accounts = SMTPAccounts(app, db=db, mail=mail)
+        Mail(app)
+        smtp_accounts = SMTPAccounts(app, db=db)
 
-    or, with an app factory, ``smtp_accounts.init_app(app, db=db, mail=mail)``.
-    Flask-SQLAlchemy and Flask-Mail must be initialised on the app first.
+    or, with an app factory, ``smtp_accounts.init_app(app, db=db)``.
+    Flask-SQLAlchemy and Flask-Mail must be initialised on the app first:
+    the extension finds Flask-Mail's state on the app, so it needs no
+    ``mail`` object (``mail=`` is accepted with a DeprecationWarning for one release).
     """
 
     def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None, mail: t.Any = None) -> None:
+        _warn_mail_argument(mail)
         self.db = db
-        self.mail = mail
         self._models: Models | None = None
         self._access_rule: t.Callable[[str], bool] | None = None
         if app is not None:
@@ -210,13 +220,14 @@ class SMTPAccounts:
 
     def init_app(self, app: Flask, *, db: SQLAlchemy | None = None, mail: t.Any = None) -> None:
         """Set the extension up on ``app``."""
+        _warn_mail_argument(mail)
         if "smtp_accounts" in app.extensions:
             raise RuntimeError("SMTPAccounts is already initialised on this app; call init_app once per app.")
         db = db or self.db
         if db is None:
             raise RuntimeError(
-                "SMTPAccounts needs the app's Flask-SQLAlchemy db: SMTPAccounts(app, db=db, mail=mail)"
-                " or init_app(app, db=db, mail=mail)."
+                "SMTPAccounts needs the app's Flask-SQLAlchemy db: SMTPAccounts(app, db=db)"
+                " or init_app(app, db=db)."
             )
         if "sqlalchemy" not in app.extensions:
             raise RuntimeError(
@@ -227,7 +238,6 @@ class SMTPAccounts:
                 "Flask-Mail must be initialised on this app before SMTPAccounts: call Mail(app) or mail.init_app(app) first."
             )
         self.db = db
-        self.mail = mail or self.mail
         config = read_config(app)
         models = self._bind_models(db, config.bind_key)
         app.extensions["smtp_accounts"] = _State(self, db, models, config)
@@ -302,32 +312,59 @@ class SMTPAccounts:
 
     # --- accounts -----------------------------------------------------------
 
+    def list_accounts(self, ids: t.Collection[int] | None = None) -> list[AccountInfo]:
+        """Every account (or those of ``ids`` that exist), active or not, in id order.
+
+        Frozen :class:`AccountInfo` copies, read fresh; secrets only as ciphertext.
+        """
+        return list(self._state.directory.accounts(ids))
+
     def get_account(self, account_id: int) -> t.Any:
-        """The account with this id; :class:`AccountNotFoundError` (a ``LookupError``) when there is none."""
+        """The account's row with this id; :class:`AccountNotFoundError` (a ``LookupError``) when there is none.
+
+        A row of the site's session, unlike :meth:`list_accounts`' frozen
+        copies: ``add_account`` and ``update_account`` return rows too.
+        """
         key = parse_id(account_id)
         account = None if key is None else self._state.db.session.get(self.Account, key)
         if account is None:
             raise AccountNotFoundError(account_id)
         return account
 
-    def add_account(self, *, password: str | None = None, check: bool = True, **fields: t.Any) -> t.Any:
-        """Create an account, after checking it against its server.
+    def add_account(
+        self,
+        *,
+        password: str | None = None,
+        check: bool = True,
+        before_commit: BeforeCommit | None = None,
+        **fields: t.Any,
+    ) -> t.Any:
+        """Create an account, after checking it against its server; returns its row.
 
         ``fields`` are the account's columns (``sender_email``, ``host``,
         ``port``, ``security``, ``auth``, ``login``...). With ``check`` on, a
         failed check raises :class:`AccountCheckFailed` and nothing is saved.
+        ``before_commit(row)`` runs once the account is valid and checked, in
+        the transaction that saves it: what it raises leaves nothing written.
         """
         account = self.Account(**_account_defaults(fields))
-        return self._save(account, password, check, is_new=True)
+        return self._save(account, password, check, is_new=True, before_commit=before_commit)
 
     def update_account(
-        self, account_id: int, *, password: str | None = None, check: bool = True, **fields: t.Any
+        self,
+        account_id: int,
+        *,
+        password: str | None = None,
+        check: bool = True,
+        before_commit: BeforeCommit | None = None,
+        **fields: t.Any,
     ) -> t.Any:
-        """Change an account; an empty ``password`` keeps the stored one.
+        """Change an account; an empty ``password`` keeps the stored one. Returns its row.
 
         A change of where a stored secret goes (server, port, security,
         login, OAuth2 endpoints) needs that secret again: else
         :class:`InvalidAccountError` on its field, and nothing is sent anywhere.
+        ``before_commit`` as in :meth:`add_account`.
         """
         account = self.get_account(account_id)
         unknown = set(fields) - set(ACCOUNT_FIELDS)
@@ -342,17 +379,19 @@ class SMTPAccounts:
         given = {name for name in OAUTH_SECRETS if fields.get(name)} | ({"password"} if password else set())
         try:
             secrets_given_again(before, self.account_info(account, password), given)
-            return self._save(account, password, check, is_new=False)
+            return self._save(account, password, check, is_new=False, before_commit=before_commit)
         except Exception:
             session.rollback()
             raise
 
-    def delete_account(self, account_id: int) -> None:
+    def delete_account(self, account_id: int, *, before_commit: BeforeCommit | None = None) -> None:
         """Delete an account; :class:`AccountInUseError` while another account lists it as a backup.
 
         The delete is refused rather than the other accounts' backups
         changed: which account stands in when one fails is for a person to
-        choose, not a side effect of a delete.
+        choose, not a side effect of a delete. ``before_commit(row)`` runs
+        once the delete is allowed, before the row goes, in its transaction:
+        what it raises leaves the account in place.
         """
         session = self._state.db.session
         account = self.get_account(account_id)
@@ -365,10 +404,20 @@ class SMTPAccounts:
         used_by = tuple(row.id for row in listed if account.id in row.backup_ids)
         if used_by:
             raise AccountInUseError(account.id, used_by)
-        session.delete(account)
-        session.commit()
+        with _committed(session):
+            if before_commit is not None:
+                before_commit(account)
+            session.delete(account)
 
-    def _save(self, account: t.Any, password: str | None, check: bool, *, is_new: bool) -> t.Any:
+    def _save(
+        self,
+        account: t.Any,
+        password: str | None,
+        check: bool,
+        *,
+        is_new: bool,
+        before_commit: BeforeCommit | None = None,
+    ) -> t.Any:
         info = self.account_info(account, password)
         check_backups(self._state.engine(), self.Account, account.id, info.backup_ids)
         if check:
@@ -379,9 +428,11 @@ class SMTPAccounts:
         if password:
             account.password = password
         session = self._state.db.session
-        if is_new:
-            session.add(account)
-        session.commit()
+        with _committed(session):
+            if is_new:
+                session.add(account)
+            if before_commit is not None:
+                before_commit(account)
         return account
 
     def _keep_rotated_refresh_token(self, account: t.Any, info: AccountInfo) -> None:
@@ -471,12 +522,11 @@ class SMTPAccounts:
         state = self._state
         logs = state.smtp_logs.files.list()[start : None if count is None else start + count]
         ids = {log.account_id for log in logs if log.account_id}
-        labels: dict[int, str] = {}
-        if ids:
-            Account = state.models.Account  # noqa: N806 - a model class
-            for account in state.db.session.query(Account).filter(Account.id.in_(ids)):
-                labels[account.id] = account.to_info().label
-        return [replace(log, label=_log_label(log.account_id, labels)) for log in logs]
+        labels = {account.id: account.label for account in self.list_accounts(ids)} if ids else {}
+        return [
+            replace(log, label=NEW_ACCOUNT if log.account_id == 0 else route_label(log.account_id, labels))
+            for log in logs
+        ]
 
     def read_log(self, account_id: int, kind: str, offset: int = 0, length: int = 65536) -> LogChunk:
         """Read up to ``length`` bytes of a log from ``offset`` (negative: from the end).
@@ -740,16 +790,20 @@ class SMTPAccounts:
 
     # --- admin pages ----------------------------------------------------------
 
-    def init_admin(self, admin: t.Any, *, category: t.Any = None) -> dict[str, t.Any]:
+    def init_admin(
+        self, admin: t.Any, *, category: t.Any = None, views: t.Mapping[str, type[t.Any]] | None = None
+    ) -> dict[str, t.Any]:
         """Add the admin pages to the site's flask-admin ``Admin``, under one menu category.
 
         ``smtp_accounts.init_admin(admin)`` adds SMTP accounts, Sending
         logs, Settings and Routing preview under "Mail through SMTP".
         Nobody may open them until :meth:`access_rule` says so.
+        ``views={"accounts": MyAccountsView}`` mounts a site's subclass of a
+        page instead (its flask-admin hooks, such as ``on_model_change``, run).
         """
         from .admin import mount
 
-        return mount(self, admin, category=category)
+        return mount(self, admin, category=category, views=views)
 
     def access_rule(self, rule: t.Callable[[str], bool]) -> t.Callable[[str], bool]:
         """Register who may use the admin pages; use as a decorator::
@@ -758,8 +812,9 @@ class SMTPAccounts:
             def can(permission: str) -> bool:
                 return current_user.is_authenticated and current_user.is_admin
 
-        ``permission`` is ``"view_logs"``, ``"manage_accounts"`` or
-        ``"manage_settings"``. Without a rule every page answers 403.
+        ``permission`` is ``"view_logs"``, ``"manage_accounts"``,
+        ``"manage_settings"``, ``"view_outbox"`` or ``"manage_outbox"``.
+        Without a rule every page answers 403.
         """
         self._access_rule = rule
         return rule
@@ -785,23 +840,34 @@ class SMTPAccounts:
         return count
 
 
+def _warn_mail_argument(mail: t.Any) -> None:
+    """``mail=`` did nothing: Flask-Mail is found on the app. Sites that pass it keep starting, warned."""
+    if mail is not None:
+        warnings.warn(
+            "SMTPAccounts(mail=...) is not needed and is ignored: the extension finds Flask-Mail on the app."
+            " Remove the argument: the next release refuses it.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+
+
+@contextlib.contextmanager
+def _committed(session: t.Any) -> t.Iterator[None]:
+    """Commit what the block wrote; roll it all back when the block raises."""
+    try:
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+
+
 def _defaults() -> dict[str, t.Any]:
     return {
         name: getattr(DEFAULT_SETTINGS, name)
         for name in SettingsInfo.__dataclass_fields__
         if name != "revision"
     }
-
-
-def _log_label(account_id: int, labels: dict[int, str]) -> str:
-    if account_id == 0:
-        return "New account (not saved yet)"
-    return labels.get(account_id) or deleted_account_label(account_id)
-
-
-def deleted_account_label(account_id: int) -> str:
-    """The label :meth:`SMTPAccounts.list_logs` gives the log of a deleted account."""
-    return f"Account {account_id} (deleted)"
 
 
 def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from .labels import account_label, route_label
 from .models import Models, utcnow
 
 SENT = "sent"
@@ -120,10 +121,7 @@ class MailStats:
     def labels(self, conn: sa.Connection) -> dict[int, str]:
         a = self.accounts
         rows = conn.execute(sa.select(a.c.id, a.c.sender_name, a.c.sender_email))
-        return {
-            row.id: f"{row.sender_name} <{row.sender_email}>" if row.sender_name else row.sender_email
-            for row in rows
-        }
+        return {row.id: account_label(row.sender_name, row.sender_email) for row in rows}
 
     def route_ids(self) -> t.Any:
         """The distinct ``account_id`` values of the log, as a recursive CTE: one index seek per route.
@@ -177,7 +175,7 @@ class MailStats:
                 continue
             route = routes.get(account_id)
             if route is None:
-                route = routes[account_id] = AccountCounts(account_id, _label(labels, account_id))
+                route = routes[account_id] = AccountCounts(account_id, route_label(account_id, labels))
             for name, count in zip(names, counts, strict=True):
                 route.windows[name].add(status, int(count))
                 total[name].add(status, int(count))
@@ -247,7 +245,7 @@ class MailStats:
         return [
             Failure(
                 r.account_id,
-                _label(labels, r.account_id),
+                route_label(r.account_id, labels),
                 r.id,
                 r.created_at,
                 r.error_stage,
@@ -283,7 +281,11 @@ class MailStats:
             labels = self.labels(conn)
         return [
             AccountTrouble(
-                r.account_id, _label(labels, r.account_id), r.last_failed_at, r.cooldown_until, r.last_error
+                r.account_id,
+                route_label(r.account_id, labels),
+                r.last_failed_at,
+                r.cooldown_until,
+                r.last_error,
             )
             for r in rows
         ]
@@ -323,12 +325,6 @@ class MailStats:
                 if len(errors) < limit:
                     errors.append((error or "", int(count)))
         return found
-
-
-def _label(labels: dict[int, str], account_id: int | None) -> str:
-    if account_id is None:
-        return "Flask-Mail default"
-    return labels.get(account_id, f"Account {account_id} (deleted)")
 
 
 def _next_boundary(now: datetime, step: timedelta) -> datetime:

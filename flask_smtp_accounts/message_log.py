@@ -37,15 +37,13 @@ import sqlalchemy as sa
 
 from .errors import MessageLogError, MessageNotFoundError
 from .ids import parse_id
+from .labels import DEFAULT_ROUTE
 from .letter import CANCELLED, CLAIMED, FAILED, QUEUED, SENDING, SENT, SUPPRESSED, Outcome, describe
 from .models import Models, utcnow
 
 STATUSES = (SENT, SUPPRESSED, FAILED, QUEUED, CLAIMED, SENDING, CANCELLED)
 #: Not a stored status: ``sending`` past its lease, left by a process that stopped. Outcome unknown.
 INTERRUPTED = "interrupted"
-
-#: How the log names the route of a letter that no account carried.
-DEFAULT_ROUTE = "Flask-Mail default"
 
 #: History entries kept per letter (the latest ones).
 MAX_HISTORY = 20

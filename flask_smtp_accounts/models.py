@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
+from .labels import account_label
 from .settings import DEFAULT_SETTINGS, SETTING_NAMES, SettingsInfo
 from .validation import LIMIT_FIELDS, email_key, validate_account, validate_settings
 
@@ -81,7 +82,7 @@ class AccountInfo:
     @property
     def label(self) -> str:
         """How a person names the account: ``Name <email>`` or the email."""
-        return f"{self.sender_name} <{self.sender_email}>" if self.sender_name else self.sender_email
+        return account_label(self.sender_name, self.sender_email)
 
 
 ACCOUNT_INFO_FIELDS = tuple(AccountInfo.__dataclass_fields__)

@@ -17,6 +17,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from .ids import parse_id
+from .labels import DEFAULT_ROUTE, account_label
 from .letter import CLAIMED, FAILED, QUEUED, SENDING, SENT
 from .models import utcnow
 
@@ -27,8 +28,6 @@ if t.TYPE_CHECKING:
 RATE_WINDOW = timedelta(minutes=5)
 #: The window of the sent and failed counts.
 DONE_WINDOW = timedelta(hours=24)
-#: How :class:`OutboxLine` names Flask-Mail's own route.
-DEFAULT_ROUTE_LABEL = "Flask-Mail default"
 
 
 @dataclass(frozen=True)
@@ -95,16 +94,13 @@ def outbox_status(state: _State) -> list[OutboxLine]:
         elif within_lease:  # a ``sending`` row past its lease is interrupted: neither waiting nor in flight
             in_flight[key] = in_flight.get(key, 0) + count
     finished = {(key, status): count for key, status, count in done}
-    labels = {
-        row.id: f"{row.sender_name} <{row.sender_email}>" if row.sender_name else row.sender_email
-        for row in accounts
-    }
+    labels = {row.id: account_label(row.sender_name, row.sender_email) for row in accounts}
     if (
         any(0 in numbers for numbers in (queued, in_flight, recent))
         or (0, SENT) in finished
         or (0, FAILED) in finished
     ):
-        labels[0] = DEFAULT_ROUTE_LABEL
+        labels[0] = DEFAULT_ROUTE
     return [
         OutboxLine(
             account_id=key,

@@ -11,6 +11,7 @@ import typing as t
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .labels import OWN_SETTINGS, route_label
 from .mail_stats import FAILED, QUEUED, SENT, SUPPRESSED, MailStats
 from .models import utcnow
 
@@ -62,9 +63,7 @@ def build_summary(stats: MailStats, days: int = 7, now: datetime | None = None) 
     routes = [
         RouteSummary(
             account_id,
-            "Flask-Mail's own settings"
-            if account_id is None
-            else labels.get(account_id, f"Account {account_id} (deleted)"),
+            route_label(account_id, labels, OWN_SETTINGS),
             c.get(SENT, 0) + c.get(SUPPRESSED, 0),
             c.get(FAILED, 0),
             c.get(QUEUED, 0),

@@ -147,7 +147,7 @@ def make_site(instance: pathlib.Path, *, enabled: bool = True, **config: t.Any) 
         app.config["SQLALCHEMY_DATABASE_URI"] = database_url(instance)
     db = SQLAlchemy(app)
     mail = Mail(app)
-    ext = SMTPAccounts(app, db=db, mail=mail)
+    ext = SMTPAccounts(app, db=db)
     made = Site(app, db, mail, ext)
     _made.append(made)
     with app.app_context():

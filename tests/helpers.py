@@ -21,7 +21,8 @@ from flask_login import LoginManager, UserMixin, current_user, login_user
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 USERS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"view_logs", "manage_accounts", "manage_settings"}),
+    "admin": frozenset({"view_logs", "manage_accounts", "manage_settings", "view_outbox", "manage_outbox"}),
+    "outbox_watcher": frozenset({"view_outbox"}),
     "reader": frozenset({"view_logs"}),
     "nobody": frozenset(),
 }
@@ -48,9 +49,17 @@ class AdminSite:
 
 
 def make_admin_site(
-    instance: pathlib.Path, *, access_rule: bool = True, enabled: bool = True, **config: t.Any
+    instance: pathlib.Path,
+    *,
+    access_rule: bool = True,
+    enabled: bool = True,
+    views: t.Mapping[str, type[t.Any]] | None = None,
+    **config: t.Any,
 ) -> AdminSite:
-    """The test site with Babel, flask-admin, flask-login and (unless told not to) the access rule."""
+    """The test site with Babel, flask-admin, flask-login and (unless told not to) the access rule.
+
+    ``views`` mounts a site's subclasses of the pages (``init_admin(admin, views=...)``).
+    """
     site = make_site(instance, enabled=enabled, **config)
     app = site.app
     Babel(app, locale_selector=lambda: request.cookies.get("lang", "en"))
@@ -66,7 +75,7 @@ def make_admin_site(
         return f"logged in as {name}"
 
     admin = Admin(app, name="Site admin")
-    site.ext.init_admin(admin)
+    site.ext.init_admin(admin, views=views)
     if access_rule:
 
         @site.ext.access_rule

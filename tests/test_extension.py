@@ -59,9 +59,9 @@ def add_plain_account(ext: SMTPAccounts, server: SMTPServer, email: str = "hello
 def test_one_line_registers_the_extension(tmp_path, cleanup):
     app = flask_app(tmp_path, SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode())
     db = SQLAlchemy(app)
-    mail = Mail(app)
+    Mail(app)
 
-    ext = SMTPAccounts(app, db=db, mail=mail)
+    ext = SMTPAccounts(app, db=db)
     dispose(cleanup, app, db)
 
     state = app.extensions["smtp_accounts"]
@@ -110,12 +110,12 @@ def test_app_factory_with_init_app_routes_each_apps_letters_through_its_own_data
     assert [r.message["Subject"] for r in own_two.wait_for(1)] == ["hello from two"]
 
 
-def test_init_app_takes_db_and_mail_as_keywords(tmp_path, cleanup, make_smtp_server):
+def test_init_app_takes_db_as_a_keyword(tmp_path, cleanup, make_smtp_server):
     app = flask_app(tmp_path, SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode())
     db, mail = SQLAlchemy(app), Mail()
     mail.init_app(app)
     ext = SMTPAccounts()
-    ext.init_app(app, db=db, mail=mail)
+    ext.init_app(app, db=db)
     dispose(cleanup, app, db)
     server = make_smtp_server()
 
@@ -136,7 +136,7 @@ def test_one_extension_object_for_two_apps_with_their_own_db_objects(tmp_path, c
     for n, server in enumerate(servers):
         app = flask_app(tmp_path / f"app{n}", SMTP_ACCOUNTS_ENCRYPTION_KEYS=key)
         db, mail = SQLAlchemy(app), Mail(app)
-        ext.init_app(app, db=db, mail=mail)
+        ext.init_app(app, db=db)
         dispose(cleanup, app, db)
         with app.app_context():
             db.create_all()
@@ -242,10 +242,11 @@ def test_db_not_initialised_on_this_app(tmp_path):
 def test_missing_encryption_key(tmp_path, monkeypatch):
     monkeypatch.delenv("SMTP_ACCOUNTS_ENCRYPTION_KEYS", raising=False)
     app = flask_app(tmp_path)
-    db, mail = SQLAlchemy(app), Mail(app)
+    db = SQLAlchemy(app)
+    Mail(app)
 
     with pytest.raises(RuntimeError) as excinfo:
-        SMTPAccounts(app, db=db, mail=mail)
+        SMTPAccounts(app, db=db)
 
     message = str(excinfo.value)
     assert "SMTP_ACCOUNTS_ENCRYPTION_KEYS" in message
@@ -260,10 +261,11 @@ def test_missing_encryption_key(tmp_path, monkeypatch):
 def test_a_value_that_is_not_a_fernet_key(tmp_path, monkeypatch, key):
     monkeypatch.delenv("SMTP_ACCOUNTS_ENCRYPTION_KEYS", raising=False)
     app = flask_app(tmp_path, SMTP_ACCOUNTS_ENCRYPTION_KEYS=key)
-    db, mail = SQLAlchemy(app), Mail(app)
+    db = SQLAlchemy(app)
+    Mail(app)
 
     with pytest.raises(RuntimeError, match="SMTP_ACCOUNTS_ENCRYPTION_KEYS"):
-        SMTPAccounts(app, db=db, mail=mail)
+        SMTPAccounts(app, db=db)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
@@ -277,7 +279,7 @@ def test_init_app_twice(site):
 def test_missing_tables_say_how_to_create_them(tmp_path, cleanup):
     app = flask_app(tmp_path, SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode())
     db, mail = SQLAlchemy(app), Mail(app)
-    ext = SMTPAccounts(app, db=db, mail=mail)
+    ext = SMTPAccounts(app, db=db)
     dispose(cleanup, app, db)
 
     with app.app_context(), pytest.raises(RuntimeError, match=r"db.create_all\(\)"):
@@ -366,8 +368,9 @@ def test_register_cli_is_parsed_strictly(tmp_path, cleanup, value, registered):
         SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         SMTP_ACCOUNTS_REGISTER_CLI=value,
     )
-    db, mail = SQLAlchemy(app), Mail(app)
-    SMTPAccounts(app, db=db, mail=mail)
+    db = SQLAlchemy(app)
+    Mail(app)
+    SMTPAccounts(app, db=db)
     dispose(cleanup, app, db)
 
     assert ("smtp-accounts" in app.cli.commands) is registered
@@ -379,8 +382,9 @@ def test_a_boolean_that_is_neither_is_refused(tmp_path, cleanup):
         SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         SMTP_ACCOUNTS_REGISTER_CLI="sometimes",
     )
-    db, mail = SQLAlchemy(app), Mail(app)
+    db = SQLAlchemy(app)
+    Mail(app)
     dispose(cleanup, app, db)
 
     with pytest.raises(RuntimeError, match="SMTP_ACCOUNTS_REGISTER_CLI"):
-        SMTPAccounts(app, db=db, mail=mail)
+        SMTPAccounts(app, db=db)

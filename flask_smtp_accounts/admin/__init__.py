@@ -19,13 +19,22 @@ from __future__ import annotations
 
 import typing as t
 
-from .access import MANAGE_ACCOUNTS, MANAGE_SETTINGS, PERMISSIONS, VIEW_LOGS, ProtectedView
+from .access import (
+    MANAGE_ACCOUNTS,
+    MANAGE_OUTBOX,
+    MANAGE_SETTINGS,
+    PERMISSIONS,
+    VIEW_LOGS,
+    VIEW_OUTBOX,
+    ProtectedView,
+)
 from .accounts import AccountsView
 from .alerts import AlertsView
 from .dashboard import DashboardView
 from .i18n import _l
 from .logs import LogsView
 from .messages import MessagesView
+from .outbox import OutboxView
 from .preview import RoutingPreviewView
 from .settings import SettingsView
 
@@ -36,14 +45,17 @@ if t.TYPE_CHECKING:
 
 __all__ = [
     "MANAGE_ACCOUNTS",
+    "MANAGE_OUTBOX",
     "MANAGE_SETTINGS",
     "PERMISSIONS",
     "VIEW_LOGS",
+    "VIEW_OUTBOX",
     "AccountsView",
     "AlertsView",
     "DashboardView",
     "LogsView",
     "MessagesView",
+    "OutboxView",
     "ProtectedView",
     "RoutingPreviewView",
     "SettingsView",
@@ -54,75 +66,60 @@ __all__ = [
 CATEGORY = _l("Mail through SMTP")
 
 
+#: The pages in menu order: name -> (view class, menu name, URL below the prefix). The dashboard
+#: comes first and takes the prefix itself; endpoints are ``smtp_accounts_<URL>`` (``_dashboard``).
+PAGES: dict[str, tuple[type[t.Any], t.Any, str]] = {
+    "dashboard": (DashboardView, _l("Dashboard"), ""),
+    "accounts": (AccountsView, _l("SMTP accounts"), "accounts"),
+    "logs": (LogsView, _l("Sending logs"), "logs"),
+    "messages": (MessagesView, _l("Message log"), "messages"),
+    "outbox": (OutboxView, _l("Outbox"), "outbox"),
+    "alerts": (AlertsView, _l("Alerts"), "alerts"),
+    "settings": (SettingsView, _l("Settings"), "settings"),
+    "preview": (RoutingPreviewView, _l("Routing preview"), "routing"),
+}
+
+
 def mount(
-    ext: SMTPAccounts, admin: Admin, *, category: t.Any = None, url_prefix: str = "smtp-accounts"
+    ext: SMTPAccounts,
+    admin: Admin,
+    *,
+    category: t.Any = None,
+    url_prefix: str = "smtp-accounts",
+    views: t.Mapping[str, type[t.Any]] | None = None,
 ) -> dict[str, t.Any]:
     """Add the extension's views to ``admin``; returns them by name.
 
     URLs are ``<admin url>/<url_prefix>/`` (the dashboard, first in the
-    category), ``.../accounts/``, ``.../logs/``, ``.../messages/``,
+    category), ``.../accounts/``, ``.../logs/``, ``.../messages/``, ``.../outbox/``,
     ``.../alerts/``, ``.../settings/`` and ``.../routing/``; endpoints start
-    with ``smtp_accounts_``.
+    with ``smtp_accounts_``. ``views`` puts a site's subclass in place of a
+    page's view, e.g. ``{"accounts": MyAccountsView}`` for its
+    ``on_model_change`` hooks.
     """
     category = CATEGORY if category is None else category
-    views: dict[str, t.Any] = {
-        "dashboard": DashboardView(
-            name=_l("Dashboard"),
+    chosen = {name: page[0] for name, page in PAGES.items()}
+    for name, cls in (views or {}).items():
+        if name not in PAGES or not (isinstance(cls, type) and issubclass(cls, PAGES[name][0])):
+            known = ", ".join(f"{n}: a subclass of {p[0].__name__}" for n, p in PAGES.items())
+            raise TypeError(f"views={{{name!r}: {cls!r}}} is not one of the pages ({known}).")
+        chosen[name] = cls
+    mounted: dict[str, t.Any] = {}
+    for name, (_default, menu_name, path) in PAGES.items():
+        model_args = (ext.Account, ext.db) if name == "accounts" else ()
+        mounted[name] = chosen[name](
+            *model_args,
+            name=menu_name,
             category=category,
-            endpoint="smtp_accounts_dashboard",
-            url=url_prefix,
-        ),
-        "accounts": AccountsView(
-            ext.Account,
-            ext.db,
-            name=_l("SMTP accounts"),
-            category=category,
-            endpoint="smtp_accounts_accounts",
-            url=f"{url_prefix}/accounts",
-        ),
-        "logs": LogsView(
-            name=_l("Sending logs"),
-            category=category,
-            endpoint="smtp_accounts_logs",
-            url=f"{url_prefix}/logs",
-        ),
-        "messages": MessagesView(
-            name=_l("Message log"),
-            category=category,
-            endpoint="smtp_accounts_messages",
-            url=f"{url_prefix}/messages",
-        ),
-        "alerts": AlertsView(
-            name=_l("Alerts"),
-            category=category,
-            endpoint="smtp_accounts_alerts",
-            url=f"{url_prefix}/alerts",
-        ),
-        "settings": SettingsView(
-            name=_l("Settings"),
-            category=category,
-            endpoint="smtp_accounts_settings",
-            url=f"{url_prefix}/settings",
-        ),
-        "preview": RoutingPreviewView(
-            name=_l("Routing preview"),
-            category=category,
-            endpoint="smtp_accounts_routing",
-            url=f"{url_prefix}/routing",
-        ),
-    }
+            endpoint=f"smtp_accounts_{path or 'dashboard'}",
+            url=f"{url_prefix}/{path}" if path else url_prefix,
+        )
     siblings = {
-        "accounts": (views["accounts"], ".index_view"),
-        "account_edit": (views["accounts"], ".edit_view"),
-        "logs": (views["logs"], ".index"),
-        "messages": (views["messages"], ".index"),
-        "message_view": (views["messages"], ".view"),
-        "dashboard": (views["dashboard"], ".index"),
-        "alerts": (views["alerts"], ".index"),
-        "settings": (views["settings"], ".index"),
-        "preview": (views["preview"], ".index"),
+        name: (view, ".index_view" if name == "accounts" else ".index") for name, view in mounted.items()
     }
-    for view in views.values():
+    siblings["account_edit"] = (mounted["accounts"], ".edit_view")
+    siblings["message_view"] = (mounted["messages"], ".view")
+    for view in mounted.values():
         view._sa_siblings = siblings
         admin.add_view(view)
-    return views
+    return mounted

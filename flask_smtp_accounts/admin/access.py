@@ -27,12 +27,18 @@ VIEW_LOGS = "view_logs"
 MANAGE_ACCOUNTS = "manage_accounts"
 #: May change the settings.
 MANAGE_SETTINGS = "manage_settings"
-PERMISSIONS = (VIEW_LOGS, MANAGE_ACCOUNTS, MANAGE_SETTINGS)
+#: May see the outbox: letters waiting, sending and sent per account.
+VIEW_OUTBOX = "view_outbox"
+#: May pause and resume an account's queue and cancel queued letters.
+MANAGE_OUTBOX = "manage_outbox"
+PERMISSIONS = (VIEW_LOGS, MANAGE_ACCOUNTS, MANAGE_SETTINGS, VIEW_OUTBOX, MANAGE_OUTBOX)
 #: What each permission lets a person do, as the refusal page says it.
 PERMISSION_TEXT = {
     VIEW_LOGS: i18n._l("read the sending logs and the message log"),
     MANAGE_ACCOUNTS: i18n._l("add, change, check and delete SMTP accounts, and resend letters"),
     MANAGE_SETTINGS: i18n._l("change the settings"),
+    VIEW_OUTBOX: i18n._l("see the outbox: letters queued, sending and sent per account"),
+    MANAGE_OUTBOX: i18n._l("pause and resume an account's queue and cancel queued letters"),
 }
 FORBIDDEN_TEMPLATE = "smtp_accounts/forbidden.html"
 

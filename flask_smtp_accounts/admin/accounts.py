@@ -8,11 +8,13 @@ password) and the stage and reply that failed.
 
 from __future__ import annotations
 
+import logging
 import typing as t
 
 from flask import abort, flash, g, redirect, request
 from flask_admin import expose
 from flask_admin.actions import action
+from flask_admin.babel import gettext as admin_gettext
 from flask_admin.babel import lazy_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.form import SecureForm
@@ -47,6 +49,8 @@ from .roles import carries_formatter, everyday_of, takeover_warning
 
 if t.TYPE_CHECKING:
     from ..check import CheckResult
+
+log = logging.getLogger(__name__)
 
 
 def _note_reserved_domain(address: str) -> None:
@@ -88,11 +92,7 @@ def _with_backup_choices(form: t.Any, obj: t.Any) -> t.Any:
     """Offer every other account as a backup, those chosen first, in their order (the order they are tried in)."""
     if "backup_ids" in form:
         ext = state().ext
-        others = {
-            a.id: a.to_info().label
-            for a in ext.Account.query.order_by(ext.Account.id)
-            if obj is None or a.id != obj.id
-        }
+        others = {a.id: a.label for a in ext.list_accounts() if obj is None or a.id != obj.id}
         chosen = [i for i in (form.backup_ids.data or ()) if i in others]
         form.backup_ids.choices = _choices(
             [(i, f"{i}: {others[i]}") for i in (*chosen, *(i for i in others if i not in chosen))]
@@ -225,17 +225,27 @@ class AccountsView(ProtectedView, ModelView):
     def edit_form(self, obj: t.Any = None) -> t.Any:
         return _with_backup_choices(super().edit_form(obj), obj)
 
+    # flask-admin's hooks run as in its own ModelView: ``on_model_change`` / ``on_model_delete`` in
+    # the transaction, once the API has validated (and checked) the account, so a refused account
+    # reaches no hook; ``after_model_change`` / ``after_model_delete`` once it is committed.
+
     def create_model(self, form: AccountForm) -> t.Any:  # type: ignore[override]
         ext = state().ext
         before = _everyday_before(form)
         try:
-            account = ext.add_account(password=form.new_password.data or None, **form.account_fields())
+            account = ext.add_account(
+                password=form.new_password.data or None,
+                before_commit=lambda row: self._on_model_change(form, row, True),
+                **form.account_fields(),
+            )
         except SMTPAccountsError as err:
             self._refused(form, err)
             return False
-        flash(_("The account passed the check."), "success")
-        _warn_takeover(before, account)
-        _note_reserved_domain(account.sender_email)
+        except Exception as err:  # the site's on_model_change refused, as flask-admin reports it
+            self._hook_refused(form, err, admin_gettext("Failed to create record. %(error)s", error=str(err)))
+            return False
+        self._saved(before, account)
+        self.after_model_change(form, account, True)
         return account
 
     def update_model(self, form: AccountForm, model: t.Any) -> bool:  # type: ignore[override]
@@ -243,26 +253,48 @@ class AccountsView(ProtectedView, ModelView):
         before = _everyday_before(form)
         try:
             account = ext.update_account(
-                model.id, password=form.new_password.data or None, **form.account_fields()
+                model.id,
+                password=form.new_password.data or None,
+                before_commit=lambda row: self._on_model_change(form, row, False),
+                **form.account_fields(),
             )
         except SMTPAccountsError as err:
             self._refused(form, err)
             return False
-        flash(_("The account passed the check."), "success")
-        _warn_takeover(before, account)
-        _note_reserved_domain(account.sender_email)
+        except Exception as err:
+            self._hook_refused(form, err, admin_gettext("Failed to update record. %(error)s", error=str(err)))
+            return False
+        self._saved(before, account)
+        self.after_model_change(form, account, False)
         return True
 
     def delete_model(self, model: t.Any) -> bool:
         try:
-            state().ext.delete_account(model.id)
+            state().ext.delete_account(model.id, before_commit=self.on_model_delete)
         except LookupError:
             flash(_("The account was not deleted: %(error)s", error=_("There is no such account.")), "error")
             return False
         except SMTPAccountsError as err:
             flash(_("The account was not deleted: %(error)s", error=describe_error(err)), "error")
             return False
+        except Exception as err:
+            self._hook_refused(None, err, admin_gettext("Failed to delete record. %(error)s", error=str(err)))
+            return False
+        self.after_model_delete(model)
         return True
+
+    def _saved(self, before: t.Any, account: t.Any) -> None:
+        flash(_("The account passed the check."), "success")
+        _warn_takeover(before, account)
+        _note_reserved_domain(account.sender_email)
+
+    def _hook_refused(self, form: AccountForm | None, err: Exception, failed: str) -> None:
+        """A site's hook raised: flask-admin's own handling (its ``ValidationError`` is a message), nothing saved."""
+        if form is not None:
+            form.new_password.data = ""
+        if not self.handle_view_exception(err):
+            flash(failed, "error")
+            log.exception("A model hook of the SMTP accounts view failed.")
 
     def _refused(self, form: AccountForm, err: SMTPAccountsError) -> None:
         """Show why the account was not saved, next to the field when there is one."""

@@ -71,7 +71,7 @@ class AlertsView(ProtectedView, BaseView):
 
     def _page(self, form: ChannelForm | None = None, editing: ChannelInfo | None = None) -> t.Any:
         ext = state().ext
-        accounts = [(str(a.id), a.to_info().label) for a in ext.Account.query.order_by(ext.Account.id)]
+        accounts = [(str(a.id), a.label) for a in ext.list_accounts()]
         form = form or ChannelForm()
         form.account.choices = _choices([("", _("Flask-Mail's own settings")), *accounts])
         if editing is not None and editing.kind == "webhook":

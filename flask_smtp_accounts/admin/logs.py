@@ -15,12 +15,12 @@ from flask_admin import BaseView, expose
 from flask_babel import format_datetime, format_decimal
 
 from ..errors import LogAddressError, LogNotFoundError
-from ..extension import deleted_account_label
 from ..ids import parse_id
+from ..labels import route_label
 from ..log_files import LogInfo
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .forms import LogDeleteForm
-from .i18n import _, _l
+from .i18n import _, _l, say
 
 #: How much of a log one page shows.
 PAGE_BYTES = 64 * 1024
@@ -40,15 +40,8 @@ def size_text(size: int) -> str:
 
 def mailbox_text(account_id: int, kind: str) -> str:
     """``Name <email> (sending)``; ``New account (checks)`` for id 0, as in the original."""
-    ext = state().ext
-    if account_id == 0:
-        label = _("New account")
-    else:
-        try:
-            label = ext.get_account(account_id).to_info().label
-        except LookupError:
-            label = _("Account %(id)s (deleted)", id=account_id)
-    return f"{label} ({KIND_WORDS[kind]})"
+    labels = {a.id: a.label for a in state().ext.list_accounts((account_id,))} if account_id else {}
+    return _mailbox(account_id, route_label(account_id, labels), kind)
 
 
 def _page_arg() -> int:
@@ -60,13 +53,13 @@ def _page_arg() -> int:
 
 def _listed_mailbox(log: LogInfo) -> str:
     """``mailbox_text`` for a listed log, from the label the list looked up with the others."""
-    if log.account_id == 0:
-        label = _("New account")
-    elif log.label == deleted_account_label(log.account_id):
-        label = _("Account %(id)s (deleted)", id=log.account_id)
-    else:
-        label = log.label
-    return f"{label} ({KIND_WORDS[log.kind]})"
+    return _mailbox(log.account_id, log.label, log.kind)
+
+
+def _mailbox(account_id: int, label: str, kind: str) -> str:
+    """A deleted account's label (a core sentence) in the page's language; an account's own is data."""
+    name = _("New account") if account_id == 0 else say(label)
+    return f"{name} ({KIND_WORDS[kind]})"
 
 
 def _offset_arg() -> int | None:

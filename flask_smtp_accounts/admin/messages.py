@@ -170,10 +170,7 @@ def cooling_accounts() -> list[dict[str, t.Any]]:
     cooling = [h for h in ext.account_health().values() if h.cooling_down]
     if not cooling:
         return []
-    labels = {
-        a.id: a.to_info().label
-        for a in ext.Account.query.filter(ext.Account.id.in_([h.account_id for h in cooling]))
-    }
+    labels = {a.id: a.label for a in ext.list_accounts([h.account_id for h in cooling])}
     return [
         {
             "id": h.account_id,
@@ -210,7 +207,7 @@ class MessagesView(ProtectedView, BaseView):
         ext = state().ext
         filters = _filters()
         page = ext.messages(**_api_filters(filters), page=filters["page"], per_page=PAGE_SIZE)
-        accounts = [(a.id, a.to_info().label) for a in ext.Account.query.order_by(ext.Account.id)]
+        accounts = [(a.id, a.label) for a in ext.list_accounts()]
         args = {k: v for k, v in request.args.items() if k in FILTER_ARGS and v}
         return self.render(
             self.list_template,

@@ -34,10 +34,7 @@ def everyday_of(address: str) -> AccountInfo | None:
 def roles_now() -> dict[int, list[Role]]:
     """Every account's roles, worked out once per request."""
     if "sa_roles" not in g:
-        ext = state().ext
-        g.sa_roles = account_roles(
-            (a.to_info() for a in ext.Account.query.order_by(ext.Account.id)), _candidates
-        )
+        g.sa_roles = account_roles(state().ext.list_accounts(), _candidates)
     return t.cast("dict[int, list[Role]]", g.sa_roles)
 
 

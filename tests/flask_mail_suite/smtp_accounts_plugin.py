@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
-from flask_mail import Mail
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_smtp_accounts import SMTPAccounts, message_sent
@@ -70,14 +69,14 @@ def smtp_accounts_on_every_app(
         yield None
         return
     app: Flask = request.getfixturevalue("app")
-    mail: Mail = request.getfixturevalue("mail")
+    request.getfixturevalue("mail")  # Flask-Mail on the app, before the extension
     app.config.update(
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'site.sqlite'}",
         SMTP_ACCOUNTS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         SMTP_ACCOUNTS_REGISTER_CLI=False,
     )
     db = SQLAlchemy(app)
-    extension = SMTPAccounts(app, db=db, mail=mail)
+    extension = SMTPAccounts(app, db=db)
     with app.app_context():
         db.create_all()
         extension.update_settings(enabled=request.config.getoption(ROUTING) == "on")
