@@ -29,13 +29,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+import bulk  # noqa: E402
 import report  # noqa: E402
 import scenarios  # noqa: E402
 from databases import URL_VARIABLES, Databases, url_from_environment  # noqa: E402
 from relay import DEFAULT_DELAY_MS  # noqa: E402
 from sink import start_sink  # noqa: E402
 
-PARTS = ("relay", "single", "newsletter", "choose", "logs", "memory", "pipelining")
+PARTS = ("relay", "single", "newsletter", "choose", "logs", "memory", "pipelining", "outbox")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class Counts:
     calls: int = 2000
     memory: int = 20_000
     pipelined: int = 100
+    bulk: int = 2000
+    #: Rounds of the outbox part, no warm-up: each round sends the newsletter five ways, minutes through the relay.
+    bulk_rounds: int = 3
 
 
 FULL = Counts()
@@ -64,6 +68,8 @@ QUICK = Counts(
     calls=20,
     memory=200,
     pipelined=3,
+    bulk=8,
+    bulk_rounds=2,
 )
 
 
@@ -94,6 +100,17 @@ def parse_args(argv: t.Sequence[str] | None) -> argparse.Namespace:
         "--pipelined",
         type=int,
         help="letters on one connection through the relay, pipelining on and off (default 100)",
+    )
+    parser.add_argument(
+        "--bulk-letters", type=int, help="letters to one account in the outbox part (default 2,000)"
+    )
+    parser.add_argument(
+        "--bulk-rounds", type=int, help="rounds of the outbox part, no warm-up (default 3; --quick: 2)"
+    )
+    parser.add_argument(
+        "--profile-drain",
+        metavar="PATH",
+        help="outbox part: also drain once under cProfile (every drainer thread) and write the stats to PATH",
     )
     parser.add_argument("--only", help=f"comma-separated parts to run: {','.join(PARTS)}")
     parser.add_argument(
@@ -150,6 +167,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         "calls": args.calls,
         "memory": args.memory_letters,
         "pipelined": args.pipelined,
+        "bulk": args.bulk_letters,
+        "bulk_rounds": args.bulk_rounds,
         "accounts": tuple(int(n) for n in args.accounts.split(",")) if args.accounts else None,
     }
     counts = replace(QUICK if args.quick else FULL, **{k: v for k, v in given.items() if v is not None})
@@ -176,6 +195,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             "logs": lambda: scenarios.logs(setup, counts.loop),
             "memory": lambda: scenarios.memory(setup, counts.memory),
             "pipelining": lambda: scenarios.pipelining(setup, counts.pipelined),
+            "outbox": lambda: bulk.bulk(setup, counts.bulk, counts.bulk_rounds, args.profile_drain),
         }
         sections = []
         try:

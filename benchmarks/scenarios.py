@@ -86,7 +86,7 @@ class Setup:
 
 @dataclass
 class Target:
-    """A figure next to its target: ``value`` must be at most (``<=``) or under (``<``) ``limit``."""
+    """A figure next to its target: ``value`` must be at most (``<=``), under (``<``) or at least (``>=``) ``limit``."""
 
     label: str
     value: float
@@ -99,12 +99,16 @@ class Target:
 
     @property
     def passed(self) -> bool:
+        if self.comparison == ">=":
+            return self.value >= self.limit
         return self.value <= self.limit if self.comparison == "<=" else self.value < self.limit
 
     @classmethod
-    def ratio(cls, label: str, ratios: list[float], limit: float, about: str) -> Target:
+    def ratio(
+        cls, label: str, ratios: list[float], limit: float, about: str, *, comparison: str = "<="
+    ) -> Target:
         ordered = sorted(ratios)
-        return cls(label, _median(ordered), ordered[0], ordered[-1], limit, "<=", "x", about)
+        return cls(label, _median(ordered), ordered[0], ordered[-1], limit, comparison, "x", about)
 
 
 @dataclass
@@ -628,19 +632,24 @@ def _transactions(app: Flask, account: AccountInfo, letters: int) -> Timing:
     return clock.timing(scale=1000)
 
 
+def routed_pipelining(setup: Setup, name: str, host: str, port: int) -> dict[bool, Flask]:
+    """Two routed apps (folders ``<name>_on`` and ``<name>_off``) whose account has PIPELINING on and off."""
+    return {
+        on: setup.routed(
+            f"{name}_{'on' if on else 'off'}",
+            host,
+            port,
+            account={"security": "none", "auth": "none", "pipelining": on},
+            save_logs=False,
+        )
+        for on in (True, False)
+    }
+
+
 def pipelining(setup: Setup, letters: int) -> Section:
     """``letters`` letters on one connection to a server :attr:`Setup.delay_ms` each way, pipelining on and off."""
     with start_relay(setup.port, setup.delay_ms) as relay:
-        apps = {
-            on: setup.routed(
-                f"pipelining_{'on' if on else 'off'}",
-                relay.host,
-                relay.port,
-                account={"security": "none", "auth": "none", "pipelining": on},
-                save_logs=False,
-            )
-            for on in (True, False)
-        }
+        apps = routed_pipelining(setup, "pipelining", relay.host, relay.port)
         for app in apps.values():
             check_routed(app)
         accounts = {
