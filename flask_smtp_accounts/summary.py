@@ -11,7 +11,7 @@ import typing as t
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .mail_stats import FAILED, QUEUED, SENT, SUPPRESSED, MailStats
+from .mail_stats import FAILED, SENT, SUPPRESSED, WAITING, MailStats
 from .models import utcnow
 
 
@@ -67,7 +67,7 @@ def build_summary(stats: MailStats, days: int = 7, now: datetime | None = None) 
             else labels.get(account_id, f"Account {account_id} (deleted)"),
             c.get(SENT, 0) + c.get(SUPPRESSED, 0),
             c.get(FAILED, 0),
-            c.get(QUEUED, 0),
+            sum(c.get(status, 0) for status in WAITING),
             errors.get(account_id, []),
         )
         for account_id, c in sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or 0))
