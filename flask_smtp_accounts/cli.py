@@ -11,8 +11,10 @@ never from an argument, so that they stay out of shell history and ``ps``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import sys
 import time
 import typing as t
@@ -617,6 +619,30 @@ def _progress(report: DeliveryReport) -> str:
     )
 
 
+@contextlib.contextmanager
+def _stop_on_sigterm() -> t.Iterator[None]:
+    """SIGTERM (``kill``, a service manager's stop) stops a drain as Ctrl+C does, not mid-letter.
+
+    Python's own SIGTERM ends the process at once, leaving its claims to
+    wait out their lease; as a ``KeyboardInterrupt`` the letters being sent
+    are finished and the rest go back to the queue. Only the main thread
+    may set a handler; elsewhere SIGTERM keeps its meaning.
+    """
+
+    def interrupt(signum: int, frame: t.Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @smtp_accounts_cli.command("deliver")
 @click.option(
     "--connections", type=int, default=8, show_default=True, help="Connections at once, 1 to 100 (threads)."
@@ -625,7 +651,9 @@ def _progress(report: DeliveryReport) -> str:
     "--limit", type=int, default=None, help="Send at most this many letters (per round with --forever)."
 )
 @click.option(
-    "--forever", is_flag=True, help="Keep delivering letters as they arrive, until stopped (Ctrl+C)."
+    "--forever",
+    is_flag=True,
+    help="Keep delivering letters as they arrive, until stopped (Ctrl+C or SIGTERM).",
 )
 def deliver(connections: int, limit: int | None, forever: bool) -> None:
     """Send the letters waiting in the outbox (and the due retries) over parallel connections."""
@@ -637,13 +665,14 @@ def deliver(connections: int, limit: int | None, forever: bool) -> None:
             click.echo("\r\033[K" + _progress(report), nl=False)
 
     try:
-        while True:
-            report = ext.deliver_queued(connections, limit, progress=show)
-            click.echo(("\r\033[K" if live else "") + _progress(report))
-            if not forever:
-                return
-            if not report.sent + report.failed + report.requeued:
-                time.sleep(IDLE_S)
+        with _stop_on_sigterm():
+            while True:
+                report = ext.deliver_queued(connections, limit, progress=show)
+                click.echo(("\r\033[K" if live else "") + _progress(report))
+                if not forever:
+                    return
+                if not report.sent + report.failed + report.requeued:
+                    time.sleep(IDLE_S)
     except KeyboardInterrupt:
         click.echo("\nStopped: the letters being sent were finished, the rest went back to the queue.")
 

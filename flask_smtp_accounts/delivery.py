@@ -157,6 +157,11 @@ class Dispatcher:
             raise outcome.error
         return outcome
 
+    @property
+    def message_log(self) -> MessageLog:
+        """The block's view of the message log: its writes share the dispatcher's one database connection."""
+        return self._log
+
     def redeliver(self, record: MessageInfo, letter: Letter, *, requeue: bool) -> Outcome:
         """Send a letter of the message log again, to its pending recipients, and update its row.
 

@@ -19,12 +19,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from .labels import account_label, route_label
+from .letter import CANCELLED, CLAIMED, FAILED, QUEUED, SENT, SUPPRESSED
 from .models import Models, utcnow
 
-SENT = "sent"
-SUPPRESSED = "suppressed"
-FAILED = "failed"
-QUEUED = "queued"
+#: The statuses of a letter still waiting: queued, or claimed by a drainer that has not begun it.
+WAITING = (QUEUED, CLAIMED)
 
 #: The windows of the counts, longest last: name -> length.
 WINDOWS: dict[str, timedelta] = {
@@ -42,19 +41,26 @@ CHART_STEPS: dict[str, tuple[int, timedelta]] = {
 
 @dataclass
 class Counts:
-    """Letters sent (suppressed ones included), failed and queued."""
+    """Letters sent (suppressed ones included), failed, waiting (queued or claimed) and cancelled.
+
+    A cancelled letter was neither sent nor refused, and no longer waits:
+    it counts apart, never as queued or failed.
+    """
 
     sent: int = 0
     failed: int = 0
     queued: int = 0
+    cancelled: int = 0
 
     def add(self, status: str, count: int) -> None:
         if status in (SENT, SUPPRESSED):
             self.sent += count
         elif status == FAILED:
             self.failed += count
-        elif status == QUEUED:
+        elif status in WAITING:
             self.queued += count
+        elif status == CANCELLED:
+            self.cancelled += count
 
 
 @dataclass
@@ -101,7 +107,7 @@ class AccountTrouble:
 
 
 #: The statuses the counts tell apart (``sending`` rows are counted once they settle).
-COUNTED = (SENT, SUPPRESSED, FAILED, QUEUED)
+COUNTED = (SENT, SUPPRESSED, FAILED, *WAITING, CANCELLED)
 
 
 def _range_count(*conditions: t.Any) -> t.Any:
@@ -210,9 +216,9 @@ class MailStats:
         return [Bar(start, *found.get(i, (0, 0))) for i, start in enumerate(starts)]
 
     def oldest_queued(self) -> tuple[datetime | None, int]:
-        """When the oldest queued letter was first tried, and how many wait."""
+        """When the oldest waiting letter (queued or claimed) was first tried, and how many wait."""
         m = self.messages
-        query = sa.select(sa.func.min(m.c.created_at), sa.func.count()).where(m.c.status == QUEUED)
+        query = sa.select(sa.func.min(m.c.created_at), sa.func.count()).where(m.c.status.in_(WAITING))
         with self._engine().connect() as conn:
             oldest, count = conn.execute(query).one()
         return oldest, int(count)

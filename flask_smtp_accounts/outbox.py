@@ -123,20 +123,22 @@ class _Drain:
         self.stop = threading.Event()
 
     def run(self) -> None:
-        threads = [
-            threading.Thread(target=self._thread, name=f"smtp-accounts-deliver-{n}", daemon=True)
-            for n in range(self.connections)
-        ]
-        for thread in threads:
-            thread.start()
+        # Each thread's own "finished" event, not ``Thread.join``: a join interrupted by Ctrl+C
+        # (CPython before 3.13, gh-90882) may report the thread ended while it still sends.
+        finished = [threading.Event() for _ in range(self.connections)]
+        for n, done in enumerate(finished):
+            threading.Thread(
+                target=self._thread, args=(done,), name=f"smtp-accounts-deliver-{n}", daemon=True
+            ).start()
         try:
-            for thread in threads:
-                thread.join()
+            for done in finished:
+                done.wait()
         except KeyboardInterrupt:
             # Each thread finishes the letter it is sending and gives the rest of its batch back.
             self.stop.set()
-            for thread in threads:
-                thread.join()
+            logger.info("flask-smtp-accounts: stopping; the letters being sent finish, the rest go back")
+            for done in finished:
+                done.wait()
             raise
 
     def report(self, left: int) -> DeliveryReport:
@@ -150,13 +152,15 @@ class _Drain:
             elapsed_s=time.monotonic() - self.started,
         )
 
-    def _thread(self) -> None:
-        with self.app.app_context():
-            try:
+    def _thread(self, done: threading.Event) -> None:
+        try:
+            with self.app.app_context():
                 self._work()
-            except BaseException as error:  # noqa: BLE001 - handed to the caller of deliver_queued
-                self.errors.append(error)
-                self.stop.set()
+        except BaseException as error:  # noqa: BLE001 - handed to the caller of deliver_queued
+            self.errors.append(error)
+            self.stop.set()
+        finally:
+            done.set()
 
     def _work(self) -> None:
         dispatcher: Dispatcher | None = None

@@ -176,8 +176,10 @@ def deliver_claimed(
     A temporary failure puts a letter back in the queue (with its backoff).
     If sending stops on an error, or ``stop`` is set, the claimed letters
     not yet begun go back to the queue at once (an error then propagates).
+    Every write goes through the dispatcher's connection: a drainer thread
+    keeps one, instead of taking one from the pool for each letter.
     """
-    log = state.message_log
+    log = dispatcher.message_log
     tally = tally if tally is not None else Tally()
     begun = 0
     try:

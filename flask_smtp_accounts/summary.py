@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .labels import OWN_SETTINGS, route_label
-from .mail_stats import FAILED, QUEUED, SENT, SUPPRESSED, MailStats
+from .mail_stats import FAILED, SENT, SUPPRESSED, WAITING, MailStats
 from .models import utcnow
 
 
@@ -66,7 +66,7 @@ def build_summary(stats: MailStats, days: int = 7, now: datetime | None = None) 
             route_label(account_id, labels, OWN_SETTINGS),
             c.get(SENT, 0) + c.get(SUPPRESSED, 0),
             c.get(FAILED, 0),
-            c.get(QUEUED, 0),
+            sum(c.get(status, 0) for status in WAITING),
             errors.get(account_id, []),
         )
         for account_id, c in sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or 0))

@@ -93,6 +93,26 @@ def test_counts_per_account_and_window(admin_site: AdminSite) -> None:
     assert "Letters waiting in the retry queue: 1; the oldest since" in text
 
 
+def test_claimed_letters_count_as_waiting_and_cancelled_ones_do_not(admin_site: AdminSite) -> None:
+    # A drainer's claim is not a send: until its write-ahead the letter still waits.
+    news = account(admin_site, "news@example.com", 2526)
+    now = utcnow()
+    rows = (
+        [{"status": "queued", "account_id": news, "created_at": now - timedelta(minutes=5)}]
+        + [{"status": "claimed", "account_id": news, "created_at": now - timedelta(hours=2)}] * 2
+        + [{"status": "cancelled", "account_id": news, "created_at": now - timedelta(hours=1)}] * 4
+    )
+    with admin_site.app.app_context():
+        add_rows(admin_site.ext, rows)
+        totals, _ = admin_site.ext.mail_stats.counts()
+    page = client_for(admin_site).get(DASHBOARD).get_data(as_text=True)
+
+    counts = cells(page, "sa-route-counts", news)
+    assert (counts[("24h", "queued")], counts[("24h", "failed")], counts[("24h", "sent")]) == (3, 0, 0)
+    assert "Letters waiting in the retry queue: 3; the oldest since" in text_of(page)
+    assert (totals["24h"].queued, totals["24h"].cancelled) == (3, 4)
+
+
 def test_the_chart_is_an_svg_of_the_window(admin_site: AdminSite) -> None:
     shop = account(admin_site, "shop@example.com", 2525)
     now = utcnow()
