@@ -23,9 +23,13 @@ from test_outbox import queue_letters
 
 COMMAND = textwrap.dedent(
     """
-    import json, logging, pathlib, sys
+    import json, logging, pathlib, signal, sys
     sys.path.insert(0, sys.argv[1])
     from apps import make_site
+
+    # Ctrl+C as at a terminal: a suite run in the background by a script (as CI runs two of them)
+    # ignores SIGINT, and a child inherits that; Python then installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     site = make_site(pathlib.Path(sys.argv[2]), enabled=False, **json.loads(sys.argv[3]))
