@@ -41,7 +41,15 @@ from .labels import NEW_ACCOUNT, route_label
 from .log_files import LogChunk, LogInfo
 from .mail_stats import MailStats
 from .message_log import LEASE, MessageInfo, MessageLog, Page
-from .models import OAUTH_FIELDS, OAUTH_SECRETS, SETTINGS_ID, AccountInfo, Models, make_models, settings_info
+from .models import (
+    OAUTH_SECRETS,
+    SETTABLE_FIELDS,
+    SETTINGS_ID,
+    AccountInfo,
+    Models,
+    make_models,
+    settings_info,
+)
 from .oauth2 import AccessTokens
 from .outbox import DeliveryReport
 from .outbox_status import OutboxLine
@@ -51,7 +59,6 @@ from .settings import DEFAULT_SETTINGS, SettingsInfo
 from .smtp_logs import SMTPLogs
 from .summary import Summary, build_summary, send_summary
 from .validation import (
-    LIMIT_FIELDS,
     SMTP_DESTINATION,
     TOKEN_DESTINATION,
     normalize_email,
@@ -63,23 +70,9 @@ from .validation import (
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-ACCOUNT_FIELDS: tuple[str, ...] = (
-    "active",
-    "sender_name",
-    "sender_email",
-    "host",
-    "port",
-    "security",
-    "auth",
-    "login",
-    "verify_tls",
-    "pipelining",
-    "backup_ids",
-    *LIMIT_FIELDS,
-    "max_connections",
-)
-# OAuth2: the plain fields, and the write-only secrets (an empty one keeps the stored one, like the password).
-ACCOUNT_FIELDS += OAUTH_FIELDS + tuple(OAUTH_SECRETS)
+#: Every account field the API takes: the settable ones and the write-only OAuth2 secrets (an empty
+#: secret keeps the stored one, like the password).
+ACCOUNT_FIELDS: tuple[str, ...] = SETTABLE_FIELDS + tuple(OAUTH_SECRETS)
 
 
 #: Called with an account's row inside the transaction that saves or deletes it (flask-admin's

@@ -96,6 +96,24 @@ OAUTH_FIELDS = (
     "oauth_authorize_url",
     "oauth_scope",
 )
+#: The account fields a person sets (API, admin form, CLI; what a sign-in carries to its callback),
+#: the write-only secrets apart.
+SETTABLE_FIELDS: tuple[str, ...] = (
+    "active",
+    "sender_name",
+    "sender_email",
+    "host",
+    "port",
+    "security",
+    "auth",
+    "login",
+    "verify_tls",
+    "pipelining",
+    "backup_ids",
+    *LIMIT_FIELDS,
+    "max_connections",
+    *OAUTH_FIELDS,
+)
 #: Write-only secret attribute -> its encrypted column.
 OAUTH_SECRETS = {
     "oauth_client_secret": "oauth_client_secret_encrypted",

@@ -34,7 +34,7 @@ from flask import current_app, session
 
 from .errors import EncryptionError, InvalidAccountError
 from .errors import SignInError as SignInError  # importable from here too, as sites already do
-from .models import AccountInfo
+from .models import SETTABLE_FIELDS, AccountInfo
 from .oauth2 import (
     Grant,
     authorization_url,
@@ -45,7 +45,7 @@ from .oauth2 import (
     token_url_of,
 )
 from .texts import N_, Text
-from .validation import LIMIT_FIELDS, TOKEN_DESTINATION, secret_needed_again, validate_account
+from .validation import TOKEN_DESTINATION, secret_needed_again, validate_account
 
 if t.TYPE_CHECKING:
     from .extension import SMTPAccounts
@@ -58,27 +58,7 @@ MAX_AGE_S = 600
 MAX_PENDING = 3
 
 #: The form fields a sign-in carries to the callback (the secrets travel apart, encrypted).
-CARRIED_FIELDS = (
-    "active",
-    "sender_name",
-    "sender_email",
-    "host",
-    "port",
-    "security",
-    "auth",
-    "login",
-    "verify_tls",
-    "pipelining",
-    "backup_ids",
-    *LIMIT_FIELDS,
-    "oauth_provider",
-    "oauth_flow",
-    "oauth_tenant",
-    "oauth_client_id",
-    "oauth_token_url",
-    "oauth_authorize_url",
-    "oauth_scope",
-)
+CARRIED_FIELDS = SETTABLE_FIELDS
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,20 @@ def test_signing_in_saves_a_checked_account_that_sends(admin_site, microsoft, oa
     assert oauth_smtp.wait_for(1)[0].login == LOGIN
 
 
+def test_the_limits_and_connections_entered_on_the_form_are_saved_by_the_sign_in(
+    admin_site, microsoft, oauth_smtp
+):
+    microsoft.auto_approve = True
+    client = admin_site.app.test_client()
+    client.get("/test-login/admin")
+
+    back = sign_in(client, oauth_smtp, microsoft, max_connections="3", limit_per_minute="30")
+    client.get(back, follow_redirects=True)
+
+    [account] = accounts(admin_site)
+    assert (account.max_connections, account.limit_per_minute) == (3, 30)
+
+
 def test_a_replayed_callback_stores_nothing(admin_site, microsoft, oauth_smtp):
     microsoft.auto_approve = True
     client = admin_site.app.test_client()
