@@ -139,7 +139,7 @@ class Dispatcher:
         """
         bulk = is_bulk(letter.headers) if letter.bulk is None else letter.bulk
         choice = choose_route(self._settings, self._directory.candidates, letter.sender, None, bulk)
-        outcome = Outcome(letter, choice, bulk, pending=list(letter.recipients), body=letter.render(None))
+        outcome = Outcome(letter, choice, bulk, pending=list(letter.recipients), body=letter.render())
         settings = self._settings
         if self._default.suppress:
             self._suppress(outcome)
@@ -297,7 +297,7 @@ class Dispatcher:
     @staticmethod
     def _render(outcome: Outcome, headers: RouteHeaders) -> bytes:
         """The letter as the route sends it: its body (rendered once), with the route's From and Reply-To."""
-        data = outcome.body if outcome.body is not None else outcome.letter.render(None)
+        data = outcome.body if outcome.body is not None else outcome.letter.render()
         if headers.from_header is not None:
             data = set_header(data, "From", encode_address(headers.from_header))
         if headers.reply_to:

@@ -99,10 +99,10 @@ def letter_from_message(
     """Describe a Flask-Mail message for the dispatcher (``send_to``: its ``send_to``, if already built)."""
     given = given_sender(message)
 
-    def render(from_header: str | None) -> bytes:
+    def render() -> bytes:
         sender = message.sender
         # Flask-Mail encodes a tuple's name as one phrase, quoted when it holds <, @ or the like.
-        message.sender = given if from_header is None else from_header
+        message.sender = given
         try:
             return message.as_bytes()
         finally:

@@ -32,8 +32,9 @@ CANCELLED = "cancelled"
 class Letter:
     """What the dispatcher needs of a letter, whatever built it.
 
-    ``render(from_header)`` returns the letter's bytes with its From header
-    replaced by ``from_header`` (``None``: as the caller wrote it).
+    ``render()`` returns the letter's bytes as the caller wrote them; a
+    route's own From and Reply-To are written into them afterwards
+    (``delivery.Dispatcher._render``), so a letter is rendered once.
     """
 
     sender: str | tuple[str, str]
@@ -43,7 +44,7 @@ class Letter:
     headers: t.Mapping[str, str]
     mail_options: list[str]
     rcpt_options: list[str]
-    render: t.Callable[[str | None], bytes]
+    render: t.Callable[[], bytes]
     message: t.Any = None
     subject: str = ""
     #: The letter's own Reply-To, if it has one.

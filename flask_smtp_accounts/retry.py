@@ -34,7 +34,7 @@ from datetime import timedelta
 
 from . import delivery, flask_mail_hook
 from .errors import PERMANENT, QuotaExceededError, ResendError, failure_kind
-from .headers import encode_address, get_header, set_header
+from .headers import get_header
 from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome
 from .message_log import INTERRUPTED, Claim, MessageInfo
 from .models import utcnow
@@ -113,8 +113,8 @@ def stored_letter(record: MessageInfo) -> Letter:
     if body is None:
         raise ResendError(record.id, _body_not_kept())
 
-    def render(from_header: str | None) -> bytes:
-        return body if from_header is None else set_header(body, "From", encode_address(from_header))
+    def render() -> bytes:
+        return body
 
     mail_options, rcpt_options = record.options
     return Letter(
