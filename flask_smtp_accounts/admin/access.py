@@ -19,7 +19,7 @@ if t.TYPE_CHECKING:
     from flask import Blueprint
     from flask_admin import Admin
 
-    from ..extension import _State
+    from ..state import AppState
 
 #: May read the sending and check logs.
 VIEW_LOGS = "view_logs"
@@ -45,9 +45,9 @@ FORBIDDEN_TEMPLATE = "smtp_accounts/forbidden.html"
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
 
 
-def state() -> _State:
+def state() -> AppState:
     try:
-        return t.cast("_State", current_app.extensions["smtp_accounts"])
+        return t.cast("AppState", current_app.extensions["smtp_accounts"])
     except KeyError:
         raise RuntimeError(
             "The SMTP accounts admin views are mounted on an app without SMTPAccounts: call init_app(app) first."
