@@ -15,7 +15,7 @@ from dataclasses import replace
 import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 
-from . import flask_mail_hook
+from . import flask_mail_hook, message_export, outbox, outbox_status, resend_copy, retry
 from .alerts import Alerts
 from .check import CheckResult, run_check
 from .config import read_config
@@ -488,9 +488,8 @@ class SMTPAccounts:
         A generator: rows are read in chunks as it is consumed, so an
         export of any size takes constant memory. Bodies are not exported.
         """
-        from .message_export import export
 
-        return export(self._state.message_log, fmt, **filters)
+        return message_export.export(self._state.message_log, fmt, **filters)
 
     def get_message(self, record_id: int) -> MessageInfo:
         """One letter of the message log; :class:`MessageNotFoundError` (a ``LookupError``) when there is none."""
@@ -502,9 +501,8 @@ class SMTPAccounts:
         Raises :class:`ResendError` for a letter a server already accepted,
         and :class:`DeliveryError` when no route delivered it.
         """
-        from .retry import resend
 
-        return resend(self._state, record_id)
+        return retry.resend(self._state, record_id)
 
     def resend_copy(self, record_id: int, recipients: t.Sequence[str] | None = None) -> MessageInfo:
         """Send a logged letter again as a new letter (new row, new Message-ID), to ``recipients`` or its own.
@@ -514,18 +512,16 @@ class SMTPAccounts:
         names the original. Raises :class:`ResendError` when the body was
         not kept and :class:`DeliveryError` when no route delivered it.
         """
-        from .resend_copy import resend_copy
 
-        return resend_copy(self._state, record_id, recipients)
+        return resend_copy.resend_copy(self._state, record_id, recipients)
 
     def retry_queue(self, *, limit: int | None = None) -> t.Any:
         """Send the queued letters that are due (also prunes old rows); returns a :class:`RetryReport`.
 
         Run it from a scheduler, or as ``flask smtp-accounts retry``.
         """
-        from .retry import retry_queue
 
-        return retry_queue(self._state, limit=limit)
+        return retry.retry_queue(self._state, limit=limit)
 
     # --- the outbox ----------------------------------------------------------------
 
@@ -560,9 +556,8 @@ class SMTPAccounts:
         before anything is claimed. Other processes and machines may drain
         the same queue at once: no letter is sent twice.
         """
-        from .outbox import deliver_queued
 
-        return deliver_queued(
+        return outbox.deliver_queued(
             self._state,
             current_app._get_current_object(),  # type: ignore[attr-defined]
             connections=connections,
@@ -576,21 +571,18 @@ class SMTPAccounts:
         What a worker task calls with the ids :meth:`queued_ids` handed out;
         rows another worker holds, or no longer waiting, are skipped.
         """
-        from .outbox import deliver_ids
 
-        return deliver_ids(self._state, ids)
+        return outbox.deliver_ids(self._state, ids)
 
     def queued_ids(self, limit: int, account_id: int | None = None) -> list[int]:
         """Ids of the letters due now, lowest first, without claiming them (``account_id`` 0: Flask-Mail's route)."""
-        from .outbox import queued_ids
 
-        return queued_ids(self._state, limit, account_id)
+        return outbox.queued_ids(self._state, limit, account_id)
 
     def outbox_status(self) -> list[OutboxLine]:
         """Per account: letters waiting and being sent, sent and failed in 24 h, letters a minute, time left, paused."""
-        from .outbox_status import outbox_status
 
-        return outbox_status(self._state)
+        return outbox_status.outbox_status(self._state)
 
     def pause_queue(self, account_id: int) -> None:
         """Stop drainers (every process) from taking the letters waiting for this account, until :meth:`resume_queue`.
@@ -609,10 +601,9 @@ class SMTPAccounts:
         Returns how many. A cancelled letter is never sent; letters a
         drainer is sending are left alone.
         """
-        from .outbox_status import cancel_queued
 
         key = None if account_id is None else self._queue_key(account_id)
-        return cancel_queued(self._state, key, ids)
+        return outbox_status.cancel_queued(self._state, key, ids)
 
     @staticmethod
     def _queue_key(account_id: t.Any) -> int:
