@@ -17,7 +17,7 @@ from flask_babel import format_datetime, format_decimal
 from ..errors import LogAddressError, LogNotFoundError
 from ..ids import parse_id
 from ..labels import route_label
-from ..log_files import LogInfo
+from ..log_files import LogInfo, log_filename
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .forms import LogDeleteForm
 from .i18n import _, _l, say
@@ -124,7 +124,7 @@ class LogsView(ProtectedView, BaseView):
             chunk=chunk,
             pages=pages,
             mailbox=mailbox_text(account_id, kind),
-            filename=_filename(account_id, kind),
+            filename=log_filename(account_id, kind),
             size=size_text(chunk.size),
             delete_form=LogDeleteForm(),
             may_delete=allowed(MANAGE_ACCOUNTS),
@@ -136,7 +136,7 @@ class LogsView(ProtectedView, BaseView):
         try:
             path = state().smtp_logs.files.path(account_id, kind)
             return send_file(
-                path, mimetype="text/plain", as_attachment=True, download_name=_filename(account_id, kind)
+                path, mimetype="text/plain", as_attachment=True, download_name=log_filename(account_id, kind)
             )
         except LogAddressError:
             abort(404)
@@ -159,13 +159,7 @@ class LogsView(ProtectedView, BaseView):
         except LogAddressError:
             abort(404)
         if deleted:
-            flash(_("The log %(file)s was deleted.", file=_filename(account_id, kind)), "success")
+            flash(_("The log %(file)s was deleted.", file=log_filename(account_id, kind)), "success")
         else:
             flash(_("This log does not exist (any more)."), "error")
         return redirect(self.get_url(".index"))
-
-
-def _filename(account_id: int, kind: str) -> str:
-    from ..log_files import log_filename
-
-    return log_filename(account_id, kind)

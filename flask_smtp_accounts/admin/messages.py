@@ -164,24 +164,6 @@ def route_text(message: MessageInfo) -> str:
     return message.route
 
 
-def cooling_accounts() -> list[dict[str, t.Any]]:
-    """Accounts that routing skips now after a connection failure (for the notices of the pages)."""
-    ext = state().ext
-    cooling = [h for h in ext.account_health().values() if h.cooling_down]
-    if not cooling:
-        return []
-    labels = {a.id: a.label for a in ext.list_accounts([h.account_id for h in cooling])}
-    return [
-        {
-            "id": h.account_id,
-            "label": labels.get(h.account_id, h.account_id),
-            "until": format_datetime(h.cooldown_until),
-            "error": h.last_error,
-        }
-        for h in cooling
-    ]
-
-
 class MessagesView(ProtectedView, BaseView):
     """Message log: every letter sent while routing is on, newest first."""
 
