@@ -22,7 +22,7 @@ from flask_admin.helpers import get_redirect_target
 from flask_admin.model.template import EndpointLinkRowAction, macro
 from markupsafe import Markup, escape
 
-from ..errors import AccountCheckFailed, InvalidAccountError, SMTPAccountsError
+from ..errors import InvalidAccountError, SMTPAccountsError
 from ..ids import parse_id
 from ..presets import PRESETS
 from ..quotas import is_limited, today_figures
@@ -36,10 +36,10 @@ from .i18n import (
     SECURITY,
     _,
     _l,
+    account_refused,
     describe_error,
     describe_failure,
     field_error,
-    flash_error,
     gettext,
     say,
     server_reply,
@@ -239,7 +239,7 @@ class AccountsView(ProtectedView, ModelView):
                 **form.account_fields(),
             )
         except SMTPAccountsError as err:
-            self._refused(form, err)
+            account_refused(form, err)
             return False
         except Exception as err:  # the site's on_model_change refused, as flask-admin reports it
             self._hook_refused(form, err, admin_gettext("Failed to create record. %(error)s", error=str(err)))
@@ -259,7 +259,7 @@ class AccountsView(ProtectedView, ModelView):
                 **form.account_fields(),
             )
         except SMTPAccountsError as err:
-            self._refused(form, err)
+            account_refused(form, err)
             return False
         except Exception as err:
             self._hook_refused(form, err, admin_gettext("Failed to update record. %(error)s", error=str(err)))
@@ -295,20 +295,6 @@ class AccountsView(ProtectedView, ModelView):
         if not self.handle_view_exception(err):
             flash(failed, "error")
             log.exception("A model hook of the SMTP accounts view failed.")
-
-    def _refused(self, form: AccountForm, err: SMTPAccountsError) -> None:
-        """Show why the account was not saved, next to the field when there is one."""
-        form.new_password.data = ""
-        if isinstance(err, AccountCheckFailed):
-            flash_error(_("The account was not saved.") + " " + describe_failure(err.result), err.result.hint)
-        elif isinstance(err, InvalidAccountError):
-            name = "new_password" if err.field == "password" else err.field
-            message = field_error(err, ACCOUNT_FIELD_ERRORS)
-            if name in form:
-                form[name].errors = [*form[name].errors, message]
-            flash(_("The account was not saved.") + " " + message, "error")
-        else:
-            flash(_("The account was not saved: %(error)s", error=describe_error(err)), "error")
 
     # --- signing in with the OAuth2 provider (admin/oauth2.py) -----------------------
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import typing as t
 
 from flask import flash, redirect, request, url_for
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.form import FormOpts
 from flask_admin.helpers import get_redirect_target
 from markupsafe import Markup, escape
 from wtforms import Field
@@ -20,10 +22,7 @@ from ..errors import AccountCheckFailed, DeliveryError, InvalidAccountError, Sig
 from ..ids import parse_id
 from ..oauth2_sign_in import finish_sign_in, save_signed_in, start_sign_in
 from .access import state
-from .i18n import _, _l, describe_error, describe_failure, flash_error
-
-if t.TYPE_CHECKING:
-    from .accounts import AccountsView
+from .i18n import _, _l, account_refused, describe_error, describe_failure, flash_error
 
 #: The endpoints of the accounts view (relative to its blueprint).
 START_ENDPOINT = ".oauth2_sign_in_view"
@@ -84,7 +83,7 @@ def sign_in_field() -> SignInField:
     )
 
 
-def start(view: AccountsView) -> t.Any:
+def start(view: ModelView) -> t.Any:
     """Check the submitted account form and send the browser to the provider."""
     ext = state().ext
     account_id = _account_id()
@@ -111,11 +110,11 @@ def start(view: AccountsView) -> t.Any:
                 )
             )
         except InvalidAccountError as err:
-            view._refused(form, err)
+            account_refused(form, err)
     return _form_again(view, form, model)
 
 
-def callback(view: AccountsView) -> t.Any:
+def callback(view: ModelView) -> t.Any:
     """Where the provider sends the browser back: store the refresh token, or say why nothing was stored."""
     ext = state().ext
     try:
@@ -158,10 +157,8 @@ def _account_id() -> int:
     return parse_id(request.args.get("id") or "0") or 0
 
 
-def _form_again(view: AccountsView, form: t.Any, model: t.Any) -> t.Any:
+def _form_again(view: ModelView, form: t.Any, model: t.Any) -> t.Any:
     """The account form once more, with what was typed (never a secret), as flask-admin shows it."""
-    from flask_admin.form import FormOpts
-
     return_url = get_redirect_target() or view.get_url(".index_view")
     if model is None:
         opts = FormOpts(widget_args=view.form_widget_args, form_rules=view._form_create_rules)
