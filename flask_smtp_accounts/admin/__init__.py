@@ -62,7 +62,7 @@ __all__ = [
     "mount",
 ]
 
-#: The menu category, as in the original.
+#: The menu category: the name under which the original module's users already look for these pages.
 CATEGORY = _l("Mail through SMTP")
 
 
