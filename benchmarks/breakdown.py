@@ -111,7 +111,7 @@ def replay(path: str, statements: list[tuple[str, t.Any]], wal: bool) -> float:
 
 
 class Counts:
-    """Statements, commits and pool checkouts of an engine, as its event listeners see them."""
+    """Statements, commits, compiled-cache hits and pool checkouts of an engine, as its event listeners see them."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.seen: collections.Counter[str] = collections.Counter()
@@ -122,8 +122,12 @@ class Counts:
     def _count(self, name: str) -> None:
         self.seen[name] += 1
 
-    def _statement(self, conn: t.Any, cursor: t.Any, sql: str, *rest: t.Any) -> None:
+    def _statement(
+        self, conn: t.Any, cursor: t.Any, sql: str, parameters: t.Any, context: t.Any, *rest: t.Any
+    ) -> None:
         self.seen[" ".join(sql.split()[:3])] += 1
+        # CACHE_HIT: Core reused the statement's compiled form; CACHE_MISS: it compiled it afresh.
+        self.seen[f"compiled cache: {context.cache_hit.name}"] += 1
 
     def print_per(self, letters: int) -> None:
         print(f"\nper letter in the routed loop ({letters:,} letters in one block):")
