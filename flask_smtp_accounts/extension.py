@@ -288,6 +288,9 @@ class SMTPAccounts:
         before_commit: BeforeCommit | None = None,
     ) -> t.Any:
         info = self.account_info(account, password)
+        if is_new:  # the defaults of the fields left out, for before_commit (flask-admin's hooks) to see
+            for name in SETTABLE_FIELDS:
+                setattr(account, name, getattr(info, name))
         check_backups(self._state.engine(), self.Account, account.id, info.backup_ids)
         if check:
             result = self.check_account(info, password=password)

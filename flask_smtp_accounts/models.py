@@ -103,19 +103,81 @@ def column_type(field: Declared) -> sa.types.TypeEngine[t.Any]:
     raise TypeError(f"{field.name}: no column type for {field.type!r}")
 
 
-def declared_columns(cls: type) -> type:
-    """A mixin holding a column for each declared field of ``cls``: never NULL, with the field's default.
+_Mixin = t.TypeVar("_Mixin", bound=type)
 
-    A required field (an account's email and server) has no default: the
-    validation refuses it missing before an INSERT would.
+
+def declared_columns(cls: type, mixin: _Mixin | None = None) -> _Mixin | type:
+    """``mixin`` (or a new class) holding a column for each declared field of ``cls``.
+
+    Each column is never NULL and has the field's default; a required field
+    (an account's email and server) has none: the validation refuses it
+    missing before an INSERT would. Declarative copies a mixin's columns
+    into each model made from it, one per ``db``.
     """
-    columns = {
-        field.name: mapped_column(column_type(field), nullable=False)
-        if field.required
-        else mapped_column(column_type(field), nullable=False, default=field.default)
-        for field in specs(cls)
-    }
-    return type(f"{cls.__name__}Columns", (), columns)
+    holder: type = mixin if mixin is not None else type(f"{cls.__name__}Columns", (), {})
+    for field in specs(cls):
+        default = {} if field.required else {"default": field.default}
+        setattr(holder, field.name, mapped_column(column_type(field), nullable=False, **default))
+    return holder
+
+
+class AccountColumns:
+    """An account's declared columns (``account_fields.py``), typed for mypy.
+
+    The columns themselves (type, length, default) are made from the
+    declarations below; only these annotations restate the names and types,
+    and a test holds them equal to the declarations.
+    """
+
+    active: Mapped[bool]
+    sender_name: Mapped[str]
+    sender_email: Mapped[str]
+    host: Mapped[str]
+    port: Mapped[int]
+    security: Mapped[str]
+    auth: Mapped[str]
+    login: Mapped[str]
+    verify_tls: Mapped[bool]
+    backup_ids: Mapped[tuple[int, ...]]
+    limit_per_minute: Mapped[int]
+    limit_per_hour: Mapped[int]
+    limit_per_day: Mapped[int]
+    recipient_limit_per_day: Mapped[int]
+    over_limit: Mapped[str]
+    pipelining: Mapped[bool]
+    oauth_provider: Mapped[str]
+    oauth_flow: Mapped[str]
+    oauth_tenant: Mapped[str]
+    oauth_client_id: Mapped[str]
+    oauth_token_url: Mapped[str]
+    oauth_authorize_url: Mapped[str]
+    oauth_scope: Mapped[str]
+    max_connections: Mapped[int]
+
+
+class SettingsColumns:
+    """The settings row's declared columns (``settings.py``), typed for mypy; held equal to them by a test."""
+
+    enabled: Mapped[bool]
+    save_logs: Mapped[bool]
+    log_level: Mapped[int]
+    log_rewrite_period: Mapped[str]
+    max_log_size_mb: Mapped[int]
+    timeout_s: Mapped[int]
+    send_test_on_check: Mapped[bool]
+    test_recipient: Mapped[str]
+    keep_bodies: Mapped[bool]
+    message_retention_days: Mapped[int]
+    cooldown_s: Mapped[int]
+    queue_undelivered: Mapped[bool]
+    max_attempts: Mapped[int]
+    retry_backoff_s: Mapped[int]
+    outbox_all: Mapped[bool]
+    outbox_bulk: Mapped[bool]
+
+
+declared_columns(AccountInfo, AccountColumns)
+declared_columns(SettingsInfo, SettingsColumns)
 
 
 #: The attribute of a ``db`` that holds its models. They live on the ``db`` itself so that they go
@@ -130,7 +192,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
     if existing is not None:
         return existing
 
-    class Account(declared_columns(AccountInfo), db.Model):  # type: ignore[name-defined,misc]
+    class Account(AccountColumns, db.Model):  # type: ignore[name-defined,misc]
         """An SMTP account that carries the letters sent from its email."""
 
         __tablename__ = "smtp_accounts_account"
@@ -168,7 +230,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         def __repr__(self) -> str:
             return f"<Account {self.id} {self.sender_email} via {self.host}:{self.port}>"
 
-    class Settings(declared_columns(SettingsInfo), db.Model):  # type: ignore[name-defined,misc]
+    class Settings(SettingsColumns, db.Model):  # type: ignore[name-defined,misc]
         """The one row of module settings (``id`` 1)."""
 
         __tablename__ = "smtp_accounts_settings"

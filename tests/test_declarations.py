@@ -18,11 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_smtp_accounts import InvalidAccountError, InvalidSettingError
-from flask_smtp_accounts.account_fields import ACCOUNT_SPECS, LIMIT_FIELDS, OAUTH2
+from flask_smtp_accounts.account_fields import ACCOUNT_SPECS, LIMIT_FIELDS, OAUTH2, AccountInfo
 from flask_smtp_accounts.cli import _field_option, smtp_accounts_cli
 from flask_smtp_accounts.declarations import Declared, readme_rows, spec, specs
-from flask_smtp_accounts.models import declared_columns
-from flask_smtp_accounts.settings import SETTINGS
+from flask_smtp_accounts.models import AccountColumns, SettingsColumns, declared_columns
+from flask_smtp_accounts.settings import SETTINGS, SettingsInfo
 from flask_smtp_accounts.validation import check_field, validate_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,3 +172,31 @@ def test_an_accounts_yes_no_field_is_refused_by_name_and_parsed_strictly(ext: t.
 
     account = ext.add_account(check=False, verify_tls="False", **GOOD)
     assert ext.list_accounts()[0].verify_tls is False and account.verify_tls is False
+
+
+# --- the typed models -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mixin", "declared"), [(AccountColumns, AccountInfo), (SettingsColumns, SettingsInfo)]
+)
+def test_the_typed_columns_are_the_declarations(mixin: type, declared: type) -> None:
+    """What mypy is told about a model's columns (``Account.sender_email: Mapped[str]``) is what is declared."""
+    assert t.get_type_hints(mixin) == {field.name: Mapped[field.type] for field in specs(declared)}
+
+
+def test_models_of_two_dbs_each_get_the_declared_columns(site: t.Any) -> None:
+    from flask import Flask
+    from flask_sqlalchemy import SQLAlchemy
+
+    from flask_smtp_accounts.models import make_models
+
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    other = SQLAlchemy(app)
+    theirs = make_models(other).Account.__table__
+    ours = site.ext.Account.__table__
+    assert theirs is not ours and theirs.c.port is not ours.c.port
+    assert [(c.name, str(c.type), c.nullable) for c in theirs.c] == [
+        (c.name, str(c.type), c.nullable) for c in ours.c
+    ]

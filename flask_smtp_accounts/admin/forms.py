@@ -231,23 +231,22 @@ class SettingMeta:
     choices: tuple[tuple[str, t.Any], ...] = ()
 
 
+def _setting_kind(setting: Declared) -> str:
+    if setting.type is bool:
+        return "bool"
+    if setting.choices:
+        return "choice"
+    if setting.type is int:
+        return "int"
+    return "email" if setting.check == "email_or_empty" else "text"
+
+
 def _setting_meta(setting: Declared) -> SettingMeta:
-    kind = (
-        "bool"
-        if setting.type is bool
-        else "choice"
-        if setting.choices
-        else "int"
-        if setting.type is int
-        else "email"
-        if setting.check == "email_or_empty"
-        else "text"
-    )
     return SettingMeta(
         _l(setting.label),
         _l(setting.help),
         _l(setting.group),
-        kind,
+        _setting_kind(setting),
         _l(setting.unit) if setting.unit else None,
         setting.minimum,
         setting.maximum,
