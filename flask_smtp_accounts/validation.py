@@ -3,6 +3,9 @@
 Every writer (the admin pages, the command line, the Python API and plain
 ORM flushes) goes through these functions, so bad input is refused the
 same way everywhere, with the name of the field, before anything is written.
+A field is checked as its declaration says (type, range, choices, length,
+and by name a check of its own: :data:`CHECKS`); the rules between fields
+(who logs in with what, OAuth2) follow.
 """
 
 from __future__ import annotations
@@ -13,24 +16,19 @@ import urllib.parse
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-from .account_fields import (
-    ACCOUNT_SPECS,
-    CHOICES,
-    LIMIT_FIELDS,
-    LIMITS,
-    MAX_CONNECTIONS,
-    MAX_LIMIT,
-    OAUTH2,
-    AccountInfo,
-)
+from .account_fields import ACCOUNT_SPECS, CHOICES, OAUTH2, AccountInfo
+
+# The limits are importable from here too, as the quotas, the presets and the admin do.
+from .account_fields import LIMIT_FIELDS as LIMIT_FIELDS
+from .account_fields import LIMITS as LIMITS
+from .account_fields import MAX_CONNECTIONS as MAX_CONNECTIONS
+from .account_fields import MAX_LIMIT as MAX_LIMIT
 from .declarations import Declared, declared
 from .errors import FieldError, InvalidAccountError, InvalidSettingError
 from .ids import parse_id
 from .oauth2.providers import is_loopback
 from .settings import SETTINGS
 from .texts import N_, Text
-
-__all__ = ["LIMITS", "LIMIT_FIELDS", "MAX_CONNECTIONS", "MAX_LIMIT"]
 
 SECURITY_CHOICES = CHOICES["security"]
 AUTH_CHOICES = CHOICES["auth"]
@@ -53,17 +51,17 @@ def normalize_email(
         raise error(field, "an email address is required")
     if "\r" in value or "\n" in value:
         raise error(field, "must not contain line breaks")
-    value = value.strip()
-    reserved = reserved_domain(value)
+    address = value.strip()
+    reserved = reserved_domain(address)
     reserved = reserved if reserved in SPECIAL_USE_DOMAIN_NAMES else None
     # email_validator refuses special-use names (.test, .local...) outright, though a site's own relay
     # carries them: the form is checked with the reserved name swapped for letters of the same length.
-    checked = value if reserved is None else value[: len(value) - len(reserved)] + "x" * len(reserved)
+    checked = address if reserved is None else address[: len(address) - len(reserved)] + "x" * len(reserved)
     try:
         validate_email(checked, check_deliverability=False, globally_deliverable=reserved is None)
     except EmailNotValidError as err:
-        raise error(field, f"{value!r} is not a valid email address: {err}") from None
-    return value
+        raise error(field, f"{address!r} is not a valid email address: {err}") from None
+    return address
 
 
 def reserved_domain(address: str) -> str | None:

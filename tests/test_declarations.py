@@ -200,3 +200,12 @@ def test_models_of_two_dbs_each_get_the_declared_columns(site: t.Any) -> None:
     assert [(c.name, str(c.type), c.nullable) for c in theirs.c] == [
         (c.name, str(c.type), c.nullable) for c in ours.c
     ]
+
+
+def test_the_oauth2_packages_choices_are_the_declared_ones() -> None:
+    """``oauth2.PROVIDER_CHOICES`` and ``FLOW_CHOICES`` (public) name the values the declarations allow."""
+    from flask_smtp_accounts.account_fields import CHOICES
+    from flask_smtp_accounts.oauth2 import FLOW_CHOICES, PROVIDER_CHOICES
+
+    assert set(CHOICES["oauth_provider"]) == set(PROVIDER_CHOICES)
+    assert set(CHOICES["oauth_flow"]) == set(FLOW_CHOICES)
