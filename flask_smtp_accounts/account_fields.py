@@ -95,6 +95,7 @@ class AccountInfo:
         cli="Mail server port (default 587).",
         minimum=1,
         maximum=65535,
+        form_required=True,
         check="port",
     )
     security: str = spec(

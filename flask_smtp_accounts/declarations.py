@@ -52,6 +52,8 @@ class Spec:
     unit: str = ""
     #: What a new account's form starts with, when that is not the field's default.
     form_default: t.Any = None
+    #: The admin's form refuses it blank, though the Python API takes its default for it.
+    form_required: bool = False
     #: The command line's flag pair of a yes/no field, when not ``--name/--no-name``.
     cli_flags: str = ""
     #: The option's click type when the range is left to the Python API (which names the field and range).

@@ -75,7 +75,7 @@ def _account_field(field: Declared) -> t.Any:
             label, default=default, validate_choice=False, choices=choices, description=description
         )
     # A blank number is the field's default (the Python API says so); a required one must be given.
-    required = [InputRequired()] if field.required else [Optional()]
+    required = [InputRequired()] if field.required or field.form_required else [Optional()]
     if field.type is int:
         widget = NumberInput(min=field.minimum, max=field.maximum)
         return IntegerField(
