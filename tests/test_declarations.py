@@ -19,7 +19,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_smtp_accounts import InvalidAccountError, InvalidSettingError
 from flask_smtp_accounts.account_fields import ACCOUNT_SPECS, LIMIT_FIELDS, OAUTH2, AccountInfo
-from flask_smtp_accounts.cli import _field_option, smtp_accounts_cli
+from flask_smtp_accounts.cli import smtp_accounts_cli
+from flask_smtp_accounts.cli.accounts import _field_option
 from flask_smtp_accounts.declarations import Declared, readme_rows, spec, specs
 from flask_smtp_accounts.models import AccountColumns, SettingsColumns, declared_columns
 from flask_smtp_accounts.settings import SETTINGS, SettingsInfo
