@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 
 from . import flask_mail_hook, message_export, outbox, outbox_status, resend_copy, retry
+from .account_fields import ACCOUNT_INFO_FIELDS, OAUTH_SECRETS, SETTABLE_FIELDS, AccountInfo, secrets_held
 from .alerts import Alerts
 from .check import CheckResult, run_check
 from .config import read_config
@@ -34,20 +35,12 @@ from .labels import NEW_ACCOUNT, route_label
 from .log_files import LogChunk, LogInfo
 from .mail_stats import MailStats
 from .message_log import MessageInfo, Page
-from .models import (
-    OAUTH_SECRETS,
-    SETTABLE_FIELDS,
-    SETTINGS_ID,
-    AccountInfo,
-    Models,
-    make_models,
-    settings_info,
-)
+from .models import SETTINGS_ID, Models, make_models, settings_info
 from .outbox import DeliveryReport
 from .outbox_status import OutboxLine
 from .quotas import Usage
 from .routing import Choice, bulk_sending, choose_route, split_sender
-from .settings import DEFAULT_SETTINGS, SettingsInfo
+from .settings import SettingsInfo
 from .state import AppState
 from .summary import Summary, build_summary, send_summary
 from .validation import (
@@ -179,7 +172,7 @@ class SMTPAccounts:
         session = self._state.db.session
         row = session.get(self.Settings, SETTINGS_ID)
         if row is None:
-            row = self.Settings(id=SETTINGS_ID, **{**_defaults(), **clean})
+            row = self.Settings(id=SETTINGS_ID, **clean)
             session.add(row)
         else:
             for name, value in clean.items():
@@ -224,7 +217,8 @@ class SMTPAccounts:
         ``before_commit(row)`` runs once the account is valid and checked, in
         the transaction that saves it: what it raises leaves nothing written.
         """
-        account = self.Account(**_account_defaults(fields))
+        _refuse_unknown(fields)
+        account = self.Account(**fields)
         return self._save(account, password, check, is_new=True, before_commit=before_commit)
 
     def update_account(
@@ -244,9 +238,7 @@ class SMTPAccounts:
         ``before_commit`` as in :meth:`add_account`.
         """
         account = self.get_account(account_id)
-        unknown = set(fields) - set(ACCOUNT_FIELDS)
-        if unknown:
-            raise UnknownFieldError(unknown)
+        _refuse_unknown(fields)
         session = self._state.db.session
         before = {name: getattr(account, name) for name in (*SMTP_DESTINATION, *TOKEN_DESTINATION)}
         for name, value in fields.items():
@@ -296,6 +288,9 @@ class SMTPAccounts:
         before_commit: BeforeCommit | None = None,
     ) -> t.Any:
         info = self.account_info(account, password)
+        if is_new:  # the defaults of the fields left out, for before_commit (flask-admin's hooks) to see
+            for name in SETTABLE_FIELDS:
+                setattr(account, name, getattr(info, name))
         check_backups(self._state.engine(), self.Account, account.id, info.backup_ids)
         if check:
             result = self.check_account(info, password=password)
@@ -325,30 +320,28 @@ class SMTPAccounts:
     def account_info(self, account: t.Any, password: str | None = None) -> AccountInfo:
         """Validate an account (a model, a mapping or an ``AccountInfo``) into an ``AccountInfo``.
 
-        Raises :class:`InvalidAccountError` naming the first bad field.
+        A field left out, or ``None``, is its default. A mapping's plain
+        OAuth2 secrets are carried encrypted, like stored ones, so that an
+        account not saved yet can be checked with them. Raises
+        :class:`InvalidAccountError` naming the first bad field.
         """
-        if isinstance(account, AccountInfo):
-            values = {name: getattr(account, name) for name in AccountInfo.__dataclass_fields__}
-        elif isinstance(account, t.Mapping):
-            values = _account_defaults(dict(account))
-            values.setdefault("id", 0)
-            values.setdefault("password_encrypted", None)
+        if isinstance(account, t.Mapping):
+            values = self._stored_form(account)
         else:
-            values = {name: getattr(account, name) for name in AccountInfo.__dataclass_fields__}
-        values = {**_account_defaults({}), **{k: v for k, v in values.items() if v is not None}}
-        values["has_password"] = bool(password or values.get("password_encrypted"))
+            values = {name: getattr(account, name) for name in ACCOUNT_INFO_FIELDS}
+        values = {name: value for name, value in values.items() if value is not None}
+        given = {"password"} if password else set()
+        clean = validate_account({**values, **secrets_held(values, given)})
+        return AccountInfo(**{**values, **clean})
+
+    def _stored_form(self, fields: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+        """An account's fields as a mapping gives them, with its plain OAuth2 secrets encrypted as stored."""
+        _refuse_unknown(fields, also=("id", "password_encrypted", "updated_at"))
+        values = {name: value for name, value in fields.items() if name not in OAUTH_SECRETS}
         for secret, column in OAUTH_SECRETS.items():
-            plain = values.pop(secret, None)
-            if plain:  # given in a mapping: carried encrypted, like a stored one
-                values[column] = self._state.vault.encrypt(plain)
-            values[f"has_{secret}"] = bool(values.get(column))
-        clean = validate_account(values)
-        values.update(clean)
-        values.pop("has_password")
-        values["id"] = values.get("id") or 0
-        values.setdefault("password_encrypted", None)
-        values.setdefault("updated_at", None)
-        return AccountInfo(**{k: values[k] for k in AccountInfo.__dataclass_fields__ if k in values})
+            if fields.get(secret):
+                values[column] = self._state.vault.encrypt(fields[secret])
+        return values
 
     def check_account(
         self, account: t.Any, password: str | None = None, send_test: bool | None = None
@@ -730,33 +723,8 @@ def _committed(session: t.Any) -> t.Iterator[None]:
     session.commit()
 
 
-def _defaults() -> dict[str, t.Any]:
-    return {
-        name: getattr(DEFAULT_SETTINGS, name)
-        for name in SettingsInfo.__dataclass_fields__
-        if name != "revision"
-    }
-
-
-def _account_defaults(fields: dict[str, t.Any]) -> dict[str, t.Any]:
-    unknown = set(fields) - set(ACCOUNT_FIELDS) - {"id", "password_encrypted", "updated_at"}
+def _refuse_unknown(fields: t.Mapping[str, t.Any], also: t.Iterable[str] = ()) -> None:
+    """:class:`UnknownFieldError` naming the fields no account has."""
+    unknown = set(fields) - set(ACCOUNT_FIELDS) - set(also)
     if unknown:
         raise UnknownFieldError(unknown)
-    defaults = {
-        "active": True,
-        "sender_name": "",
-        "port": 587,
-        "security": "starttls",
-        "auth": "login",
-        "login": "",
-        "verify_tls": True,
-        "pipelining": True,
-        "backup_ids": (),
-        "limit_per_minute": 0,
-        "limit_per_hour": 0,
-        "limit_per_day": 0,
-        "recipient_limit_per_day": 0,
-        "over_limit": "wait",
-        "max_connections": 0,
-    }
-    return {**defaults, **fields}

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 
 from flask import current_app, session
 
+from .account_fields import SETTABLE_FIELDS, AccountInfo
 from .errors import EncryptionError, InvalidAccountError
 from .errors import SignInError as SignInError  # importable from here too, as sites already do
-from .models import SETTABLE_FIELDS, AccountInfo
 from .oauth2 import (
     Grant,
     authorization_url,
