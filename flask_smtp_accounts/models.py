@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import typing as t
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import event
-from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 # AccountInfo and its field names are importable from here too, as the package's modules and sites do.
@@ -24,7 +23,11 @@ from .account_fields import ACCOUNT_INFO_FIELDS as ACCOUNT_INFO_FIELDS
 from .account_fields import OAUTH_SECRETS, secrets_held
 from .account_fields import SETTABLE_FIELDS as SETTABLE_FIELDS
 from .account_fields import AccountInfo as AccountInfo
-from .declarations import Declared, specs
+from .alert_tables import alert_models
+from .column_types import Bytes, LongText, Timestamp, column_type
+from .column_types import utcnow as utcnow  # importable from here too, as the package's modules and tests do
+from .declarations import specs
+from .quota_tables import quota_models
 from .settings import SETTING_NAMES, SettingsInfo
 from .validation import email_key, validate_account, validate_settings
 
@@ -32,11 +35,6 @@ if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
 SETTINGS_ID = 1
-
-
-def utcnow() -> datetime:
-    """The current UTC time, naive, as the tables keep it."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _write_only_secret(name: str) -> property:
@@ -66,41 +64,6 @@ class Models:
     QuotaUsage: t.Any
     QuotaLock: t.Any
     ConnectionSlot: t.Any
-
-
-#: A point in time, to the microsecond on every database: MySQL's DATETIME keeps whole seconds
-#: unless told otherwise, which would tie letters of one second and blur their order.
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-#: A letter's bytes, of any size: MySQL's BLOB holds 64 KB (LONGBLOB: 4 GB).
-Bytes = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
-#: Text that grows with a letter (its recipients, a server's reply): MySQL's TEXT holds 64 KB.
-LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-
-
-class IdList(sa.types.TypeDecorator[tuple[int, ...]]):
-    """An ordered list of ids, stored as ``"3,5"``."""
-
-    impl = sa.String(200)
-    cache_ok = True
-
-    def process_bind_param(self, value: t.Any, dialect: t.Any) -> str:
-        return ",".join(str(int(i)) for i in value) if value else ""
-
-    def process_result_value(self, value: t.Any, dialect: t.Any) -> tuple[int, ...]:
-        return tuple(int(i) for i in value.split(",") if i) if value else ()
-
-
-def column_type(field: Declared) -> sa.types.TypeEngine[t.Any]:
-    """The column type of a declared field: from its Python type, and a string's length."""
-    if field.type is bool:
-        return sa.Boolean()
-    if field.type is int:
-        return sa.Integer()
-    if field.type is str:
-        return sa.String(field.length)
-    if field.type == tuple[int, ...]:
-        return IdList()
-    raise TypeError(f"{field.name}: no column type for {field.type!r}")
 
 
 _Mixin = t.TypeVar("_Mixin", bound=type)
@@ -320,7 +283,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         #: The holder renews it before this; past it, the slot is free again (its holder died).
         lease_until: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
 
-    alert_models = _alert_models(db, bind_key)
+    alerts = alert_models(db, bind_key)
     _listen(Account, Settings, Health)
     models = Models(
         Account=Account,
@@ -328,124 +291,11 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         Message=Message,
         Health=Health,
         ConnectionSlot=ConnectionSlot,
-        **alert_models,
-        **_quota_models(db, bind_key),
+        **alerts,
+        **quota_models(db, bind_key),
     )
     setattr(db, _MODELS_ATTRIBUTE, models)
     return models
-
-
-def _alert_models(db: SQLAlchemy, bind_key: str | None) -> dict[str, t.Any]:
-    """The tables of the alerts (``alerts.py``): channels, event choices, the outbox and its throttle."""
-
-    class AlertChannel(db.Model):  # type: ignore[name-defined,misc]
-        """Where alerts go: an email to listed addresses, or a webhook (its URL stored encrypted)."""
-
-        __tablename__ = "smtp_accounts_alert_channel"
-        __bind_key__ = bind_key
-
-        id: Mapped[int] = mapped_column(primary_key=True)
-        #: ``email`` or ``webhook``.
-        kind: Mapped[str] = mapped_column(sa.String(16))
-        #: Webhook payload: ``json``, ``slack``, ``teams`` or ``discord``.
-        format: Mapped[str] = mapped_column(sa.String(16), default="")
-        #: The webhook URL, encrypted (it carries the secret that lets anyone post).
-        url_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
-        #: The URL's host, the only part ever shown.
-        url_host: Mapped[str] = mapped_column(sa.String(255), default="")
-        #: Email: the account that carries it; NULL: Flask-Mail's own settings.
-        account_id: Mapped[int | None] = mapped_column(default=None)
-        #: Email: the addresses, comma-separated.
-        recipients: Mapped[str] = mapped_column(sa.Text, default="")
-        active: Mapped[bool] = mapped_column(default=True)
-        created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-
-        def __repr__(self) -> str:
-            where = self.url_host if self.kind == "webhook" else self.recipients
-            return f"<AlertChannel {self.id} {self.kind} {where}>"
-
-    class AlertEvent(db.Model):  # type: ignore[name-defined,misc]
-        """Whether an event raises alerts, and how often; a missing row means the defaults."""
-
-        __tablename__ = "smtp_accounts_alert_event"
-        __bind_key__ = bind_key
-
-        event: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-        enabled: Mapped[bool] = mapped_column(default=True)
-        #: At most one alert per event and account in this many minutes.
-        throttle_minutes: Mapped[int] = mapped_column(default=60)
-        #: The queue backlog event: a letter queued longer than this.
-        threshold_minutes: Mapped[int] = mapped_column(default=30)
-
-    class Alert(db.Model):  # type: ignore[name-defined,misc]
-        """One noticed event, kept until it is delivered (or merged into a delivered one)."""
-
-        __tablename__ = "smtp_accounts_alert"
-        __bind_key__ = bind_key
-        __table_args__ = (sa.Index("ix_smtp_accounts_alert_pending", "status", "event", "account_key"),)
-
-        id: Mapped[int] = mapped_column(primary_key=True)
-        event: Mapped[str] = mapped_column(sa.String(32))
-        #: The account concerned; 0: none (Flask-Mail's settings, the whole queue).
-        account_key: Mapped[int] = mapped_column(default=0)
-        created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-        #: ``pending``, ``sending``, ``sent`` (this one or counted into one) or ``failed``.
-        status: Mapped[str] = mapped_column(sa.String(16), default="pending")
-        #: What happened, in one line of English (what the channels carry).
-        text: Mapped[str] = mapped_column(sa.Text, default="")
-        attempts: Mapped[int] = mapped_column(default=0)
-        sent_at: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
-        error: Mapped[str | None] = mapped_column(sa.Text, default=None)
-
-    class AlertThrottle(db.Model):  # type: ignore[name-defined,misc]
-        """When an alert of an event about an account last went out: the one truth of every process."""
-
-        __tablename__ = "smtp_accounts_alert_throttle"
-        __bind_key__ = bind_key
-
-        event: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-        account_key: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-        last_sent_at: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
-
-    return {
-        "AlertChannel": AlertChannel,
-        "AlertEvent": AlertEvent,
-        "Alert": Alert,
-        "AlertThrottle": AlertThrottle,
-    }
-
-
-def _quota_models(db: SQLAlchemy, bind_key: str | None) -> dict[str, t.Any]:
-    """The tables of the sending limits (``quotas.py``): one row per letter counted, one lock row per account."""
-
-    class QuotaUsage(db.Model):  # type: ignore[name-defined,misc]
-        """A letter counted against its account's limits, kept for a day (the longest window)."""
-
-        __tablename__ = "smtp_accounts_quota_usage"
-        __bind_key__ = bind_key
-        __table_args__ = (sa.Index("ix_smtp_accounts_quota_usage_window", "account_id", "used_at"),)
-
-        id: Mapped[int] = mapped_column(primary_key=True)
-        account_id: Mapped[int] = mapped_column()
-        #: When the slot was taken, just before the letter's transaction began.
-        reserved_at: Mapped[datetime] = mapped_column(Timestamp)
-        #: When the letter reached the server (its transaction ended); while it is being sent, a
-        #: moment far enough ahead that every window counts it.
-        used_at: Mapped[datetime] = mapped_column(Timestamp)
-        #: Its envelope recipients.
-        recipients: Mapped[int] = mapped_column(default=1)
-
-    class QuotaLock(db.Model):  # type: ignore[name-defined,misc]
-        """One row per limited account, locked while a reservation counts and adds its usage."""
-
-        __tablename__ = "smtp_accounts_quota_lock"
-        __bind_key__ = bind_key
-
-        account_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-        #: Written by each reservation on SQLite, whose transactions take the write lock at their first write.
-        locked_at: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
-
-    return {"QuotaUsage": QuotaUsage, "QuotaLock": QuotaLock}
 
 
 def settings_info(row: t.Any) -> SettingsInfo:
