@@ -23,13 +23,14 @@ from .account_fields import ACCOUNT_INFO_FIELDS as ACCOUNT_INFO_FIELDS
 from .account_fields import OAUTH_SECRETS, secrets_held
 from .account_fields import SETTABLE_FIELDS as SETTABLE_FIELDS
 from .account_fields import AccountInfo as AccountInfo
+from .addresses import email_key
 from .alert_tables import alert_models
 from .column_types import Bytes, LongText, Timestamp, column_type
 from .column_types import utcnow as utcnow  # importable from here too, as the package's modules and tests do
 from .declarations import specs
 from .quota_tables import quota_models
 from .settings import SETTING_NAMES, SettingsInfo
-from .validation import email_key, validate_account, validate_settings
+from .validation import validate_account, validate_settings
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy

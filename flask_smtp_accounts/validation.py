@@ -10,11 +10,8 @@ and by name a check of its own: :data:`CHECKS`); the rules between fields
 
 from __future__ import annotations
 
-import ipaddress
 import typing as t
 import urllib.parse
-
-from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from .account_fields import ACCOUNT_SPECS, CHOICES, OAUTH2, AccountInfo
 
@@ -23,8 +20,9 @@ from .account_fields import LIMIT_FIELDS as LIMIT_FIELDS
 from .account_fields import LIMITS as LIMITS
 from .account_fields import MAX_CONNECTIONS as MAX_CONNECTIONS
 from .account_fields import MAX_LIMIT as MAX_LIMIT
+from .addresses import host_name, normalize_email
 from .declarations import Declared, declared
-from .errors import FieldError, InvalidAccountError, InvalidSettingError
+from .errors import InvalidAccountError, InvalidSettingError
 from .ids import parse_id
 from .oauth2.providers import is_loopback
 from .settings import SETTINGS
@@ -39,47 +37,6 @@ FLOW_CHOICES = CHOICES["oauth_flow"]
 
 #: The class of a field's error: ``InvalidAccountError`` or ``InvalidSettingError``.
 Error = type[InvalidAccountError] | type[InvalidSettingError]
-
-
-def normalize_email(
-    field: str,
-    value: t.Any,
-    error: type[FieldError] = InvalidAccountError,
-) -> str:
-    """Check an address's syntax; return it as the user wrote it, trimmed."""
-    if not isinstance(value, str) or not value.strip():
-        raise error(field, "an email address is required")
-    if "\r" in value or "\n" in value:
-        raise error(field, "must not contain line breaks")
-    address = value.strip()
-    reserved = reserved_domain(address)
-    reserved = reserved if reserved in SPECIAL_USE_DOMAIN_NAMES else None
-    # email_validator refuses special-use names (.test, .local...) outright, though a site's own relay
-    # carries them: the form is checked with the reserved name swapped for letters of the same length.
-    checked = address if reserved is None else address[: len(address) - len(reserved)] + "x" * len(reserved)
-    try:
-        validate_email(checked, check_deliverability=False, globally_deliverable=reserved is None)
-    except EmailNotValidError as err:
-        raise error(field, f"{address!r} is not a valid email address: {err}") from None
-    return address
-
-
-def reserved_domain(address: str) -> str | None:
-    """The special-use name (``test``, ``local``, ``localhost``, ``invalid``...) an address's domain ends in, if any.
-
-    Mail from such a domain never reaches the internet at large; only a
-    server that accepts it on purpose (a site's own relay) carries it.
-    """
-    domain = address.rpartition("@")[2].strip().rstrip(".").lower()
-    for name in (*SPECIAL_USE_DOMAIN_NAMES, "example"):
-        if domain == name or domain.endswith("." + name):
-            return name
-    return None
-
-
-def email_key(address: str) -> str:
-    """The form under which an address is looked up: trimmed, case-folded."""
-    return address.strip().lower()
 
 
 def _no_line_breaks(field: str, value: str, error: Error = InvalidAccountError) -> str:
@@ -264,32 +221,6 @@ def secret_needed_again(secret: str, moved: t.Iterable[str]) -> InvalidAccountEr
             fields=", ".join(dict.fromkeys(moved)),
         ),
     )
-
-
-def host_name(field: str, host: str) -> str:
-    """``host`` if it is an IP address or a name DNS can hold: labels of 1 to 63 octets, 253 in all (IDNA-encoded).
-
-    A typo such as ``smtp..example.com`` is refused here, with the reason,
-    rather than failing every send later.
-    """
-    try:
-        ipaddress.ip_address(host)
-        return host
-    except ValueError:
-        pass
-    try:
-        encoded = host.encode("idna")
-    except UnicodeError:
-        encoded = b""
-    labels = encoded.split(b".")
-    if labels and labels[-1] == b"" and len(labels) > 1:
-        labels.pop()  # the root's dot: "smtp.example.com."
-    if not encoded or not all(0 < len(label) <= 63 for label in labels) or len(b".".join(labels)) > 253:
-        raise InvalidAccountError(
-            field,
-            f"{host!r} is not a host name: each part between dots must have 1 to 63 characters, 253 in all",
-        )
-    return host
 
 
 def backup_ids(value: t.Any, own_id: int | None = None) -> tuple[int, ...]:

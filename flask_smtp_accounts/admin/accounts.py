@@ -22,11 +22,11 @@ from flask_admin.helpers import get_redirect_target
 from flask_admin.model.template import EndpointLinkRowAction, macro
 from markupsafe import Markup, escape
 
+from ..addresses import reserved_domain
 from ..errors import InvalidAccountError, SMTPAccountsError
 from ..ids import parse_id
 from ..presets import PRESETS
 from ..quotas import is_limited, today_figures
-from ..validation import reserved_domain
 from . import oauth2
 from .access import MANAGE_ACCOUNTS, ProtectedView, state
 from .forms import AccountForm, RowForm, TestLetterForm, _choices

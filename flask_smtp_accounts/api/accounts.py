@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from .. import flask_mail_hook
 from ..account_fields import ACCOUNT_INFO_FIELDS, OAUTH_SECRETS, SETTABLE_FIELDS, AccountInfo, secrets_held
+from ..addresses import normalize_email
 from ..check import CheckResult, run_check
 from ..errors import (
     AccountCheckFailed,
@@ -27,7 +28,6 @@ from ..settings import SettingsInfo
 from ..validation import (
     SMTP_DESTINATION,
     TOKEN_DESTINATION,
-    normalize_email,
     secrets_given_again,
     validate_account,
     validate_settings,
