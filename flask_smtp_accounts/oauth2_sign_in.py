@@ -109,7 +109,7 @@ def _stored_client_secret(ext: SMTPAccountsAPI, account_id: int, fields: t.Mappi
     """
     if not account_id:
         return None
-    stored = ext.get_account(account_id).to_info()
+    stored = ext.get_account(account_id)
     if not stored.oauth_client_secret_encrypted:
         return None
     providers = current_app.extensions["smtp_accounts"].config.oauth2_providers

@@ -330,7 +330,7 @@ def failing_test_letter(admin_site: AdminSite, monkeypatch: pytest.MonkeyPatch) 
                 security="starttls",
                 auth="none",
             )
-            info = account.to_info()
+            info = account
             err = failure("connect", cause, info)
             account_id = account.id
         hint = hint_for(err, err.cause, info, probe_timeout=1.0)  # as the check works it out

@@ -197,11 +197,11 @@ def test_backup_ids_are_checked_and_kept_in_order(ext, add_account, smtp_server)
     a = add_account(smtp_server, sender_email="a@example.com")
     b = add_account(smtp_server, sender_email="b@example.com")
     c = add_account(smtp_server, sender_email="c@example.com", backup_ids=f"{b.id}, {a.id}")
-    assert ext.get_account(c.id).to_info().backup_ids == (b.id, a.id)
+    assert ext.get_account(c.id).backup_ids == (b.id, a.id)
     with pytest.raises(InvalidAccountError, match="no account with id 99"):
         ext.update_account(c.id, check=False, backup_ids=[a.id, 99])
     with pytest.raises(InvalidAccountError, match="its own backup"):
         ext.update_account(c.id, check=False, backup_ids=[c.id])
     with pytest.raises(InvalidAccountError, match="named twice"):
         ext.update_account(c.id, check=False, backup_ids=[a.id, a.id])
-    assert ext.get_account(c.id).to_info().backup_ids == (b.id, a.id)
+    assert ext.get_account(c.id).backup_ids == (b.id, a.id)

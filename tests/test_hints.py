@@ -121,5 +121,5 @@ def test_a_send_computes_no_hint_but_its_error_carries_what_one_needs(
         mail.send(Message("Hi", sender="hello@example.com", recipients=["bob@example.org"], body="x"))
 
     assert failed.value.hint is None
-    assert "Choose STARTTLS" in (hint_for(failed.value, failed.value.cause, account.to_info()) or "")
+    assert "Choose STARTTLS" in (hint_for(failed.value, failed.value.cause, account) or "")
     assert starttls_server.received == []

@@ -145,7 +145,7 @@ def test_a_cached_token_the_server_refuses_is_replaced_once(ext, mail, provider,
 
 
 def test_concurrent_connections_share_one_fetch(ext, provider, oauth_smtp):
-    account = ext.add_account(check=False, **oauth_fields(oauth_smtp, provider)).to_info()
+    account = ext.add_account(check=False, **oauth_fields(oauth_smtp, provider))
     results: list[str] = []
     barrier = threading.Barrier(5)
 
@@ -216,7 +216,7 @@ def test_a_rotated_refresh_token_is_stored_encrypted(ext, mail, app, provider, o
 def test_a_rotation_that_cannot_be_stored_is_kept_in_memory(ext, provider, oauth_smtp):
     account = ext.add_account(
         check=False, **delegated(oauth_smtp, provider, provider.issue_refresh_token())
-    ).to_info()
+    )
     state = current_app.extensions["smtp_accounts"]
     saved: list[str] = []
 

@@ -83,7 +83,7 @@ def test_four_processes_in_turn_offer_a_dead_server_one_connection_in_all(
 def test_failures_noted_at_once_by_many_writers_are_counted_without_a_key_error(
     app, ext, add_account, smtp_server
 ):
-    account = add_account(smtp_server, sender_email="shop@example.com").to_info()
+    account = add_account(smtp_server, sender_email="shop@example.com")
     state = app.extensions["smtp_accounts"]
     err = DeliveryError("connect", "refused", account_id=account.id)
     start = threading.Barrier(4)

@@ -405,7 +405,7 @@ class AccountsView(ProtectedView, ModelView):
             )
         return self.render(
             self.test_letter_template,
-            account=account.to_info(),
+            account=account,
             form=form,
             result=result,
             failure=describe_failure(result) if result is not None and not result.ok else None,

@@ -84,12 +84,15 @@ class AccountsAPI(APIBase):
         """
         return list(self._state.directory.accounts(ids))
 
-    def get_account(self, account_id: int) -> t.Any:
-        """The account's row with this id; :class:`AccountNotFoundError` (a ``LookupError``) when there is none.
+    def get_account(self, account_id: int) -> AccountInfo:
+        """The account with this id, a frozen :class:`AccountInfo` read fresh.
 
-        A row of the site's session, unlike :meth:`list_accounts`' frozen
-        copies: ``add_account`` and ``update_account`` return rows too.
+        :class:`AccountNotFoundError` (a ``LookupError``) when there is none.
         """
+        return t.cast(AccountInfo, self._row(account_id).to_info())
+
+    def _row(self, account_id: t.Any) -> t.Any:
+        """The account's row in the site's session, for a change or a delete."""
         key = parse_id(account_id)
         account = None if key is None else self._state.db.session.get(self.Account, key)
         if account is None:
@@ -103,8 +106,8 @@ class AccountsAPI(APIBase):
         check: bool = True,
         before_commit: BeforeCommit | None = None,
         **fields: t.Any,
-    ) -> t.Any:
-        """Create an account, after checking it against its server; returns its row.
+    ) -> AccountInfo:
+        """Create an account, after checking it against its server; returns it (a frozen :class:`AccountInfo`).
 
         ``fields`` are the account's columns (``sender_email``, ``host``,
         ``port``, ``security``, ``auth``, ``login``...). With ``check`` on, a
@@ -114,7 +117,10 @@ class AccountsAPI(APIBase):
         """
         _refuse_unknown(fields)
         account = self.Account(**fields)
-        return self._save(account, password, check, is_new=True, before_commit=before_commit)
+        return t.cast(
+            AccountInfo,
+            self._save(account, password, check, is_new=True, before_commit=before_commit).to_info(),
+        )
 
     def update_account(
         self,
@@ -124,15 +130,15 @@ class AccountsAPI(APIBase):
         check: bool = True,
         before_commit: BeforeCommit | None = None,
         **fields: t.Any,
-    ) -> t.Any:
-        """Change an account; an empty ``password`` keeps the stored one. Returns its row.
+    ) -> AccountInfo:
+        """Change an account; an empty ``password`` keeps the stored one. Returns it, as :meth:`add_account` does.
 
         A change of where a stored secret goes (server, port, security,
         login, OAuth2 endpoints) needs that secret again: else
         :class:`InvalidAccountError` on its field, and nothing is sent anywhere.
         ``before_commit`` as in :meth:`add_account`.
         """
-        account = self.get_account(account_id)
+        account = self._row(account_id)
         _refuse_unknown(fields)
         session = self._state.db.session
         before = {name: getattr(account, name) for name in (*SMTP_DESTINATION, *TOKEN_DESTINATION)}
@@ -143,7 +149,8 @@ class AccountsAPI(APIBase):
         given = {name for name in OAUTH_SECRETS if fields.get(name)} | ({"password"} if password else set())
         try:
             secrets_given_again(before, self.account_info(account, password), given)
-            return self._save(account, password, check, is_new=False, before_commit=before_commit)
+            saved = self._save(account, password, check, is_new=False, before_commit=before_commit)
+            return t.cast(AccountInfo, saved.to_info())
         except Exception:
             session.rollback()
             raise
@@ -158,7 +165,7 @@ class AccountsAPI(APIBase):
         what it raises leaves the account in place.
         """
         session = self._state.db.session
-        account = self.get_account(account_id)
+        account = self._row(account_id)
         Account = self.Account  # noqa: N806 - a model class
         listed = session.execute(
             sa.select(Account.id, Account.backup_ids)
