@@ -183,7 +183,7 @@ class _Drain:
                         dispatcher, current = retry.dispatcher(self.state), account_id
                     if not self._slot_for(dispatcher, account_id):
                         continue
-                    claim = self.state.message_log.claim(size, account_id=account_id)
+                    claim = dispatcher.message_log.claim(size, account_id=account_id)
                     claimed = len(claim.ids)
                     tally = retry.deliver_claimed(self.state, dispatcher, claim, stop=self.stop)
                 finally:
