@@ -246,9 +246,7 @@ class Dispatcher:
         outcome.status = QUEUED
         outcome.account = outcome.choice.account
         outcome.next_attempt_at = utcnow()
-        outcome.record_id = self._log.write_ahead(
-            row_of(outcome, keep_bodies=True, now=outcome.next_attempt_at)
-        )
+        outcome.record_id = self._log.store(row_of(outcome, keep_bodies=True, now=outcome.next_attempt_at))
         self.stored.append(outcome.record_id)
 
     def _attempt(self, outcome: Outcome, *, queue: bool) -> None:

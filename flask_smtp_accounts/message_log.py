@@ -249,6 +249,11 @@ class MessageLog:
     #: Whether writes share :attr:`_connection` (a block's view, :meth:`for_block`).
     _shared = False
     _connection: sa.Connection | None = None
+    #: Outbox rows a block's view stores in one transaction (:meth:`store`), besides on SQLite.
+    store_batch = 100
+    #: The open transaction of the outbox rows a block's view stored, and how many it holds.
+    _storing: sa.RootTransaction | None = None
+    _stored: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -293,10 +298,26 @@ class MessageLog:
         return block
 
     def close(self) -> None:
-        """Give a block's connection back to the pool."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()
+        """Commit the outbox rows a block stored (:meth:`store`), and give its connection back to the pool."""
+        connection = self._connection
+        try:
+            self.commit_stored()
+        finally:
+            self._connection = None
+            if connection is not None:
+                connection.close()
+
+    def commit_stored(self) -> None:
+        """Commit the outbox rows stored since the last commit; :class:`MessageLogError` when that cannot be done."""
+        storing, stored = self._storing, self._stored
+        self._storing, self._stored = None, ()
+        if storing is None:
+            return
+        try:
+            storing.commit()
+        except sa.exc.SQLAlchemyError as err:
+            reason = f"nor were the {len(stored) - 1} letters stored after it: {_reason(err)}"
+            raise MessageLogError(stored[0], reason) from err
 
     @contextlib.contextmanager
     def _turn(self, engine: sa.Engine) -> t.Iterator[None]:
@@ -331,6 +352,7 @@ class MessageLog:
             return
         if self._connection is None:
             self._connection = self._engine().connect()
+        self.commit_stored()
         with self._turn(self._connection.engine), self._connection.begin():
             yield self._connection
 
@@ -349,6 +371,42 @@ class MessageLog:
             return self.insert(row)
         except sa.exc.SQLAlchemyError as err:
             raise MessageLogError(row["message_id"], _reason(err)) from err
+
+    def store(self, row: dict[str, t.Any]) -> int:
+        """Write a letter's ``queued`` row for the outbox; return its id.
+
+        On a block's view the rows share a transaction, committed every
+        :attr:`store_batch` rows, before any other write of the block, and
+        when the block ends (:meth:`close`): no drainer can take a letter
+        before it is committed, and a block storing a newsletter commits
+        once a batch rather than once a letter. Each row has a savepoint of
+        its own, so a row the database refuses (:class:`MessageLogError`)
+        leaves the others of its batch. The price: letters stored by a
+        process that dies inside the block, after the last commit, are lost
+        (the block never ended). SQLite keeps one commit a row: its one
+        writer would be held by the site's code between letters.
+        """
+        if not self._shared or self._engine().dialect.name == "sqlite":
+            return self.write_ahead(row)
+        blocked = self._blocked()
+        if blocked:
+            raise MessageLogError(row["message_id"], blocked)
+        if self._connection is None:
+            self._connection = self._engine().connect()
+        conn = self._connection
+        values = {name: value for name, value in row.items() if value is not None}
+        try:
+            if self._storing is None:
+                self._storing = conn.begin()
+            with conn.begin_nested():
+                key = conn.execute(self._insert, values).inserted_primary_key
+        except sa.exc.SQLAlchemyError as err:
+            raise MessageLogError(row["message_id"], _reason(err)) from err
+        assert key is not None
+        self._stored += (row["message_id"],)
+        if len(self._stored) >= self.store_batch:
+            self.commit_stored()
+        return int(key[0])
 
     def settle(
         self,
