@@ -251,9 +251,9 @@ class MessageLog:
     _connection: sa.Connection | None = None
     #: Outbox rows a block's view stores in one transaction (:meth:`store`), besides on SQLite.
     store_batch = 100
-    #: The open transaction of the outbox rows a block's view stored, and how many it holds.
+    #: The open transaction of the outbox rows a block's view stored, and those rows (with their ids).
     _storing: sa.RootTransaction | None = None
-    _stored: tuple[str, ...] = ()
+    _stored: tuple[dict[str, t.Any], ...] = ()
 
     def __init__(
         self,
@@ -316,8 +316,7 @@ class MessageLog:
         try:
             storing.commit()
         except sa.exc.SQLAlchemyError as err:
-            reason = f"nor were the {len(stored) - 1} letters stored after it: {_reason(err)}"
-            raise MessageLogError(stored[0], reason) from err
+            raise _lost(stored, err) from err
 
     @contextlib.contextmanager
     def _turn(self, engine: sa.Engine) -> t.Iterator[None]:
@@ -379,12 +378,13 @@ class MessageLog:
         :attr:`store_batch` rows, before any other write of the block, and
         when the block ends (:meth:`close`): no drainer can take a letter
         before it is committed, and a block storing a newsletter commits
-        once a batch rather than once a letter. Each row has a savepoint of
-        its own, so a row the database refuses (:class:`MessageLogError`)
-        leaves the others of its batch. The price: letters stored by a
-        process that dies inside the block, after the last commit, are lost
-        (the block never ended). SQLite keeps one commit a row: its one
-        writer would be held by the site's code between letters.
+        once a batch rather than once a letter. A row the database refuses
+        (:class:`MessageLogError`) costs only its letter: the batch is rolled
+        back and the rows before it written again, with their ids, and
+        committed. The price: letters stored by a process that dies inside
+        the block, after the last commit, are lost (the block never ended).
+        SQLite keeps one commit a row: its one writer would be held by the
+        site's code between letters.
         """
         if not self._shared or self._engine().dialect.name == "sqlite":
             return self.write_ahead(row)
@@ -398,15 +398,31 @@ class MessageLog:
         try:
             if self._storing is None:
                 self._storing = conn.begin()
-            with conn.begin_nested():
-                key = conn.execute(self._insert, values).inserted_primary_key
+            key = conn.execute(self._insert, values).inserted_primary_key
         except sa.exc.SQLAlchemyError as err:
+            self._store_again()
             raise MessageLogError(row["message_id"], _reason(err)) from err
         assert key is not None
-        self._stored += (row["message_id"],)
+        self._stored += ({**values, "id": int(key[0])},)
         if len(self._stored) >= self.store_batch:
             self.commit_stored()
         return int(key[0])
+
+    def _store_again(self) -> None:
+        """After a refused row: roll its batch back, then write and commit the batch's earlier rows again."""
+        assert self._storing is not None and self._connection is not None
+        stored, self._stored = self._stored, ()
+        self._storing.rollback()
+        self._storing = None
+        if not stored:
+            return
+        conn = self._connection
+        try:
+            with conn.begin():
+                for values in stored:
+                    conn.execute(self._insert, values)
+        except sa.exc.SQLAlchemyError as err:
+            raise _lost(stored, err) from err
 
     def settle(
         self,
@@ -733,6 +749,12 @@ class MessageLog:
                 raise
             if len(ids) < self.prune_batch:
                 return deleted
+
+
+def _lost(stored: t.Sequence[dict[str, t.Any]], err: sa.exc.SQLAlchemyError) -> MessageLogError:
+    """The error for a batch of outbox rows that could not be committed: it names the first letter."""
+    reason = f"nor were the {len(stored) - 1} letters stored after it: {_reason(err)}"
+    return MessageLogError(stored[0]["message_id"], reason)
 
 
 def _reason(err: sa.exc.SQLAlchemyError) -> str:
