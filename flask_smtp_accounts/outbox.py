@@ -272,9 +272,10 @@ def deliver_ids(state: _State, ids: t.Iterable[t.Any]) -> DeliveryReport:
     given = list(ids)
     wanted = sorted({key for key in (parse_id(i) for i in given) if key is not None})
     log = state.message_log
-    claim = log.claim(len(wanted), ids=wanted)
     dispatcher = retry.dispatcher(state)
     try:
+        # Through the dispatcher's connection: the claim, the write-aheads and the settles share one.
+        claim = dispatcher.message_log.claim(len(wanted), ids=wanted)
         tally = retry.deliver_claimed(state, dispatcher, claim)
     finally:
         dispatcher.close()
