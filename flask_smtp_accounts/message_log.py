@@ -16,7 +16,10 @@ site's ``db.session``: the site's transaction is never committed or
 flushed by a letter. Each write is a transaction of its own; within a
 connection block the writes share one pooled connection
 (:meth:`MessageLog.for_block`) instead of taking one from the pool for
-each. :func:`row_of` is the one builder of a row, for every status.
+each, the letters a block stores in the outbox are committed in batches
+(:meth:`MessageLog.store`), and a drainer commits a letter's outcome with
+the next letter's write-ahead (:meth:`MessageLog.settle`). :func:`row_of`
+is the one builder of a row, for every status.
 
 The body of a letter is kept only while it is undelivered (so that it can
 be resent), unless the ``keep_bodies`` setting is on. Rows older than
@@ -411,18 +414,18 @@ class MessageLog:
     def _store_again(self) -> None:
         """After a refused row: roll its batch back, then write and commit the batch's earlier rows again."""
         assert self._storing is not None and self._connection is not None
-        stored, self._stored = self._stored, ()
-        self._storing.rollback()
-        self._storing = None
-        if not stored:
-            return
+        storing, stored = self._storing, self._stored
+        self._storing, self._stored = None, ()
         conn = self._connection
         try:
-            with conn.begin():
-                for values in stored:
-                    conn.execute(self._insert, values)
+            storing.rollback()
+            if stored:
+                with conn.begin():
+                    for values in stored:
+                        conn.execute(self._insert, values)
         except sa.exc.SQLAlchemyError as err:
-            raise _lost(stored, err) from err
+            if stored:
+                raise _lost(stored, err) from err
 
     def settle(
         self,
@@ -602,14 +605,14 @@ class MessageLog:
                 where = self._due(conn, now, due_by, account_id)
                 if ids is not None:
                     where.append(table.c.id.in_(list(ids)))
-                first = sa.select(table.c.id).where(*where).order_by(table.c.id).limit(limit)
                 if engine.dialect.name in _SKIP_LOCKED_DIALECTS:
-                    locked = sa.select(table).where(*where).order_by(table.c.id).limit(limit)
-                    rows = conn.execute(locked.with_for_update(skip_locked=True)).mappings().all()
+                    first = sa.select(table).where(*where).order_by(table.c.id).limit(limit)
+                    rows = conn.execute(first.with_for_update(skip_locked=True)).mappings().all()
                     if rows:
-                        ids = [row["id"] for row in rows]
-                        conn.execute(table.update().where(table.c.id.in_(ids)).values(**taken))
+                        locked = [row["id"] for row in rows]
+                        conn.execute(table.update().where(table.c.id.in_(locked)).values(**taken))
                 else:
+                    first = sa.select(table.c.id).where(*where).order_by(table.c.id).limit(limit)
                     statement = table.update().where(table.c.id.in_(first), *where).values(**taken)
                     rows = conn.execute(statement.returning(*table.c)).mappings().all()
         except sa.exc.DBAPIError as error:
