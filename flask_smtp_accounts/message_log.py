@@ -619,7 +619,10 @@ class MessageLog:
             if is_conflict(error):  # a concurrent claim has these rows
                 return Claim([], until)
             raise
-        records = {info.id: replace(info, **taken) for info in map(_info, rows)}
+        records = {
+            info.id: replace(info, status=CLAIMED, claimed_until=until, updated_at=now)
+            for info in map(_info, rows)
+        }
         return Claim(sorted(records), until, records)
 
     def begin_sending(
