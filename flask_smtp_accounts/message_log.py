@@ -16,8 +16,7 @@ site's ``db.session``: the site's transaction is never committed or
 flushed by a letter. Each write is a transaction of its own; within a
 connection block the writes share one pooled connection
 (:meth:`MessageLog.for_block`) instead of taking one from the pool for
-each, the letters a block stores in the outbox are committed in batches
-(:meth:`MessageLog.store`), and a drainer commits a letter's outcome with
+each, and a drainer commits a letter's outcome with
 the next letter's write-ahead (:meth:`MessageLog.settle`). :func:`row_of`
 is the one builder of a row, for every status.
 
@@ -260,11 +259,6 @@ class MessageLog:
     #: Whether writes share :attr:`_connection` (a block's view, :meth:`for_block`).
     _shared = False
     _connection: sa.Connection | None = None
-    #: Outbox rows a block's view stores in one transaction (:meth:`store`), besides on SQLite.
-    store_batch = 100
-    #: The open transaction of the outbox rows a block's view stored, and those rows (with their ids).
-    _storing: sa.RootTransaction | None = None
-    _stored: tuple[dict[str, t.Any], ...] = ()
 
     def __init__(
         self,
@@ -309,25 +303,10 @@ class MessageLog:
         return block
 
     def close(self) -> None:
-        """Commit the outbox rows a block stored (:meth:`store`), and give its connection back to the pool."""
-        connection = self._connection
-        try:
-            self.commit_stored()
-        finally:
-            self._connection = None
-            if connection is not None:
-                connection.close()
-
-    def commit_stored(self) -> None:
-        """Commit the outbox rows stored since the last commit; :class:`MessageLogError` when that cannot be done."""
-        storing, stored = self._storing, self._stored
-        self._storing, self._stored = None, ()
-        if storing is None:
-            return
-        try:
-            storing.commit()
-        except sa.exc.SQLAlchemyError as err:
-            raise _lost(stored, err) from err
+        """Give the block's connection back to the pool."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
     @contextlib.contextmanager
     def _turn(self, engine: sa.Engine) -> t.Iterator[None]:
@@ -362,7 +341,6 @@ class MessageLog:
             return
         if self._connection is None:
             self._connection = self._engine().connect()
-        self.commit_stored()
         with self._turn(self._connection.engine), self._connection.begin():
             yield self._connection
 
@@ -383,57 +361,13 @@ class MessageLog:
             raise MessageLogError(row["message_id"], _reason(err)) from err
 
     def store(self, row: dict[str, t.Any]) -> int:
-        """Write a letter's ``queued`` row for the outbox; return its id.
+        """Write a letter's ``queued`` row for the outbox, committed before ``mail.send`` returns; return its id.
 
-        On a block's view the rows share a transaction, committed every
-        :attr:`store_batch` rows, before any other write of the block, and
-        when the block ends (:meth:`close`): no drainer can take a letter
-        before it is committed, and a block storing a newsletter commits
-        once a batch rather than once a letter. A row the database refuses
-        (:class:`MessageLogError`) costs only its letter: the batch is rolled
-        back and the rows before it written again, with their ids, and
-        committed. The price: letters stored by a process that dies inside
-        the block, after the last commit, are lost (the block never ended).
-        SQLite keeps one commit a row: its one writer would be held by the
-        site's code between letters.
+        One commit a letter, as for a letter sent at once: a site that was
+        told its letter is stored may rely on it, even if its process dies
+        inside the ``outbox()`` block the next moment.
         """
-        if not self._shared or self._engine().dialect.name == "sqlite":
-            return self.write_ahead(row)
-        blocked = self._blocked()
-        if blocked:
-            raise MessageLogError(row["message_id"], blocked)
-        if self._connection is None:
-            self._connection = self._engine().connect()
-        conn = self._connection
-        values = {name: value for name, value in row.items() if value is not None}
-        try:
-            if self._storing is None:
-                self._storing = conn.begin()
-            key = conn.execute(self._insert, values).inserted_primary_key
-        except sa.exc.SQLAlchemyError as err:
-            self._store_again()
-            raise MessageLogError(row["message_id"], _reason(err)) from err
-        assert key is not None
-        self._stored += ({**values, "id": int(key[0])},)
-        if len(self._stored) >= self.store_batch:
-            self.commit_stored()
-        return int(key[0])
-
-    def _store_again(self) -> None:
-        """After a refused row: roll its batch back, then write and commit the batch's earlier rows again."""
-        assert self._storing is not None and self._connection is not None
-        storing, stored = self._storing, self._stored
-        self._storing, self._stored = None, ()
-        conn = self._connection
-        try:
-            storing.rollback()
-            if stored:
-                with conn.begin():
-                    for values in stored:
-                        conn.execute(self._insert, values)
-        except sa.exc.SQLAlchemyError as err:
-            if stored:
-                raise _lost(stored, err) from err
+        return self.write_ahead(row)
 
     def settle(
         self,
@@ -763,12 +697,6 @@ class MessageLog:
                 raise
             if len(ids) < self.prune_batch:
                 return deleted
-
-
-def _lost(stored: t.Sequence[dict[str, t.Any]], err: sa.exc.SQLAlchemyError) -> MessageLogError:
-    """The error for a batch of outbox rows that could not be committed: it names the first letter."""
-    reason = f"nor were the {len(stored) - 1} letters stored after it: {_reason(err)}"
-    return MessageLogError(stored[0]["message_id"], reason)
 
 
 def _reason(err: sa.exc.SQLAlchemyError) -> str:
