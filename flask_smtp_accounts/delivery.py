@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import threading
 import time
 import typing as t
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from .failover import RouteHeaders, route_chain, route_headers
 from .headers import encode_address, set_header
 from .health import Health
 from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome
-from .message_log import MessageInfo, MessageLog, changes, row_of
+from .message_log import Claim, MessageInfo, MessageLog, changes, row_of
 from .models import AccountInfo, utcnow
 from .quotas import Quotas, Reservation, reached_server, waits_for_slot
 from .routing import choose_route, is_bulk, split_sender
@@ -129,6 +130,9 @@ class Dispatcher:
         self._held: dict[int, Slot] = {}
         #: Rows this block stored in the outbox, announced when it ends (``letters_queued``).
         self.stored: list[int] = []
+        #: Whether the last :meth:`redeliver` moved the next claimed letter to ``sending`` with its update,
+        #: and that letter's row (``None``: its claim no longer held it).
+        self.began: tuple[bool, MessageInfo | None] = (False, None)
 
     # --- one letter -----------------------------------------------------------
 
@@ -162,13 +166,25 @@ class Dispatcher:
         """The block's view of the message log: its writes share the dispatcher's one database connection."""
         return self._log
 
-    def redeliver(self, record: MessageInfo, letter: Letter, *, requeue: bool) -> Outcome:
+    def redeliver(
+        self,
+        record: MessageInfo,
+        letter: Letter,
+        *,
+        requeue: bool,
+        then: tuple[Claim, int] | None = None,
+        stop: threading.Event | None = None,
+    ) -> Outcome:
         """Send a letter of the message log again, to its pending recipients, and update its row.
 
         The caller has claimed the row (``sending``: its write-ahead).
         ``requeue``: a temporary failure goes back to the queue (a retry
-        run) rather than to failed (a resend).
+        run) rather than to failed (a resend). ``then`` (a claim and its
+        next letter's id): unless ``stop`` is set by the time this letter
+        settles, that letter's write-ahead is committed with this letter's
+        update (:meth:`MessageLog.settle`); see :attr:`began`.
         """
+        self.began = (False, None)
         letter.record = record
         choice = choose_route(
             self._settings, self._directory.candidates, letter.sender, None, bool(letter.bulk)
@@ -179,7 +195,10 @@ class Dispatcher:
         outcome.record_id = record.id
         try:
             self._attempt(outcome, queue=requeue)
-            self._record(outcome)
+            if stop is not None and stop.is_set():
+                then = None
+            began = self._record(outcome, then=then)
+            self.began = (then is not None, began)
         except BaseException:
             self._log.update(
                 record.id,
@@ -227,9 +246,7 @@ class Dispatcher:
         outcome.status = QUEUED
         outcome.account = outcome.choice.account
         outcome.next_attempt_at = utcnow()
-        outcome.record_id = self._log.write_ahead(
-            row_of(outcome, keep_bodies=True, now=outcome.next_attempt_at)
-        )
+        outcome.record_id = self._log.store(row_of(outcome, keep_bodies=True, now=outcome.next_attempt_at))
         self.stored.append(outcome.record_id)
 
     def _attempt(self, outcome: Outcome, *, queue: bool) -> None:
@@ -460,15 +477,25 @@ class Dispatcher:
 
     # --- the message log and the signals ---------------------------------------------
 
-    def _record(self, outcome: Outcome, *, written: t.Mapping[str, t.Any] | None = None) -> None:
-        """Update the letter's row: only the columns that differ from ``written`` (its write-ahead), if given."""
+    def _record(
+        self,
+        outcome: Outcome,
+        *,
+        written: t.Mapping[str, t.Any] | None = None,
+        then: tuple[Claim, int] | None = None,
+    ) -> MessageInfo | None:
+        """Update the letter's row: only the columns that differ from ``written`` (its write-ahead), if given.
+
+        ``then``: the next claimed letter's write-ahead in the same transaction (:meth:`MessageLog.settle`).
+        """
         assert outcome.record_id is not None
         row = row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow())
-        self._log.settle(
+        return self._log.settle(
             outcome.record_id,
             row if written is None else changes(written, row),
             message_id=outcome.letter.message_id,
             delivered=bool(outcome.delivered),
+            then=then,
         )
 
     def _announce(self, outcome: Outcome) -> None:

@@ -16,7 +16,9 @@ site's ``db.session``: the site's transaction is never committed or
 flushed by a letter. Each write is a transaction of its own; within a
 connection block the writes share one pooled connection
 (:meth:`MessageLog.for_block`) instead of taking one from the pool for
-each. :func:`row_of` is the one builder of a row, for every status.
+each, and a drainer commits a letter's outcome with
+the next letter's write-ahead (:meth:`MessageLog.settle`). :func:`row_of`
+is the one builder of a row, for every status.
 
 The body of a letter is kept only while it is undelivered (so that it can
 be resent), unless the ``keep_bodies`` setting is on. Rows older than
@@ -31,7 +33,7 @@ import copy
 import json
 import threading
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -70,6 +72,9 @@ class Claim:
 
     ids: list[int]
     until: datetime
+    #: The rows as claimed, by id: read in the claim's own statement, so that moving a letter to
+    #: ``sending`` needs no read of its own (nobody changes a row while a claim holds it).
+    rows: t.Mapping[int, MessageInfo] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -269,6 +274,16 @@ class MessageLog:
         # into the statement nor computes a fresh cache key per letter.
         self._insert = self.table.insert()
         self._update = self.table.update().where(self.table.c.id == sa.bindparam("record_id"))
+        table = self.table
+        self._begin_sending = (
+            table.update()
+            .where(
+                table.c.id == sa.bindparam("record_id"),
+                table.c.status == CLAIMED,
+                table.c.claimed_until == sa.bindparam("claim_until"),
+            )
+            .values(status=SENDING, claimed_until=sa.bindparam("lease_end"), updated_at=sa.bindparam("now"))
+        )
         self._health = models.Health.__table__
         #: How long a claim holds its letters before another drainer may take them.
         self.claim_lease = claim_lease
@@ -288,7 +303,7 @@ class MessageLog:
         return block
 
     def close(self) -> None:
-        """Give a block's connection back to the pool."""
+        """Give the block's connection back to the pool."""
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
@@ -345,10 +360,39 @@ class MessageLog:
         except sa.exc.SQLAlchemyError as err:
             raise MessageLogError(row["message_id"], _reason(err)) from err
 
-    def settle(self, record_id: int, row: dict[str, t.Any], *, message_id: str, delivered: bool) -> None:
-        """Update a letter's row after its attempt; :class:`MessageLogError` when that cannot be done."""
+    def store(self, row: dict[str, t.Any]) -> int:
+        """Write a letter's ``queued`` row for the outbox, committed before ``mail.send`` returns; return its id.
+
+        One commit a letter, as for a letter sent at once: a site that was
+        told its letter is stored may rely on it, even if its process dies
+        inside the ``outbox()`` block the next moment.
+        """
+        return self.write_ahead(row)
+
+    def settle(
+        self,
+        record_id: int,
+        row: dict[str, t.Any],
+        *,
+        message_id: str,
+        delivered: bool,
+        then: tuple[Claim, int] | None = None,
+    ) -> MessageInfo | None:
+        """Update a letter's row after its attempt; :class:`MessageLogError` when that cannot be done.
+
+        ``then`` (a claim and the id of its next letter): that letter's
+        write-ahead (:meth:`begin_sending`) in the same transaction, so that
+        a drainer commits once a letter rather than twice; its row is
+        returned, ``None`` when the claim no longer holds it. The next row
+        is still ``sending`` and committed before its first byte leaves.
+        """
         try:
-            self.update(record_id, row)
+            if then is None:
+                self.update(record_id, row)
+                return None
+            with self._writing() as conn:
+                conn.execute(self._update, {**row, "record_id": record_id})
+                return self._move_to_sending(conn, *then, utcnow())
         except sa.exc.SQLAlchemyError as err:
             raise MessageLogError(message_id, _reason(err), delivered=delivered, record_id=record_id) from err
 
@@ -484,7 +528,8 @@ class MessageLog:
         ``account_id``: only letters waiting for that account (0: for
         Flask-Mail's own route); ``ids``: only these rows; ``due_by``: only
         letters due by then (a run leaves the letters it put back for
-        later). Rows another drainer holds are skipped, never waited for
+        later). On a block's view (:meth:`for_block`) the claim goes through
+        the block's connection. Rows another drainer holds are skipped, never waited for
         (``FOR UPDATE SKIP LOCKED``; on SQLite, writers take turns and the
         ``UPDATE`` checks each row again). A claim the database rolls back
         for a concurrent one (a serialization failure, a deadlock) takes
@@ -498,44 +543,60 @@ class MessageLog:
         taken = {"status": CLAIMED, "claimed_until": until, "updated_at": now}
         engine = self._engine()
         try:
-            with self._begin() as conn:
+            with self._writing() as conn:
                 where = self._due(conn, now, due_by, account_id)
                 if ids is not None:
                     where.append(table.c.id.in_(list(ids)))
-                first = sa.select(table.c.id).where(*where).order_by(table.c.id).limit(limit)
                 if engine.dialect.name in _SKIP_LOCKED_DIALECTS:
-                    claimed = list(conn.execute(first.with_for_update(skip_locked=True)).scalars())
-                    if claimed:
-                        conn.execute(table.update().where(table.c.id.in_(claimed)).values(**taken))
+                    first = sa.select(table).where(*where).order_by(table.c.id).limit(limit)
+                    rows = conn.execute(first.with_for_update(skip_locked=True)).mappings().all()
+                    if rows:
+                        locked = [row["id"] for row in rows]
+                        conn.execute(table.update().where(table.c.id.in_(locked)).values(**taken))
                 else:
+                    first = sa.select(table.c.id).where(*where).order_by(table.c.id).limit(limit)
                     statement = table.update().where(table.c.id.in_(first), *where).values(**taken)
-                    claimed = sorted(conn.execute(statement.returning(table.c.id)).scalars())
+                    rows = conn.execute(statement.returning(*table.c)).mappings().all()
         except sa.exc.DBAPIError as error:
             if is_conflict(error):  # a concurrent claim has these rows
                 return Claim([], until)
             raise
-        return Claim(claimed, until)
+        records = {
+            info.id: replace(info, status=CLAIMED, claimed_until=until, updated_at=now)
+            for info in map(_info, rows)
+        }
+        return Claim(sorted(records), until, records)
 
     def begin_sending(
-        self, record_id: int, until: datetime, now: datetime | None = None
+        self, record_id: int, until: datetime, now: datetime | None = None, *, claim: Claim | None = None
     ) -> MessageInfo | None:
         """The write-ahead of a claimed letter: ``claimed`` → ``sending``, committed; its row, or ``None``.
 
         ``None`` when the claim of ``until`` no longer holds the row (its
         lease ran out and another drainer took it): it must not be sent here.
+        ``claim``: the claim that read the row (no read here).
         """
-        now = now or utcnow()
-        table = self.table
+        claim = claim if claim is not None else Claim([record_id], until)
         with self._writing() as conn:
-            moved = conn.execute(
-                table.update()
-                .where(table.c.id == record_id, table.c.status == CLAIMED, table.c.claimed_until == until)
-                .values(status=SENDING, claimed_until=now + LEASE, updated_at=now)
-            ).rowcount
-            if moved != 1:
-                return None
-            row = conn.execute(sa.select(table).where(table.c.id == record_id)).mappings().one()
-        return _info(row)
+            return self._move_to_sending(conn, claim, record_id, now or utcnow())
+
+    def _move_to_sending(
+        self, conn: sa.Connection, claim: Claim, record_id: int, now: datetime
+    ) -> MessageInfo | None:
+        """:meth:`begin_sending` within the transaction of ``conn``."""
+        lease_end = now + LEASE
+        moved = conn.execute(
+            self._begin_sending,
+            {"record_id": record_id, "claim_until": claim.until, "lease_end": lease_end, "now": now},
+        ).rowcount
+        if moved != 1:
+            return None
+        claimed = claim.rows.get(record_id)
+        if claimed is None:
+            claimed = _info(
+                conn.execute(sa.select(self.table).where(self.table.c.id == record_id)).mappings().one()
+            )
+        return replace(claimed, status=SENDING, claimed_until=lease_end, updated_at=now)
 
     def release(self, claim: Claim, ids: t.Sequence[int] | None = None) -> None:
         """Give claimed letters not sent back to the queue, at once (rather than at the end of their lease)."""

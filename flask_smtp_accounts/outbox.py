@@ -183,7 +183,7 @@ class _Drain:
                         dispatcher, current = retry.dispatcher(self.state), account_id
                     if not self._slot_for(dispatcher, account_id):
                         continue
-                    claim = self.state.message_log.claim(size, account_id=account_id)
+                    claim = dispatcher.message_log.claim(size, account_id=account_id)
                     claimed = len(claim.ids)
                     tally = retry.deliver_claimed(self.state, dispatcher, claim, stop=self.stop)
                 finally:
@@ -272,9 +272,10 @@ def deliver_ids(state: AppState, ids: t.Iterable[t.Any]) -> DeliveryReport:
     given = list(ids)
     wanted = sorted({key for key in (parse_id(i) for i in given) if key is not None})
     log = state.message_log
-    claim = log.claim(len(wanted), ids=wanted)
     dispatcher = retry.dispatcher(state)
     try:
+        # Through the dispatcher's connection: the claim, the write-aheads and the settles share one.
+        claim = dispatcher.message_log.claim(len(wanted), ids=wanted)
         tally = retry.deliver_claimed(state, dispatcher, claim)
     finally:
         dispatcher.close()

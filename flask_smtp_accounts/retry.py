@@ -177,17 +177,26 @@ def deliver_claimed(
     If sending stops on an error, or ``stop`` is set, the claimed letters
     not yet begun go back to the queue at once (an error then propagates).
     Every write goes through the dispatcher's connection: a drainer thread
-    keeps one, instead of taking one from the pool for each letter.
+    keeps one, instead of taking one from the pool for each letter. The
+    rows come with the claim, and a letter's update and the next letter's
+    write-ahead share one transaction: one commit a letter.
     """
     log = dispatcher.message_log
     tally = tally if tally is not None else Tally()
+    ids = claim.ids
     begun = 0
+    # Each letter's write-ahead rides on the update of the one before (one commit a letter), unless
+    # ``stop`` was set by then; a letter so begun is sent whatever happens next: it is ``sending``.
+    carried, next_record = False, None
     try:
-        for record_id in claim.ids:
-            if stop is not None and stop.is_set():
+        for index, record_id in enumerate(ids):
+            if carried:
+                record, carried = next_record, False
+            elif stop is not None and stop.is_set():
                 break
-            begun += 1
-            record = log.begin_sending(record_id, claim.until)
+            else:
+                record = log.begin_sending(record_id, claim.until, claim=claim)
+            begun = index + 1
             if record is None:
                 tally.skipped += 1
                 continue
@@ -199,7 +208,9 @@ def deliver_claimed(
                 )
                 tally.failed += 1
                 continue
-            outcome = dispatcher.redeliver(record, letter, requeue=True)
+            then = (claim, ids[index + 1]) if index + 1 < len(ids) else None
+            outcome = dispatcher.redeliver(record, letter, requeue=True, then=then, stop=stop)
+            carried, next_record = dispatcher.began
             if outcome.status in (SENT, SUPPRESSED):
                 tally.sent += 1
                 tally.delivered_ids.append(record_id)
@@ -208,7 +219,7 @@ def deliver_claimed(
             else:
                 tally.failed += 1
     finally:
-        log.release(claim, claim.ids[begun:])
+        log.release(claim, ids[begun:])  # only rows still ``claimed`` go back
     return tally
 
 
