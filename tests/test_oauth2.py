@@ -214,9 +214,7 @@ def test_a_rotated_refresh_token_is_stored_encrypted(ext, mail, app, provider, o
 
 
 def test_a_rotation_that_cannot_be_stored_is_kept_in_memory(ext, provider, oauth_smtp):
-    account = ext.add_account(
-        check=False, **delegated(oauth_smtp, provider, provider.issue_refresh_token())
-    )
+    account = ext.add_account(check=False, **delegated(oauth_smtp, provider, provider.issue_refresh_token()))
     state = current_app.extensions["smtp_accounts"]
     saved: list[str] = []
 

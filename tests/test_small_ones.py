@@ -24,8 +24,7 @@ def test_no_repr_shows_a_secret(ext, encryption_key):
     )
     signed_in = SignedIn(0, {"login": LOGIN}, "client-s3cret", "refresh-t0ken", LOGIN)
     shown = " ".join(
-        repr(thing)
-        for thing in (state.config, signed_in, account, state.vault, state.access_tokens)
+        repr(thing) for thing in (state.config, signed_in, account, state.vault, state.access_tokens)
     )
 
     for secret in (encryption_key, "client-s3cret", "refresh-t0ken", PASSWORD, account.password_encrypted):
