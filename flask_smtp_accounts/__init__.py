@@ -37,7 +37,7 @@ from .log_files import LogChunk, LogInfo
 from .message_log import MessageInfo, Page
 from .models import AccountInfo
 from .outbox import DeliveryReport
-from .retry import RetryReport
+from .redelivery import RetryReport
 from .routing import Choice, bulk_sending
 from .settings import SettingsInfo
 from .signals import (

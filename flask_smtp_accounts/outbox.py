@@ -5,7 +5,7 @@ thread picks an account with due letters (the one the fewest threads here
 work on, then the one with the most letters), claims a batch of that
 account's letters (:meth:`MessageLog.claim`, the one claim of every
 drainer), and sends them on a dispatcher of its own, so on connections of
-its own, one by one (:func:`retry.deliver_claimed`: ``claimed`` →
+its own, one by one (:func:`redelivery.deliver_claimed`: ``claimed`` →
 ``sending``, the write-ahead, → settled). It ends when no letter is due.
 :func:`deliver_ids` sends exactly the given rows on the calling thread:
 what a worker task carries. :func:`queued_ids` lists the due rows for a
@@ -25,7 +25,7 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from . import retry
+from . import redelivery
 from .errors import InvalidArgumentError
 from .ids import parse_id
 
@@ -118,7 +118,7 @@ class _Drain:
         self._working: dict[int, int] = {}
         #: Accounts whose connection slots were all taken, and until when (monotonic) they are left.
         self._busy: dict[int, float] = {}
-        self.tally = retry.Tally()
+        self.tally = redelivery.Tally()
         self.errors: list[BaseException] = []
         self.stop = threading.Event()
 
@@ -180,12 +180,12 @@ class _Drain:
                         dispatcher.close()
                         dispatcher = None
                     if dispatcher is None:
-                        dispatcher, current = retry.dispatcher(self.state), account_id
+                        dispatcher, current = redelivery.dispatcher(self.state), account_id
                     if not self._slot_for(dispatcher, account_id):
                         continue
                     claim = dispatcher.message_log.claim(size, account_id=account_id)
                     claimed = len(claim.ids)
-                    tally = retry.deliver_claimed(self.state, dispatcher, claim, stop=self.stop)
+                    tally = redelivery.deliver_claimed(self.state, dispatcher, claim, stop=self.stop)
                 finally:
                     self._done(account_id, size, claimed)
                 self._settled(tally)
@@ -239,7 +239,7 @@ class _Drain:
             if self._budget is not None:
                 self._budget += reserved - claimed
 
-    def _settled(self, tally: retry.Tally) -> None:
+    def _settled(self, tally: redelivery.Tally) -> None:
         with self._lock:
             self.tally.add(tally)
             if self.progress is not None:
@@ -272,11 +272,11 @@ def deliver_ids(state: AppState, ids: t.Iterable[t.Any]) -> DeliveryReport:
     given = list(ids)
     wanted = sorted({key for key in (parse_id(i) for i in given) if key is not None})
     log = state.message_log
-    dispatcher = retry.dispatcher(state)
+    dispatcher = redelivery.dispatcher(state)
     try:
         # Through the dispatcher's connection: the claim, the write-aheads and the settles share one.
         claim = dispatcher.message_log.claim(len(wanted), ids=wanted)
-        tally = retry.deliver_claimed(state, dispatcher, claim)
+        tally = redelivery.deliver_claimed(state, dispatcher, claim)
     finally:
         dispatcher.close()
     return DeliveryReport(

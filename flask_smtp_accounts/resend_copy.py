@@ -1,6 +1,6 @@
 """Sending a letter of the message log again as a new letter: a delivered one, or to another address.
 
-The in-place resend (``retry.py``) finishes an undelivered letter and
+The in-place resend (``redelivery.py``) finishes an undelivered letter and
 refuses a delivered one, so that nobody gets it twice by accident. A copy
 is the deliberate second sending an operator asks for ("the customer
 never got the receipt", "send it to the accountant too"): it needs the
@@ -21,7 +21,7 @@ from .errors import ResendError
 from .headers import set_header
 from .message_log import LEASE, SENDING, MessageInfo, dumps
 from .models import utcnow
-from .retry import _body_not_kept, dispatcher, stored_letter
+from .redelivery import body_not_kept, dispatcher, stored_letter
 from .texts import N_, Text
 
 if t.TYPE_CHECKING:
@@ -53,7 +53,7 @@ def resend_copy(state: AppState, record_id: int, recipients: t.Sequence[str] | N
     log = state.message_log
     record = log.get(record_id)
     if record.body is None:
-        raise ResendError(record_id, _body_not_kept())
+        raise ResendError(record_id, body_not_kept())
     if record.status == SENDING:
         raise ResendError(
             record_id, Text("copy-while-sending", N_("it is being sent right now; copy it when that is done"))

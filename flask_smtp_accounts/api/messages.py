@@ -6,7 +6,7 @@ import typing as t
 
 from flask import current_app
 
-from .. import flask_mail_hook, message_export, outbox, outbox_status, resend_copy, retry
+from .. import flask_mail_hook, message_export, outbox, outbox_status, redelivery, resend_copy
 from ..ids import parse_id
 from ..message_log import MessageInfo, Page
 from ..outbox import DeliveryReport
@@ -81,7 +81,7 @@ class MessagesAPI(APIBase):
         and :class:`DeliveryError` when no route delivered it.
         """
 
-        return retry.resend(self._state, record_id)
+        return redelivery.resend(self._state, record_id)
 
     def resend_copy(self, record_id: int, recipients: t.Sequence[str] | None = None) -> MessageInfo:
         """Send a logged letter again as a new letter (new row, new Message-ID), to ``recipients`` or its own.
@@ -100,7 +100,7 @@ class MessagesAPI(APIBase):
         Run it from a scheduler, or as ``flask smtp-accounts retry``.
         """
 
-        return retry.retry_queue(self._state, limit=limit)
+        return redelivery.retry_queue(self._state, limit=limit)
 
     # --- the outbox ----------------------------------------------------------------
 
