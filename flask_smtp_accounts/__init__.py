@@ -34,7 +34,7 @@ from .errors import (
 from .extension import SMTPAccounts
 from .health import AccountHealth
 from .log_files import LogChunk, LogInfo
-from .message_log import MessageInfo, Page
+from .message_info import MessageInfo, Page
 from .models import AccountInfo
 from .outbox import DeliveryReport
 from .redelivery import RetryReport

@@ -8,24 +8,12 @@ from datetime import datetime
 from email.utils import formataddr
 
 from .errors import DeliveryError
+from .message_info import FAILED, QUEUED, SENDING, MessageInfo
 from .models import AccountInfo, utcnow
 from .routing import Choice
 
 if t.TYPE_CHECKING:
     from .failover import RouteHeaders
-    from .message_log import MessageInfo
-
-#: A letter's statuses, as its message log row keeps them.
-SENT = "sent"
-SUPPRESSED = "suppressed"
-FAILED = "failed"
-QUEUED = "queued"
-#: The row is written, the letter is being sent (or a retry holds it).
-SENDING = "sending"
-#: A drainer took the queued letter (its lease runs until ``claimed_until``); nothing of it was sent yet.
-CLAIMED = "claimed"
-#: A person cancelled the queued letter; it is never sent.
-CANCELLED = "cancelled"
 
 
 @dataclass

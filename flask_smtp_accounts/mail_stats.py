@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from .labels import account_label, route_label
-from .letter import CANCELLED, CLAIMED, FAILED, QUEUED, SENT, SUPPRESSED
+from .message_info import CANCELLED, CLAIMED, FAILED, QUEUED, SENT, SUPPRESSED
 from .models import Models, utcnow
 
 #: The statuses of a letter still waiting: queued, or claimed by a drainer that has not begun it.

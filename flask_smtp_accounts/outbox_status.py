@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from .ids import parse_id
 from .labels import DEFAULT_ROUTE, account_label
-from .letter import CLAIMED, FAILED, QUEUED, SENDING, SENT
+from .message_info import CLAIMED, FAILED, QUEUED, SENDING, SENT
 from .models import utcnow
 
 if t.TYPE_CHECKING:

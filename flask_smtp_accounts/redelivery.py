@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from . import delivery, flask_mail_hook
 from .errors import ResendError
 from .headers import get_header
-from .letter import FAILED, QUEUED, SENT, SUPPRESSED, Letter, Outcome
-from .message_log import INTERRUPTED, Claim, MessageInfo
+from .letter import Letter, Outcome
+from .message_info import FAILED, INTERRUPTED, QUEUED, SENT, SUPPRESSED, MessageInfo
+from .message_log import Claim
 from .models import utcnow
 from .texts import N_, Text
 

@@ -15,7 +15,8 @@ import typing as t
 from datetime import timedelta
 
 from .errors import PERMANENT, QuotaExceededError, failure_kind
-from .letter import FAILED, QUEUED, SENT, Outcome
+from .letter import Outcome
+from .message_info import FAILED, QUEUED, SENT
 from .models import utcnow
 from .settings import SettingsInfo
 

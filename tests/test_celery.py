@@ -29,7 +29,7 @@ from flask_mail import Message
 from flask_smtp_accounts import CeleryNotConfiguredError, letters_queued
 from flask_smtp_accounts.celery_tasks import DEFAULT_BATCH, CeleryTasks, init_celery
 from flask_smtp_accounts.errors import InvalidArgumentError
-from flask_smtp_accounts.message_log import INTERRUPTED
+from flask_smtp_accounts.message_info import INTERRUPTED
 from flask_smtp_accounts.models import utcnow
 from flask_smtp_accounts.testing import SMTPServer
 from flask_smtp_accounts.testing.servers import HOST, free_port

@@ -20,7 +20,7 @@ from wtforms import StringField
 from ..errors import DeliveryError, InvalidAccountError, MessageLogError, ResendError
 from ..ids import parse_id
 from ..message_export import FORMATS
-from ..message_log import (
+from ..message_info import (
     CANCELLED,
     CLAIMED,
     FAILED,

@@ -8,7 +8,7 @@ from flask import current_app
 
 from .. import flask_mail_hook, message_export, outbox, outbox_status, redelivery, resend_copy
 from ..ids import parse_id
-from ..message_log import MessageInfo, Page
+from ..message_info import MessageInfo, Page
 from ..outbox import DeliveryReport
 from ..outbox_status import OutboxLine
 

@@ -10,7 +10,7 @@ import typing as t
 
 import click
 
-from ..message_log import INTERRUPTED, STATUSES
+from ..message_info import INTERRUPTED, STATUSES
 from ..printable import printable
 
 if t.TYPE_CHECKING:
