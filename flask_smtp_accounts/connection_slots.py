@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from .message_log import is_conflict
+from .message_filters import is_conflict
 from .models import Models, utcnow
 
 #: How long a slot stays taken without being renewed. A holder renews it once half is gone, at its

@@ -51,7 +51,8 @@ from .headers import encode_address, set_header
 from .health import Health
 from .letter import Letter, Outcome
 from .message_info import FAILED, QUEUED, SENT, SUPPRESSED, MessageInfo
-from .message_log import Claim, MessageLog, changes, row_of
+from .message_log import Claim, MessageLog
+from .message_rows import changes, row_of
 from .models import AccountInfo, utcnow
 from .quotas import Quotas, Reservation, reached_server, waits_for_slot
 from .routing import choose_route, is_bulk, split_sender

@@ -24,13 +24,19 @@ The body of a letter is kept only while it is undelivered (so that it can
 be resent), unless the ``keep_bodies`` setting is on. Rows older than
 ``message_retention_days`` are deleted by :meth:`MessageLog.prune`, a
 bounded batch per statement, from the retry run, never from sending.
+
+The module is longer than most (about 500 lines) because :class:`MessageLog`
+is the table's one writer, and every write that a promise above rests on
+(write-ahead, settle, claim, the move to ``sending``, cancel, prune) reads
+best next to the others. What can stand apart does: the row builder
+(``message_rows.py``), the conditions rows are read by
+(``message_filters.py``) and the API's view of a row (``message_info.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import threading
 import typing as t
 from dataclasses import dataclass, field, replace
@@ -40,7 +46,7 @@ import sqlalchemy as sa
 
 from .errors import MessageLogError, MessageNotFoundError
 from .ids import parse_id
-from .letter import Outcome, describe
+from .message_filters import conditions, due_condition, in_states, is_conflict, queue_account
 from .message_info import (
     CANCELLED,
     CLAIMED,
@@ -53,15 +59,8 @@ from .message_info import (
     MessageInfo,
     Page,
 )
+from .message_rows import LEASE, info_of
 from .models import Models, utcnow
-
-#: History entries kept per letter (the latest ones).
-MAX_HISTORY = 20
-
-#: How long a row may stay ``sending`` before it counts as interrupted. Far longer than a send
-#: can take (each server reply has a deadline of ``timeout_s``, at most 300 s, and a chain has a few
-#: accounts), short enough that a person sees an interrupted letter the same hour.
-LEASE = timedelta(minutes=15)
 
 #: The dialects whose claim is ``SELECT ... FOR UPDATE SKIP LOCKED``; the others (SQLite) serialise
 #: writers, and claim with one conditional ``UPDATE ... RETURNING``.
@@ -82,100 +81,6 @@ class Claim:
     #: The rows as claimed, by id: read in the claim's own statement, so that moving a letter to
     #: ``sending`` needs no read of its own (nobody changes a row while a claim holds it).
     rows: t.Mapping[int, MessageInfo] = field(default_factory=dict)
-
-
-_JSON_COLUMNS = {"recipients": list, "pending": list, "refused": dict, "history": list, "options": list}
-
-
-def _info(row: t.Any) -> MessageInfo:
-    values = dict(row)
-    for name in _JSON_COLUMNS:
-        values[name] = json.loads(values[name] or ("{}" if name == "refused" else "[]"))
-    values["refused"] = {k: (v[0], v[1]) for k, v in values["refused"].items()}
-    options = values["options"] or [[], []]
-    values["options"] = (list(options[0]), list(options[1]))
-    return MessageInfo(**values)
-
-
-#: Built once: ``json.dumps`` with arguments of its own builds a new encoder at every call.
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def dumps(value: t.Any) -> str:
-    """A JSON column's text: compact, non-ASCII kept as it is."""
-    return _JSON.encode(value)
-
-
-def row_of(outcome: Outcome, *, keep_bodies: bool, now: datetime) -> dict[str, t.Any]:
-    """The message log row of ``outcome``: the values to insert (a new letter) or to update (its row).
-
-    The body stays while the letter is undelivered (``sending``, ``failed``,
-    ``queued``): a resend needs it. A letter read back from its row (a
-    retry, a resend) keeps the refusals and history of its earlier tries.
-    The columns that describe the letter itself (its sender, recipients,
-    subject...) are built only for a row not written yet (``outcome.record_id``
-    unset): an attempt never changes them, so an update leaves them out.
-    """
-    letter, choice, account, status = outcome.letter, outcome.choice, outcome.account, outcome.status
-    record = letter.record
-    undelivered = status in (SENDING, FAILED, QUEUED)
-    error = outcome.error if status in (FAILED, QUEUED) else None
-    if undelivered:
-        body = record.body if record is not None else outcome.body
-    else:
-        body = (outcome.data or outcome.body) if keep_bodies else None
-    refused, history = outcome.refused, outcome.history
-    if record is not None:
-        refused = {**{r: v for r, v in record.refused.items() if r not in outcome.delivered}, **refused}
-        history = record.history + history
-    row: dict[str, t.Any] = {
-        "updated_at": now,
-        "status": status,
-        "account_id": account.id if account else None,
-        "chosen_account_id": choice.account.id if choice.account else None,
-        "account_label": account.label if account else "",
-        "rule": choice.rule,
-        "sent_from": outcome.sent_from,
-        "reply_to_added": outcome.reply_to_added,
-        "pending": dumps(outcome.pending),
-        "refused": dumps({r: list(v) for r, v in refused.items()}),
-        "attempts": outcome.attempts,
-        "next_attempt_at": outcome.next_attempt_at,
-        "claimed_until": now + LEASE if status == SENDING else None,
-        "error_stage": error.stage if error else None,
-        "error_code": error.code if error else None,
-        "error_reply": error.reply if error else None,
-        "error": describe(error) if error else None,
-        "history": dumps(history[-MAX_HISTORY:]),
-        "body": body,
-    }
-    if outcome.size:
-        row["size"] = outcome.size
-    if record is None and outcome.record_id is None:
-        row.update(
-            created_at=now,
-            bulk=outcome.bulk,
-            sender=letter.sender_text,
-            envelope_from=letter.envelope_from,
-            recipients=dumps(letter.recipients),
-            subject=letter.subject[:998],
-            message_id=letter.message_id or "",
-            size=outcome.size or (len(outcome.body) if outcome.body else 0),
-            options=dumps([letter.mail_options, letter.rcpt_options]),
-        )
-    return row
-
-
-def changes(written: t.Mapping[str, t.Any], row: dict[str, t.Any]) -> dict[str, t.Any]:
-    """The values of ``row`` that differ from the ``written`` one: what the update of a row needs to set.
-
-    ``created_at`` stays the time the row was written ahead.
-    """
-    return {
-        name: value
-        for name, value in row.items()
-        if name != "created_at" and (name not in written or written[name] != value)
-    }
 
 
 class MessageLog:
@@ -375,7 +280,7 @@ class MessageLog:
                 row = conn.execute(sa.select(self.table).where(self.table.c.id == key)).mappings().first()
         if row is None:
             raise MessageNotFoundError(record_id)
-        return _info(row)
+        return info_of(row)
 
     def search(self, *, page: int = 1, per_page: int = 50, **filters: t.Any) -> Page:
         """A page of rows, newest first; ``filters`` as :func:`conditions` takes them.
@@ -392,7 +297,7 @@ class MessageLog:
         with self._engine().connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
             rows = conn.execute(query.limit(per_page).offset((page - 1) * per_page)).mappings().all()
-        return Page([_info(r) for r in rows], int(total), page, per_page)
+        return Page([info_of(r) for r in rows], int(total), page, per_page)
 
     def scan(
         self, columns: t.Sequence[str], *, chunk: int = 500, **filters: t.Any
@@ -490,7 +395,7 @@ class MessageLog:
             raise
         records = {
             info.id: replace(info, status=CLAIMED, claimed_until=until, updated_at=now)
-            for info in map(_info, rows)
+            for info in map(info_of, rows)
         }
         return Claim(sorted(records), until, records)
 
@@ -520,7 +425,7 @@ class MessageLog:
             return None
         claimed = claim.rows.get(record_id)
         if claimed is None:
-            claimed = _info(
+            claimed = info_of(
                 conn.execute(sa.select(self.table).where(self.table.c.id == record_id)).mappings().one()
             )
         return replace(claimed, status=SENDING, claimed_until=lease_end, updated_at=now)
@@ -630,117 +535,3 @@ def _reason(err: sa.exc.SQLAlchemyError) -> str:
     """The database's own words, without the statement and its parameters (they hold the letter)."""
     orig = getattr(err, "orig", None)
     return f"{type(orig).__name__}: {orig}" if orig is not None else type(err).__name__
-
-
-def due_condition(table: sa.Table, now: datetime, due_by: datetime | None = None) -> t.Any:
-    """A letter a drainer may take: ``queued`` and due (by ``due_by``, default ``now``), or ``claimed`` past its lease.
-
-    A claim past its lease belongs to a drainer that stopped before sending
-    (a ``sending`` row is never due again): taking it again cannot deliver
-    it twice.
-    """
-    return sa.or_(
-        sa.and_(table.c.status == QUEUED, table.c.next_attempt_at <= (due_by or now)),
-        sa.and_(table.c.status == CLAIMED, table.c.claimed_until < now),
-    )
-
-
-def queue_account(table: sa.Table, account_id: int) -> t.Any:
-    """Letters waiting for the account ``account_id`` (the one routing chose; 0: Flask-Mail's own route)."""
-    column = table.c.chosen_account_id
-    return column.is_(None) if account_id == 0 else column == account_id
-
-
-def in_states(table: sa.Table, statuses: t.Iterable[str], now: datetime) -> t.Any:
-    """A condition for rows in any of ``statuses``, where ``sending`` is within its lease and ``interrupted`` past it."""
-    statuses = list(statuses)
-    stored = [s for s in statuses if s not in (SENDING, INTERRUPTED)]
-    parts = [table.c.status.in_(stored)] if stored else []
-    if SENDING in statuses:
-        parts.append(sa.and_(table.c.status == SENDING, table.c.claimed_until >= now))
-    if INTERRUPTED in statuses:
-        parts.append(
-            sa.and_(
-                table.c.status == SENDING,
-                sa.or_(table.c.claimed_until < now, table.c.claimed_until.is_(None)),
-            )
-        )
-    return sa.or_(*parts) if parts else sa.false()
-
-
-def conditions(
-    table: sa.Table,
-    *,
-    status: str | None = None,
-    account_id: int | None = None,
-    address: str | None = None,
-    subject: str | None = None,
-    message_id: str | None = None,
-    search: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[t.Any]:
-    """The WHERE conditions of the message log's filters, shared by the pages of the list and the export.
-
-    ``status`` :data:`INTERRUPTED` selects the ``sending`` rows past their
-    lease, ``sending`` the ones within it. ``account_id`` 0 selects letters
-    sent through Flask-Mail's own settings; ``address`` matches the From or any recipient, ``subject``
-    the subject, ``message_id`` the Message-ID (with or without its angle
-    brackets), each a part being enough and case ignored (ASCII letters
-    only on SQLite); ``search`` matches any of the three;
-    ``since``/``until`` bound the time (UTC).
-    """
-    where: list[t.Any] = []
-    if status:
-        where.append(in_states(table, [status], utcnow()))
-    if account_id is not None:
-        wanted = parse_id(account_id)  # an id no database can hold names no account: nothing matches
-        if wanted is None:
-            where.append(sa.false())
-        else:
-            where.append(table.c.account_id.is_(None) if wanted == 0 else table.c.account_id == wanted)
-    if address:
-        where.append(_contains(address, table.c.sender, table.c.recipients, table.c.sent_from))
-    if subject:
-        where.append(_contains(subject, table.c.subject))
-    if message_id:
-        where.append(_contains(message_id.strip().strip("<>"), table.c.message_id))
-    if search:
-        words = search.strip()
-        where.append(
-            sa.or_(
-                _contains(words, table.c.sender, table.c.recipients, table.c.sent_from, table.c.subject),
-                _contains(words.strip("<>"), table.c.message_id),
-            )
-        )
-    if since is not None:
-        where.append(table.c.created_at >= since)
-    if until is not None:
-        where.append(table.c.created_at < until)
-    return where
-
-
-def _contains(text: str, *columns: sa.ColumnElement[t.Any]) -> sa.ColumnElement[bool]:
-    """Any of ``columns`` contains ``text``, case ignored."""
-    pattern = f"%{_escape_like(text.strip().lower())}%"
-    return sa.or_(*(sa.func.lower(column).like(pattern, escape="\\") for column in columns))
-
-
-#: SQLSTATEs of a transaction rolled back for a concurrent one: serialization failure, deadlock.
-_CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
-#: MySQL's error number for the same (its drivers give no SQLSTATE): deadlock.
-_MYSQL_DEADLOCK = 1213
-
-
-def is_conflict(error: sa.exc.DBAPIError) -> bool:
-    """Whether the database gave up ``error``'s transaction because a concurrent one changed its rows."""
-    orig = error.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if sqlstate in _CONFLICT_SQLSTATES:
-        return True
-    args: tuple[t.Any, ...] = getattr(orig, "args", ())
-    return bool(args) and args[0] == _MYSQL_DEADLOCK
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -45,7 +45,7 @@ import sqlalchemy as sa
 
 from .errors import DeliveryError, QuotaExceededError
 from .health import _UPSERT_INSERTS
-from .message_log import LEASE
+from .message_rows import LEASE
 from .models import AccountInfo, Models, utcnow
 from .validation import LIMITS
 

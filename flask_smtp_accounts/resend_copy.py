@@ -20,7 +20,7 @@ from .addresses import normalize_email
 from .errors import ResendError
 from .headers import set_header
 from .message_info import SENDING, MessageInfo
-from .message_log import LEASE, dumps
+from .message_rows import LEASE, dumps
 from .models import utcnow
 from .redelivery import body_not_kept, dispatcher, stored_letter
 from .texts import N_, Text

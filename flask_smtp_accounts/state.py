@@ -25,7 +25,8 @@ from .delivery import DefaultRoute, Dispatcher
 from .directory import Directory
 from .health import Health
 from .mail_stats import MailStats
-from .message_log import LEASE, MessageLog
+from .message_log import MessageLog
+from .message_rows import LEASE
 from .models import SETTINGS_ID, AccountInfo, Models
 from .oauth2 import AccessTokens
 from .quotas import Quotas
