@@ -21,6 +21,12 @@ A :class:`Dispatcher` lives as long as one Flask-Mail connection block.
 sends it to that recipient again. The one automatic second try on the same
 account is for a reused connection that fails at ``MAIL FROM`` (the server
 closed it while idle): nothing of the letter had reached the server then.
+
+The module is longer than most (about 500 lines) because a block's state
+lives in its one :class:`Dispatcher`: its open connections and their slots
+(``max_connections``), the accounts seen cooling down or at a limit, and
+the rows it stored. Each step's own logic lives in the module named above;
+what stays here is the order of the steps and that state.
 """
 
 from __future__ import annotations
