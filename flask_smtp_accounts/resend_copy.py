@@ -18,7 +18,8 @@ from email.utils import make_msgid
 
 from .errors import ResendError
 from .headers import set_header
-from .message_log import LEASE, SENDING, MessageInfo, dumps
+from .letter import SENDING
+from .message_log import LEASE, MessageInfo, dumps
 from .models import utcnow
 from .retry import _body_not_kept, dispatcher, stored_letter
 from .texts import N_, Text

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .labels import OWN_SETTINGS, route_label
-from .mail_stats import FAILED, SENT, SUPPRESSED, WAITING, MailStats
+from .letter import FAILED, SENT, SUPPRESSED
+from .mail_stats import WAITING, MailStats
 from .models import utcnow
 
 

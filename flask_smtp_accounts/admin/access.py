@@ -16,10 +16,18 @@ from flask_admin.helpers import is_safe_url
 from . import i18n
 
 if t.TYPE_CHECKING:
-    from flask import Blueprint
-    from flask_admin import Admin
+    from flask_admin import Admin, BaseView
+
+    # What flask-admin's BaseView.create_blueprint returns: a Blueprint that also takes a host.
+    from flask_admin.blueprints import _BlueprintWithHostSupport as Blueprint
 
     from ..extension import _State
+
+    # ProtectedView is always mixed in before flask-admin's BaseView (or a subclass, ModelView); to the
+    # type checker it is one, so that its calls through super() are checked against BaseView's.
+    _ViewBase = BaseView
+else:
+    _ViewBase = object
 
 #: May read the sending and check logs.
 VIEW_LOGS = "view_logs"
@@ -59,7 +67,7 @@ def allowed(permission: str) -> bool:
     return state().ext.is_allowed(permission)
 
 
-class ProtectedView:
+class ProtectedView(_ViewBase):
     """Mixed into every view of the extension: access, templates, translations.
 
     ``permission`` is what opening the view needs. Refused requests get 403,
@@ -69,6 +77,8 @@ class ProtectedView:
     """
 
     permission: str = MANAGE_ACCOUNTS
+    #: The extension's views by page name, each with its endpoint, for ``sa_url`` (set by ``init_admin``).
+    _sa_siblings: dict[str, tuple[BaseView, str]]
 
     def is_accessible(self) -> bool:
         if "babel" not in current_app.extensions:
@@ -92,9 +102,9 @@ class ProtectedView:
 
     def create_blueprint(self, admin: Admin) -> Blueprint:
         """The view's blueprint, finding templates in the package after the site's own."""
-        blueprint = super().create_blueprint(admin)  # type: ignore[misc]
+        blueprint = super().create_blueprint(admin)
         blueprint.template_folder = TEMPLATES
-        return t.cast("Blueprint", blueprint)
+        return blueprint
 
     def render(self, template: str, **kwargs: t.Any) -> t.Any:
         kwargs.setdefault("_sa", i18n.gettext)
@@ -102,15 +112,17 @@ class ProtectedView:
         kwargs.setdefault("sa_allowed", allowed)
         kwargs.setdefault("sa_url", _sibling_url(self))
         kwargs.setdefault("sa_cooling", _cooling_accounts)
-        return super().render(template, **kwargs)  # type: ignore[misc]
+        return super().render(template, **kwargs)
 
 
-def _back_url(view: t.Any) -> str:
+def _back_url(view: ProtectedView) -> str:
     """Where "back" leads: the page the person came from on this site, else the admin's home."""
     came_from = request.referrer
     if came_from and came_from != request.url and is_safe_url(came_from):
         return came_from
-    return t.cast(str, url_for(f"{view.admin.endpoint}.index"))
+    if view.admin is None:
+        raise RuntimeError("The view is on no Admin: mount the views with SMTPAccounts.init_admin(admin).")
+    return url_for(f"{view.admin.endpoint}.index")
 
 
 def _cooling_accounts() -> list[dict[str, t.Any]]:
@@ -119,11 +131,11 @@ def _cooling_accounts() -> list[dict[str, t.Any]]:
     return cooling_accounts()
 
 
-def _sibling_url(view: t.Any) -> t.Callable[..., str]:
+def _sibling_url(view: ProtectedView) -> t.Callable[..., str]:
     """``sa_url("settings")``: the URL of another page of the extension."""
 
     def url(name: str, **values: t.Any) -> str:
         sibling, endpoint = view._sa_siblings[name]
-        return t.cast(str, url_for(sibling.endpoint + endpoint, **values))
+        return url_for(sibling.endpoint + endpoint, **values)
 
     return url

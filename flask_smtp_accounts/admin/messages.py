@@ -19,22 +19,13 @@ from wtforms import StringField
 
 from ..errors import DeliveryError, InvalidAccountError, MessageLogError, ResendError
 from ..ids import parse_id
+from ..letter import CANCELLED, CLAIMED, FAILED, QUEUED, SENDING, SENT, SUPPRESSED
 from ..message_export import FORMATS
-from ..message_log import (
-    CANCELLED,
-    CLAIMED,
-    FAILED,
-    INTERRUPTED,
-    QUEUED,
-    SENDING,
-    SENT,
-    SUPPRESSED,
-    MessageInfo,
-)
+from ..message_log import INTERRUPTED, MessageInfo
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .i18n import RULES, _, _l, say, stage_name
 
-#: Letters per page, as the issue asks.
+#: Letters per page of the message list.
 PAGE_SIZE = 50
 #: The query string arguments of the list's filters: the only ones its page links carry on.
 FILTER_ARGS = ("status", "account", "address", "q", "since", "until")
