@@ -26,7 +26,7 @@ class RoutingPreviewView(ProtectedView, BaseView):
         choice: Choice | None = None
         if form.validate_on_submit():
             try:
-                choice = state().ext.choose_account(form.sender.data.strip(), bulk=form.bulk.data)
+                choice = state().ext.choose_account((form.sender.data or "").strip(), bulk=form.bulk.data)
             except InvalidAddressError:
                 form.sender.errors = [
                     *form.sender.errors,
