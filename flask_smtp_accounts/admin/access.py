@@ -11,7 +11,9 @@ import os
 import typing as t
 
 from flask import current_app, make_response, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_admin.helpers import is_safe_url
+from flask_babel import format_datetime
 
 from . import i18n
 
@@ -87,10 +89,10 @@ class ProtectedView(_ViewBase):
             )
         return allowed(self.permission)
 
-    def inaccessible_callback(self, name: str, **kwargs: t.Any) -> t.Any:
+    def inaccessible_callback(self, name: str, **kwargs: t.Any) -> ResponseReturnValue:
         return self.refuse(self.permission)
 
-    def refuse(self, permission: str) -> t.Any:
+    def refuse(self, permission: str) -> ResponseReturnValue:
         """Status 403 with a page that says which permission is missing, and a link back."""
         page = self.render(
             FORBIDDEN_TEMPLATE,
@@ -106,12 +108,12 @@ class ProtectedView(_ViewBase):
         blueprint.template_folder = TEMPLATES
         return blueprint
 
-    def render(self, template: str, **kwargs: t.Any) -> t.Any:
+    def render(self, template: str, **kwargs: t.Any) -> str:
         kwargs.setdefault("_sa", i18n.gettext)
         kwargs.setdefault("smtp_settings", state().directory.settings())
         kwargs.setdefault("sa_allowed", allowed)
         kwargs.setdefault("sa_url", _sibling_url(self))
-        kwargs.setdefault("sa_cooling", _cooling_accounts)
+        kwargs.setdefault("sa_cooling", cooling_accounts)
         return super().render(template, **kwargs)
 
 
@@ -125,10 +127,22 @@ def _back_url(view: ProtectedView) -> str:
     return url_for(f"{view.admin.endpoint}.index")
 
 
-def _cooling_accounts() -> list[dict[str, t.Any]]:
-    from .messages import cooling_accounts
-
-    return cooling_accounts()
+def cooling_accounts() -> list[dict[str, t.Any]]:
+    """Accounts that routing skips now after a connection failure (for the notices of the pages)."""
+    ext = state().ext
+    cooling = [h for h in ext.account_health().values() if h.cooling_down]
+    if not cooling:
+        return []
+    labels = {a.id: a.label for a in ext.list_accounts([h.account_id for h in cooling])}
+    return [
+        {
+            "id": h.account_id,
+            "label": labels.get(h.account_id, h.account_id),
+            "until": format_datetime(h.cooldown_until),
+            "error": h.last_error,
+        }
+        for h in cooling
+    ]
 
 
 def _sibling_url(view: ProtectedView) -> t.Callable[..., str]:

@@ -12,6 +12,7 @@ import logging
 import typing as t
 
 from flask import abort, flash, g, redirect, request
+from flask.typing import ResponseReturnValue
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.babel import gettext as admin_gettext
@@ -201,7 +202,7 @@ class AccountsView(ProtectedView, ModelView):
     def get_empty_list_message(self) -> str:
         return _("There are no SMTP accounts yet.")
 
-    def render(self, template: str, **kwargs: t.Any) -> t.Any:
+    def render(self, template: str, **kwargs: t.Any) -> str:
         if template == self.list_template:
             kwargs.setdefault("row_form", RowForm())
         if template in (self.create_template, self.edit_template):
@@ -314,19 +315,19 @@ class AccountsView(ProtectedView, ModelView):
     # --- signing in with the OAuth2 provider (admin/oauth2.py) -----------------------
 
     @expose("/oauth2/sign-in/", methods=("POST",))
-    def oauth2_sign_in_view(self) -> t.Any:
+    def oauth2_sign_in_view(self) -> ResponseReturnValue:
         """The "Sign in with Microsoft / Google" button: check the form, then off to the provider."""
         return oauth2.start(self)
 
     @expose("/oauth2/callback/")
-    def oauth2_callback_view(self) -> t.Any:
+    def oauth2_callback_view(self) -> ResponseReturnValue:
         """The redirect URL registered with the provider."""
         return oauth2.callback(self)
 
     # --- toggling ---------------------------------------------------------------
 
     @expose("/toggle-active/", methods=("POST",))
-    def toggle_active_view(self) -> t.Any:
+    def toggle_active_view(self) -> ResponseReturnValue:
         """Switch one account on or off from the list (a POST with a CSRF token)."""
         return_url = get_redirect_target() or self.get_url(".index_view")
         form = RowForm(request.form)
@@ -399,7 +400,7 @@ class AccountsView(ProtectedView, ModelView):
     # --- test letter ----------------------------------------------------------
 
     @expose("/test-letter/", methods=("GET", "POST"))
-    def test_letter_view(self) -> t.Any:
+    def test_letter_view(self) -> ResponseReturnValue:
         """Send a test letter through one saved account to an address the admin types."""
         return_url = get_redirect_target() or self.get_url(".index_view")
         ext = state().ext

@@ -11,6 +11,7 @@ from __future__ import annotations
 import typing as t
 
 from flask import request
+from flask.typing import ResponseReturnValue
 from flask_admin import BaseView, expose
 from flask_babel import format_date, format_datetime, format_time
 
@@ -45,7 +46,7 @@ class DashboardView(ProtectedView, BaseView):
     template = "smtp_accounts/dashboard.html"
 
     @expose("/")
-    def index(self) -> t.Any:
+    def index(self) -> ResponseReturnValue:
         stats = state().stats
         window = request.args.get("window", "24h")
         if window not in CHART_STEPS:

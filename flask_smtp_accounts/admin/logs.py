@@ -8,16 +8,15 @@ the newest part first; the download streams the file from disk.
 
 from __future__ import annotations
 
-import typing as t
-
 from flask import abort, flash, redirect, request, send_file
+from flask.typing import ResponseReturnValue
 from flask_admin import BaseView, expose
 from flask_babel import format_datetime, format_decimal
 
 from ..errors import LogAddressError, LogNotFoundError
 from ..ids import parse_id
 from ..labels import route_label
-from ..log_files import LogInfo
+from ..log_files import LogInfo, log_filename
 from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
 from .forms import LogDeleteForm
 from .i18n import _, _l, say
@@ -80,7 +79,7 @@ class LogsView(ProtectedView, BaseView):
     view_template = "smtp_accounts/log_view.html"
 
     @expose("/")
-    def index(self) -> t.Any:
+    def index(self) -> ResponseReturnValue:
         page = _page_arg()
         listed = state().ext.list_logs(start=(page - 1) * LOGS_PER_PAGE, count=LOGS_PER_PAGE + 1)
         logs = [
@@ -102,7 +101,7 @@ class LogsView(ProtectedView, BaseView):
         )
 
     @expose("/<smtp_accounts_id:account_id>/<kind>/")
-    def view(self, account_id: int, kind: str) -> t.Any:
+    def view(self, account_id: int, kind: str) -> ResponseReturnValue:
         """One page of a log: the newest part unless ``offset`` asks for another."""
         offset = _offset_arg()
         ext = state().ext
@@ -124,19 +123,19 @@ class LogsView(ProtectedView, BaseView):
             chunk=chunk,
             pages=pages,
             mailbox=mailbox_text(account_id, kind),
-            filename=_filename(account_id, kind),
+            filename=log_filename(account_id, kind),
             size=size_text(chunk.size),
             delete_form=LogDeleteForm(),
             may_delete=allowed(MANAGE_ACCOUNTS),
         )
 
     @expose("/<smtp_accounts_id:account_id>/<kind>/download")
-    def download(self, account_id: int, kind: str) -> t.Any:
+    def download(self, account_id: int, kind: str) -> ResponseReturnValue:
         """The whole log as a file, streamed from disk (never read whole into memory)."""
         try:
             path = state().smtp_logs.files.path(account_id, kind)
             return send_file(
-                path, mimetype="text/plain", as_attachment=True, download_name=_filename(account_id, kind)
+                path, mimetype="text/plain", as_attachment=True, download_name=log_filename(account_id, kind)
             )
         except LogAddressError:
             abort(404)
@@ -144,7 +143,7 @@ class LogsView(ProtectedView, BaseView):
             abort(404)
 
     @expose("/<smtp_accounts_id:account_id>/<kind>/delete", methods=("POST",))
-    def delete(self, account_id: int, kind: str) -> t.Any:
+    def delete(self, account_id: int, kind: str) -> ResponseReturnValue:
         if not allowed(MANAGE_ACCOUNTS):
             return self.refuse(MANAGE_ACCOUNTS)
         form = LogDeleteForm()
@@ -159,13 +158,7 @@ class LogsView(ProtectedView, BaseView):
         except LogAddressError:
             abort(404)
         if deleted:
-            flash(_("The log %(file)s was deleted.", file=_filename(account_id, kind)), "success")
+            flash(_("The log %(file)s was deleted.", file=log_filename(account_id, kind)), "success")
         else:
             flash(_("This log does not exist (any more)."), "error")
         return redirect(self.get_url(".index"))
-
-
-def _filename(account_id: int, kind: str) -> str:
-    from ..log_files import log_filename
-
-    return log_filename(account_id, kind)

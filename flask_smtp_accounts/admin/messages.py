@@ -12,6 +12,7 @@ import typing as t
 from datetime import datetime, timedelta
 
 from flask import Response, abort, flash, redirect, request, stream_with_context
+from flask.typing import ResponseReturnValue
 from flask_admin import BaseView, expose
 from flask_babel import format_datetime
 from flask_wtf import FlaskForm
@@ -155,24 +156,6 @@ def route_text(message: MessageInfo) -> str:
     return message.route
 
 
-def cooling_accounts() -> list[dict[str, t.Any]]:
-    """Accounts that routing skips now after a connection failure (for the notices of the pages)."""
-    ext = state().ext
-    cooling = [h for h in ext.account_health().values() if h.cooling_down]
-    if not cooling:
-        return []
-    labels = {a.id: a.label for a in ext.list_accounts([h.account_id for h in cooling])}
-    return [
-        {
-            "id": h.account_id,
-            "label": labels.get(h.account_id, h.account_id),
-            "until": format_datetime(h.cooldown_until),
-            "error": h.last_error,
-        }
-        for h in cooling
-    ]
-
-
 class MessagesView(ProtectedView, BaseView):
     """Message log: every letter sent while routing is on, newest first."""
 
@@ -194,7 +177,7 @@ class MessagesView(ProtectedView, BaseView):
         }
 
     @expose("/")
-    def index(self) -> t.Any:
+    def index(self) -> ResponseReturnValue:
         ext = state().ext
         filters = _filters()
         page = ext.messages(**_api_filters(filters), page=filters["page"], per_page=PAGE_SIZE)
@@ -211,7 +194,7 @@ class MessagesView(ProtectedView, BaseView):
         )
 
     @expose("/export.<fmt>")
-    def export(self, fmt: str) -> t.Any:
+    def export(self, fmt: str) -> ResponseReturnValue:
         """The filtered rows as a CSV or JSON download, streamed as they are read."""
         if fmt not in FORMATS:
             abort(404)
@@ -226,7 +209,7 @@ class MessagesView(ProtectedView, BaseView):
         )
 
     @expose("/<smtp_accounts_id:record_id>/")
-    def view(self, record_id: int) -> t.Any:
+    def view(self, record_id: int) -> ResponseReturnValue:
         try:
             message = state().ext.get_message(record_id)
         except LookupError:
@@ -234,7 +217,7 @@ class MessagesView(ProtectedView, BaseView):
         return self.render(self.detail_template, message=message, rules=RULES, **self._common())
 
     @expose("/<smtp_accounts_id:record_id>/resend", methods=("POST",))
-    def resend(self, record_id: int) -> t.Any:
+    def resend(self, record_id: int) -> ResponseReturnValue:
         if not allowed(MANAGE_ACCOUNTS):
             return self.refuse(MANAGE_ACCOUNTS)
         if not ResendForm().validate_on_submit():
@@ -261,7 +244,7 @@ class MessagesView(ProtectedView, BaseView):
         return redirect(self.get_url(".view", record_id=record_id))
 
     @expose("/<smtp_accounts_id:record_id>/copy", methods=("POST",))
-    def resend_copy(self, record_id: int) -> t.Any:
+    def resend_copy(self, record_id: int) -> ResponseReturnValue:
         """Send a logged letter again as a new letter, to another address or to its own recipients."""
         if not allowed(MANAGE_ACCOUNTS):
             return self.refuse(MANAGE_ACCOUNTS)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import typing as t
 
 from flask import flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_admin.form import FormOpts
 from flask_admin.helpers import get_redirect_target
 from markupsafe import Markup, escape
 from wtforms import Field
@@ -84,7 +86,7 @@ def sign_in_field() -> SignInField:
     )
 
 
-def start(view: AccountsView) -> t.Any:
+def start(view: AccountsView) -> ResponseReturnValue:
     """Check the submitted account form and send the browser to the provider."""
     ext = state().ext
     account_id = _account_id()
@@ -115,7 +117,7 @@ def start(view: AccountsView) -> t.Any:
     return _form_again(view, form, model)
 
 
-def callback(view: AccountsView) -> t.Any:
+def callback(view: AccountsView) -> ResponseReturnValue:
     """Where the provider sends the browser back: store the refresh token, or say why nothing was stored."""
     ext = state().ext
     try:
@@ -158,10 +160,8 @@ def _account_id() -> int:
     return parse_id(request.args.get("id") or "0") or 0
 
 
-def _form_again(view: AccountsView, form: t.Any, model: t.Any) -> t.Any:
+def _form_again(view: AccountsView, form: t.Any, model: t.Any) -> ResponseReturnValue:
     """The account form once more, with what was typed (never a secret), as flask-admin shows it."""
-    from flask_admin.form import FormOpts
-
     return_url = get_redirect_target() or view.get_url(".index_view")
     if model is None:
         opts = FormOpts(widget_args=view.form_widget_args, form_rules=view._form_create_rules)

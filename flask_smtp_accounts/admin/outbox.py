@@ -14,6 +14,7 @@ import typing as t
 from datetime import timedelta
 
 from flask import flash, redirect, request
+from flask.typing import ResponseReturnValue
 from flask_admin import BaseView, expose
 from flask_babel import format_decimal, format_timedelta
 from flask_wtf import FlaskForm
@@ -63,7 +64,7 @@ class OutboxView(ProtectedView, BaseView):
     confirm_template = "smtp_accounts/outbox_cancel.html"
 
     @expose("/")
-    def index(self) -> t.Any:
+    def index(self) -> ResponseReturnValue:
         return self.render(
             self.template,
             lines=state().ext.outbox_status(),
@@ -76,14 +77,14 @@ class OutboxView(ProtectedView, BaseView):
         )
 
     @expose("/pause/", methods=("POST",))
-    def pause(self) -> t.Any:
+    def pause(self) -> ResponseReturnValue:
         return self._switch(paused=True)
 
     @expose("/resume/", methods=("POST",))
-    def resume(self) -> t.Any:
+    def resume(self) -> ResponseReturnValue:
         return self._switch(paused=False)
 
-    def _switch(self, *, paused: bool) -> t.Any:
+    def _switch(self, *, paused: bool) -> ResponseReturnValue:
         if not allowed(MANAGE_OUTBOX):
             return self.refuse(MANAGE_OUTBOX)
         form = OutboxActionForm()
@@ -103,7 +104,7 @@ class OutboxView(ProtectedView, BaseView):
         return redirect(self.get_url(".index"))
 
     @expose("/cancel/", methods=("GET", "POST"))
-    def cancel(self) -> t.Any:
+    def cancel(self) -> ResponseReturnValue:
         """GET: what would be cancelled, and the button; POST (that button): cancel the queued letters."""
         if not allowed(MANAGE_OUTBOX):
             return self.refuse(MANAGE_OUTBOX)

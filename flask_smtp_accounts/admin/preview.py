@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import typing as t
-
 from flask import flash, request
+from flask.typing import ResponseReturnValue
 from flask_admin import BaseView, expose
 
 from ..errors import InvalidAddressError
@@ -21,7 +20,7 @@ class RoutingPreviewView(ProtectedView, BaseView):
     template = "smtp_accounts/preview.html"
 
     @expose("/", methods=("GET", "POST"))
-    def index(self) -> t.Any:
+    def index(self) -> ResponseReturnValue:
         form = PreviewForm()
         choice: Choice | None = None
         if form.validate_on_submit():
