@@ -62,7 +62,7 @@ __all__ = [
     "mount",
 ]
 
-#: The menu category, as in the original.
+#: The menu category the pages go under, unless the site names another.
 CATEGORY = _l("Mail through SMTP")
 
 

@@ -38,7 +38,7 @@ def size_text(size: int) -> str:
 
 
 def mailbox_text(account_id: int, kind: str) -> str:
-    """``Name <email> (sending)``; ``New account (checks)`` for id 0, as in the original."""
+    """``Name <email> (sending)``; ``New account (checks)`` for id 0."""
     labels = {a.id: a.label for a in state().ext.list_accounts((account_id,))} if account_id else {}
     return _mailbox(account_id, route_label(account_id, labels), kind)
 
