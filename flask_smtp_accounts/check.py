@@ -26,7 +26,7 @@ from .signals import account_checked
 from .texts import N_, Text
 
 if t.TYPE_CHECKING:
-    from .extension import _State
+    from .state import AppState
 
 
 def test_letter(account: AccountInfo, recipient: str) -> EmailMessage:
@@ -45,7 +45,7 @@ def test_letter(account: AccountInfo, recipient: str) -> EmailMessage:
 
 
 def run_check(
-    state: _State,
+    state: AppState,
     settings: SettingsInfo,
     account: AccountInfo,
     password: str | None | t.Callable[[], str | None],

@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import smtplib
 import typing as t
 import warnings
 from dataclasses import replace
-from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 
-from . import flask_mail_hook
+from . import flask_mail_hook, message_export, outbox, outbox_status, resend_copy, retry
 from .alerts import Alerts
 from .check import CheckResult, run_check
-from .config import Config, read_config
-from .connection import open_connection
-from .connection_slots import ConnectionSlots
-from .crypto import Vault
-from .delivery import DefaultRoute, Dispatcher
-from .directory import Directory
+from .config import read_config
 from .errors import AccountCheckFailed as AccountCheckFailed  # importable from here too, as sites already do
 from .errors import (
     AccountInUseError,
@@ -35,12 +28,12 @@ from .errors import (
     UnknownFieldError,
 )
 from .failover import check_backups
-from .health import AccountHealth, Health
+from .health import AccountHealth
 from .ids import IdConverter, parse_id
 from .labels import NEW_ACCOUNT, route_label
 from .log_files import LogChunk, LogInfo
 from .mail_stats import MailStats
-from .message_log import LEASE, MessageInfo, MessageLog, Page
+from .message_log import MessageInfo, Page
 from .models import (
     OAUTH_SECRETS,
     SETTABLE_FIELDS,
@@ -50,13 +43,12 @@ from .models import (
     make_models,
     settings_info,
 )
-from .oauth2 import AccessTokens
 from .outbox import DeliveryReport
 from .outbox_status import OutboxLine
-from .quotas import Quotas, Usage
+from .quotas import Usage
 from .routing import Choice, bulk_sending, choose_route, split_sender
 from .settings import DEFAULT_SETTINGS, SettingsInfo
-from .smtp_logs import SMTPLogs
+from .state import AppState
 from .summary import Summary, build_summary, send_summary
 from .validation import (
     SMTP_DESTINATION,
@@ -78,114 +70,6 @@ ACCOUNT_FIELDS: tuple[str, ...] = SETTABLE_FIELDS + tuple(OAUTH_SECRETS)
 #: Called with an account's row inside the transaction that saves or deletes it (flask-admin's
 #: ``on_model_change``/``on_model_delete`` hooks run there).
 BeforeCommit = t.Callable[[t.Any], None]
-
-
-class _State:
-    """What the extension keeps for one app (``app.extensions["smtp_accounts"]``)."""
-
-    def __init__(self, ext: SMTPAccounts, db: SQLAlchemy, models: Models, config: Config) -> None:
-        self.ext = ext
-        self.db = db
-        self.models = models
-        self.config = config
-        self.vault = Vault(config.encryption_keys)
-        self.directory = Directory(models, self.engine)
-        self.message_log = MessageLog(
-            models,
-            self.engine,
-            blocked=self._site_holds_the_write_lock,
-            claim_lease=timedelta(seconds=config.claim_lease_s) if config.claim_lease_s else LEASE,
-        )
-        self.health = Health(models, self.engine)
-        self.quotas = Quotas(models, self.engine)
-        self.connection_slots = ConnectionSlots(models, self.engine)
-        self.smtp_logs = SMTPLogs(config.log_dir)
-        self.stats = MailStats(models, self.engine)
-        self.alerts = Alerts(models, self.engine, self.vault, self.stats)
-        self.access_tokens = AccessTokens(
-            self.vault, self._store_refresh_token, providers=config.oauth2_providers
-        )
-
-    def engine(self) -> t.Any:
-        return self.db.engines[self.config.bind_key]
-
-    def _store_refresh_token(self, account_id: int, ciphertext: str) -> None:
-        """Store a rotated refresh token (already encrypted) on its account, in a transaction of its own.
-
-        Its own transaction, because the rotation happened whether or not the
-        site's session commits. A plain UPDATE, not the ORM: the account's
-        ``updated_at`` stays (a change there clears its logs), but the settings
-        revision is bumped so that every process reads the new token.
-        """
-        account = self.models.Account.__table__
-        settings = self.models.Settings.__table__
-        with self.engine().begin() as conn:
-            conn.execute(
-                sa.update(account)
-                .where(account.c.id == account_id)
-                .values(oauth_refresh_token_encrypted=ciphertext)
-            )
-            conn.execute(
-                sa.update(settings)
-                .where(settings.c.id == SETTINGS_ID)
-                .values(revision=settings.c.revision + 1)
-            )
-
-    def _site_holds_the_write_lock(self) -> str | None:
-        """Why writing a row now would wait on this very thread, or ``None``.
-
-        SQLite has one writer at a time. When the site's own session (in
-        this thread) has written to the database the extension's tables
-        live in and not committed yet, a row written through another
-        connection would wait for a commit that cannot come before the
-        letter is sent: a stall, then an error. Say so at once instead.
-        """
-        engine = self.engine()
-        if engine.dialect.name != "sqlite":
-            return None
-        session = self.db.session()
-        if not session.in_transaction():
-            return None
-        connection = session.connection(bind_arguments={"bind": engine})
-        dbapi_connection = connection.connection.dbapi_connection
-        if not getattr(dbapi_connection, "in_transaction", False):
-            return None
-        return (
-            "the site's own database session holds uncommitted writes to this SQLite database, which allows one"
-            " writer at a time: commit (or roll back) before sending, or keep the extension's tables in a"
-            " database of their own (SMTP_ACCOUNTS_BIND_KEY)"
-        )
-
-    def dispatcher(
-        self, settings: SettingsInfo, *, default: DefaultRoute, max_emails: int | None
-    ) -> Dispatcher:
-        """A dispatcher for one connection block (or one retry run) with these settings."""
-        return Dispatcher(
-            settings,
-            directory=self.directory,
-            health=self.health,
-            quotas=self.quotas,
-            message_log=self.message_log,
-            smtp_logs=self.smtp_logs,
-            open_account=self._open_account,
-            default=default,
-            max_emails=max_emails,
-            app=current_app._get_current_object(),  # type: ignore[attr-defined]
-            slots=self.connection_slots,
-        )
-
-    def _open_account(self, account: AccountInfo, transcript: t.Any, timeout: float) -> smtplib.SMTP:
-        return open_connection(
-            account,
-            functools.partial(self.password_of, account),
-            timeout=timeout,
-            ca_file=self.config.ca_file,
-            ehlo_name=self.config.ehlo_name,
-            transcript=transcript,
-        )
-
-    def password_of(self, account: AccountInfo) -> str | None:
-        return self.vault.decrypt(account.password_encrypted) if account.password_encrypted else None
 
 
 class SMTPAccounts:
@@ -233,7 +117,7 @@ class SMTPAccounts:
         self.db = db
         config = read_config(app)
         models = self._bind_models(db, config.bind_key)
-        app.extensions["smtp_accounts"] = _State(self, db, models, config)
+        app.extensions["smtp_accounts"] = AppState(self, db, models, config)
         app.url_map.converters["smtp_accounts_id"] = IdConverter
         flask_mail_hook.install()
         if config.register_cli:
@@ -249,9 +133,9 @@ class SMTPAccounts:
         return models
 
     @property
-    def _state(self) -> _State:
+    def _state(self) -> AppState:
         try:
-            return t.cast(_State, current_app.extensions["smtp_accounts"])
+            return t.cast(AppState, current_app.extensions["smtp_accounts"])
         except KeyError:
             raise RuntimeError(
                 "SMTPAccounts is not initialised on the current app: call init_app(app) first."
@@ -604,9 +488,8 @@ class SMTPAccounts:
         A generator: rows are read in chunks as it is consumed, so an
         export of any size takes constant memory. Bodies are not exported.
         """
-        from .message_export import export
 
-        return export(self._state.message_log, fmt, **filters)
+        return message_export.export(self._state.message_log, fmt, **filters)
 
     def get_message(self, record_id: int) -> MessageInfo:
         """One letter of the message log; :class:`MessageNotFoundError` (a ``LookupError``) when there is none."""
@@ -618,9 +501,8 @@ class SMTPAccounts:
         Raises :class:`ResendError` for a letter a server already accepted,
         and :class:`DeliveryError` when no route delivered it.
         """
-        from .retry import resend
 
-        return resend(self._state, record_id)
+        return retry.resend(self._state, record_id)
 
     def resend_copy(self, record_id: int, recipients: t.Sequence[str] | None = None) -> MessageInfo:
         """Send a logged letter again as a new letter (new row, new Message-ID), to ``recipients`` or its own.
@@ -630,18 +512,16 @@ class SMTPAccounts:
         names the original. Raises :class:`ResendError` when the body was
         not kept and :class:`DeliveryError` when no route delivered it.
         """
-        from .resend_copy import resend_copy
 
-        return resend_copy(self._state, record_id, recipients)
+        return resend_copy.resend_copy(self._state, record_id, recipients)
 
     def retry_queue(self, *, limit: int | None = None) -> t.Any:
         """Send the queued letters that are due (also prunes old rows); returns a :class:`RetryReport`.
 
         Run it from a scheduler, or as ``flask smtp-accounts retry``.
         """
-        from .retry import retry_queue
 
-        return retry_queue(self._state, limit=limit)
+        return retry.retry_queue(self._state, limit=limit)
 
     # --- the outbox ----------------------------------------------------------------
 
@@ -676,9 +556,8 @@ class SMTPAccounts:
         before anything is claimed. Other processes and machines may drain
         the same queue at once: no letter is sent twice.
         """
-        from .outbox import deliver_queued
 
-        return deliver_queued(
+        return outbox.deliver_queued(
             self._state,
             current_app._get_current_object(),  # type: ignore[attr-defined]
             connections=connections,
@@ -692,21 +571,18 @@ class SMTPAccounts:
         What a worker task calls with the ids :meth:`queued_ids` handed out;
         rows another worker holds, or no longer waiting, are skipped.
         """
-        from .outbox import deliver_ids
 
-        return deliver_ids(self._state, ids)
+        return outbox.deliver_ids(self._state, ids)
 
     def queued_ids(self, limit: int, account_id: int | None = None) -> list[int]:
         """Ids of the letters due now, lowest first, without claiming them (``account_id`` 0: Flask-Mail's route)."""
-        from .outbox import queued_ids
 
-        return queued_ids(self._state, limit, account_id)
+        return outbox.queued_ids(self._state, limit, account_id)
 
     def outbox_status(self) -> list[OutboxLine]:
         """Per account: letters waiting and being sent, sent and failed in 24 h, letters a minute, time left, paused."""
-        from .outbox_status import outbox_status
 
-        return outbox_status(self._state)
+        return outbox_status.outbox_status(self._state)
 
     def pause_queue(self, account_id: int) -> None:
         """Stop drainers (every process) from taking the letters waiting for this account, until :meth:`resume_queue`.
@@ -725,10 +601,9 @@ class SMTPAccounts:
         Returns how many. A cancelled letter is never sent; letters a
         drainer is sending are left alone.
         """
-        from .outbox_status import cancel_queued
 
         key = None if account_id is None else self._queue_key(account_id)
-        return cancel_queued(self._state, key, ids)
+        return outbox_status.cancel_queued(self._state, key, ids)
 
     @staticmethod
     def _queue_key(account_id: t.Any) -> int:

@@ -31,7 +31,7 @@ from .ids import parse_id
 
 if t.TYPE_CHECKING:
     from .delivery import Dispatcher
-    from .extension import _State
+    from .state import AppState
 
 #: The most connections one ``deliver_queued`` opens; more is a typo, not a plan.
 MAX_CONNECTIONS = 100
@@ -99,7 +99,7 @@ class _Drain:
 
     def __init__(
         self,
-        state: _State,
+        state: AppState,
         app: t.Any,
         connections: int,
         limit: int | None,
@@ -247,7 +247,7 @@ class _Drain:
 
 
 def deliver_queued(
-    state: _State,
+    state: AppState,
     app: t.Any,
     *,
     connections: int = 8,
@@ -262,7 +262,7 @@ def deliver_queued(
     return drain.report(state.message_log.count_waiting())
 
 
-def deliver_ids(state: _State, ids: t.Iterable[t.Any]) -> DeliveryReport:
+def deliver_ids(state: AppState, ids: t.Iterable[t.Any]) -> DeliveryReport:
     """Claim exactly these rows (those still due) and send them on this thread's connections.
 
     Rows another drainer holds, rows not waiting (sent, sending,
@@ -288,6 +288,6 @@ def deliver_ids(state: _State, ids: t.Iterable[t.Any]) -> DeliveryReport:
     )
 
 
-def queued_ids(state: _State, limit: int, account_id: int | None = None) -> list[int]:
+def queued_ids(state: AppState, limit: int, account_id: int | None = None) -> list[int]:
     """Ids of the due letters, lowest first (``account_id``: only that account's; 0: Flask-Mail's own route)."""
     return state.message_log.due_ids(check_limit(limit) or 0, account_id=account_id)

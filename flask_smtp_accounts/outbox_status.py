@@ -22,7 +22,7 @@ from .letter import CLAIMED, FAILED, QUEUED, SENDING, SENT
 from .models import utcnow
 
 if t.TYPE_CHECKING:
-    from .extension import _State
+    from .state import AppState
 
 #: The window the rate is measured over.
 RATE_WINDOW = timedelta(minutes=5)
@@ -56,7 +56,7 @@ class OutboxLine:
         return self.queued / self.per_minute * 60 if self.per_minute > 0 else None
 
 
-def outbox_status(state: _State) -> list[OutboxLine]:
+def outbox_status(state: AppState) -> list[OutboxLine]:
     """Every account's line, in id order, then Flask-Mail's own route's when it has any letter."""
     now = utcnow()
     table = state.message_log.table
@@ -116,7 +116,9 @@ def outbox_status(state: _State) -> list[OutboxLine]:
     ]
 
 
-def cancel_queued(state: _State, account_id: int | None = None, ids: t.Iterable[t.Any] | None = None) -> int:
+def cancel_queued(
+    state: AppState, account_id: int | None = None, ids: t.Iterable[t.Any] | None = None
+) -> int:
     """Cancel waiting letters (all; of ``account_id``; or these ``ids``); return how many.
 
     Only letters no drainer is sending are cancelled: a ``claimed`` one

@@ -26,7 +26,7 @@ from .texts import N_, Text
 from .validation import normalize_email
 
 if t.TYPE_CHECKING:
-    from .extension import _State
+    from .state import AppState
 
 #: The columns a copy takes over from the letter it copies, as they are.
 _COPIED = (
@@ -42,7 +42,7 @@ _COPIED = (
 )
 
 
-def resend_copy(state: _State, record_id: int, recipients: t.Sequence[str] | None = None) -> MessageInfo:
+def resend_copy(state: AppState, record_id: int, recipients: t.Sequence[str] | None = None) -> MessageInfo:
     """Send letter ``record_id`` again as a new letter to ``recipients`` (default: its own); return the new row.
 
     Raises ``LookupError`` for no such letter, :class:`InvalidAccountError`

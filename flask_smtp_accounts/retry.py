@@ -42,7 +42,7 @@ from .settings import SettingsInfo
 from .texts import N_, Text
 
 if t.TYPE_CHECKING:
-    from .extension import _State
+    from .state import AppState
 
 #: The longest wait between two tries of a queued letter.
 MAX_BACKOFF_S = 86_400
@@ -133,13 +133,13 @@ def stored_letter(record: MessageInfo) -> Letter:
     )
 
 
-def dispatcher(state: _State) -> delivery.Dispatcher:
+def dispatcher(state: AppState) -> delivery.Dispatcher:
     """A dispatcher outside any ``mail.connect()`` block, with Flask-Mail's own server as the default route."""
     default, max_emails = flask_mail_hook.stored_route()
     return state.dispatcher(state.directory.settings(), default=default, max_emails=max_emails)
 
 
-def _send(dispatcher: delivery.Dispatcher, state: _State, record_id: int, *, requeue: bool) -> Outcome:
+def _send(dispatcher: delivery.Dispatcher, state: AppState, record_id: int, *, requeue: bool) -> Outcome:
     record = state.message_log.get(record_id)
     return dispatcher.redeliver(record, stored_letter(record), requeue=requeue)
 
@@ -165,7 +165,7 @@ class Tally:
 
 
 def deliver_claimed(
-    state: _State,
+    state: AppState,
     dispatcher: delivery.Dispatcher,
     claim: Claim,
     tally: Tally | None = None,
@@ -212,7 +212,7 @@ def deliver_claimed(
     return tally
 
 
-def retry_queue(state: _State, *, limit: int | None = None, batch: int = 100) -> RetryReport:
+def retry_queue(state: AppState, *, limit: int | None = None, batch: int = 100) -> RetryReport:
     """Prune old rows, count interrupted sends, then send the queued letters that are due.
 
     ``limit`` bounds how many letters this run sends (``None``: all due).
@@ -246,7 +246,7 @@ def retry_queue(state: _State, *, limit: int | None = None, batch: int = 100) ->
     )
 
 
-def resend(state: _State, record_id: int) -> MessageInfo:
+def resend(state: AppState, record_id: int) -> MessageInfo:
     """Send one failed, queued or interrupted letter again now, to its pending recipients.
 
     Raises :class:`ResendError` for a letter already delivered, without a

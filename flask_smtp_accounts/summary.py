@@ -11,6 +11,7 @@ import typing as t
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .flask_mail_hook import message_type, send_unrouted
 from .labels import OWN_SETTINGS, route_label
 from .letter import FAILED, SENT, SUPPRESSED
 from .mail_stats import WAITING, MailStats
@@ -77,7 +78,5 @@ def build_summary(stats: MailStats, days: int = 7, now: datetime | None = None) 
 
 def send_summary(summary: Summary, recipients: t.Sequence[str]) -> None:
     """Mail the summary to ``recipients`` with Flask-Mail's own settings."""
-    from .flask_mail_hook import message_type, send_unrouted
-
     subject = f"Mail summary: {sum(r.sent for r in summary.routes)} sent, {sum(r.failed for r in summary.routes)} failed in {summary.days} days"
     send_unrouted(message_type()(subject=subject, recipients=list(recipients), body=summary.text()))

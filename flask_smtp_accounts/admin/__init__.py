@@ -62,7 +62,7 @@ __all__ = [
     "mount",
 ]
 
-#: The menu category the pages go under, unless the site names another.
+#: The menu category: the name under which the original module's users already look for these pages.
 CATEGORY = _l("Mail through SMTP")
 
 

@@ -23,7 +23,8 @@ if t.TYPE_CHECKING:
     # What flask-admin's BaseView.create_blueprint returns: a Blueprint that also takes a host.
     from flask_admin.blueprints import _BlueprintWithHostSupport as Blueprint
 
-    from ..extension import _State
+    from ..extension import SMTPAccounts
+    from ..state import AppState
 
     # ProtectedView is always mixed in before flask-admin's BaseView (or a subclass, ModelView); to the
     # type checker it is one, so that its calls through super() are checked against BaseView's.
@@ -55,18 +56,23 @@ FORBIDDEN_TEMPLATE = "smtp_accounts/forbidden.html"
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
 
 
-def state() -> _State:
+def state() -> AppState:
     try:
-        return t.cast("_State", current_app.extensions["smtp_accounts"])
+        return t.cast("AppState", current_app.extensions["smtp_accounts"])
     except KeyError:
         raise RuntimeError(
             "The SMTP accounts admin views are mounted on an app without SMTPAccounts: call init_app(app) first."
         ) from None
 
 
+def extension() -> SMTPAccounts:
+    """The app's SMTPAccounts, whose API the pages call (``AppState`` types it as an object, being below it)."""
+    return t.cast("SMTPAccounts", state().ext)
+
+
 def allowed(permission: str) -> bool:
     """Whether the site's access rule grants ``permission`` for this request."""
-    return state().ext.is_allowed(permission)
+    return extension().is_allowed(permission)
 
 
 class ProtectedView(_ViewBase):
@@ -129,7 +135,7 @@ def _back_url(view: ProtectedView) -> str:
 
 def cooling_accounts() -> list[dict[str, t.Any]]:
     """Accounts that routing skips now after a connection failure (for the notices of the pages)."""
-    ext = state().ext
+    ext = extension()
     cooling = [h for h in ext.account_health().values() if h.cooling_down]
     if not cooling:
         return []

@@ -23,13 +23,13 @@ from flask_admin.helpers import get_redirect_target
 from flask_admin.model.template import EndpointLinkRowAction, macro
 from markupsafe import Markup, escape
 
-from ..errors import AccountCheckFailed, InvalidAccountError, SMTPAccountsError
+from ..errors import InvalidAccountError, SMTPAccountsError
 from ..ids import parse_id
 from ..presets import PRESETS
 from ..quotas import is_limited, today_figures
 from ..validation import reserved_domain
 from . import oauth2
-from .access import MANAGE_ACCOUNTS, ProtectedView, state
+from .access import MANAGE_ACCOUNTS, ProtectedView, extension
 from .forms import AccountForm, RowForm, TestLetterForm, _choices
 from .i18n import (
     ACCOUNT_FIELD_ERRORS,
@@ -37,10 +37,10 @@ from .i18n import (
     SECURITY,
     _,
     _l,
+    account_refused,
     describe_error,
     describe_failure,
     field_error,
-    flash_error,
     gettext,
     say,
     server_reply,
@@ -92,7 +92,7 @@ def _today_formatter(view: t.Any, context: t.Any, model: t.Any, name: str) -> Ma
 def _with_backup_choices(form: t.Any, obj: t.Any) -> t.Any:
     """Offer every other account as a backup, those chosen first, in their order (the order they are tried in)."""
     if "backup_ids" in form:
-        ext = state().ext
+        ext = extension()
         others = {a.id: a.label for a in ext.list_accounts() if obj is None or a.id != obj.id}
         chosen = [i for i in (form.backup_ids.data or ()) if i in others]
         form.backup_ids.choices = _choices(
@@ -188,7 +188,7 @@ class AccountsView(ProtectedView, ModelView):
         """The page of accounts, and their use of the last 24 hours for the "Today" column, in one query."""
         count, data = super().get_list(*args, **kwargs)
         if isinstance(data, list):  # not a query left unexecuted (execute=False)
-            g.sa_quota_usage = state().ext.quota_usage(a.id for a in data if is_limited(a))
+            g.sa_quota_usage = extension().quota_usage(a.id for a in data if is_limited(a))
         return count, data
 
     def get_one(self, id: t.Any) -> t.Any:  # noqa: A002 - flask-admin's name
@@ -232,7 +232,7 @@ class AccountsView(ProtectedView, ModelView):
     # reaches no hook; ``after_model_change`` / ``after_model_delete`` once it is committed.
 
     def create_model(self, form: AccountForm) -> t.Any:  # type: ignore[override]
-        ext = state().ext
+        ext = extension()
         before = _everyday_before(form)
         try:
             account = ext.add_account(
@@ -241,7 +241,7 @@ class AccountsView(ProtectedView, ModelView):
                 **form.account_fields(),
             )
         except SMTPAccountsError as err:
-            self._refused(form, err)
+            account_refused(form, err)
             return False
         except Exception as err:  # the site's on_model_change refused, as flask-admin reports it
             self._hook_refused(form, err, admin_gettext("Failed to create record. %(error)s", error=str(err)))
@@ -251,7 +251,7 @@ class AccountsView(ProtectedView, ModelView):
         return account
 
     def update_model(self, form: AccountForm, model: t.Any) -> bool:  # type: ignore[override]
-        ext = state().ext
+        ext = extension()
         before = _everyday_before(form)
         try:
             account = ext.update_account(
@@ -261,7 +261,7 @@ class AccountsView(ProtectedView, ModelView):
                 **form.account_fields(),
             )
         except SMTPAccountsError as err:
-            self._refused(form, err)
+            account_refused(form, err)
             return False
         except Exception as err:
             self._hook_refused(form, err, admin_gettext("Failed to update record. %(error)s", error=str(err)))
@@ -272,7 +272,7 @@ class AccountsView(ProtectedView, ModelView):
 
     def delete_model(self, model: t.Any) -> bool:
         try:
-            state().ext.delete_account(model.id, before_commit=self.on_model_delete)
+            extension().delete_account(model.id, before_commit=self.on_model_delete)
         except LookupError:
             flash(_("The account was not deleted: %(error)s", error=_("There is no such account.")), "error")
             return False
@@ -297,20 +297,6 @@ class AccountsView(ProtectedView, ModelView):
         if not self.handle_view_exception(err):
             flash(failed, "error")
             log.exception("A model hook of the SMTP accounts view failed.")
-
-    def _refused(self, form: AccountForm, err: SMTPAccountsError) -> None:
-        """Show why the account was not saved, next to the field when there is one."""
-        form.new_password.data = ""
-        if isinstance(err, AccountCheckFailed):
-            flash_error(_("The account was not saved.") + " " + describe_failure(err.result), err.result.hint)
-        elif isinstance(err, InvalidAccountError):
-            name = "new_password" if err.field == "password" else err.field
-            message = field_error(err, ACCOUNT_FIELD_ERRORS)
-            if name in form:
-                form[name].errors = [*form[name].errors, message]
-            flash(_("The account was not saved.") + " " + message, "error")
-        else:
-            flash(_("The account was not saved: %(error)s", error=describe_error(err)), "error")
 
     # --- signing in with the OAuth2 provider (admin/oauth2.py) -----------------------
 
@@ -358,7 +344,7 @@ class AccountsView(ProtectedView, ModelView):
 
     def _set_active(self, ids: t.Iterable[t.Any], active: bool | None) -> None:
         """Switching an account on or off changes no connection data, so it is not re-checked."""
-        ext = state().ext
+        ext = extension()
         for raw in ids:
             try:
                 account = ext.get_account(raw)
@@ -403,7 +389,7 @@ class AccountsView(ProtectedView, ModelView):
     def test_letter_view(self) -> ResponseReturnValue:
         """Send a test letter through one saved account to an address the admin types."""
         return_url = get_redirect_target() or self.get_url(".index_view")
-        ext = state().ext
+        ext = extension()
         account_id = parse_id(request.args.get("id"))
         try:
             account = None if account_id is None else ext.get_account(account_id)

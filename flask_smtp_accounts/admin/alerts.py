@@ -17,7 +17,7 @@ from ..alert_channels import KINDS, ChannelInfo
 from ..alert_formats import FORMAT_CHOICES
 from ..alerts import EVENTS
 from ..errors import AlertDeliveryError, InvalidAlertError
-from .access import MANAGE_SETTINGS, ProtectedView, state
+from .access import MANAGE_SETTINGS, ProtectedView, extension
 from .forms import _choices
 from .i18n import _, _l
 
@@ -71,7 +71,7 @@ class AlertsView(ProtectedView, BaseView):
     def _page(
         self, form: ChannelForm | None = None, editing: ChannelInfo | None = None
     ) -> ResponseReturnValue:
-        ext = state().ext
+        ext = extension()
         accounts = [(str(a.id), a.label) for a in ext.list_accounts()]
         form = form or ChannelForm()
         form.account.choices = _choices([("", _("Flask-Mail's own settings")), *accounts])
@@ -100,7 +100,7 @@ class AlertsView(ProtectedView, BaseView):
         if not edit.isdigit():
             return self._page()
         try:
-            channel = state().ext.alerts.channel(int(edit))
+            channel = extension().alerts.channel(int(edit))
         except LookupError:
             abort(404)
         data = {
@@ -114,7 +114,7 @@ class AlertsView(ProtectedView, BaseView):
     @expose("/channels/<int:channel_id>/edit", methods=("POST",))
     def edit(self, channel_id: int) -> ResponseReturnValue:
         """Change a channel; a blank URL keeps the stored one."""
-        alerts = state().ext.alerts
+        alerts = extension().alerts
         try:
             channel = alerts.channel(channel_id)
         except LookupError:
@@ -143,7 +143,7 @@ class AlertsView(ProtectedView, BaseView):
             return self._refusal()
         account = form.account.data or ""
         try:
-            state().ext.alerts.add_channel(
+            extension().alerts.add_channel(
                 form.kind.data or "",
                 url=form.url.data or None,
                 format=form.format.data or "json",
@@ -160,7 +160,7 @@ class AlertsView(ProtectedView, BaseView):
         if self._refused():
             return redirect(self.get_url(".index"))
         try:
-            state().ext.alerts.remove_channel(channel_id)
+            extension().alerts.remove_channel(channel_id)
         except LookupError:
             abort(404)
         flash(_("The alert channel was removed."), "success")
@@ -170,7 +170,7 @@ class AlertsView(ProtectedView, BaseView):
     def test(self, channel_id: int) -> ResponseReturnValue:
         if self._refused():
             return redirect(self.get_url(".index"))
-        alerts = state().ext.alerts
+        alerts = extension().alerts
         try:
             channel = alerts.channel(channel_id)
             alerts.send_test(channel_id)
@@ -186,7 +186,7 @@ class AlertsView(ProtectedView, BaseView):
     def events(self) -> ResponseReturnValue:
         if self._refused():
             return redirect(self.get_url(".index"))
-        alerts = state().ext.alerts
+        alerts = extension().alerts
         try:
             for event in EVENTS:
                 alerts.set_event(

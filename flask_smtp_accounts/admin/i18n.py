@@ -19,7 +19,7 @@ import typing as t
 from flask import flash
 from flask_babel import Domain
 
-from ..errors import DeliveryError, InvalidAccountError, OAuth2Error
+from ..errors import AccountCheckFailed, DeliveryError, InvalidAccountError, OAuth2Error, SMTPAccountsError
 from ..routing import RULE_BULK_NAME, RULE_DISABLED, RULE_LARGEST_ID, RULE_NO_ACCOUNT
 from ..texts import Text
 from ..validation import LIMITS, MAX_LIMIT
@@ -175,3 +175,18 @@ def describe_failure(result: CheckResult) -> str:
         stage=stage_name(result.stage),
         details=details,
     )
+
+
+def account_refused(form: t.Any, err: SMTPAccountsError) -> None:
+    """Show why the account form was not saved, next to the field when there is one (the password is cleared)."""
+    form.new_password.data = ""
+    if isinstance(err, AccountCheckFailed):
+        flash_error(_("The account was not saved.") + " " + describe_failure(err.result), err.result.hint)
+    elif isinstance(err, InvalidAccountError):
+        name = "new_password" if err.field == "password" else err.field
+        message = field_error(err, ACCOUNT_FIELD_ERRORS)
+        if name in form:
+            form[name].errors = [*form[name].errors, message]
+        flash(_("The account was not saved.") + " " + message, "error")
+    else:
+        flash(_("The account was not saved: %(error)s", error=describe_error(err)), "error")

@@ -17,7 +17,7 @@ from ..errors import LogAddressError, LogNotFoundError
 from ..ids import parse_id
 from ..labels import route_label
 from ..log_files import LogInfo, log_filename
-from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
+from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, extension, state
 from .forms import LogDeleteForm
 from .i18n import _, _l, say
 
@@ -38,8 +38,8 @@ def size_text(size: int) -> str:
 
 
 def mailbox_text(account_id: int, kind: str) -> str:
-    """``Name <email> (sending)``; ``New account (checks)`` for id 0."""
-    labels = {a.id: a.label for a in state().ext.list_accounts((account_id,))} if account_id else {}
+    """``Name <email> (sending)``; ``New account (checks)`` for id 0 (the checks of an account not saved yet)."""
+    labels = {a.id: a.label for a in extension().list_accounts((account_id,))} if account_id else {}
     return _mailbox(account_id, route_label(account_id, labels), kind)
 
 
@@ -81,7 +81,7 @@ class LogsView(ProtectedView, BaseView):
     @expose("/")
     def index(self) -> ResponseReturnValue:
         page = _page_arg()
-        listed = state().ext.list_logs(start=(page - 1) * LOGS_PER_PAGE, count=LOGS_PER_PAGE + 1)
+        listed = extension().list_logs(start=(page - 1) * LOGS_PER_PAGE, count=LOGS_PER_PAGE + 1)
         logs = [
             {
                 "info": log,
@@ -104,7 +104,7 @@ class LogsView(ProtectedView, BaseView):
     def view(self, account_id: int, kind: str) -> ResponseReturnValue:
         """One page of a log: the newest part unless ``offset`` asks for another."""
         offset = _offset_arg()
-        ext = state().ext
+        ext = extension()
         try:
             chunk = ext.read_log(account_id, kind, -PAGE_BYTES if offset is None else offset, PAGE_BYTES)
         except LogAddressError:
@@ -154,7 +154,7 @@ class LogsView(ProtectedView, BaseView):
             )
             return redirect(self.get_url(".index"))
         try:
-            deleted = state().ext.delete_log(account_id, kind)
+            deleted = extension().delete_log(account_id, kind)
         except LogAddressError:
             abort(404)
         if deleted:

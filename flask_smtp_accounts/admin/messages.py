@@ -23,10 +23,10 @@ from ..ids import parse_id
 from ..letter import CANCELLED, CLAIMED, FAILED, QUEUED, SENDING, SENT, SUPPRESSED
 from ..message_export import FORMATS
 from ..message_log import INTERRUPTED, MessageInfo
-from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
+from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, extension
 from .i18n import RULES, _, _l, say, stage_name
 
-#: Letters per page of the message list.
+#: Letters per page: a screenful an operator scans, small enough that the page stays quick.
 PAGE_SIZE = 50
 #: The query string arguments of the list's filters: the only ones its page links carry on.
 FILTER_ARGS = ("status", "account", "address", "q", "since", "until")
@@ -178,7 +178,7 @@ class MessagesView(ProtectedView, BaseView):
 
     @expose("/")
     def index(self) -> ResponseReturnValue:
-        ext = state().ext
+        ext = extension()
         filters = _filters()
         page = ext.messages(**_api_filters(filters), page=filters["page"], per_page=PAGE_SIZE)
         accounts = [(a.id, a.label) for a in ext.list_accounts()]
@@ -198,7 +198,7 @@ class MessagesView(ProtectedView, BaseView):
         """The filtered rows as a CSV or JSON download, streamed as they are read."""
         if fmt not in FORMATS:
             abort(404)
-        pieces = state().ext.export_messages(fmt, **_api_filters(_filters()))
+        pieces = extension().export_messages(fmt, **_api_filters(_filters()))
         return Response(
             stream_with_context(pieces),
             mimetype=FORMATS[fmt],
@@ -211,7 +211,7 @@ class MessagesView(ProtectedView, BaseView):
     @expose("/<smtp_accounts_id:record_id>/")
     def view(self, record_id: int) -> ResponseReturnValue:
         try:
-            message = state().ext.get_message(record_id)
+            message = extension().get_message(record_id)
         except LookupError:
             abort(404)
         return self.render(self.detail_template, message=message, rules=RULES, **self._common())
@@ -225,7 +225,7 @@ class MessagesView(ProtectedView, BaseView):
                 _("The request was refused: the form lacked its security token. Nothing was sent."), "error"
             )
             return redirect(self.get_url(".view", record_id=record_id))
-        ext = state().ext
+        ext = extension()
         try:
             message = ext.resend_message(record_id)
         except LookupError:
@@ -256,7 +256,7 @@ class MessagesView(ProtectedView, BaseView):
             return redirect(self.get_url(".view", record_id=record_id))
         address = (form.recipient.data or "").strip()
         try:
-            copy = state().ext.resend_copy(record_id, [address] if address else None)
+            copy = extension().resend_copy(record_id, [address] if address else None)
         except LookupError:
             abort(404)
         except InvalidAccountError:

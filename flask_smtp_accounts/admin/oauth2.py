@@ -13,6 +13,7 @@ import typing as t
 
 from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_admin.contrib.sqla import ModelView
 from flask_admin.form import FormOpts
 from flask_admin.helpers import get_redirect_target
 from markupsafe import Markup, escape
@@ -21,11 +22,11 @@ from wtforms import Field
 from ..errors import AccountCheckFailed, DeliveryError, InvalidAccountError, SignInError, SMTPAccountsError
 from ..ids import parse_id
 from ..oauth2_sign_in import finish_sign_in, save_signed_in, start_sign_in
-from .access import state
-from .i18n import _, _l, describe_error, describe_failure, flash_error
+from .access import extension
+from .i18n import _, _l, account_refused, describe_error, describe_failure, flash_error
 
 if t.TYPE_CHECKING:
-    from .accounts import AccountsView
+    from .forms import AccountForm
 
 #: The endpoints of the accounts view (relative to its blueprint).
 START_ENDPOINT = ".oauth2_sign_in_view"
@@ -86,9 +87,9 @@ def sign_in_field() -> SignInField:
     )
 
 
-def start(view: AccountsView) -> ResponseReturnValue:
+def start(view: ModelView) -> ResponseReturnValue:
     """Check the submitted account form and send the browser to the provider."""
-    ext = state().ext
+    ext = extension()
     account_id = _account_id()
     model = None
     if account_id:
@@ -97,7 +98,8 @@ def start(view: AccountsView) -> ResponseReturnValue:
         except LookupError:
             flash(_("There is no such account."), "error")
             return redirect(view.get_url(".index_view"))
-    form = view.edit_form(obj=model) if model is not None else view.create_form()
+    # The accounts view's forms are AccountForms (forms.py imports this module, so only the checker does).
+    form = t.cast("AccountForm", view.edit_form(obj=model) if model is not None else view.create_form())
     if view.validate_form(form):
         fields = form.account_fields()
         client_secret = fields.pop("oauth_client_secret", None)
@@ -113,13 +115,13 @@ def start(view: AccountsView) -> ResponseReturnValue:
                 )
             )
         except InvalidAccountError as err:
-            view._refused(form, err)
+            account_refused(form, err)
     return _form_again(view, form, model)
 
 
-def callback(view: AccountsView) -> ResponseReturnValue:
+def callback(view: ModelView) -> ResponseReturnValue:
     """Where the provider sends the browser back: store the refresh token, or say why nothing was stored."""
-    ext = state().ext
+    ext = extension()
     try:
         signed_in = finish_sign_in(ext, request.args)
     except (SignInError, DeliveryError, LookupError) as err:
@@ -160,7 +162,7 @@ def _account_id() -> int:
     return parse_id(request.args.get("id") or "0") or 0
 
 
-def _form_again(view: AccountsView, form: t.Any, model: t.Any) -> ResponseReturnValue:
+def _form_again(view: ModelView, form: t.Any, model: t.Any) -> ResponseReturnValue:
     """The account form once more, with what was typed (never a secret), as flask-admin shows it."""
     return_url = get_redirect_target() or view.get_url(".index_view")
     if model is None:

@@ -23,7 +23,7 @@ from wtforms import HiddenField
 from ..errors import SMTPAccountsError
 from ..ids import parse_id
 from ..labels import DEFAULT_ROUTE
-from .access import MANAGE_OUTBOX, VIEW_OUTBOX, ProtectedView, allowed, state
+from .access import MANAGE_OUTBOX, VIEW_OUTBOX, ProtectedView, allowed, extension
 from .i18n import _, describe_error
 
 if t.TYPE_CHECKING:
@@ -67,7 +67,7 @@ class OutboxView(ProtectedView, BaseView):
     def index(self) -> ResponseReturnValue:
         return self.render(
             self.template,
-            lines=state().ext.outbox_status(),
+            lines=extension().outbox_status(),
             label_text=label_text,
             rate_text=rate_text,
             time_left_text=time_left_text,
@@ -91,7 +91,7 @@ class OutboxView(ProtectedView, BaseView):
         account_id = parse_id(form.account.data or "") if _token_valid(form) else None
         if account_id is None:
             return redirect(self.get_url(".index"))
-        ext = state().ext
+        ext = extension()
         try:
             (ext.pause_queue if paused else ext.resume_queue)(account_id)
         except SMTPAccountsError as err:
@@ -113,7 +113,7 @@ class OutboxView(ProtectedView, BaseView):
             which = form.account.data
             account_id = parse_id(which or "")
             if _token_valid(form) and (which == ALL or account_id is not None):
-                count = state().ext.cancel_queued(account_id=account_id)
+                count = extension().cancel_queued(account_id=account_id)
                 flash(_("Queued letters cancelled: %(count)s.", count=count), "success")
             return redirect(self.get_url(".index"))
         which = request.args.get("account", ALL)
@@ -122,7 +122,7 @@ class OutboxView(ProtectedView, BaseView):
             return redirect(self.get_url(".index"))
         lines = [
             line
-            for line in state().ext.outbox_status()
+            for line in extension().outbox_status()
             if account_id is None or line.account_id == account_id
         ]
         if not lines:

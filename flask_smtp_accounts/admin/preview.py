@@ -8,7 +8,7 @@ from flask_admin import BaseView, expose
 
 from ..errors import InvalidAddressError
 from ..routing import Choice
-from .access import MANAGE_ACCOUNTS, ProtectedView, state
+from .access import MANAGE_ACCOUNTS, ProtectedView, extension
 from .forms import PreviewForm
 from .i18n import RULES, _
 
@@ -25,7 +25,7 @@ class RoutingPreviewView(ProtectedView, BaseView):
         choice: Choice | None = None
         if form.validate_on_submit():
             try:
-                choice = state().ext.choose_account((form.sender.data or "").strip(), bulk=form.bulk.data)
+                choice = extension().choose_account((form.sender.data or "").strip(), bulk=form.bulk.data)
             except InvalidAddressError:
                 form.sender.errors = [
                     *form.sender.errors,
