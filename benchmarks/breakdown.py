@@ -2,6 +2,8 @@
 
     python benchmarks/breakdown.py                 # SQLite's own journal (synchronous=FULL)
     python benchmarks/breakdown.py --sqlite-wal    # the README's opt-in: WAL, synchronous=NORMAL
+    SMTP_ACCOUNTS_BENCH_DATABASE_URL=postgresql+psycopg://... python benchmarks/breakdown.py   # a server
+    python benchmarks/breakdown.py --profile 40    # and a cProfile of one more routed loop
 
 The floor is ``run.py``'s: ``Message.as_bytes()`` and ``smtplib`` ``sendmail``
 on one connection, no database. The routed loop is the same letters in one
@@ -11,13 +13,19 @@ its own committed transaction) is read around those two methods. The same
 statements, captured from the engine, are then replayed with the ``sqlite3``
 module alone (each its own transaction, committed) on a copy of the file:
 what SQLite itself costs for the durability promise, with no SQLAlchemy
-and none of this package's code. Rounds are interleaved; medians are printed.
+and none of this package's code (on a server database there is no replay:
+the server's own work is not the sender's CPU). The statements, commits and
+pool checkouts of the routed loop are counted per letter, as the engine's
+event listeners see them. Rounds are interleaved; medians are printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import cProfile
 import os
+import pstats
 import smtplib
 import sqlite3
 import statistics
@@ -32,7 +40,7 @@ if HERE not in sys.path:
 
 import sqlalchemy as sa  # noqa: E402
 from bench_apps import RECIPIENT, SENDER, db, dispose, letter, mail, routed_app  # noqa: E402
-from databases import Databases  # noqa: E402
+from databases import Databases, url_from_environment  # noqa: E402
 from sink import start_sink  # noqa: E402
 
 from flask_smtp_accounts.message_log import MessageLog  # noqa: E402
@@ -102,6 +110,43 @@ def replay(path: str, statements: list[tuple[str, t.Any]], wal: bool) -> float:
                 os.remove(copy + suffix)
 
 
+class Counts:
+    """Statements, commits, compiled-cache hits and pool checkouts of an engine, as its event listeners see them."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.seen: collections.Counter[str] = collections.Counter()
+        sa.event.listen(engine, "before_cursor_execute", self._statement)
+        sa.event.listen(engine, "commit", lambda conn: self._count("commits"))
+        sa.event.listen(engine, "checkout", lambda *args: self._count("pool checkouts"))
+
+    def _count(self, name: str) -> None:
+        self.seen[name] += 1
+
+    def _statement(
+        self, conn: t.Any, cursor: t.Any, sql: str, parameters: t.Any, context: t.Any, *rest: t.Any
+    ) -> None:
+        self.seen[" ".join(sql.split()[:3])] += 1
+        # CACHE_HIT: Core reused the statement's compiled form; CACHE_MISS: it compiled it afresh.
+        self.seen[f"compiled cache: {context.cache_hit.name}"] += 1
+
+    def print_per(self, letters: int) -> None:
+        print(f"\nper letter in the routed loop ({letters:,} letters in one block):")
+        for name, count in self.seen.most_common():
+            print(f"  {count / letters:7.3f}  {name}")
+
+
+def profile(app: t.Any, letters: int, lines: int) -> None:
+    """A cProfile of one more routed loop: the functions with the most time of their own."""
+    profiler = cProfile.Profile()
+    with app.app_context(), mail.connect() as conn:
+        profiler.enable()
+        for _ in range(letters):
+            conn.send(letter())
+        profiler.disable()
+    print(f"\ncProfile of {letters:,} routed letters in one block (wall-clock, inflated by the profiler):")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(lines)
+
+
 def main(argv: t.Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--letters", type=int, default=500, help="letters per repetition (default 500)")
@@ -110,12 +155,20 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="aiosmtpd")
     parser.add_argument("--sqlite-wal", action="store_true", help="WAL with synchronous=NORMAL (the opt-in)")
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL or MySQL/MariaDB server (default: SMTP_ACCOUNTS_BENCH_DATABASE_URL)",
+    )
+    parser.add_argument("--profile", type=int, default=0, metavar="LINES", help="print a cProfile too")
     args = parser.parse_args(argv)
-    databases = Databases(None, wal=args.sqlite_wal)
+    databases = Databases(args.database_url or url_from_environment(), wal=args.sqlite_wal)
+    on_sqlite = databases.url is None
     clock = WriteClock()
     MessageLog.insert = clock.wrap(MessageLog.insert)  # type: ignore[method-assign]
     MessageLog.update = clock.wrap(MessageLog.update)  # type: ignore[method-assign]
-    samples: dict[str, list[float]] = {"floor": [], "routed": [], "writes": [], "sqlite3 alone": []}
+    samples: dict[str, list[float]] = {"floor": [], "routed": [], "writes": []}
+    if on_sqlite:
+        samples["sqlite3 alone"] = []
     with (
         tempfile.TemporaryDirectory(prefix="smtp-accounts-breakdown-") as folder,
         start_sink(args.sink) as sink,
@@ -131,16 +184,24 @@ def main(argv: t.Sequence[str] | None = None) -> int:
 
         with app.app_context():
             databases.tune(db.engine)
-            sa.event.listen(db.engine, "before_cursor_execute", capture)
+            if on_sqlite:
+                sa.event.listen(db.engine, "before_cursor_execute", capture)
+            counts = Counts(db.engine)
         for index in range(1 + args.rounds):
             captured.clear()
+            counts.seen.clear()
             values = {"floor": floor(app, sink.host, sink.port, args.letters)}
             values["routed"], values["writes"] = routed(app, args.letters, clock)
-            values["sqlite3 alone"] = replay(path, list(captured), args.sqlite_wal)
+            if on_sqlite:
+                values["sqlite3 alone"] = replay(path, list(captured), args.sqlite_wal)
             if index:
                 for name, value in values.items():
                     samples[name].append(value / args.letters * 1e6)
+        counts.print_per(args.letters)
+        if args.profile:
+            profile(app, args.letters, args.profile)
         dispose(app)
+    databases.drop()
     median = {name: statistics.median(values) for name, values in samples.items()}
     spread = {name: (min(values), max(values)) for name, values in samples.items()}
     rest = median["routed"] - median["writes"]
@@ -150,11 +211,16 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         print(f"  {name:<40} {median[name]:8,.0f} us  ({low:,.0f}-{high:,.0f})")
     print(f"  {'routed minus its two writes':<40} {rest:8,.0f} us")
     extra = median["routed"] - median["floor"]
+    if on_sqlite:
+        writes = (
+            f" (SQLite's own statements and commits {median['sqlite3 alone']:,.0f} us,"
+            f" SQLAlchemy Core and the log's own code {median['writes'] - median['sqlite3 alone']:,.0f} us)"
+        )
+    else:
+        writes = " (SQLAlchemy Core, the driver and the log's own code; the server's work is not counted)"
     print(
         f"\nrouted / floor {median['routed'] / median['floor']:.2f}; above the floor {extra:,.0f} us a letter:"
-        f" the two writes {median['writes']:,.0f} us (SQLite's own statements and commits"
-        f" {median['sqlite3 alone']:,.0f} us, SQLAlchemy Core and the log's own code {median['writes'] - median['sqlite3 alone']:,.0f} us),"
-        f" everything else {rest - median['floor']:,.0f} us"
+        f" the two writes {median['writes']:,.0f} us{writes}, everything else {rest - median['floor']:,.0f} us"
     )
     return 0
 

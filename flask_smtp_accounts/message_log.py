@@ -165,8 +165,13 @@ def _info(row: t.Any) -> MessageInfo:
     return MessageInfo(**values)
 
 
+#: Built once: ``json.dumps`` with arguments of its own builds a new encoder at every call.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: t.Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """A JSON column's text: compact, non-ASCII kept as it is."""
+    return _JSON.encode(value)
 
 
 def row_of(outcome: Outcome, *, keep_bodies: bool, now: datetime) -> dict[str, t.Any]:
@@ -175,6 +180,9 @@ def row_of(outcome: Outcome, *, keep_bodies: bool, now: datetime) -> dict[str, t
     The body stays while the letter is undelivered (``sending``, ``failed``,
     ``queued``): a resend needs it. A letter read back from its row (a
     retry, a resend) keeps the refusals and history of its earlier tries.
+    The columns that describe the letter itself (its sender, recipients,
+    subject...) are built only for a row not written yet (``outcome.record_id``
+    unset): an attempt never changes them, so an update leaves them out.
     """
     letter, choice, account, status = outcome.letter, outcome.choice, outcome.account, outcome.status
     record = letter.record
@@ -211,7 +219,7 @@ def row_of(outcome: Outcome, *, keep_bodies: bool, now: datetime) -> dict[str, t
     }
     if outcome.size:
         row["size"] = outcome.size
-    if record is None:
+    if record is None and outcome.record_id is None:
         row.update(
             created_at=now,
             bulk=outcome.bulk,

@@ -159,3 +159,23 @@ def test_the_sqlite_journal_opt_in_is_measured_and_named(tmp_path: Path) -> None
     assert "site database: SQLite, one file per app, WAL, synchronous=NORMAL (opt-in)" in printed
     assert data["meta"]["database"] == "SQLite, one file per app, WAL, synchronous=NORMAL (opt-in)"
     assert [item["figure"] for item in data["targets"]] == ["sender CPU per letter: routed / floor"]
+
+
+def test_the_breakdown_counts_each_letters_statements_and_commits(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.with_name("breakdown.py")), "--letters", "5", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout
+    assert "per letter in the routed loop (5 letters in one block):" in printed
+    listed = printed.split("per letter in the routed loop", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    counts = {name: count for count, name in (line.split(None, 1) for line in listed)}
+    # The promise, as the engine's listeners see it: a row ahead and its update, each committed.
+    assert counts["INSERT INTO smtp_accounts_message"] == "1.000"
+    assert counts["UPDATE smtp_accounts_message SET"] == "1.000"
+    assert counts["commits"] == "2.000"
+    assert "routed / floor" in printed
