@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from flask import current_app
 
+from .addresses import normalize_email
 from .alert_formats import FORMAT_CHOICES, FORMATTERS, AlertNote
 from .errors import AlertChannelNotFoundError, AlertDeliveryError, InvalidAlertError, SMTPAccountsError
 from .flask_mail_hook import message_type, send_unrouted
 from .models import Models, utcnow
-from .validation import normalize_email
 from .webhooks import WebhookFailed, check_url, post_json, url_host
 
 if t.TYPE_CHECKING:

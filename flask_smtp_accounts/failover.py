@@ -26,11 +26,11 @@ from email.utils import formataddr
 
 import sqlalchemy as sa
 
+from .addresses import email_key
 from .errors import InvalidAccountError
 from .models import AccountInfo
 from .routing import split_sender
 from .texts import N_, Text
-from .validation import email_key
 
 
 def route_chain(

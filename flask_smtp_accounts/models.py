@@ -10,115 +10,32 @@ stale.
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import event
-from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .labels import account_label
-from .settings import DEFAULT_SETTINGS, SETTING_NAMES, SettingsInfo
-from .validation import LIMIT_FIELDS, email_key, validate_account, validate_settings
+# AccountInfo and its field names are importable from here too, as the package's modules and sites do.
+from .account_fields import ACCOUNT_INFO_FIELDS as ACCOUNT_INFO_FIELDS
+from .account_fields import OAUTH_SECRETS, secrets_held
+from .account_fields import SETTABLE_FIELDS as SETTABLE_FIELDS
+from .account_fields import AccountInfo as AccountInfo
+from .addresses import email_key
+from .alert_tables import alert_models
+from .column_types import Bytes, LongText, Timestamp, column_type
+from .column_types import utcnow as utcnow  # importable from here too, as the package's modules and tests do
+from .declarations import specs
+from .quota_tables import quota_models
+from .settings import SETTING_NAMES, SettingsInfo
+from .validation import validate_account, validate_settings
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
 SETTINGS_ID = 1
-
-
-def utcnow() -> datetime:
-    """The current UTC time, naive, as the tables keep it."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class AccountInfo:
-    """A detached, read-only copy of an account row, safe to cache and share."""
-
-    id: int
-    active: bool
-    sender_name: str
-    sender_email: str
-    host: str
-    port: int
-    security: str
-    auth: str
-    login: str
-    verify_tls: bool
-    updated_at: datetime | None = None
-    #: Accounts that carry the letter, in this order, when this one fails.
-    backup_ids: tuple[int, ...] = ()
-    #: Sending limits (``quotas.py``): letters in any 60 s, 3,600 s and 24 h window; 0 = none.
-    limit_per_minute: int = 0
-    limit_per_hour: int = 0
-    limit_per_day: int = 0
-    #: Envelope recipients in any 24 h window; 0 = none.
-    recipient_limit_per_day: int = 0
-    #: At a limit, a queued letter ``wait``\ s for the account's next slot, or goes through its ``backups``.
-    over_limit: str = "wait"
-    #: Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).
-    pipelining: bool = True
-    password_encrypted: str | None = field(default=None, repr=False)
-    #: OAuth2 (``auth="oauth2"``), see the ``oauth2`` package: ``microsoft``, ``google`` or ``custom``.
-    oauth_provider: str = ""
-    #: ``app`` (client credentials, Microsoft) or ``delegated`` (a refresh token from a sign-in).
-    oauth_flow: str = ""
-    #: Microsoft directory (tenant) id or domain.
-    oauth_tenant: str = ""
-    oauth_client_id: str = ""
-    #: Token and authorization endpoints of a ``custom`` provider.
-    oauth_token_url: str = ""
-    oauth_authorize_url: str = ""
-    #: Scope of the tokens; empty: the provider's for the flow.
-    oauth_scope: str = ""
-    oauth_client_secret_encrypted: str | None = field(default=None, repr=False)
-    oauth_refresh_token_encrypted: str | None = field(default=None, repr=False)
-    #: Connections open to the account's server at once, across all processes and machines; 0: no cap.
-    max_connections: int = 0
-
-    @property
-    def label(self) -> str:
-        """How a person names the account: ``Name <email>`` or the email."""
-        return account_label(self.sender_name, self.sender_email)
-
-
-ACCOUNT_INFO_FIELDS = tuple(AccountInfo.__dataclass_fields__)
-#: The OAuth2 fields a person sets (the secrets go through write-only attributes).
-OAUTH_FIELDS = (
-    "oauth_provider",
-    "oauth_flow",
-    "oauth_tenant",
-    "oauth_client_id",
-    "oauth_token_url",
-    "oauth_authorize_url",
-    "oauth_scope",
-)
-#: The account fields a person sets (API, admin form, CLI; what a sign-in carries to its callback),
-#: the write-only secrets apart.
-SETTABLE_FIELDS: tuple[str, ...] = (
-    "active",
-    "sender_name",
-    "sender_email",
-    "host",
-    "port",
-    "security",
-    "auth",
-    "login",
-    "verify_tls",
-    "pipelining",
-    "backup_ids",
-    *LIMIT_FIELDS,
-    "max_connections",
-    *OAUTH_FIELDS,
-)
-#: Write-only secret attribute -> its encrypted column.
-OAUTH_SECRETS = {
-    "oauth_client_secret": "oauth_client_secret_encrypted",
-    "oauth_refresh_token": "oauth_refresh_token_encrypted",
-}
 
 
 def _write_only_secret(name: str) -> property:
@@ -150,26 +67,81 @@ class Models:
     ConnectionSlot: t.Any
 
 
-#: A point in time, to the microsecond on every database: MySQL's DATETIME keeps whole seconds
-#: unless told otherwise, which would tie letters of one second and blur their order.
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-#: A letter's bytes, of any size: MySQL's BLOB holds 64 KB (LONGBLOB: 4 GB).
-Bytes = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
-#: Text that grows with a letter (its recipients, a server's reply): MySQL's TEXT holds 64 KB.
-LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+_Mixin = t.TypeVar("_Mixin", bound=type)
 
 
-class IdList(sa.types.TypeDecorator[tuple[int, ...]]):
-    """An ordered list of ids, stored as ``"3,5"``."""
+def declared_columns(cls: type, mixin: _Mixin | None = None) -> _Mixin | type:
+    """``mixin`` (or a new class) holding a column for each declared field of ``cls``.
 
-    impl = sa.String(200)
-    cache_ok = True
+    Each column is never NULL and has the field's default; a required field
+    (an account's email and server) has none: the validation refuses it
+    missing before an INSERT would. Declarative copies a mixin's columns
+    into each model made from it, one per ``db``.
+    """
+    holder: type = mixin if mixin is not None else type(f"{cls.__name__}Columns", (), {})
+    for field in specs(cls):
+        default = {} if field.required else {"default": field.default}
+        setattr(holder, field.name, mapped_column(column_type(field), nullable=False, **default))
+    return holder
 
-    def process_bind_param(self, value: t.Any, dialect: t.Any) -> str:
-        return ",".join(str(int(i)) for i in value) if value else ""
 
-    def process_result_value(self, value: t.Any, dialect: t.Any) -> tuple[int, ...]:
-        return tuple(int(i) for i in value.split(",") if i) if value else ()
+class AccountColumns:
+    """An account's declared columns (``account_fields.py``), typed for mypy.
+
+    The columns themselves (type, length, default) are made from the
+    declarations below; only these annotations restate the names and types,
+    and a test holds them equal to the declarations.
+    """
+
+    active: Mapped[bool]
+    sender_name: Mapped[str]
+    sender_email: Mapped[str]
+    host: Mapped[str]
+    port: Mapped[int]
+    security: Mapped[str]
+    auth: Mapped[str]
+    login: Mapped[str]
+    verify_tls: Mapped[bool]
+    backup_ids: Mapped[tuple[int, ...]]
+    limit_per_minute: Mapped[int]
+    limit_per_hour: Mapped[int]
+    limit_per_day: Mapped[int]
+    recipient_limit_per_day: Mapped[int]
+    over_limit: Mapped[str]
+    pipelining: Mapped[bool]
+    oauth_provider: Mapped[str]
+    oauth_flow: Mapped[str]
+    oauth_tenant: Mapped[str]
+    oauth_client_id: Mapped[str]
+    oauth_token_url: Mapped[str]
+    oauth_authorize_url: Mapped[str]
+    oauth_scope: Mapped[str]
+    max_connections: Mapped[int]
+
+
+class SettingsColumns:
+    """The settings row's declared columns (``settings.py``), typed for mypy; held equal to them by a test."""
+
+    enabled: Mapped[bool]
+    save_logs: Mapped[bool]
+    log_level: Mapped[int]
+    log_rewrite_period: Mapped[str]
+    max_log_size_mb: Mapped[int]
+    timeout_s: Mapped[int]
+    send_test_on_check: Mapped[bool]
+    test_recipient: Mapped[str]
+    keep_bodies: Mapped[bool]
+    message_retention_days: Mapped[int]
+    cooldown_s: Mapped[int]
+    queue_undelivered: Mapped[bool]
+    max_attempts: Mapped[int]
+    retry_backoff_s: Mapped[int]
+    outbox_all: Mapped[bool]
+    outbox_bulk: Mapped[bool]
+
+
+declared_columns(AccountInfo, AccountColumns)
+declared_columns(SettingsInfo, SettingsColumns)
 
 
 #: The attribute of a ``db`` that holds its models. They live on the ``db`` itself so that they go
@@ -184,43 +156,20 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
     if existing is not None:
         return existing
 
-    class Account(db.Model):  # type: ignore[name-defined,misc]
+    class Account(AccountColumns, db.Model):  # type: ignore[name-defined,misc]
         """An SMTP account that carries the letters sent from its email."""
 
         __tablename__ = "smtp_accounts_account"
         __bind_key__ = bind_key
 
-        id: Mapped[int] = mapped_column(primary_key=True)
-        active: Mapped[bool] = mapped_column(default=True)
-        sender_name: Mapped[str] = mapped_column(sa.String(255), default="")
-        sender_email: Mapped[str] = mapped_column(sa.String(254))
-        email_key: Mapped[str] = mapped_column(sa.String(254), index=True)
-        host: Mapped[str] = mapped_column(sa.String(255))
-        port: Mapped[int] = mapped_column(default=587)
-        security: Mapped[str] = mapped_column(sa.String(16), default="starttls")
-        auth: Mapped[str] = mapped_column(sa.String(16), default="login")
-        login: Mapped[str] = mapped_column(sa.String(255), default="")
-        password_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
-        verify_tls: Mapped[bool] = mapped_column(default=True)
-        backup_ids: Mapped[tuple[int, ...]] = mapped_column(IdList, default=())
-        limit_per_minute: Mapped[int] = mapped_column(default=0)
-        limit_per_hour: Mapped[int] = mapped_column(default=0)
-        limit_per_day: Mapped[int] = mapped_column(default=0)
-        recipient_limit_per_day: Mapped[int] = mapped_column(default=0)
-        over_limit: Mapped[str] = mapped_column(sa.String(16), default="wait")
-        pipelining: Mapped[bool] = mapped_column(default=True)
-        oauth_provider: Mapped[str] = mapped_column(sa.String(16), default="")
-        oauth_flow: Mapped[str] = mapped_column(sa.String(16), default="")
-        oauth_tenant: Mapped[str] = mapped_column(sa.String(255), default="")
-        oauth_client_id: Mapped[str] = mapped_column(sa.String(255), default="")
-        oauth_token_url: Mapped[str] = mapped_column(sa.String(500), default="")
-        oauth_authorize_url: Mapped[str] = mapped_column(sa.String(500), default="")
-        oauth_scope: Mapped[str] = mapped_column(sa.String(500), default="")
-        oauth_client_secret_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
-        oauth_refresh_token_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
-        max_connections: Mapped[int] = mapped_column(default=0)
-        created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-        updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+        # The declared columns come between the id and these (sort_order): a table reads in its fields' order.
+        id: Mapped[int] = mapped_column(primary_key=True, sort_order=-1)
+        email_key: Mapped[str] = mapped_column(sa.String(254), index=True, sort_order=1)
+        password_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None, sort_order=1)
+        oauth_client_secret_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None, sort_order=1)
+        oauth_refresh_token_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None, sort_order=1)
+        created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, sort_order=1)
+        updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, sort_order=1)
 
         @property
         def password(self) -> t.NoReturn:
@@ -245,33 +194,15 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         def __repr__(self) -> str:
             return f"<Account {self.id} {self.sender_email} via {self.host}:{self.port}>"
 
-    class Settings(db.Model):  # type: ignore[name-defined,misc]
+    class Settings(SettingsColumns, db.Model):  # type: ignore[name-defined,misc]
         """The one row of module settings (``id`` 1)."""
 
         __tablename__ = "smtp_accounts_settings"
         __bind_key__ = bind_key
 
-        id: Mapped[int] = mapped_column(primary_key=True, default=SETTINGS_ID)
-        enabled: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.enabled)
-        save_logs: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.save_logs)
-        log_level: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.log_level)
-        log_rewrite_period: Mapped[str] = mapped_column(
-            sa.String(8), default=DEFAULT_SETTINGS.log_rewrite_period
-        )
-        max_log_size_mb: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.max_log_size_mb)
-        timeout_s: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.timeout_s)
-        send_test_on_check: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.send_test_on_check)
-        test_recipient: Mapped[str] = mapped_column(sa.String(254), default=DEFAULT_SETTINGS.test_recipient)
-        keep_bodies: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.keep_bodies)
-        message_retention_days: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.message_retention_days)
-        cooldown_s: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.cooldown_s)
-        queue_undelivered: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.queue_undelivered)
-        max_attempts: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.max_attempts)
-        retry_backoff_s: Mapped[int] = mapped_column(default=DEFAULT_SETTINGS.retry_backoff_s)
-        outbox_all: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.outbox_all)
-        outbox_bulk: Mapped[bool] = mapped_column(default=DEFAULT_SETTINGS.outbox_bulk)
-        revision: Mapped[int] = mapped_column(default=0)
-        updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+        id: Mapped[int] = mapped_column(primary_key=True, default=SETTINGS_ID, sort_order=-1)
+        revision: Mapped[int] = mapped_column(default=0, sort_order=1)
+        updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, sort_order=1)
 
     class Message(db.Model):  # type: ignore[name-defined,misc]
         """The message log: one row per letter the site sent while routing was on.
@@ -353,7 +284,7 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         #: The holder renews it before this; past it, the slot is free again (its holder died).
         lease_until: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
 
-    alert_models = _alert_models(db, bind_key)
+    alerts = alert_models(db, bind_key)
     _listen(Account, Settings, Health)
     models = Models(
         Account=Account,
@@ -361,124 +292,11 @@ def make_models(db: SQLAlchemy, bind_key: str | None = None) -> Models:
         Message=Message,
         Health=Health,
         ConnectionSlot=ConnectionSlot,
-        **alert_models,
-        **_quota_models(db, bind_key),
+        **alerts,
+        **quota_models(db, bind_key),
     )
     setattr(db, _MODELS_ATTRIBUTE, models)
     return models
-
-
-def _alert_models(db: SQLAlchemy, bind_key: str | None) -> dict[str, t.Any]:
-    """The tables of the alerts (``alerts.py``): channels, event choices, the outbox and its throttle."""
-
-    class AlertChannel(db.Model):  # type: ignore[name-defined,misc]
-        """Where alerts go: an email to listed addresses, or a webhook (its URL stored encrypted)."""
-
-        __tablename__ = "smtp_accounts_alert_channel"
-        __bind_key__ = bind_key
-
-        id: Mapped[int] = mapped_column(primary_key=True)
-        #: ``email`` or ``webhook``.
-        kind: Mapped[str] = mapped_column(sa.String(16))
-        #: Webhook payload: ``json``, ``slack``, ``teams`` or ``discord``.
-        format: Mapped[str] = mapped_column(sa.String(16), default="")
-        #: The webhook URL, encrypted (it carries the secret that lets anyone post).
-        url_encrypted: Mapped[str | None] = mapped_column(sa.Text, default=None)
-        #: The URL's host, the only part ever shown.
-        url_host: Mapped[str] = mapped_column(sa.String(255), default="")
-        #: Email: the account that carries it; NULL: Flask-Mail's own settings.
-        account_id: Mapped[int | None] = mapped_column(default=None)
-        #: Email: the addresses, comma-separated.
-        recipients: Mapped[str] = mapped_column(sa.Text, default="")
-        active: Mapped[bool] = mapped_column(default=True)
-        created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-
-        def __repr__(self) -> str:
-            where = self.url_host if self.kind == "webhook" else self.recipients
-            return f"<AlertChannel {self.id} {self.kind} {where}>"
-
-    class AlertEvent(db.Model):  # type: ignore[name-defined,misc]
-        """Whether an event raises alerts, and how often; a missing row means the defaults."""
-
-        __tablename__ = "smtp_accounts_alert_event"
-        __bind_key__ = bind_key
-
-        event: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-        enabled: Mapped[bool] = mapped_column(default=True)
-        #: At most one alert per event and account in this many minutes.
-        throttle_minutes: Mapped[int] = mapped_column(default=60)
-        #: The queue backlog event: a letter queued longer than this.
-        threshold_minutes: Mapped[int] = mapped_column(default=30)
-
-    class Alert(db.Model):  # type: ignore[name-defined,misc]
-        """One noticed event, kept until it is delivered (or merged into a delivered one)."""
-
-        __tablename__ = "smtp_accounts_alert"
-        __bind_key__ = bind_key
-        __table_args__ = (sa.Index("ix_smtp_accounts_alert_pending", "status", "event", "account_key"),)
-
-        id: Mapped[int] = mapped_column(primary_key=True)
-        event: Mapped[str] = mapped_column(sa.String(32))
-        #: The account concerned; 0: none (Flask-Mail's settings, the whole queue).
-        account_key: Mapped[int] = mapped_column(default=0)
-        created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-        #: ``pending``, ``sending``, ``sent`` (this one or counted into one) or ``failed``.
-        status: Mapped[str] = mapped_column(sa.String(16), default="pending")
-        #: What happened, in one line of English (what the channels carry).
-        text: Mapped[str] = mapped_column(sa.Text, default="")
-        attempts: Mapped[int] = mapped_column(default=0)
-        sent_at: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
-        error: Mapped[str | None] = mapped_column(sa.Text, default=None)
-
-    class AlertThrottle(db.Model):  # type: ignore[name-defined,misc]
-        """When an alert of an event about an account last went out: the one truth of every process."""
-
-        __tablename__ = "smtp_accounts_alert_throttle"
-        __bind_key__ = bind_key
-
-        event: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-        account_key: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-        last_sent_at: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
-
-    return {
-        "AlertChannel": AlertChannel,
-        "AlertEvent": AlertEvent,
-        "Alert": Alert,
-        "AlertThrottle": AlertThrottle,
-    }
-
-
-def _quota_models(db: SQLAlchemy, bind_key: str | None) -> dict[str, t.Any]:
-    """The tables of the sending limits (``quotas.py``): one row per letter counted, one lock row per account."""
-
-    class QuotaUsage(db.Model):  # type: ignore[name-defined,misc]
-        """A letter counted against its account's limits, kept for a day (the longest window)."""
-
-        __tablename__ = "smtp_accounts_quota_usage"
-        __bind_key__ = bind_key
-        __table_args__ = (sa.Index("ix_smtp_accounts_quota_usage_window", "account_id", "used_at"),)
-
-        id: Mapped[int] = mapped_column(primary_key=True)
-        account_id: Mapped[int] = mapped_column()
-        #: When the slot was taken, just before the letter's transaction began.
-        reserved_at: Mapped[datetime] = mapped_column(Timestamp)
-        #: When the letter reached the server (its transaction ended); while it is being sent, a
-        #: moment far enough ahead that every window counts it.
-        used_at: Mapped[datetime] = mapped_column(Timestamp)
-        #: Its envelope recipients.
-        recipients: Mapped[int] = mapped_column(default=1)
-
-    class QuotaLock(db.Model):  # type: ignore[name-defined,misc]
-        """One row per limited account, locked while a reservation counts and adds its usage."""
-
-        __tablename__ = "smtp_accounts_quota_lock"
-        __bind_key__ = bind_key
-
-        account_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-        #: Written by each reservation on SQLite, whose transactions take the write lock at their first write.
-        locked_at: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
-
-    return {"QuotaUsage": QuotaUsage, "QuotaLock": QuotaLock}
 
 
 def settings_info(row: t.Any) -> SettingsInfo:
@@ -492,36 +310,10 @@ def _listen(Account: t.Any, Settings: t.Any, Health: t.Any) -> None:
     health_table = Health.__table__
 
     def check_account(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
-        values = {
-            c: getattr(target, c)
-            for c in (
-                "id",
-                "sender_email",
-                "sender_name",
-                "host",
-                "port",
-                "security",
-                "auth",
-                "login",
-                "backup_ids",
-                *LIMIT_FIELDS,
-                "max_connections",
-            )
-        }
-        values["has_password"] = bool(target.password_encrypted)
-        values.update({c: getattr(target, c) for c in OAUTH_FIELDS})
-        values.update(
-            {f"has_{name}": bool(getattr(target, column)) for name, column in OAUTH_SECRETS.items()}
-        )
-        for name, value in validate_account(values).items():
+        values = {name: getattr(target, name) for name in ACCOUNT_INFO_FIELDS}
+        for name, value in validate_account({**values, **secrets_held(values)}).items():
             setattr(target, name, value)
         target.email_key = email_key(target.sender_email)
-        if target.active is None:
-            target.active = True
-        if target.verify_tls is None:
-            target.verify_tls = True
-        if target.pipelining is None:
-            target.pipelining = True
 
     def touch_account(mapper: t.Any, connection: t.Any, target: t.Any) -> None:
         check_account(mapper, connection, target)

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 
 from flask import current_app, session
 
+from .account_fields import SETTABLE_FIELDS, AccountInfo
 from .errors import EncryptionError, InvalidAccountError
 from .errors import SignInError as SignInError  # importable from here too, as sites already do
-from .models import SETTABLE_FIELDS, AccountInfo
 from .oauth2 import (
     Grant,
     authorization_url,
@@ -48,7 +48,7 @@ from .texts import N_, Text
 from .validation import TOKEN_DESTINATION, secret_needed_again, validate_account
 
 if t.TYPE_CHECKING:
-    from .extension import SMTPAccounts
+    from .api import SMTPAccountsAPI
 
 #: Where pending sign-ins wait in the Flask session.
 SESSION_KEY = "smtp_accounts_oauth2"
@@ -101,7 +101,7 @@ def _oauth_view(fields: t.Mapping[str, t.Any]) -> AccountInfo:
     )
 
 
-def _stored_client_secret(ext: SMTPAccounts, account_id: int, fields: t.Mapping[str, t.Any]) -> str | None:
+def _stored_client_secret(ext: SMTPAccountsAPI, account_id: int, fields: t.Mapping[str, t.Any]) -> str | None:
     """The saved account's client secret, for a sign-in whose token endpoint is the one it was entered for.
 
     Raises :class:`InvalidAccountError` when the form names another token
@@ -127,7 +127,7 @@ def _stored_client_secret(ext: SMTPAccounts, account_id: int, fields: t.Mapping[
 
 
 def start_sign_in(
-    ext: SMTPAccounts,
+    ext: SMTPAccountsAPI,
     fields: t.Mapping[str, t.Any],
     *,
     account_id: int,
@@ -182,7 +182,7 @@ def start_sign_in(
     )
 
 
-def finish_sign_in(ext: SMTPAccounts, args: t.Mapping[str, str]) -> SignedIn:
+def finish_sign_in(ext: SMTPAccountsAPI, args: t.Mapping[str, str]) -> SignedIn:
     """Take the pending sign-in named by the callback's ``state`` and trade its code for tokens.
 
     The pending sign-in leaves the session first, whatever follows: a
@@ -302,7 +302,7 @@ def finish_sign_in(ext: SMTPAccounts, args: t.Mapping[str, str]) -> SignedIn:
     return SignedIn(account_id, fields, data.get("client_secret") or None, token.refresh_token, token.email)
 
 
-def save_signed_in(ext: SMTPAccounts, signed_in: SignedIn) -> t.Any:
+def save_signed_in(ext: SMTPAccountsAPI, signed_in: SignedIn) -> t.Any:
     """Check the account with the new refresh token and save it (a failed check saves nothing).
 
     An empty login is filled with the address the person signed in with.

@@ -227,6 +227,10 @@ PRESETS: tuple[Preset, ...] = (
 PRESET_KEYS = tuple(p.key for p in PRESETS)
 
 
+#: The account fields a preset may set (``Preset.fields``): the command line does not require them of ``add``.
+PRESET_FIELDS = ("host", "port", "security", "auth", "login", "oauth_provider", *LIMITS)
+
+
 def get_preset(key: str) -> Preset:
     """The preset named ``key``; ``InvalidAccountError`` naming the known ones otherwise."""
     for preset in PRESETS:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import typing as t
 from email.utils import make_msgid
 
+from .addresses import normalize_email
 from .errors import ResendError
 from .headers import set_header
 from .letter import SENDING
@@ -23,7 +24,6 @@ from .message_log import LEASE, MessageInfo, dumps
 from .models import utcnow
 from .retry import _body_not_kept, dispatcher, stored_letter
 from .texts import N_, Text
-from .validation import normalize_email
 
 if t.TYPE_CHECKING:
     from .state import AppState

@@ -22,9 +22,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from email.utils import parseaddr
 
+from .addresses import email_key
 from .models import AccountInfo
 from .settings import SettingsInfo
-from .validation import email_key
 
 #: Why a route was taken; also written to the logs.
 RULE_BULK_NAME = "bulk-sender-name"

@@ -3,183 +3,178 @@
 Every writer (the admin pages, the command line, the Python API and plain
 ORM flushes) goes through these functions, so bad input is refused the
 same way everywhere, with the name of the field, before anything is written.
+A field is checked as its declaration says (type, range, choices, length,
+and by name a check of its own: :data:`CHECKS`); the rules between fields
+(who logs in with what, OAuth2) follow.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import typing as t
 import urllib.parse
 
-from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+from .account_fields import ACCOUNT_SPECS, CHOICES, OAUTH2, AccountInfo
 
-from .errors import FieldError, InvalidAccountError, InvalidSettingError
+# The limits are importable from here too, as the quotas, the presets and the admin do.
+from .account_fields import LIMIT_FIELDS as LIMIT_FIELDS
+from .account_fields import LIMITS as LIMITS
+from .account_fields import MAX_CONNECTIONS as MAX_CONNECTIONS
+from .account_fields import MAX_LIMIT as MAX_LIMIT
+from .addresses import host_name, normalize_email
+from .declarations import Declared, declared
+from .errors import InvalidAccountError, InvalidSettingError
 from .ids import parse_id
-from .oauth2.providers import FLOW_CHOICES, PROVIDER_CHOICES, is_loopback
+from .oauth2.providers import is_loopback
+from .settings import SETTINGS
 from .texts import N_, Text
 
-SECURITY_CHOICES = ("none", "ssl", "starttls")
-AUTH_CHOICES = ("none", "login", "oauth2")
-REWRITE_PERIODS = ("day", "week", "month", "year")
+SECURITY_CHOICES = CHOICES["security"]
+AUTH_CHOICES = CHOICES["auth"]
 #: What a queued letter does at a limit of its account: wait for its next slot, or go through its backups.
-OVER_LIMIT_CHOICES = ("wait", "backups")
-#: The sending limits of an account (``quotas.py``), each a whole number, 0 = none.
-LIMITS = ("limit_per_minute", "limit_per_hour", "limit_per_day", "recipient_limit_per_day")
-#: The account fields of its limits.
-LIMIT_FIELDS = (*LIMITS, "over_limit")
-#: The largest limit taken: far above any provider's, small enough for every database's integer.
-MAX_LIMIT = 10_000_000
+OVER_LIMIT_CHOICES = CHOICES["over_limit"]
+PROVIDER_CHOICES = CHOICES["oauth_provider"]
+FLOW_CHOICES = CHOICES["oauth_flow"]
+
+#: The class of a field's error: ``InvalidAccountError`` or ``InvalidSettingError``.
+Error = type[InvalidAccountError] | type[InvalidSettingError]
 
 
-def normalize_email(
-    field: str,
-    value: t.Any,
-    error: type[FieldError] = InvalidAccountError,
-) -> str:
-    """Check an address's syntax; return it as the user wrote it, trimmed."""
-    if not isinstance(value, str) or not value.strip():
-        raise error(field, "an email address is required")
+def _no_line_breaks(field: str, value: str, error: Error = InvalidAccountError) -> str:
     if "\r" in value or "\n" in value:
         raise error(field, "must not contain line breaks")
-    value = value.strip()
-    reserved = reserved_domain(value)
-    reserved = reserved if reserved in SPECIAL_USE_DOMAIN_NAMES else None
-    # email_validator refuses special-use names (.test, .local...) outright, though a site's own relay
-    # carries them: the form is checked with the reserved name swapped for letters of the same length.
-    checked = value if reserved is None else value[: len(value) - len(reserved)] + "x" * len(reserved)
-    try:
-        validate_email(checked, check_deliverability=False, globally_deliverable=reserved is None)
-    except EmailNotValidError as err:
-        raise error(field, f"{value!r} is not a valid email address: {err}") from None
-    return value
-
-
-def reserved_domain(address: str) -> str | None:
-    """The special-use name (``test``, ``local``, ``localhost``, ``invalid``...) an address's domain ends in, if any.
-
-    Mail from such a domain never reaches the internet at large; only a
-    server that accepts it on purpose (a site's own relay) carries it.
-    """
-    domain = address.rpartition("@")[2].strip().rstrip(".").lower()
-    for name in (*SPECIAL_USE_DOMAIN_NAMES, "example"):
-        if domain == name or domain.endswith("." + name):
-            return name
-    return None
-
-
-def email_key(address: str) -> str:
-    """The form under which an address is looked up: trimmed, case-folded."""
-    return address.strip().lower()
-
-
-def _no_line_breaks(field: str, value: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise InvalidAccountError(field, "must not contain line breaks")
     return value
 
 
 def validate_account(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
-    """Check the fields of an account and return them normalised.
+    """Check the fields of an account and return them normalised; a missing field is its default.
 
     ``values`` holds the account's fields (``has_password`` tells whether a
-    password is stored or given). Raises :class:`InvalidAccountError`
-    naming the first bad field.
+    password is stored or given). Each field is checked as its declaration
+    says (``account_fields.py``), then the rules between fields (who logs in
+    with what). Raises :class:`InvalidAccountError` naming the first bad field.
     """
-    out: dict[str, t.Any] = {}
-    out["sender_email"] = normalize_email("sender_email", values.get("sender_email"))
-
-    name = values.get("sender_name") or ""
-    if not isinstance(name, str):
-        raise InvalidAccountError("sender_name", "must be text")
-    name = _no_line_breaks("sender_name", name).strip()
-    if len(name) > 255:
-        raise InvalidAccountError("sender_name", "must be at most 255 characters")
-    out["sender_name"] = name
-
-    host = values.get("host")
-    if not isinstance(host, str) or not host.strip():
-        raise InvalidAccountError("host", "a mail server address is required")
-    host = _no_line_breaks("host", host).strip()
-    if any(ch.isspace() for ch in host):
-        raise InvalidAccountError("host", "must not contain spaces or line breaks")
-    out["host"] = host_name("host", host)
-
-    port = values.get("port")
-    try:
-        port_number = int(port)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InvalidAccountError("port", f"must be a number from 1 to 65535, not {port!r}") from None
-    if isinstance(port, bool) or not 1 <= port_number <= 65535 or str(port_number) != str(port).strip():
-        raise InvalidAccountError("port", f"must be a number from 1 to 65535, not {port!r}")
-    out["port"] = port_number
-
-    security = values.get("security")
-    if security not in SECURITY_CHOICES:
-        raise InvalidAccountError(
-            "security", f"must be one of {', '.join(SECURITY_CHOICES)}, not {security!r}"
-        )
-    out["security"] = security
-
-    auth = values.get("auth")
-    if auth not in AUTH_CHOICES:
-        raise InvalidAccountError("auth", f"must be one of {', '.join(AUTH_CHOICES)}, not {auth!r}")
-    out["auth"] = auth
-
-    login = values.get("login") or ""
-    if not isinstance(login, str):
-        raise InvalidAccountError("login", "must be text")
-    login = _no_line_breaks("login", login).strip()
-    if len(login) > 255:
-        raise InvalidAccountError(
-            "login", Text("login-too-long", N_("must be at most %(limit)s characters"), limit=255)
-        )
+    out = {
+        field.name: check_field(field, values.get(field.name), InvalidAccountError, values)
+        for field in ACCOUNT_SPECS
+        if field.group != OAUTH2
+    }
+    auth, login = out["auth"], out["login"]
     if auth == "login" and not login:
         raise InvalidAccountError("login", "is required when authorization is login and password")
     if auth == "login" and not values.get("has_password"):
         raise InvalidAccountError("password", "is required when authorization is login and password")
     if auth == "oauth2" and not login:
         raise InvalidAccountError("login", "is required with OAuth2: the mailbox's address, as the SMTP user")
-    out["login"] = login
     if auth == "oauth2":
-        out.update(validate_oauth2(values))
-    if "backup_ids" in values:
-        out["backup_ids"] = backup_ids(values.get("backup_ids"), values.get("id"))
-    if values.get("max_connections") is not None:
-        out["max_connections"] = _int_in(
-            "max_connections", values["max_connections"], 0, MAX_CONNECTIONS, InvalidAccountError
-        )
-    out.update(validate_limits(values))
+        out.update(validate_oauth2({**values, **out}))
     return out
 
 
-def validate_limits(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
-    """The account's sending limits (a missing one is 0: none) and what a queued letter does at one."""
-    out: dict[str, t.Any] = {}
-    for name in LIMITS:
-        value = values.get(name)
-        value = 0 if value in (None, "") else value
-        try:
-            number = int(value)
-        except (TypeError, ValueError, OverflowError):
-            number = -1
-        if isinstance(value, bool) or isinstance(value, float) and value != number:
-            number = -1
-        if not 0 <= number <= MAX_LIMIT:
-            raise InvalidAccountError(
-                name, f"must be a whole number from 0 (no limit) to {MAX_LIMIT:,}, not {value!r}"
-            )
-        out[name] = number
-    over_limit = values.get("over_limit") or "wait"
-    if over_limit not in OVER_LIMIT_CHOICES:
-        raise InvalidAccountError(
-            "over_limit", f"must be one of {', '.join(OVER_LIMIT_CHOICES)}, not {over_limit!r}"
+def check_field(
+    field: Declared,
+    value: t.Any,
+    error: Error,
+    values: t.Mapping[str, t.Any],
+    *,
+    none_is_default: bool = True,
+) -> t.Any:
+    """One field's value, checked and normalised as its declaration says.
+
+    ``None`` stands for the field's default when ``none_is_default`` (an
+    account's field left out); a setting is only ever changed to a value.
+    ``values`` are the other fields given with it (a backup names its own
+    account's id). Raises ``error`` naming the field.
+    """
+    if value is None and none_is_default and not field.required:
+        value = field.default
+    if field.check:
+        return CHECKS[field.check](field, value, error, values)
+    if field.type is bool:
+        return _bool(field.name, value, error)
+    if field.type is int:
+        return _int_in(field.name, value, field.minimum, field.maximum, error)
+    if field.choices:
+        return _choice(field, value, error)
+    return _one_line(field, value, error, values)
+
+
+def _choice(field: Declared, value: t.Any, error: Error) -> str:
+    choices = [choice for choice, _ in field.choices]
+    if value not in choices:
+        raise error(field.name, f"must be one of {', '.join(choices)}, not {value!r}")
+    return t.cast(str, value)
+
+
+def _one_line(field: Declared, value: t.Any, error: Error, values: t.Mapping[str, t.Any]) -> str:
+    """Text of one line, trimmed, at most as long as its column."""
+    value = value or ""
+    if not isinstance(value, str):
+        raise error(field.name, "must be text")
+    text = _no_line_breaks(field.name, value, error).strip()
+    if field.length is not None and len(text) > field.length:
+        raise error(field.name, f"must be at most {field.length} characters")
+    return text
+
+
+def _login(field: Declared, value: t.Any, error: Error, values: t.Mapping[str, t.Any]) -> str:
+    """Like other text, but its length error is a sentence the admin translates."""
+    if isinstance(value, str) and field.length is not None and len(value.strip()) > field.length:
+        raise error(
+            field.name, Text("login-too-long", N_("must be at most %(limit)s characters"), limit=field.length)
         )
-    out["over_limit"] = over_limit
-    return out
+    return _one_line(field, value, error, values)
 
 
-#: The highest ``max_connections`` of an account (0: no cap).
-MAX_CONNECTIONS = 100
+def _email(field: Declared, value: t.Any, error: Error, values: t.Mapping[str, t.Any]) -> str:
+    return normalize_email(field.name, value, error)
+
+
+def _email_or_empty(field: Declared, value: t.Any, error: Error, values: t.Mapping[str, t.Any]) -> str:
+    if value in (None, ""):
+        return ""
+    return normalize_email(field.name, value, error)
+
+
+def _host(field: Declared, value: t.Any, error: Error, values: t.Mapping[str, t.Any]) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise error(field.name, "a mail server address is required")
+    host = _no_line_breaks(field.name, value, error).strip()
+    if any(ch.isspace() for ch in host):
+        raise error(field.name, "must not contain spaces or line breaks")
+    return host_name(field.name, host)
+
+
+def _port(field: Declared, value: t.Any, error: Error, values: t.Mapping[str, t.Any]) -> int:
+    """A port, given as a number or its digits alone (``"587"``, not ``"5e2"`` nor ``True``)."""
+    message = f"must be a number from {field.minimum} to {field.maximum}, not {value!r}"
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise error(field.name, message) from None
+    low, high = t.cast(int, field.minimum), t.cast(int, field.maximum)
+    if isinstance(value, bool) or not low <= number <= high or str(number) != str(value).strip():
+        raise error(field.name, message)
+    return number
+
+
+def _limit(field: Declared, value: t.Any, error: Error, values: t.Mapping[str, t.Any]) -> int:
+    """A sending limit; blank is 0 (none)."""
+    value = 0 if value in (None, "") else value
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        number = -1
+    if isinstance(value, bool) or isinstance(value, float) and value != number:
+        number = -1
+    if not 0 <= number <= MAX_LIMIT:
+        raise error(field.name, f"must be a whole number from 0 (no limit) to {MAX_LIMIT:,}, not {value!r}")
+    return number
+
+
+def _backup_ids(
+    field: Declared, value: t.Any, error: Error, values: t.Mapping[str, t.Any]
+) -> tuple[int, ...]:
+    return backup_ids(value, values.get("id"))
 
 
 #: What decides where the stored password goes (and an OAuth2 account's access tokens).
@@ -228,32 +223,6 @@ def secret_needed_again(secret: str, moved: t.Iterable[str]) -> InvalidAccountEr
     )
 
 
-def host_name(field: str, host: str) -> str:
-    """``host`` if it is an IP address or a name DNS can hold: labels of 1 to 63 octets, 253 in all (IDNA-encoded).
-
-    A typo such as ``smtp..example.com`` is refused here, with the reason,
-    rather than failing every send later.
-    """
-    try:
-        ipaddress.ip_address(host)
-        return host
-    except ValueError:
-        pass
-    try:
-        encoded = host.encode("idna")
-    except UnicodeError:
-        encoded = b""
-    labels = encoded.split(b".")
-    if labels and labels[-1] == b"" and len(labels) > 1:
-        labels.pop()  # the root's dot: "smtp.example.com."
-    if not encoded or not all(0 < len(label) <= 63 for label in labels) or len(b".".join(labels)) > 253:
-        raise InvalidAccountError(
-            field,
-            f"{host!r} is not a host name: each part between dots must have 1 to 63 characters, 253 in all",
-        )
-    return host
-
-
 def backup_ids(value: t.Any, own_id: int | None = None) -> tuple[int, ...]:
     """The ordered backup account ids: from ``"3, 5"``, ``[3, 5]`` or ``None``.
 
@@ -279,20 +248,22 @@ def backup_ids(value: t.Any, own_id: int | None = None) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _text(values: t.Mapping[str, t.Any], name: str, limit: int = 255) -> str:
+def _text(values: t.Mapping[str, t.Any], name: str) -> str:
+    """An OAuth2 field's text: one line, no spaces (but between scopes), at most as long as its column."""
     value = values.get(name) or ""
     if not isinstance(value, str):
         raise InvalidAccountError(name, "must be text")
     value = _no_line_breaks(name, value).strip()
     if any(ch.isspace() for ch in value) and name != "oauth_scope":
         raise InvalidAccountError(name, "must not contain spaces")
-    if len(value) > limit:
+    limit = declared(AccountInfo, name).length
+    if limit is not None and len(value) > limit:
         raise InvalidAccountError(name, f"must be at most {limit} characters")
     return value
 
 
 def _endpoint(values: t.Mapping[str, t.Any], name: str, required: bool) -> str:
-    url = _text(values, name, 500)
+    url = _text(values, name)
     if not url:
         if required:
             raise InvalidAccountError(name, "is required with a custom OAuth2 provider")
@@ -358,7 +329,7 @@ def validate_oauth2(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     custom = provider == "custom"
     out["oauth_token_url"] = _endpoint(values, "oauth_token_url", required=custom)
     out["oauth_authorize_url"] = _endpoint(values, "oauth_authorize_url", required=False)
-    scope = " ".join(_text(values, "oauth_scope", 500).split())
+    scope = " ".join(_text(values, "oauth_scope").split())
     if custom and not scope:
         raise InvalidAccountError("oauth_scope", "is required with a custom OAuth2 provider")
     out["oauth_scope"] = scope
@@ -370,22 +341,20 @@ def validate_oauth2(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
 
 
 def _int_in(
-    field: str,
-    value: t.Any,
-    low: int,
-    high: int,
-    error: type[InvalidSettingError] | type[InvalidAccountError] = InvalidSettingError,
+    field: str, value: t.Any, low: int | None, high: int | None, error: Error = InvalidSettingError
 ) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
         raise error(field, f"must be a whole number from {low} to {high}, not {value!r}") from None
-    if isinstance(value, bool) or isinstance(value, float) and value != number or not low <= number <= high:
+    out_of_range = low is not None and number < low or high is not None and number > high
+    if isinstance(value, bool) or isinstance(value, float) and value != number or out_of_range:
         raise error(field, f"must be a whole number from {low} to {high}, not {value!r}")
     return number
 
 
-def _bool(field: str, value: t.Any) -> bool:
+def _bool(field: str, value: t.Any, error: Error = InvalidSettingError) -> bool:
+    """True or false, strictly: the string ``"False"`` is false, and ``"maybe"`` is refused."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in {
@@ -401,48 +370,29 @@ def _bool(field: str, value: t.Any) -> bool:
         return value.strip().lower() in {"true", "1", "on", "yes"}
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    raise InvalidSettingError(field, f"must be true or false, not {value!r}")
+    raise error(field, f"must be true or false, not {value!r}")
 
 
-def _period(field: str, value: t.Any) -> str:
-    if value not in REWRITE_PERIODS:
-        raise InvalidSettingError(field, f"must be one of {', '.join(REWRITE_PERIODS)}, not {value!r}")
-    return t.cast(str, value)
-
-
-def _recipient(field: str, value: t.Any) -> str:
-    if value in (None, ""):
-        return ""
-    return normalize_email(field, value, InvalidSettingError)
-
-
-#: How each setting is checked; the names are the Settings columns.
-SETTING_RULES: dict[str, t.Callable[[str, t.Any], t.Any]] = {
-    "enabled": _bool,
-    "save_logs": _bool,
-    "log_level": lambda f, v: _int_in(f, v, 1, 4),
-    "log_rewrite_period": _period,
-    "max_log_size_mb": lambda f, v: _int_in(f, v, 0, 1024),
-    "timeout_s": lambda f, v: _int_in(f, v, 1, 300),
-    "send_test_on_check": _bool,
-    "test_recipient": _recipient,
-    "keep_bodies": _bool,
-    "message_retention_days": lambda f, v: _int_in(f, v, 0, 3650),
-    "cooldown_s": lambda f, v: _int_in(f, v, 0, 86400),
-    "queue_undelivered": _bool,
-    "max_attempts": lambda f, v: _int_in(f, v, 1, 100),
-    "retry_backoff_s": lambda f, v: _int_in(f, v, 1, 86400),
-    "outbox_all": _bool,
-    "outbox_bulk": _bool,
+#: The checks of their own that a declaration names (``check=``), beyond its type, range and choices.
+CHECKS: dict[str, t.Callable[[Declared, t.Any, Error, t.Mapping[str, t.Any]], t.Any]] = {
+    "one_line": _one_line,
+    "login": _login,
+    "email": _email,
+    "email_or_empty": _email_or_empty,
+    "host": _host,
+    "port": _port,
+    "limit": _limit,
+    "backup_ids": _backup_ids,
 }
+_SETTINGS = {setting.name: setting for setting in SETTINGS}
 
 
 def validate_settings(changes: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     """Check setting changes; return them normalised or raise naming the field."""
     out = {}
-    for field, value in changes.items():
-        rule = SETTING_RULES.get(field)
-        if rule is None:
-            raise InvalidSettingError(field, f"is not a setting; known settings: {', '.join(SETTING_RULES)}")
-        out[field] = rule(field, value)
+    for name, value in changes.items():
+        setting = _SETTINGS.get(name)
+        if setting is None:
+            raise InvalidSettingError(name, f"is not a setting; known settings: {', '.join(_SETTINGS)}")
+        out[name] = check_field(setting, value, InvalidSettingError, changes, none_is_default=False)
     return out

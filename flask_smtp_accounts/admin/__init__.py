@@ -41,7 +41,7 @@ from .settings import SettingsView
 if t.TYPE_CHECKING:
     from flask_admin import Admin
 
-    from ..extension import SMTPAccounts
+    from ..api import SMTPAccountsAPI
 
 __all__ = [
     "MANAGE_ACCOUNTS",
@@ -81,7 +81,7 @@ PAGES: dict[str, tuple[type[t.Any], t.Any, str]] = {
 
 
 def mount(
-    ext: SMTPAccounts,
+    ext: SMTPAccountsAPI,
     admin: Admin,
     *,
     category: t.Any = None,

@@ -23,11 +23,11 @@ from flask_admin.helpers import get_redirect_target
 from flask_admin.model.template import EndpointLinkRowAction, macro
 from markupsafe import Markup, escape
 
+from ..addresses import reserved_domain
 from ..errors import InvalidAccountError, SMTPAccountsError
 from ..ids import parse_id
 from ..presets import PRESETS
 from ..quotas import is_limited, today_figures
-from ..validation import reserved_domain
 from . import oauth2
 from .access import MANAGE_ACCOUNTS, ProtectedView, extension
 from .forms import AccountForm, RowForm, TestLetterForm, _choices
@@ -103,7 +103,7 @@ def _with_backup_choices(form: t.Any, obj: t.Any) -> t.Any:
 
 def _everyday_before(form: AccountForm) -> t.Any:
     """The account carrying the everyday mail of the form's address before the save."""
-    address = (form.sender_email.data or "").strip()
+    address = (form["sender_email"].data or "").strip()
     return everyday_of(address) if address else None
 
 
@@ -236,7 +236,7 @@ class AccountsView(ProtectedView, ModelView):
         before = _everyday_before(form)
         try:
             account = ext.add_account(
-                password=form.new_password.data or None,
+                password=form["new_password"].data or None,
                 before_commit=lambda row: self._on_model_change(form, row, True),
                 **form.account_fields(),
             )
@@ -256,7 +256,7 @@ class AccountsView(ProtectedView, ModelView):
         try:
             account = ext.update_account(
                 model.id,
-                password=form.new_password.data or None,
+                password=form["new_password"].data or None,
                 before_commit=lambda row: self._on_model_change(form, row, False),
                 **form.account_fields(),
             )
@@ -293,7 +293,7 @@ class AccountsView(ProtectedView, ModelView):
     def _hook_refused(self, form: AccountForm | None, err: Exception, failed: str) -> None:
         """A site's hook raised: flask-admin's own handling (its ``ValidationError`` is a message), nothing saved."""
         if form is not None:
-            form.new_password.data = ""
+            form["new_password"].data = ""
         if not self.handle_view_exception(err):
             flash(failed, "error")
             log.exception("A model hook of the SMTP accounts view failed.")

@@ -24,11 +24,11 @@ from wtforms import (
 from wtforms.validators import InputRequired, Optional
 from wtforms.widgets import NumberInput
 
-from ..extension import ACCOUNT_FIELDS
+from ..account_fields import ACCOUNT_SPECS, OAUTH_FIELDS, OAUTH_SECRETS
+from ..declarations import Declared
 from ..ids import parse_id
-from ..settings import DEFAULT_SETTINGS, SETTING_NAMES
-from ..validation import LIMIT_FIELDS, MAX_LIMIT
-from .i18n import AUTH, SECURITY, _l
+from ..settings import DEFAULT_SETTINGS, SETTINGS
+from .i18n import _l
 from .oauth2 import sign_in_field
 from .presets import preset_choices
 
@@ -56,215 +56,111 @@ class AccountChoiceField(SelectMultipleField):
         """The Python API decides which backups are valid, with its own message."""
 
 
-def _limit_field(label: t.Any, description: t.Any) -> IntegerField:
-    """A sending limit of the account: blank or 0 is none; the Python API checks the range, naming the field."""
-    return IntegerField(
-        label,
-        default=0,
-        validators=[Optional()],
-        widget=NumberInput(min=0, max=MAX_LIMIT),
-        description=description,
-    )
+def _secret_field(label: t.Any, description: t.Any) -> PasswordField:
+    """A write-only secret: never filled in; left blank, the stored one is kept."""
+    return PasswordField(label, description=description)
 
 
-class AccountForm(SecureForm):
-    """An SMTP account. ``new_password`` is the only way a password comes in."""
+def _account_field(field: Declared) -> t.Any:
+    """The form field of a declared account field: its label, help, default and input."""
+    label, description = _l(field.label), _l(field.help)
+    default = field.default if field.form_default is None else field.form_default
+    if field.check == "backup_ids":
+        return AccountChoiceField(label, coerce=int, choices=[], description=description)
+    if field.type is bool:
+        return BooleanField(label, default=default, description=description)
+    if field.choices:
+        choices = _choices((value, _l(text)) for value, text in field.choices)
+        return SelectField(
+            label, default=default, validate_choice=False, choices=choices, description=description
+        )
+    # A blank number is the field's default (the Python API says so); a required one must be given.
+    required = [InputRequired()] if field.required or field.form_required else [Optional()]
+    if field.type is int:
+        widget = NumberInput(min=field.minimum, max=field.maximum)
+        return IntegerField(
+            label, default=default, validators=required, widget=widget, description=description
+        )
+    return StringField(label, validators=required if field.required else [], description=description)
 
-    preset = SelectField(
+
+#: The fields of the account form that are no account field: a provider's preset, and the write-only secrets.
+EXTRA_FIELDS: dict[str, t.Callable[[], t.Any]] = {
+    "preset": lambda: SelectField(
         _l("Provider"),
         default="",
         validate_choice=False,
         choices=_choices(preset_choices()),
         description=_l("Fills in the server, port, security and authorization of a well-known provider."),
-    )
-    region = SelectField(
+    ),
+    "region": lambda: SelectField(
         _l("Region"),
         default="",
         validate_choice=False,
         choices=[],
         description=_l("The provider's region: the server's address depends on it."),
-    )
-    active = BooleanField(
-        _l("Active"),
-        default=True,
-        description=_l("An inactive account takes no part in choosing the account for a letter."),
-    )
-    sender_name = StringField(
-        _l("Sender name"),
-        description=_l(
-            "Put into a letter only when the letter has no sender name of its own. For newsletters,"
-            " the account whose sender name equals the letter's is chosen."
-        ),
-    )
-    sender_email = StringField(
-        _l("Sender email"),
-        validators=[InputRequired()],
-        description=_l("Letters whose From address is this email go through this account."),
-    )
-    host = StringField(
-        _l("Mail server address"),
-        validators=[InputRequired()],
-        description=_l("The SMTP server's host name, for example smtp.yandex.ru."),
-    )
-    port = IntegerField(
-        _l("Mail server port"),
-        default=587,
-        validators=[InputRequired()],
-        widget=NumberInput(min=1, max=65535),
-        description=_l("Usually 587 with STARTTLS, 465 with SSL, 25 without encryption."),
-    )
-    security = SelectField(
-        _l("Connection security"),
-        default="starttls",
-        validate_choice=False,
-        choices=_choices(
-            [("starttls", SECURITY["starttls"]), ("ssl", SECURITY["ssl"]), ("none", SECURITY["none"])]
-        ),
-        description=_l(
-            "STARTTLS: the connection is switched to TLS before logging in; a server that does not offer it"
-            " is refused. SSL: encrypted from the first byte. None: only for a server on a trusted network."
-        ),
-    )
-    verify_tls = BooleanField(
-        _l("Verify the server's certificate"),
-        default=True,
-        description=_l("Turn off only for a server with a self-signed certificate that you trust."),
-    )
-    pipelining = BooleanField(
-        _l("Pipeline commands"),
-        default=True,
-        description=_l(
-            "When the server offers PIPELINING, send MAIL, RCPT and DATA in one go: a letter waits two"
-            " round trips instead of four. Turn off only for a server that mishandles it."
-        ),
-    )
-    auth = SelectField(
-        _l("Authorization"),
-        default="login",
-        validate_choice=False,
-        choices=_choices([("login", AUTH["login"]), ("oauth2", AUTH["oauth2"]), ("none", AUTH["none"])]),
-        description=_l(
-            "How the account logs in: with a password, or with OAuth2 access tokens (Microsoft 365, Google),"
-            " or not at all."
-        ),
-    )
-    login = StringField(
-        _l("Login"),
-        description=_l("Usually the full mailbox address; with OAuth2, the mailbox the token may send as."),
-    )
-    new_password = PasswordField(
+    ),
+    "new_password": lambda: _secret_field(
         _l("Password"),
-        description=_l(
-            "Stored encrypted and never shown. When editing, leave it blank to keep the stored password."
-        ),
-    )
-    oauth_provider = SelectField(
-        _l("OAuth2 provider"),
-        default="microsoft",
-        validate_choice=False,
-        choices=_choices(
-            [
-                ("microsoft", _l("Microsoft 365")),
-                ("google", _l("Google")),
-                ("custom", _l("Other (own endpoints)")),
-            ]
-        ),
-        description=_l("Who issues the access tokens."),
-    )
-    oauth_flow = SelectField(
-        _l("OAuth2 grant"),
-        default="delegated",
-        validate_choice=False,
-        choices=_choices(
-            [("delegated", _l("Delegated: a person signed in once")), ("app", _l("App-only (Microsoft)"))]
-        ),
-        description=_l(
-            "Delegated: the refresh token a person got by signing in once. App-only: the app registration's own"
-            " SMTP.SendAsApp permission."
-        ),
-    )
-    oauth_tenant = StringField(
-        _l("Tenant"),
-        description=_l("Microsoft only: the directory (tenant) ID or domain; required for app-only."),
-    )
-    oauth_client_id = StringField(
-        _l("Client ID"), description=_l("The app registration's client (application) ID.")
-    )
-    oauth_client_secret = PasswordField(
+        _l("Stored encrypted and never shown. When editing, leave it blank to keep the stored password."),
+    ),
+    "oauth_client_secret": lambda: _secret_field(
         _l("Client secret"),
-        description=_l(
-            "Stored encrypted and never shown. When editing, leave it blank to keep the stored one."
-        ),
-    )
-    oauth_refresh_token = PasswordField(
+        _l("Stored encrypted and never shown. When editing, leave it blank to keep the stored one."),
+    ),
+    "oauth_refresh_token": lambda: _secret_field(
         _l("Refresh token"),
-        description=_l(
+        _l(
             "Delegated grant: the token from signing in. Stored encrypted and never shown; when editing,"
             " leave it blank to keep the stored one."
         ),
-    )
-    oauth_sign_in = sign_in_field()
-    oauth_scope = StringField(
-        _l("Scope"),
-        description=_l("Leave empty for the provider's default; required for your own endpoints."),
-    )
-    oauth_token_url = StringField(
-        _l("Token endpoint"),
-        description=_l("Only with your own endpoints: the HTTPS address that issues tokens."),
-    )
-    oauth_authorize_url = StringField(
-        _l("Sign-in endpoint"),
-        description=_l("Only with your own endpoints: the HTTPS address where a person signs in."),
-    )
-    backup_ids = AccountChoiceField(
-        _l("Backup accounts"),
-        coerce=int,
-        choices=[],
-        description=_l(
-            "When this account's server cannot take a letter, the accounts chosen here are tried, in the order"
-            " listed (hold Ctrl or Cmd to choose several)."
-        ),
-    )
-    max_connections = IntegerField(
-        _l("Connections at once"),
-        default=0,
-        widget=NumberInput(min=0, max=100),
-        description=_l(
-            "The most connections open to this server at once, across all workers and machines. 0: no limit."
-        ),
-    )
+    ),
+    "oauth_sign_in": sign_in_field,
+}
+#: The order of the form's fields; an account field declared but not placed here comes last.
+ACCOUNT_FORM_LAYOUT = (
+    "preset",
+    "region",
+    "active",
+    "sender_name",
+    "sender_email",
+    "host",
+    "port",
+    "security",
+    "verify_tls",
+    "pipelining",
+    "auth",
+    "login",
+    "new_password",
+    "oauth_provider",
+    "oauth_flow",
+    "oauth_tenant",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_refresh_token",
+    "oauth_sign_in",
+    "oauth_scope",
+    "oauth_token_url",
+    "oauth_authorize_url",
+    "backup_ids",
+    "max_connections",
+    "limit_per_minute",
+    "limit_per_hour",
+    "limit_per_day",
+    "recipient_limit_per_day",
+    "over_limit",
+)
+_ACCOUNT_SPECS = {field.name: field for field in ACCOUNT_SPECS}
+_FORM_ORDER = tuple(dict.fromkeys((*ACCOUNT_FORM_LAYOUT, *_ACCOUNT_SPECS)))
+#: Write-only fields besides the password: never filled in, blank keeps the stored value.
+SECRET_FIELDS = tuple(OAUTH_SECRETS)
+OAUTH_FORM_FIELDS = (*OAUTH_FIELDS, *OAUTH_SECRETS)
+#: The account fields of the form, as the Python API takes them.
+ACCOUNT_FORM_FIELDS = tuple(name for name in _FORM_ORDER if name in _ACCOUNT_SPECS or name in OAUTH_SECRETS)
 
-    limit_per_minute = _limit_field(
-        _l("Letters a minute"),
-        _l(
-            "At most this many letters in any 60 seconds, counted across every process of the site; 0: no limit."
-        ),
-    )
-    limit_per_hour = _limit_field(
-        _l("Letters an hour"), _l("At most this many letters in any hour; 0: no limit.")
-    )
-    limit_per_day = _limit_field(
-        _l("Letters a day"), _l("At most this many letters in any 24 hours; 0: no limit.")
-    )
-    recipient_limit_per_day = _limit_field(
-        _l("Recipients a day"),
-        _l("At most this many recipients, of all letters together, in any 24 hours; 0: no limit."),
-    )
-    over_limit = SelectField(
-        _l("At a limit"),
-        default="wait",
-        validate_choice=False,
-        choices=_choices(
-            [
-                ("wait", _l("Queued letters wait for the next free slot")),
-                ("backups", _l("Queued letters go through the backups")),
-            ]
-        ),
-        description=_l(
-            "What a queued letter does when the account is at a limit. A letter sent at once tries the backups"
-            " either way, then waits in the queue (when undelivered letters are queued)."
-        ),
-    )
+
+class AccountForm(SecureForm):
+    """An SMTP account. ``new_password`` is the only way a password comes in."""
 
     def account_fields(self) -> dict[str, t.Any]:
         """The submitted account fields, as the Python API takes them.
@@ -281,43 +177,13 @@ class AccountForm(SecureForm):
         }
 
 
-#: Write-only fields besides the password: never filled in, blank keeps the stored value.
-SECRET_FIELDS = ("oauth_client_secret", "oauth_refresh_token")
-OAUTH_FORM_FIELDS = (
-    "oauth_provider",
-    "oauth_flow",
-    "oauth_tenant",
-    "oauth_client_id",
-    "oauth_client_secret",
-    "oauth_refresh_token",
-    "oauth_scope",
-    "oauth_token_url",
-    "oauth_authorize_url",
-)
-#: The account fields of the form, as far as the Python API knows them.
-ACCOUNT_FORM_FIELDS = tuple(
-    name
-    for name in (
-        "active",
-        "sender_name",
-        "sender_email",
-        "host",
-        "port",
-        "security",
-        "verify_tls",
-        "pipelining",
-        "auth",
-        "login",
-        *OAUTH_FORM_FIELDS,
-        "backup_ids",
-        *LIMIT_FIELDS,
-        "max_connections",
+# WTForms orders fields by when they were made: they are made here, in the layout's order.
+for _name in _FORM_ORDER:
+    setattr(
+        AccountForm,
+        _name,
+        _account_field(_ACCOUNT_SPECS[_name]) if _name in _ACCOUNT_SPECS else EXTRA_FIELDS[_name](),
     )
-    if name in ACCOUNT_FIELDS
-)
-for _name in (*OAUTH_FORM_FIELDS, "backup_ids", "max_connections"):
-    if _name not in ACCOUNT_FORM_FIELDS:
-        delattr(AccountForm, _name)
 
 
 class RowForm(SecureForm):
@@ -352,7 +218,7 @@ class LogDeleteForm(FlaskForm):
 
 @dataclass(frozen=True)
 class SettingMeta:
-    """How the settings page shows one setting: label, one-line help, unit, input."""
+    """How the settings page shows one setting (made from its declaration): label, help, unit, input."""
 
     label: t.Any
     help: t.Any
@@ -365,165 +231,41 @@ class SettingMeta:
     choices: tuple[tuple[str, t.Any], ...] = ()
 
 
-GENERAL, SENDING, MESSAGE_LOG, QUEUE = (
-    _l("General"),
-    _l("Sending"),
-    _l("Message log"),
-    _l("Queue and retries"),
-)
-PERIODS = (("day", _l("day")), ("week", _l("week")), ("month", _l("month")), ("year", _l("year")))
-LOG_LEVELS = (
-    ("1", _l("1: client messages")),
-    ("2", _l("2: client and server messages")),
-    ("3", _l("3: client, server and connection information")),
-    ("4", _l("4: client, server, connection and low-level data")),
-)
-SECONDS, MEGABYTES, DAYS = _l("s"), _l("MB"), _l("days")
+def _setting_kind(setting: Declared) -> str:
+    if setting.type is bool:
+        return "bool"
+    if setting.choices:
+        return "choice"
+    if setting.type is int:
+        return "int"
+    return "email" if setting.check == "email_or_empty" else "text"
 
-#: Every setting the page knows, in the order it shows them. The ranges are
-#: the ones ``validate_settings`` enforces (a test holds them together).
-SETTINGS_META: dict[str, SettingMeta] = {
-    "enabled": SettingMeta(
-        _l("Send mail through SMTP accounts"),
-        _l(
-            "Routes every outgoing letter through the account of its From address. Until this is on,"
-            " nothing else of the extension works and letters go out with Flask-Mail's own settings."
-        ),
-        GENERAL,
-        "bool",
-    ),
-    "save_logs": SettingMeta(
-        _l("Save sending logs"),
-        _l("Keeps a log of connection checks and a log of sending for every account."),
-        GENERAL,
-        "bool",
-    ),
-    "log_level": SettingMeta(
-        _l("Type of information in logs"),
-        _l("How much of each SMTP conversation the logs keep. Passwords are never written."),
-        GENERAL,
-        "choice",
-        choices=LOG_LEVELS,
-    ),
-    "log_rewrite_period": SettingMeta(
-        _l("Log rewrite period"),
-        _l(
-            "How long a log is kept, counted from the last change of its account; then it starts over."
-            " A log also starts over whenever its account is changed."
-        ),
-        GENERAL,
-        "choice",
-        choices=PERIODS,
-    ),
-    "max_log_size_mb": SettingMeta(
-        _l("Max log file size"),
-        _l("A log growing past this size is cleared. 0: no size check."),
-        GENERAL,
-        "int",
-        MEGABYTES,
-        0,
-        1024,
-    ),
-    "timeout_s": SettingMeta(
-        _l("Connection timeout"),
-        _l("Limit for a connection check or a send; past it the operation fails with an error."),
-        SENDING,
-        "int",
-        SECONDS,
-        1,
-        300,
-    ),
-    "send_test_on_check": SettingMeta(
-        _l("Send a letter when checking the connection"),
-        _l("A check verifies the login only, unless this is on: then it also sends a test letter."),
-        SENDING,
-        "bool",
-    ),
-    "test_recipient": SettingMeta(
-        _l("Test letters go to"),
-        _l("The default recipient of test letters and of the letter a check sends."),
-        SENDING,
-        "email",
-    ),
-    "cooldown_s": SettingMeta(
-        _l("Cool-down after a connection failure"),
-        _l("An account whose server could not be reached is skipped for this long. 0: never skipped."),
-        SENDING,
-        "int",
-        SECONDS,
-        0,
-        86400,
-    ),
-    "keep_bodies": SettingMeta(
-        _l("Keep the text of delivered letters"),
-        _l("Off: the message log keeps the text of undelivered letters only, for resending."),
-        MESSAGE_LOG,
-        "bool",
-    ),
-    "message_retention_days": SettingMeta(
-        _l("Keep the message log for"),
-        _l("Older entries are removed. 0: kept forever."),
-        MESSAGE_LOG,
-        "int",
-        DAYS,
-        0,
-        3650,
-    ),
-    "queue_undelivered": SettingMeta(
-        _l("Queue letters that could not be sent"),
-        _l("Instead of failing, a letter no server took waits in the queue and is tried again later."),
-        QUEUE,
-        "bool",
-    ),
-    "max_attempts": SettingMeta(
-        _l("Attempts per letter"),
-        _l("Tries of a queued letter, the first send included, before it is given up."),
-        QUEUE,
-        "int",
-        None,
-        1,
-        100,
-    ),
-    "retry_backoff_s": SettingMeta(
-        _l("First retry after"),
-        _l("The wait doubles after every further failed try, up to a day."),
-        QUEUE,
-        "int",
-        SECONDS,
-        1,
-        86400,
-    ),
-    "outbox_all": SettingMeta(
-        _l("Send every letter through the outbox"),
-        _l(
-            "Sending stores each letter in the queue and returns at once; `flask smtp-accounts deliver`"
-            " (or a worker) sends it. Web requests never wait on a mail server."
-        ),
-        QUEUE,
-        "bool",
-    ),
-    "outbox_bulk": SettingMeta(
-        _l("Send bulk letters through the outbox"),
-        _l("Newsletters (letters with List-Unsubscribe or Precedence: bulk) wait in the queue for a worker."),
-        QUEUE,
-        "bool",
-    ),
-}
+
+def _setting_meta(setting: Declared) -> SettingMeta:
+    return SettingMeta(
+        _l(setting.label),
+        _l(setting.help),
+        _l(setting.group),
+        _setting_kind(setting),
+        _l(setting.unit) if setting.unit else None,
+        setting.minimum,
+        setting.maximum,
+        tuple((value, _l(text)) for value, text in setting.choices),
+    )
+
+
+#: Every setting the page shows, in the order of its declaration.
+SETTINGS_META: dict[str, SettingMeta] = {setting.name: _setting_meta(setting) for setting in SETTINGS}
 
 
 def setting_names() -> tuple[str, ...]:
-    """The settings on the page: those the extension has, in the page's order."""
-    known = [name for name in SETTINGS_META if name in SETTING_NAMES]
-    return (*known, *(name for name in SETTING_NAMES if name not in SETTINGS_META))
+    """The settings on the page, in its order."""
+    return tuple(SETTINGS_META)
 
 
 def setting_meta(name: str) -> SettingMeta:
-    """The page's description of a setting; a plain input for one it does not know yet."""
-    if name in SETTINGS_META:
-        return SETTINGS_META[name]
-    default = getattr(DEFAULT_SETTINGS, name)
-    kind = "bool" if isinstance(default, bool) else "int" if isinstance(default, int) else "text"
-    return SettingMeta(name, "", _l("Other"), kind)
+    """The page's description of a setting."""
+    return SETTINGS_META[name]
 
 
 def _setting_field(meta: SettingMeta) -> t.Any:
@@ -552,10 +294,10 @@ for _name in setting_names():
 
 def setting_groups() -> list[tuple[t.Any, list[str]]]:
     """The settings in their groups (fieldsets), in page order."""
-    groups: dict[t.Any, list[str]] = {}
-    for name in setting_names():
-        groups.setdefault(setting_meta(name).group, []).append(name)
-    return list(groups.items())
+    groups: dict[str, list[str]] = {}
+    for setting in SETTINGS:
+        groups.setdefault(setting.group, []).append(setting.name)
+    return [(_l(group), names) for group, names in groups.items()]
 
 
 def default_text(name: str) -> str:

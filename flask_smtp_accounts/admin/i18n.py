@@ -19,6 +19,8 @@ import typing as t
 from flask import flash
 from flask_babel import Domain
 
+from ..account_fields import AccountInfo
+from ..declarations import declared
 from ..errors import AccountCheckFailed, DeliveryError, InvalidAccountError, OAuth2Error, SMTPAccountsError
 from ..routing import RULE_BULK_NAME, RULE_DISABLED, RULE_LARGEST_ID, RULE_NO_ACCOUNT
 from ..texts import Text
@@ -56,8 +58,8 @@ RULES = {
     ),
 }
 
-SECURITY = {"none": _l("None"), "ssl": _l("SSL"), "starttls": _l("STARTTLS (TLS)")}
-AUTH = {"none": _l("None"), "login": _l("Login and password"), "oauth2": _l("OAuth2")}
+SECURITY = {value: _l(label) for value, label in declared(AccountInfo, "security").choices}
+AUTH = {value: _l(label) for value, label in declared(AccountInfo, "auth").choices}
 
 #: What to say about a refused account field; the core's English text is the fallback.
 ACCOUNT_FIELD_ERRORS = {

@@ -6,12 +6,12 @@ import typing as t
 
 import click
 
+from ..account_fields import ACCOUNT_SPECS
+from ..declarations import Declared
 from ..labels import account_label
-from ..oauth2.providers import FLOW_CHOICES, PROVIDER_CHOICES
-from ..presets import PRESET_KEYS, get_preset, with_preset
+from ..presets import PRESET_FIELDS, PRESET_KEYS, get_preset, with_preset
 from ..printable import printable
 from ..quotas import is_limited, today_figures
-from ..validation import AUTH_CHOICES, OVER_LIMIT_CHOICES, SECURITY_CHOICES
 
 if t.TYPE_CHECKING:
     from ..check import CheckResult
@@ -71,15 +71,30 @@ def _today(account: t.Any, usage: t.Any) -> str:
     return f"{letters}, recipients {recipients}" if recipients else letters
 
 
+def _field_option(
+    field: Declared, for_edit: bool
+) -> t.Callable[[t.Callable[..., t.Any]], t.Callable[..., t.Any]]:
+    """The option of a declared account field; a required one is required on ``add`` unless a preset sets it."""
+    if field.type is bool:
+        flags = field.cli_flags or f"{field.option}/--no-{field.option[2:]}"
+        return click.option(flags, field.name, default=None, help=field.cli)
+    kind: t.Any = field.cli_type
+    if kind is None and field.choices:
+        kind = click.Choice([value for value, _ in field.choices])
+    elif kind is None and field.type is int:
+        kind = click.IntRange(field.minimum, field.maximum)
+    required = field.required and not for_edit and field.name not in PRESET_FIELDS
+    return click.option(
+        field.option, field.name, type=kind, metavar=field.cli_metavar, required=required, help=field.cli
+    )
+
+
 def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.Callable[..., t.Any]]:
-    """The options naming account fields; on ``edit`` every one is optional."""
+    """The options naming account fields (one per declared field), then the others; on ``edit`` every one is optional."""
 
     def decorate(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
-        options = [
-            click.option(
-                "--sender-email", required=not for_edit, help="The From address this account carries."
-            ),
-            click.option("--sender-name", help="Name put in letters that have none of their own."),
+        options = [_field_option(field, for_edit) for field in ACCOUNT_SPECS if field.cli]
+        options += [
             click.option(
                 "--preset",
                 type=click.Choice(PRESET_KEYS),
@@ -88,90 +103,11 @@ def _account_options(for_edit: bool) -> t.Callable[[t.Callable[..., t.Any]], t.C
             click.option(
                 "--region", help="With --preset amazon-ses or zoho: the region (default: the first listed)."
             ),
-            click.option("--host", help="Mail server address (required without --preset)."),
-            click.option("--port", type=click.IntRange(1, 65535), help="Mail server port (default 587)."),
-            click.option(
-                "--security",
-                type=click.Choice(SECURITY_CHOICES),
-                help="none, ssl (implicit TLS) or starttls (default).",
-            ),
-            click.option(
-                "--auth",
-                type=click.Choice(AUTH_CHOICES),
-                help="login (default), none, or oauth2 (see the --oauth-* options).",
-            ),
-            click.option("--login", help="Login on the server."),
-            click.option(
-                "--active/--inactive", default=None, help="Whether the account takes part in routing."
-            ),
-            click.option(
-                "--verify-tls/--no-verify-tls",
-                default=None,
-                help="Verify the server's certificate (default). Turn off only for a server you trust.",
-            ),
-            click.option(
-                "--limit-per-minute",
-                type=int,
-                metavar="N",
-                help="At most N letters in any 60 seconds, across every process (0: no limit).",
-            ),
-            click.option(
-                "--limit-per-hour", type=int, metavar="N", help="At most N letters in any hour (0: no limit)."
-            ),
-            click.option(
-                "--limit-per-day",
-                type=int,
-                metavar="N",
-                help="At most N letters in any 24 hours (0: no limit).",
-            ),
-            click.option(
-                "--recipient-limit-per-day",
-                type=int,
-                metavar="N",
-                help="At most N envelope recipients in any 24 hours (0: no limit).",
-            ),
-            click.option(
-                "--over-limit",
-                type=click.Choice(OVER_LIMIT_CHOICES),
-                help="At a limit, a queued letter waits for the next slot (wait, default) or goes through the backups.",
-            ),
-            click.option(
-                "--pipelining/--no-pipelining",
-                default=None,
-                help="Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (default).",
-            ),
-            click.option(
-                "--backup-ids",
-                metavar="IDS",
-                help='Accounts to try, in order, when this one fails, e.g. "3,5" ("" for none).',
-            ),
-            click.option(
-                "--max-connections",
-                type=click.IntRange(0, 100),
-                help="Most connections open to the server at once, across all workers (0: no limit).",
-            ),
             click.option(
                 "--password-env",
                 metavar="NAME",
                 help="Read the password from this environment variable instead of a prompt.",
             ),
-            click.option(
-                "--oauth-provider",
-                type=click.Choice(PROVIDER_CHOICES),
-                help="With --auth oauth2: microsoft, google or custom (a token URL of your own).",
-            ),
-            click.option(
-                "--oauth-flow",
-                type=click.Choice(FLOW_CHOICES),
-                help="app (Microsoft client credentials) or delegated (a refresh token; default).",
-            ),
-            click.option("--oauth-tenant", help="Microsoft directory (tenant) id or domain."),
-            click.option("--oauth-client-id", help="The app's client (application) id."),
-            click.option("--oauth-token-url", help="Token endpoint of a custom provider."),
-            click.option(
-                "--oauth-authorize-url", help="Authorization endpoint of a custom provider (for signing in)."
-            ),
-            click.option("--oauth-scope", help="Scope of the tokens (default: the provider's for the flow)."),
             click.option(
                 "--client-secret-env",
                 metavar="NAME",

@@ -15,7 +15,7 @@ from ..hints import hint_for
 from ..printable import printable
 
 if t.TYPE_CHECKING:
-    from ..extension import SMTPAccounts
+    from ..api import SMTPAccountsAPI
 
 
 class CommandGroup(AppGroup):
@@ -59,12 +59,12 @@ def with_hint(error: str, hint: str | None) -> str:
     return one_line(error) + (f"\nHint: {one_line(hint)}" if hint else "")
 
 
-def extension() -> SMTPAccounts:
+def extension() -> SMTPAccountsAPI:
     try:
         state = current_app.extensions["smtp_accounts"]
     except KeyError:
         raise click.ClickException("SMTPAccounts is not initialised on this app.") from None
-    return t.cast("SMTPAccounts", state.ext)
+    return t.cast("SMTPAccountsAPI", state.ext)
 
 
 def table(headers: t.Sequence[str], rows: t.Sequence[t.Sequence[t.Any]]) -> None:
