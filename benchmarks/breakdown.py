@@ -39,7 +39,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import sqlalchemy as sa  # noqa: E402
-from apps import RECIPIENT, SENDER, db, dispose, letter, mail, routed_app  # noqa: E402
+from bench_apps import RECIPIENT, SENDER, db, dispose, letter, mail, routed_app  # noqa: E402
 from databases import Databases, url_from_environment  # noqa: E402
 from sink import start_sink  # noqa: E402
 

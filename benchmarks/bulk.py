@@ -23,7 +23,7 @@ import time
 import typing as t
 
 import sqlalchemy as sa
-from apps import RECIPIENT, SENDER, db, genuine_flask_mail, letter, mail, plain_app, smtp_accounts
+from bench_apps import RECIPIENT, SENDER, db, genuine_flask_mail, letter, mail, plain_app, smtp_accounts
 from flask import Flask
 from measure import Clock, Stats, Timing, interleaved, paired_ratios, walls
 from relay import start_relay
@@ -175,7 +175,7 @@ class _ThreadProfiles:
             profiles.append(profile)
             profile.runcall(original, drain)
 
-        outbox._Drain._work = profiled  # type: ignore[method-assign]
+        outbox._Drain._work = profiled  # type: ignore[method-assign,assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:

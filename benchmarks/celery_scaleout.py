@@ -28,7 +28,7 @@ import time
 import typing as t
 
 import sqlalchemy as sa
-from apps import db, dispose, letter, mail, routed_app, set_logs, smtp_accounts
+from bench_apps import db, dispose, letter, mail, routed_app, set_logs, smtp_accounts
 from celery import Celery
 from celery_worker_app import SPEC_VARIABLE
 from databases import Databases, url_from_environment

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from apps import routed_app, smtp_accounts
+from bench_apps import routed_app, smtp_accounts
 from celery import Celery
 
 from flask_smtp_accounts.celery_tasks import init_celery

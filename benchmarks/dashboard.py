@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+import typing as t
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -121,7 +122,7 @@ def render_times(app: Flask, repeat: int, url: str) -> list[float]:
 def query_times(app: Flask, ext: SMTPAccounts) -> dict[str, float]:
     with app.app_context():
         stats = ext.mail_stats
-    queries = {
+    queries: dict[str, t.Callable[[], object]] = {
         "counts (3 windows)": stats.counts,
         "chart 24 h (the default)": lambda: stats.chart("24h"),
         "chart 30 d": lambda: stats.chart("30d"),

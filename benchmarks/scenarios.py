@@ -19,7 +19,7 @@ import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apps import (
+from bench_apps import (
     RECIPIENT,
     SENDER,
     db,
@@ -66,7 +66,7 @@ class Setup:
         return os.path.join(self.folder, name)
 
     def routed(self, name: str, host: str | None = None, port: int | None = None, **options: t.Any) -> Flask:
-        """A routed app in folder ``name`` with a database of its own (see :func:`apps.routed_app`)."""
+        """A routed app in folder ``name`` with a database of its own (see :func:`bench_apps.routed_app`)."""
         folder = self.path(name)
         app = routed_app(
             folder, host or self.host, port or self.port, database=self.databases.config(folder), **options

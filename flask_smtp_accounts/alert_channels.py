@@ -227,7 +227,7 @@ class AlertChannels:
         self.send_to(self.channel(channel_id), note)
 
 
-def _channel(row: t.Mapping[str, t.Any]) -> ChannelInfo:
+def _channel(row: sa.RowMapping) -> ChannelInfo:
     return ChannelInfo(
         id=row["id"],
         kind=row["kind"],

@@ -144,10 +144,13 @@ class Alerts(AlertChannels):
         event: str,
         *,
         enabled: bool | None = None,
-        throttle_minutes: int | None = None,
-        threshold_minutes: int | None = None,
+        throttle_minutes: int | str | None = None,
+        threshold_minutes: int | str | None = None,
     ) -> EventSetting:
-        """Switch an event on or off, or change its throttle (or the backlog's threshold), in minutes."""
+        """Switch an event on or off, or change its throttle (or the backlog's threshold), in minutes.
+
+        The minutes may come as text, as typed into the admin's form; they are checked here either way.
+        """
         if event not in EVENTS:
             raise InvalidAlertError("event", f"one of {', '.join(EVENTS)}")
         current = self.event_setting(event)
@@ -220,7 +223,7 @@ class Alerts(AlertChannels):
 
     def _claim(
         self, event: str, account_key: int, throttle_minutes: int, now: datetime
-    ) -> tuple[datetime | None, list[t.Any]] | None:
+    ) -> tuple[datetime | None, t.Sequence[sa.Row[t.Any]]] | None:
         """Take the pair's pending alerts if its throttle allows; ``None`` while it holds them back."""
         th, a = self.throttle, self.alerts
         pair = sa.and_(th.c.event == event, th.c.account_key == account_key)
@@ -256,7 +259,7 @@ class Alerts(AlertChannels):
         event: str,
         account_key: int,
         previous: datetime | None,
-        rows: list[t.Any],
+        rows: t.Sequence[sa.Row[t.Any]],
         report: DeliveryReport,
     ) -> None:
         newest = rows[-1]

@@ -60,8 +60,8 @@ log = logging.getLogger(__name__)
 class CeleryTasks:
     """The tasks :func:`init_celery` registered, and how they hand ids out."""
 
-    deliver_ids: Task
-    sweep: Task
+    deliver_ids: Task[[list[int]], t.Any]
+    sweep: Task[[], t.Any]
     batch: int
 
     def hand_out(self, ids: Sequence[int]) -> int:
@@ -72,7 +72,7 @@ class CeleryTasks:
         """
         tasks = 0
         for start in range(0, len(ids), self.batch):
-            self.deliver_ids.apply_async(args=[list(ids[start : start + self.batch])])
+            self.deliver_ids.apply_async(args=(list(ids[start : start + self.batch]),))
             tasks += 1
         return tasks
 
@@ -156,7 +156,7 @@ def _current_app() -> Flask:
     return t.cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
 
 
-def _app_context_task(celery_app: Celery, app: Flask) -> type[Task]:
+def _app_context_task(celery_app: Celery, app: Flask) -> type[Task[t.Any, t.Any]]:
     """A task class running its tasks inside ``app``'s context (Flask's Celery pattern)."""
 
     class AppContextTask(celery_app.Task):  # type: ignore[name-defined,misc]

@@ -267,7 +267,7 @@ def open_connection(
             smtp = TranscriptSMTP(
                 account.host, account.port, ehlo_name, timeout=timeout, transcript=transcript
             )
-        smtp.pipelining = account.pipelining  # type: ignore[attr-defined]
+        smtp.pipelining = account.pipelining
         smtp.ehlo_or_helo_if_needed()
         if account.security == "starttls":
             stage = "tls"

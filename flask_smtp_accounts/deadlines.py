@@ -17,6 +17,7 @@ most and make it hold a few kilobytes.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import io
 import math
@@ -66,13 +67,10 @@ class DeadlinePassed(TimeoutError):
 
 def seconds(timeout: t.Any) -> float | None:
     """``timeout`` as a number of seconds, or ``None`` when it sets no limit."""
-    if (
-        isinstance(timeout, numbers.Real)
-        and not isinstance(timeout, bool)
-        and math.isfinite(timeout)
-        and timeout > 0
-    ):
-        return float(timeout)
+    if isinstance(timeout, numbers.Real) and not isinstance(timeout, bool):
+        value = float(timeout)
+        if math.isfinite(value) and value > 0:
+            return value
     return None
 
 
@@ -228,13 +226,20 @@ class DeadlineSocket:
 
 
 class _DeadlineHTTPConnection(http.client.HTTPConnection):
-    deadline: float
+    """Connects within what is left until ``deadline``, then reads through a :class:`DeadlineSocket`.
+
+    ``whole_timeout`` is the whole exchange's, for the message when the deadline passes.
+    """
+
+    def __init__(self, host: str, *, deadline: float, whole_timeout: float, **kwargs: t.Any) -> None:
+        super().__init__(host, **kwargs)
+        self.deadline = deadline
+        self.whole_timeout = whole_timeout
 
     def connect(self) -> None:
-        timeout = self.timeout
         self.timeout = max(self.deadline - time.monotonic(), 0.001)
         super().connect()
-        self.sock = DeadlineSocket(self.sock, self.deadline, timeout)
+        self.sock = DeadlineSocket(self.sock, self.deadline, self.whole_timeout)
 
 
 class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, http.client.HTTPSConnection):
@@ -242,21 +247,26 @@ class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, http.client.HTTPSConnect
 
 
 class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, timeout: float) -> None:
         super().__init__()
-        self._connection = type("Connection", (_DeadlineHTTPConnection,), {"deadline": deadline})
+        self._connection = functools.partial(
+            _DeadlineHTTPConnection, deadline=deadline, whole_timeout=timeout
+        )
 
     def http_open(self, req: urllib.request.Request) -> t.Any:
         return self.do_open(self._connection, req)
 
 
 class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: float, context: ssl.SSLContext) -> None:
+    def __init__(self, deadline: float, timeout: float, context: ssl.SSLContext) -> None:
         super().__init__(context=context)
-        self._connection = type("Connection", (_DeadlineHTTPSConnection,), {"deadline": deadline})
+        self._tls = context
+        self._connection = functools.partial(
+            _DeadlineHTTPSConnection, deadline=deadline, whole_timeout=timeout
+        )
 
     def https_open(self, req: urllib.request.Request) -> t.Any:
-        return self.do_open(self._connection, req, context=self._context)  # type: ignore[attr-defined]
+        return self.do_open(self._connection, req, context=self._tls)
 
 
 def post(
@@ -272,8 +282,8 @@ def post(
     """
     deadline = time.monotonic() + timeout
     handlers: list[urllib.request.BaseHandler] = [
-        _DeadlineHTTPHandler(deadline),
-        _DeadlineHTTPSHandler(deadline, context),
+        _DeadlineHTTPHandler(deadline, timeout),
+        _DeadlineHTTPSHandler(deadline, timeout, context),
     ]
     if direct:
         handlers.append(urllib.request.ProxyHandler({}))

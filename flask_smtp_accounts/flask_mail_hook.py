@@ -250,7 +250,7 @@ class RoutedConnection(_FlaskMailConnection):
     #: The SMTP object Flask-Mail opened last: what ``del conn.host`` (the end of a patch) puts back.
     _opened: smtplib.SMTP | None = None
 
-    @property  # type: ignore[override]
+    @property
     def host(self) -> t.Any:
         if self._host is _UNOPENED:
             self.host = self.configure_host()
@@ -270,7 +270,7 @@ class RoutedConnection(_FlaskMailConnection):
         state = current_app.extensions.get("smtp_accounts")
         settings = state.directory.settings() if state is not None else None
         self._dispatcher = None
-        if settings is None or not settings.enabled:
+        if state is None or settings is None or not settings.enabled:
             return super().__enter__()
         # Flask-Mail's own __enter__, with the connection deferred to its first use.
         self._host = None if self.mail.suppress else _UNOPENED

@@ -39,7 +39,7 @@ def in_states(table: sa.Table, statuses: t.Iterable[str], now: datetime) -> t.An
     """A condition for rows in any of ``statuses``, where ``sending`` is within its lease and ``interrupted`` past it."""
     statuses = list(statuses)
     stored = [s for s in statuses if s not in (SENDING, INTERRUPTED)]
-    parts = [table.c.status.in_(stored)] if stored else []
+    parts: list[sa.ColumnElement[bool]] = [table.c.status.in_(stored)] if stored else []
     if SENDING in statuses:
         parts.append(sa.and_(table.c.status == SENDING, table.c.claimed_until >= now))
     if INTERRUPTED in statuses:

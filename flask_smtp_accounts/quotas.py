@@ -296,4 +296,5 @@ class Quotas:
             .subquery()
         )
         query = sa.select(rows.c.used_at).where(rows.c.freed >= excess).order_by(rows.c.freed).limit(1)
-        return min(conn.execute(query).scalar_one(), now) + DAY
+        oldest: datetime = conn.execute(query).scalar_one()
+        return min(oldest, now) + DAY

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 
 from .flask_mail_hook import message_type, send_unrouted
 from .labels import OWN_SETTINGS, route_label
-from .mail_stats import FAILED, SENT, SUPPRESSED, WAITING, MailStats
+from .mail_stats import WAITING, MailStats
+from .message_info import FAILED, SENT, SUPPRESSED
 from .models import utcnow
 
 

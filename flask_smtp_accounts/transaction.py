@@ -201,7 +201,7 @@ def send_transaction(
             if code not in (250, 251):
                 refused[rcpt] = (code, reply)
         if len(refused) == len(recipients):
-            raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
+            raise smtplib.SMTPRecipientsRefused(refused)
         phase = "data"
         code, reply = steps.data(data)
         if code != 250:

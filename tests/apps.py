@@ -109,6 +109,7 @@ def empty_databases() -> None:
     try:
         with engine.begin() as conn:
             postgresql = conn.dialect.name == "postgresql"
+            assert url.database, "the server's URL names its database"
             pattern = url.database.replace("_", r"\_") + r"\_%"
             if postgresql:
                 conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'"))

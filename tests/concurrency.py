@@ -24,7 +24,8 @@ def run_writers(target: t.Callable[..., None], log_dir: str, count: int) -> None
     threads = [
         threading.Thread(target=target, args=(log_dir, f"t{n}", count, barrier)) for n in range(THREADS)
     ]
-    for worker in [*processes, *threads]:
+    workers: list[multiprocessing.process.BaseProcess | threading.Thread] = [*processes, *threads]
+    for worker in workers:
         worker.start()
     for thread in threads:
         thread.join(120)

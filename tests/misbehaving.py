@@ -208,7 +208,8 @@ class ScriptedServer(_ThreadedServer):
         reply(self.greeting)
         if not self.greeting.startswith("220"):
             return
-        mail_from, rcpt_tos = "", []
+        mail_from = ""
+        rcpt_tos: list[str] = []
         while True:
             line = rfile.readline()
             if not line:

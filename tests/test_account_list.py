@@ -45,7 +45,8 @@ def test_list_accounts_gives_frozen_copies_in_id_order_without_secrets(
     with pytest.raises(dataclasses.FrozenInstanceError):
         listed[0].sender_name = "Changed"  # type: ignore[misc]
     assert [a.label for a in listed] == ["Shop <b@example.com>", "a@example.com", "c@example.com"]
-    assert PASSWORD not in repr(listed) and listed[0].password_encrypted not in repr(listed)
+    encrypted = listed[0].password_encrypted
+    assert encrypted is not None and PASSWORD not in repr(listed) and encrypted not in repr(listed)
     assert [a.id for a in ext.list_accounts([third, first, 999])] == [first, third]
 
 

@@ -541,6 +541,7 @@ def test_the_page_ranges_are_the_validation_ranges() -> None:
     for name, meta in SETTINGS_META.items():
         if meta.kind != "int" or name not in SETTING_NAMES:
             continue
+        assert meta.low is not None and meta.high is not None, name
         validate_settings({name: meta.low})
         validate_settings({name: meta.high})
         for outside in (meta.low - 1, meta.high + 1):
@@ -656,6 +657,13 @@ def test_the_log_list_names_mailbox_file_size_and_date(
     assert all("View" in row and "Download" in row and "Delete" in row for row in rows)
 
 
+def _first(pattern: str, source: str, flags: int = 0) -> str:
+    """Group 1 of the first match of ``pattern`` in ``source``; the test fails when there is none."""
+    match = re.search(pattern, source, flags)
+    assert match is not None, pattern
+    return match.group(1)
+
+
 def test_a_large_log_is_shown_a_page_at_a_time_newest_first(admin_site: AdminSite, client: t.Any) -> None:
     lines = [f"line {n:06} of the conversation\n" for n in range(12000)]
     content = "".join(lines)
@@ -664,16 +672,16 @@ def test_a_large_log_is_shown_a_page_at_a_time_newest_first(admin_site: AdminSit
     first = client.get(f"{ADMIN}/logs/7/send/")
     source = first.get_data(as_text=True)
     assert len(first.data) < 100_000
-    shown = html.unescape(re.search(r"<pre[^>]*sa-log-text[^>]*>(.*?)</pre>", source, re.S).group(1))
+    shown = html.unescape(_first(r"<pre[^>]*sa-log-text[^>]*>(.*?)</pre>", source, re.S))
     assert shown.endswith("line 011999 of the conversation\n") and "line 000000" not in shown
     assert f"of {len(content)}" in text_of(source)
-    older = html.unescape(re.search(r'class="page-link sa-page-older" href="([^"]+)"', source).group(1))
+    older = html.unescape(_first(r'class="page-link sa-page-older" href="([^"]+)"', source))
     older_page = get(client, older)
-    older_text = html.unescape(re.search(r"<pre[^>]*>(.*?)</pre>", older_page, re.S).group(1))
+    older_text = html.unescape(_first(r"<pre[^>]*>(.*?)</pre>", older_page, re.S))
     assert content.index(older_text) + len(older_text) == content.index(shown), (
         "the older page ends where the newer begins"
     )
-    oldest = html.unescape(re.search(r'class="page-link sa-page-oldest" href="([^"]+)"', source).group(1))
+    oldest = html.unescape(_first(r'class="page-link sa-page-oldest" href="([^"]+)"', source))
     assert "line 000000" in get(client, oldest)
     with client.get(f"{ADMIN}/logs/7/send/download") as download:
         assert download.headers["Content-Disposition"] == "attachment; filename=send_admin_smtp_7.log"
@@ -770,8 +778,10 @@ def test_both_catalogues_are_complete_and_compiled() -> None:
     with open(root / "babel.cfg") as cfg:
         method_map, options_map = parse_mapping_cfg(cfg)
     keywords = {"_": None, "gettext": None, "_l": None, "_sa": None}
+    # No keyword here takes plural forms, so each message id is one string.
     marked = {
-        message[2] for message in extract_from_dir(str(root), method_map, options_map, keywords=keywords)
+        t.cast(str, message[2])
+        for message in extract_from_dir(str(root), method_map, options_map, keywords=keywords)
     }
     assert len(marked) > 100
     folder = root / "flask_smtp_accounts" / "translations"
@@ -787,7 +797,7 @@ def test_both_catalogues_are_complete_and_compiled() -> None:
         stale = [msgid for msgid in marked if compiled.gettext(msgid) != (strings[msgid] or msgid)]
         assert stale == [], f"{lang}: the .mo is older than the .po (pybabel compile)"
     with open(folder / "ru" / "LC_MESSAGES" / "smtp_accounts.po", "rb") as po:
-        russian = {m.id: m.string for m in read_po(po, locale="ru") if m.id}
+        russian = {t.cast(str, m.id): m.string for m in read_po(po, locale="ru") if m.id}
     untranslated = [
         msgid
         for msgid in marked

@@ -155,13 +155,14 @@ def test_a_webhook_that_never_answers_runs_into_the_deadline() -> None:
 
 def test_a_channel_that_cannot_work_is_refused(site: Site) -> None:
     alerts = site.ext.alerts
-    for kind, fields, field in [
+    cases: list[tuple[str, dict[str, t.Any], str]] = [
         ("webhook", {"url": "ftp://example.com/x"}, "url"),
         ("webhook", {"url": "https://example.com/x", "format": "telegram"}, "format"),
         ("email", {"recipients": "not an address"}, "recipients"),
         ("email", {"recipients": "ops@example.com", "account_id": 99}, "account_id"),
         ("pager", {}, "kind"),
-    ]:
+    ]
+    for kind, fields, field in cases:
         with pytest.raises(InvalidAlertError) as refused:
             alerts.add_channel(kind, **fields)
         assert refused.value.field == field

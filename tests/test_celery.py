@@ -191,7 +191,8 @@ def test_a_celery_app_without_a_broker_is_refused_and_nothing_is_wired(site: t.A
 
 
 def test_a_batch_outside_one_claim_is_refused(site: t.Any) -> None:
-    for wrong in (0, 101, True, "50"):
+    wrongs: tuple[t.Any, ...] = (0, 101, True, "50")  # each refused, whatever its type
+    for wrong in wrongs:
         with pytest.raises(InvalidArgumentError, match="batch"):
             init_celery(
                 Celery("site", broker=f"redis://{HOST}:{free_port()}/0"), site.ext, app=site.app, batch=wrong
@@ -200,7 +201,8 @@ def test_a_batch_outside_one_claim_is_refused(site: t.Any) -> None:
 
 
 def test_a_task_given_anything_but_row_ids_claims_nothing(site: t.Any, tasks: CeleryTasks) -> None:
-    for wrong in ("1,2", [1, "two"], [-1], None):
+    wrongs: list[t.Any] = ["1,2", [1, "two"], [-1], None]
+    for wrong in wrongs:
         with pytest.raises(InvalidArgumentError, match="row id"):
             tasks.deliver_ids(wrong)
 

@@ -31,6 +31,7 @@ from test_outbox import queue_letters
 from flask_smtp_accounts import DeliveryError, InvalidAccountError
 from flask_smtp_accounts.errors import ConnectionsBusyError
 from flask_smtp_accounts.models import utcnow
+from flask_smtp_accounts.testing import SMTPServer
 
 TESTS = Path(__file__).parent
 
@@ -57,7 +58,7 @@ DEADLINE_S = 60
 class HoldFirst:
     """aiosmtpd hooks: hold the first DATA until :attr:`release` is set or a second session opens."""
 
-    server: object = None
+    server: SMTPServer | None = None
     held: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     seen: int = 0
@@ -69,6 +70,7 @@ class HoldFirst:
         self.held.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DEADLINE_S
+        assert self.server is not None, "the test sets the server before sending"
         while not self.release.is_set() and self.server.sessions_open < 2 and loop.time() < deadline:
             await asyncio.sleep(0.01)
         return None
@@ -94,12 +96,14 @@ def start_drainer(app, config: dict, **options) -> subprocess.Popen:
 def wait_for_line(process: subprocess.Popen, text: str, give_up: threading.Event | None = None) -> list[str]:
     """Lines of the process's stderr up to the first holding ``text`` (or until ``give_up`` is set)."""
     lines: list[str] = []
+    stderr = process.stderr
+    assert stderr is not None, "the drainer's stderr is a pipe"
     deadline = time.monotonic() + DEADLINE_S
     while not (give_up is not None and give_up.is_set()):
         assert time.monotonic() < deadline, f"no {text!r} from the drainer: {lines}"
-        readable, _, _ = select.select([process.stderr], [], [], 0.05)
+        readable, _, _ = select.select([stderr], [], [], 0.05)
         if readable:
-            line = process.stderr.readline()
+            line = stderr.readline()
             assert line, f"the drainer ended first: {lines}"
             lines.append(line)
             if text in line:

@@ -49,7 +49,7 @@ def open_site(tmp_path: Path, auth_server: SMTPServer) -> Iterator[Callable[...,
 
 
 def add_auth_account(ext: SMTPAccounts, server: SMTPServer, **fields: Any) -> Any:
-    values = {
+    values: dict[str, Any] = {
         "sender_email": "hello@example.com",
         "host": server.host,
         "port": server.port,

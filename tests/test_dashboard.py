@@ -40,8 +40,8 @@ def account(site: AdminSite, email: str, port: int, **fields: t.Any) -> int:
         )
 
 
-def cells(page: str, row_class: str, account_id: int | None = None) -> dict[tuple[str, str], int]:
-    """The counts of one row of the table: (window, kind) -> number."""
+def cells(page: str, row_class: str, account_id: int | str | None = None) -> dict[tuple[str, str], int]:
+    """The counts of one row of the table: (window, kind) -> number; ``account_id=""``: Flask-Mail's own row."""
     marker = f'data-account="{account_id}"' if account_id is not None else ""
     rows = re.findall(rf'<tr class="{row_class}[^"]*"[^>]*{marker}[^>]*>(.*?)</tr>', page, flags=re.S)
     assert len(rows) == 1, rows

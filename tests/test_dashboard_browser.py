@@ -61,8 +61,11 @@ def test_the_dashboard_shows_the_counts_and_the_chart(page: Page, admin_site: Ad
     chart = page.locator("svg.sa-chart")
     assert chart.is_visible()
     assert chart.locator("g.sa-bar").count() == 24
-    assert chart.bounding_box()["height"] > 100  # drawn, not an empty box
-    assert chart.locator("g.sa-bar").last.locator("title").text_content().endswith(": 6 sent, 0 failed")
+    box = chart.bounding_box()
+    assert box is not None and box["height"] > 100  # drawn, not an empty box
+    assert (chart.locator("g.sa-bar").last.locator("title").text_content() or "").endswith(
+        ": 6 sent, 0 failed"
+    )
 
     page.click(".sa-windows >> text=7 days")
     assert page.locator("svg.sa-chart g.sa-bar").count() == 7

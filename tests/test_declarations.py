@@ -51,11 +51,13 @@ def _check_column(table: sa.Table, field: Declared) -> None:
     assert isinstance(column.type, _expected_type(field)), field.name
     assert column.nullable is False, field.name
     if field.type is str:
-        assert column.type.length == field.length, field.name
+        assert isinstance(column.type, sa.String) and column.type.length == field.length, field.name
     if field.required:
         assert column.default is None, field.name
     else:
-        assert column.default is not None and column.default.arg == field.default, field.name
+        assert isinstance(column.default, sa.ColumnDefault) and column.default.arg == field.default, (
+            field.name
+        )
 
 
 def test_every_setting_has_its_column_check_form_field_and_readme_row(admin_site: t.Any) -> None:
@@ -135,7 +137,7 @@ def test_one_new_declaration_yields_column_check_form_field_option_and_readme_ro
         __tablename__ = "extended"
         id: Mapped[int] = mapped_column(primary_key=True)
 
-    _check_column(Extended.__table__, field)
+    _check_column(t.cast(sa.Table, Extended.__table__), field)
 
     assert check_field(field, "7", InvalidAccountError, {}) == 7
     assert check_field(field, None, InvalidAccountError, {}) == 3
@@ -183,7 +185,9 @@ def test_an_accounts_yes_no_field_is_refused_by_name_and_parsed_strictly(ext: t.
 )
 def test_the_typed_columns_are_the_declarations(mixin: type, declared: type) -> None:
     """What mypy is told about a model's columns (``Account.sender_email: Mapped[str]``) is what is declared."""
-    assert t.get_type_hints(mixin) == {field.name: Mapped[field.type] for field in specs(declared)}
+    mapped: t.Any = Mapped  # subscripted with a value here, which a type checker reads as a type expression
+    expected = {field.name: mapped[field.type] for field in specs(declared)}
+    assert t.get_type_hints(mixin) == expected
 
 
 def test_models_of_two_dbs_each_get_the_declared_columns(site: t.Any) -> None:

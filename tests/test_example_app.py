@@ -327,9 +327,12 @@ def test_demo_command_prints_url_and_logins_and_stops_cleanly(tmp_path: Path) ->
         text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(
-        target=lambda: [lines.put(line.rstrip("\n")) for line in process.stdout or ()], daemon=True
-    )
+
+    def read() -> None:
+        for line in process.stdout or ():
+            lines.put(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         banner: list[str] = []

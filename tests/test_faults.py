@@ -25,7 +25,11 @@ RECIPIENTS = ["ann@example.org"]
 
 
 def letter(subject: str = "Order 1", **kw: Any) -> Message:
-    values = {"sender": "Shop <shop@example.com>", "recipients": list(RECIPIENTS), "body": "Thanks."}
+    values: dict[str, Any] = {
+        "sender": "Shop <shop@example.com>",
+        "recipients": list(RECIPIENTS),
+        "body": "Thanks.",
+    }
     values.update(kw)
     return Message(subject, **values)
 

@@ -58,7 +58,7 @@ def test_a_preset_fills_the_form_and_the_port_follows_the_security(
         note = page.locator(".sa-preset-note:visible")
         assert "30 messages a minute per mailbox" in note.inner_text()
         assert "end of December 2026" in note.inner_text()
-        assert note.locator("a").get_attribute("href").startswith("https://learn.microsoft.com/")
+        assert (note.locator("a").get_attribute("href") or "").startswith("https://learn.microsoft.com/")
 
         page.select_option("#security", "ssl")
         assert page.input_value("#port") == "465"
@@ -100,7 +100,9 @@ def log_letters(site: AdminSite, server: SMTPServer) -> None:
                 body="On its way.",
             )
         )
-        many = [f"customer.number.{n}.with.a.long.address@subdomain.example.org" for n in range(5)]
+        many: list[str | tuple[str, str]] = [
+            f"customer.number.{n}.with.a.long.address@subdomain.example.org" for n in range(5)
+        ]
         mail.send(
             Message(
                 "A subject long enough to wrap: " + "weekly offers and news " * 6,
@@ -165,7 +167,7 @@ def test_the_message_log_fits_1280_pixels(
         failed = page.locator("tr.sa-message-row[data-status=failed]")
         assert failed.locator("button:visible").count() == 1, "the failed letter offers Resend"
         error = failed.locator(".sa-error")
-        assert "Rate limit exceeded" in error.get_attribute("title")
+        assert "Rate limit exceeded" in (error.get_attribute("title") or "")
         assert error.evaluate("e => e.scrollHeight > e.clientHeight"), "a long error is cut, whole on hover"
 
 

@@ -163,7 +163,7 @@ def test_bad_input_gets_the_same_error_as_without_the_outbox_and_nothing_is_stor
 
 def _unrenderable() -> Message:
     message = letter()
-    message.attach("a.bin", "application/octet-stream", data=12345)  # not bytes: cannot be rendered
+    message.attach("a.bin", "application/octet-stream", data=12345)  # type: ignore[arg-type]  # not bytes: cannot be rendered
     return message
 
 

@@ -23,7 +23,7 @@ ON_OFF = pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining o
 RECIPIENTS = ["ann@example.org", "bob@example.org", "cid@example.org"]
 
 
-def letter(subject: str = "Order 1", recipients: list[str] | None = None) -> Message:
+def letter(subject: str = "Order 1", recipients: list[str | tuple[str, str]] | None = None) -> Message:
     return Message(
         subject, sender="Shop <shop@example.com>", recipients=recipients or list(RECIPIENTS), body="Thanks."
     )

@@ -56,7 +56,7 @@ def test_every_named_provider_has_a_preset_with_a_link_and_limits() -> None:
         assert preset.secrets_url.startswith("https://"), preset.key
         assert preset.limits and preset.login_hint, preset.key
     assert get_preset("microsoft-365").limits.startswith("30 messages a minute per mailbox")
-    assert "end of December 2026" in get_preset("microsoft-365").deadline
+    assert "end of December 2026" in (get_preset("microsoft-365").deadline or "")
     assert get_preset("gmail").limits != SEE_PROVIDER and get_preset("google-workspace").limits.startswith(
         "2,000"
     )

@@ -13,7 +13,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -244,4 +244,4 @@ def send_in_apps_built_one_after_another(tmp_path: Path, encryption_key: str, se
             assert [m.status for m in site.ext.messages().items] == ["sent", "sent"]
             site.db.session.remove()
             site.db.engine.dispose()
-            assert engine.pool.checkedout() == 0
+            assert cast(sa.pool.QueuePool, engine.pool).checkedout() == 0

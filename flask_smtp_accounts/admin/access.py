@@ -11,16 +11,26 @@ import os
 import typing as t
 
 from flask import current_app, make_response, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_admin.helpers import is_safe_url
 from flask_babel import format_datetime
 
 from . import i18n
 
 if t.TYPE_CHECKING:
-    from flask import Blueprint
-    from flask_admin import Admin
+    from flask_admin import Admin, BaseView
 
+    # What flask-admin's BaseView.create_blueprint returns: a Blueprint that also takes a host.
+    from flask_admin.blueprints import _BlueprintWithHostSupport as Blueprint
+
+    from ..api import SMTPAccountsAPI
     from ..state import AppState
+
+    # ProtectedView is always mixed in before flask-admin's BaseView (or a subclass, ModelView); to the
+    # type checker it is one, so that its calls through super() are checked against BaseView's.
+    _ViewBase = BaseView
+else:
+    _ViewBase = object
 
 #: May read the sending and check logs.
 VIEW_LOGS = "view_logs"
@@ -55,12 +65,17 @@ def state() -> AppState:
         ) from None
 
 
+def extension() -> SMTPAccountsAPI:
+    """The app's SMTPAccounts, whose API the pages call (``AppState`` types it as an object, being below it)."""
+    return t.cast("SMTPAccountsAPI", state().ext)
+
+
 def allowed(permission: str) -> bool:
     """Whether the site's access rule grants ``permission`` for this request."""
-    return state().ext.is_allowed(permission)
+    return extension().is_allowed(permission)
 
 
-class ProtectedView:
+class ProtectedView(_ViewBase):
     """Mixed into every view of the extension: access, templates, translations.
 
     ``permission`` is what opening the view needs. Refused requests get 403,
@@ -70,6 +85,8 @@ class ProtectedView:
     """
 
     permission: str = MANAGE_ACCOUNTS
+    #: The extension's views by page name, each with its endpoint, for ``sa_url`` (set by ``init_admin``).
+    _sa_siblings: dict[str, tuple[BaseView, str]]
 
     def is_accessible(self) -> bool:
         if "babel" not in current_app.extensions:
@@ -78,10 +95,10 @@ class ProtectedView:
             )
         return allowed(self.permission)
 
-    def inaccessible_callback(self, name: str, **kwargs: t.Any) -> t.Any:
+    def inaccessible_callback(self, name: str, **kwargs: t.Any) -> ResponseReturnValue:
         return self.refuse(self.permission)
 
-    def refuse(self, permission: str) -> t.Any:
+    def refuse(self, permission: str) -> ResponseReturnValue:
         """Status 403 with a page that says which permission is missing, and a link back."""
         page = self.render(
             FORBIDDEN_TEMPLATE,
@@ -93,30 +110,32 @@ class ProtectedView:
 
     def create_blueprint(self, admin: Admin) -> Blueprint:
         """The view's blueprint, finding templates in the package after the site's own."""
-        blueprint = super().create_blueprint(admin)  # type: ignore[misc]
+        blueprint = super().create_blueprint(admin)
         blueprint.template_folder = TEMPLATES
-        return t.cast("Blueprint", blueprint)
+        return blueprint
 
-    def render(self, template: str, **kwargs: t.Any) -> t.Any:
+    def render(self, template: str, **kwargs: t.Any) -> str:
         kwargs.setdefault("_sa", i18n.gettext)
         kwargs.setdefault("smtp_settings", state().directory.settings())
         kwargs.setdefault("sa_allowed", allowed)
         kwargs.setdefault("sa_url", _sibling_url(self))
         kwargs.setdefault("sa_cooling", cooling_accounts)
-        return super().render(template, **kwargs)  # type: ignore[misc]
+        return super().render(template, **kwargs)
 
 
-def _back_url(view: t.Any) -> str:
+def _back_url(view: ProtectedView) -> str:
     """Where "back" leads: the page the person came from on this site, else the admin's home."""
     came_from = request.referrer
     if came_from and came_from != request.url and is_safe_url(came_from):
         return came_from
-    return t.cast(str, url_for(f"{view.admin.endpoint}.index"))
+    if view.admin is None:
+        raise RuntimeError("The view is on no Admin: mount the views with SMTPAccounts.init_admin(admin).")
+    return url_for(f"{view.admin.endpoint}.index")
 
 
 def cooling_accounts() -> list[dict[str, t.Any]]:
     """Accounts that routing skips now after a connection failure (for the notices of the pages)."""
-    ext = state().ext
+    ext = extension()
     cooling = [h for h in ext.account_health().values() if h.cooling_down]
     if not cooling:
         return []
@@ -132,11 +151,11 @@ def cooling_accounts() -> list[dict[str, t.Any]]:
     ]
 
 
-def _sibling_url(view: t.Any) -> t.Callable[..., str]:
+def _sibling_url(view: ProtectedView) -> t.Callable[..., str]:
     """``sa_url("settings")``: the URL of another page of the extension."""
 
     def url(name: str, **values: t.Any) -> str:
         sibling, endpoint = view._sa_siblings[name]
-        return t.cast(str, url_for(sibling.endpoint + endpoint, **values))
+        return url_for(sibling.endpoint + endpoint, **values)
 
     return url

@@ -12,6 +12,7 @@ import logging
 import typing as t
 
 from flask import abort, flash, g, redirect, request
+from flask.typing import ResponseReturnValue
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.babel import gettext as admin_gettext
@@ -28,7 +29,7 @@ from ..ids import parse_id
 from ..presets import PRESETS
 from ..quotas import is_limited, today_figures
 from . import oauth2
-from .access import MANAGE_ACCOUNTS, ProtectedView, state
+from .access import MANAGE_ACCOUNTS, ProtectedView, extension
 from .forms import AccountForm, RowForm, TestLetterForm, _choices
 from .i18n import (
     ACCOUNT_FIELD_ERRORS,
@@ -91,7 +92,7 @@ def _today_formatter(view: t.Any, context: t.Any, model: t.Any, name: str) -> Ma
 def _with_backup_choices(form: t.Any, obj: t.Any) -> t.Any:
     """Offer every other account as a backup, those chosen first, in their order (the order they are tried in)."""
     if "backup_ids" in form:
-        ext = state().ext
+        ext = extension()
         others = {a.id: a.label for a in ext.list_accounts() if obj is None or a.id != obj.id}
         chosen = [i for i in (form.backup_ids.data or ()) if i in others]
         form.backup_ids.choices = _choices(
@@ -102,7 +103,7 @@ def _with_backup_choices(form: t.Any, obj: t.Any) -> t.Any:
 
 def _everyday_before(form: AccountForm) -> t.Any:
     """The account carrying the everyday mail of the form's address before the save."""
-    address = (form.sender_email.data or "").strip()
+    address = (form["sender_email"].data or "").strip()
     return everyday_of(address) if address else None
 
 
@@ -154,7 +155,8 @@ class AccountsView(ProtectedView, ModelView):
     column_formatters = {
         "carries": carries_formatter,
         "today": _today_formatter,
-        "active": macro("toggle_active"),
+        # flask-admin annotates macro()'s formatter more narrowly than its own column_formatters type.
+        "active": macro("toggle_active"),  # type: ignore[dict-item]
         "security": _choice_formatter(SECURITY),
         "auth": _choice_formatter(AUTH),
     }
@@ -186,7 +188,7 @@ class AccountsView(ProtectedView, ModelView):
         """The page of accounts, and their use of the last 24 hours for the "Today" column, in one query."""
         count, data = super().get_list(*args, **kwargs)
         if isinstance(data, list):  # not a query left unexecuted (execute=False)
-            g.sa_quota_usage = state().ext.quota_usage(a.id for a in data if is_limited(a))
+            g.sa_quota_usage = extension().quota_usage(a.id for a in data if is_limited(a))
         return count, data
 
     def get_one(self, id: t.Any) -> t.Any:  # noqa: A002 - flask-admin's name
@@ -200,7 +202,7 @@ class AccountsView(ProtectedView, ModelView):
     def get_empty_list_message(self) -> str:
         return _("There are no SMTP accounts yet.")
 
-    def render(self, template: str, **kwargs: t.Any) -> t.Any:
+    def render(self, template: str, **kwargs: t.Any) -> str:
         if template == self.list_template:
             kwargs.setdefault("row_form", RowForm())
         if template in (self.create_template, self.edit_template):
@@ -230,11 +232,11 @@ class AccountsView(ProtectedView, ModelView):
     # reaches no hook; ``after_model_change`` / ``after_model_delete`` once it is committed.
 
     def create_model(self, form: AccountForm) -> t.Any:  # type: ignore[override]
-        ext = state().ext
+        ext = extension()
         before = _everyday_before(form)
         try:
             account = ext.add_account(
-                password=form.new_password.data or None,
+                password=form["new_password"].data or None,
                 before_commit=lambda row: self._on_model_change(form, row, True),
                 **form.account_fields(),
             )
@@ -249,12 +251,12 @@ class AccountsView(ProtectedView, ModelView):
         return account
 
     def update_model(self, form: AccountForm, model: t.Any) -> bool:  # type: ignore[override]
-        ext = state().ext
+        ext = extension()
         before = _everyday_before(form)
         try:
             account = ext.update_account(
                 model.id,
-                password=form.new_password.data or None,
+                password=form["new_password"].data or None,
                 before_commit=lambda row: self._on_model_change(form, row, False),
                 **form.account_fields(),
             )
@@ -270,7 +272,7 @@ class AccountsView(ProtectedView, ModelView):
 
     def delete_model(self, model: t.Any) -> bool:
         try:
-            state().ext.delete_account(model.id, before_commit=self.on_model_delete)
+            extension().delete_account(model.id, before_commit=self.on_model_delete)
         except LookupError:
             flash(_("The account was not deleted: %(error)s", error=_("There is no such account.")), "error")
             return False
@@ -291,7 +293,7 @@ class AccountsView(ProtectedView, ModelView):
     def _hook_refused(self, form: AccountForm | None, err: Exception, failed: str) -> None:
         """A site's hook raised: flask-admin's own handling (its ``ValidationError`` is a message), nothing saved."""
         if form is not None:
-            form.new_password.data = ""
+            form["new_password"].data = ""
         if not self.handle_view_exception(err):
             flash(failed, "error")
             log.exception("A model hook of the SMTP accounts view failed.")
@@ -299,19 +301,19 @@ class AccountsView(ProtectedView, ModelView):
     # --- signing in with the OAuth2 provider (admin/oauth2.py) -----------------------
 
     @expose("/oauth2/sign-in/", methods=("POST",))
-    def oauth2_sign_in_view(self) -> t.Any:
+    def oauth2_sign_in_view(self) -> ResponseReturnValue:
         """The "Sign in with Microsoft / Google" button: check the form, then off to the provider."""
         return oauth2.start(self)
 
     @expose("/oauth2/callback/")
-    def oauth2_callback_view(self) -> t.Any:
+    def oauth2_callback_view(self) -> ResponseReturnValue:
         """The redirect URL registered with the provider."""
         return oauth2.callback(self)
 
     # --- toggling ---------------------------------------------------------------
 
     @expose("/toggle-active/", methods=("POST",))
-    def toggle_active_view(self) -> t.Any:
+    def toggle_active_view(self) -> ResponseReturnValue:
         """Switch one account on or off from the list (a POST with a CSRF token)."""
         return_url = get_redirect_target() or self.get_url(".index_view")
         form = RowForm(request.form)
@@ -330,7 +332,7 @@ class AccountsView(ProtectedView, ModelView):
     def action_delete(self, ids: t.Sequence[str]) -> None:
         """flask-admin's bulk delete, given integer ids: PostgreSQL (psycopg 3) refuses ``integer = varchar``."""
         numbers = tuple(number for number in map(parse_id, ids) if number is not None)
-        super().action_delete(numbers)  # type: ignore[arg-type]
+        super().action_delete(numbers)
 
     @action("activate", _l("Activate"))
     def action_activate(self, ids: t.Sequence[str]) -> None:
@@ -342,7 +344,7 @@ class AccountsView(ProtectedView, ModelView):
 
     def _set_active(self, ids: t.Iterable[t.Any], active: bool | None) -> None:
         """Switching an account on or off changes no connection data, so it is not re-checked."""
-        ext = state().ext
+        ext = extension()
         for raw in ids:
             try:
                 account = ext.get_account(raw)
@@ -384,13 +386,16 @@ class AccountsView(ProtectedView, ModelView):
     # --- test letter ----------------------------------------------------------
 
     @expose("/test-letter/", methods=("GET", "POST"))
-    def test_letter_view(self) -> t.Any:
+    def test_letter_view(self) -> ResponseReturnValue:
         """Send a test letter through one saved account to an address the admin types."""
         return_url = get_redirect_target() or self.get_url(".index_view")
-        ext = state().ext
+        ext = extension()
+        account_id = parse_id(request.args.get("id"))
         try:
-            account = ext.get_account(request.args.get("id", ""))
+            account = None if account_id is None else ext.get_account(account_id)
         except LookupError:
+            account = None
+        if account is None:
             flash(_("There is no such account."), "error")
             return redirect(return_url)
         form = TestLetterForm()
@@ -398,7 +403,7 @@ class AccountsView(ProtectedView, ModelView):
         if request.method == "GET":
             form.recipient.data = ext.settings.test_recipient
         elif form.validate_on_submit():
-            result = ext.send_test_letter(account, form.recipient.data.strip())
+            result = ext.send_test_letter(account, (form.recipient.data or "").strip())
         elif "csrf_token" in form.errors:
             flash(
                 _("The request was refused: the form lacked its security token. Nothing was sent."), "error"

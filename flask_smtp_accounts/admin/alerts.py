@@ -7,9 +7,8 @@ and the field stays blank (which keeps the stored URL).
 
 from __future__ import annotations
 
-import typing as t
-
 from flask import abort, flash, redirect, request
+from flask.typing import ResponseReturnValue
 from flask_admin import BaseView, expose
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
@@ -18,7 +17,7 @@ from ..alert_channels import KINDS, ChannelInfo
 from ..alert_formats import FORMAT_CHOICES
 from ..alerts import EVENTS
 from ..errors import AlertDeliveryError, InvalidAlertError
-from .access import MANAGE_SETTINGS, ProtectedView, state
+from .access import MANAGE_SETTINGS, ProtectedView, extension
 from .forms import _choices
 from .i18n import _, _l
 
@@ -69,8 +68,10 @@ class AlertsView(ProtectedView, BaseView):
     permission = MANAGE_SETTINGS
     template = "smtp_accounts/alerts.html"
 
-    def _page(self, form: ChannelForm | None = None, editing: ChannelInfo | None = None) -> t.Any:
-        ext = state().ext
+    def _page(
+        self, form: ChannelForm | None = None, editing: ChannelInfo | None = None
+    ) -> ResponseReturnValue:
+        ext = extension()
         accounts = [(str(a.id), a.label) for a in ext.list_accounts()]
         form = form or ChannelForm()
         form.account.choices = _choices([("", _("Flask-Mail's own settings")), *accounts])
@@ -93,13 +94,13 @@ class AlertsView(ProtectedView, BaseView):
         )
 
     @expose("/")
-    def index(self) -> t.Any:
+    def index(self) -> ResponseReturnValue:
         """The page; ``?edit=ID`` puts a channel into the form (its webhook URL left blank)."""
         edit = request.args.get("edit", "")
         if not edit.isdigit():
             return self._page()
         try:
-            channel = state().ext.alerts.channel(int(edit))
+            channel = extension().alerts.channel(int(edit))
         except LookupError:
             abort(404)
         data = {
@@ -111,9 +112,9 @@ class AlertsView(ProtectedView, BaseView):
         return self._page(ChannelForm(data=data), editing=channel)
 
     @expose("/channels/<int:channel_id>/edit", methods=("POST",))
-    def edit(self, channel_id: int) -> t.Any:
+    def edit(self, channel_id: int) -> ResponseReturnValue:
         """Change a channel; a blank URL keeps the stored one."""
-        alerts = state().ext.alerts
+        alerts = extension().alerts
         try:
             channel = alerts.channel(channel_id)
         except LookupError:
@@ -136,13 +137,13 @@ class AlertsView(ProtectedView, BaseView):
         return redirect(self.get_url(".index"))
 
     @expose("/channels/add", methods=("POST",))
-    def add(self) -> t.Any:
+    def add(self) -> ResponseReturnValue:
         form = ChannelForm()
         if not form.validate_on_submit():
             return self._refusal()
         account = form.account.data or ""
         try:
-            state().ext.alerts.add_channel(
+            extension().alerts.add_channel(
                 form.kind.data or "",
                 url=form.url.data or None,
                 format=form.format.data or "json",
@@ -155,21 +156,21 @@ class AlertsView(ProtectedView, BaseView):
         return redirect(self.get_url(".index"))
 
     @expose("/channels/<int:channel_id>/remove", methods=("POST",))
-    def remove(self, channel_id: int) -> t.Any:
+    def remove(self, channel_id: int) -> ResponseReturnValue:
         if self._refused():
             return redirect(self.get_url(".index"))
         try:
-            state().ext.alerts.remove_channel(channel_id)
+            extension().alerts.remove_channel(channel_id)
         except LookupError:
             abort(404)
         flash(_("The alert channel was removed."), "success")
         return redirect(self.get_url(".index"))
 
     @expose("/channels/<int:channel_id>/test", methods=("POST",))
-    def test(self, channel_id: int) -> t.Any:
+    def test(self, channel_id: int) -> ResponseReturnValue:
         if self._refused():
             return redirect(self.get_url(".index"))
-        alerts = state().ext.alerts
+        alerts = extension().alerts
         try:
             channel = alerts.channel(channel_id)
             alerts.send_test(channel_id)
@@ -182,10 +183,10 @@ class AlertsView(ProtectedView, BaseView):
         return redirect(self.get_url(".index"))
 
     @expose("/events", methods=("POST",))
-    def events(self) -> t.Any:
+    def events(self) -> ResponseReturnValue:
         if self._refused():
             return redirect(self.get_url(".index"))
-        alerts = state().ext.alerts
+        alerts = extension().alerts
         try:
             for event in EVENTS:
                 alerts.set_event(
@@ -208,7 +209,7 @@ class AlertsView(ProtectedView, BaseView):
 
     def _refused_field(
         self, form: ChannelForm, err: InvalidAlertError, editing: ChannelInfo | None = None
-    ) -> t.Any:
+    ) -> ResponseReturnValue:
         """The form again with the refused field marked, and the typed URL not echoed."""
         field = getattr(form, "account" if err.field == "account_id" else err.field, None)
         if field is not None:
@@ -217,7 +218,7 @@ class AlertsView(ProtectedView, BaseView):
         form.url.data = ""
         return self._page(form, editing)
 
-    def _refusal(self) -> t.Any:
+    def _refusal(self) -> ResponseReturnValue:
         """Back to the page, saying that a request without the form's security token changed nothing."""
         flash(_("The request was refused: the form lacked its security token. Nothing was changed."), "error")
         return redirect(self.get_url(".index"))

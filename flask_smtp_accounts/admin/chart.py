@@ -23,8 +23,13 @@ FAILED_COLOUR = "#dc3545"
 
 
 class ChartBar(t.Protocol):
-    sent: int
-    failed: int
+    """A bar's two counts; read-only, so that frozen dataclasses (``mail_stats.Bar``) are bars too."""
+
+    @property
+    def sent(self) -> int: ...
+
+    @property
+    def failed(self) -> int: ...
 
 
 def bar_chart(

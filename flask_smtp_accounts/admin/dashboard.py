@@ -8,15 +8,14 @@ Every figure is an aggregate of :class:`~flask_smtp_accounts.mail_stats.MailStat
 
 from __future__ import annotations
 
-import typing as t
-
 from flask import request
+from flask.typing import ResponseReturnValue
 from flask_admin import BaseView, expose
 from flask_babel import format_date, format_datetime, format_time
 
 from ..mail_stats import CHART_STEPS, WINDOWS, Bar, Failure
 from .access import VIEW_LOGS, ProtectedView, state
-from .chart import bar_chart
+from .chart import ChartBar, bar_chart
 from .i18n import _, _l
 from .messages import describe_attempt
 
@@ -27,7 +26,7 @@ def _bar_label(bar: Bar, window: str) -> str:
     return format_time(bar.start, "HH:mm") if window == "24h" else format_date(bar.start, "dd.MM")
 
 
-def _describe_bar(bar: t.Any, label: str) -> str:
+def _describe_bar(bar: ChartBar, label: str) -> str:
     return _("%(time)s: %(sent)s sent, %(failed)s failed", time=label, sent=bar.sent, failed=bar.failed)
 
 
@@ -45,7 +44,7 @@ class DashboardView(ProtectedView, BaseView):
     template = "smtp_accounts/dashboard.html"
 
     @expose("/")
-    def index(self) -> t.Any:
+    def index(self) -> ResponseReturnValue:
         stats = state().stats
         window = request.args.get("window", "24h")
         if window not in CHART_STEPS:

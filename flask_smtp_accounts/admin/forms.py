@@ -29,11 +29,11 @@ from ..declarations import Declared
 from ..ids import parse_id
 from ..settings import DEFAULT_SETTINGS, SETTINGS
 from .i18n import _l
-from .oauth2 import sign_in_field
 from .presets import preset_choices
+from .sign_in_field import sign_in_field
 
 try:  # WTForms 3.3 wants SelectChoice objects; older ones take (value, label) pairs.
-    from wtforms import SelectChoice
+    from wtforms import SelectChoice  # type: ignore[attr-defined]  # types-WTForms describes WTForms 3.2
 except ImportError:  # pragma: no cover - WTForms < 3.3
     SelectChoice = None
 

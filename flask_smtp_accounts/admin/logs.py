@@ -8,9 +8,8 @@ the newest part first; the download streams the file from disk.
 
 from __future__ import annotations
 
-import typing as t
-
 from flask import abort, flash, redirect, request, send_file
+from flask.typing import ResponseReturnValue
 from flask_admin import BaseView, expose
 from flask_babel import format_datetime, format_decimal
 
@@ -18,7 +17,7 @@ from ..errors import LogAddressError, LogNotFoundError
 from ..ids import parse_id
 from ..labels import route_label
 from ..log_files import LogInfo, log_filename
-from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
+from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, extension, state
 from .forms import LogDeleteForm
 from .i18n import _, _l, say
 
@@ -40,7 +39,7 @@ def size_text(size: int) -> str:
 
 def mailbox_text(account_id: int, kind: str) -> str:
     """``Name <email> (sending)``; ``New account (checks)`` for id 0 (the checks of an account not saved yet)."""
-    labels = {a.id: a.label for a in state().ext.list_accounts((account_id,))} if account_id else {}
+    labels = {a.id: a.label for a in extension().list_accounts((account_id,))} if account_id else {}
     return _mailbox(account_id, route_label(account_id, labels), kind)
 
 
@@ -80,9 +79,9 @@ class LogsView(ProtectedView, BaseView):
     view_template = "smtp_accounts/log_view.html"
 
     @expose("/")
-    def index(self) -> t.Any:
+    def index(self) -> ResponseReturnValue:
         page = _page_arg()
-        listed = state().ext.list_logs(start=(page - 1) * LOGS_PER_PAGE, count=LOGS_PER_PAGE + 1)
+        listed = extension().list_logs(start=(page - 1) * LOGS_PER_PAGE, count=LOGS_PER_PAGE + 1)
         logs = [
             {
                 "info": log,
@@ -102,10 +101,10 @@ class LogsView(ProtectedView, BaseView):
         )
 
     @expose("/<smtp_accounts_id:account_id>/<kind>/")
-    def view(self, account_id: int, kind: str) -> t.Any:
+    def view(self, account_id: int, kind: str) -> ResponseReturnValue:
         """One page of a log: the newest part unless ``offset`` asks for another."""
         offset = _offset_arg()
-        ext = state().ext
+        ext = extension()
         try:
             chunk = ext.read_log(account_id, kind, -PAGE_BYTES if offset is None else offset, PAGE_BYTES)
         except LogAddressError:
@@ -131,7 +130,7 @@ class LogsView(ProtectedView, BaseView):
         )
 
     @expose("/<smtp_accounts_id:account_id>/<kind>/download")
-    def download(self, account_id: int, kind: str) -> t.Any:
+    def download(self, account_id: int, kind: str) -> ResponseReturnValue:
         """The whole log as a file, streamed from disk (never read whole into memory)."""
         try:
             path = state().smtp_logs.files.path(account_id, kind)
@@ -144,7 +143,7 @@ class LogsView(ProtectedView, BaseView):
             abort(404)
 
     @expose("/<smtp_accounts_id:account_id>/<kind>/delete", methods=("POST",))
-    def delete(self, account_id: int, kind: str) -> t.Any:
+    def delete(self, account_id: int, kind: str) -> ResponseReturnValue:
         if not allowed(MANAGE_ACCOUNTS):
             return self.refuse(MANAGE_ACCOUNTS)
         form = LogDeleteForm()
@@ -155,7 +154,7 @@ class LogsView(ProtectedView, BaseView):
             )
             return redirect(self.get_url(".index"))
         try:
-            deleted = state().ext.delete_log(account_id, kind)
+            deleted = extension().delete_log(account_id, kind)
         except LogAddressError:
             abort(404)
         if deleted:

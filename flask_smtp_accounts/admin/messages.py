@@ -12,6 +12,7 @@ import typing as t
 from datetime import datetime, timedelta
 
 from flask import Response, abort, flash, redirect, request, stream_with_context
+from flask.typing import ResponseReturnValue
 from flask_admin import BaseView, expose
 from flask_babel import format_datetime
 from flask_wtf import FlaskForm
@@ -31,7 +32,7 @@ from ..message_info import (
     SUPPRESSED,
     MessageInfo,
 )
-from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, state
+from .access import MANAGE_ACCOUNTS, VIEW_LOGS, ProtectedView, allowed, extension
 from .i18n import RULES, _, _l, say, stage_name
 
 #: Letters per page: a screenful an operator scans, small enough that the page stays quick.
@@ -185,8 +186,8 @@ class MessagesView(ProtectedView, BaseView):
         }
 
     @expose("/")
-    def index(self) -> t.Any:
-        ext = state().ext
+    def index(self) -> ResponseReturnValue:
+        ext = extension()
         filters = _filters()
         page = ext.messages(**_api_filters(filters), page=filters["page"], per_page=PAGE_SIZE)
         accounts = [(a.id, a.label) for a in ext.list_accounts()]
@@ -202,11 +203,11 @@ class MessagesView(ProtectedView, BaseView):
         )
 
     @expose("/export.<fmt>")
-    def export(self, fmt: str) -> t.Any:
+    def export(self, fmt: str) -> ResponseReturnValue:
         """The filtered rows as a CSV or JSON download, streamed as they are read."""
         if fmt not in FORMATS:
             abort(404)
-        pieces = state().ext.export_messages(fmt, **_api_filters(_filters()))
+        pieces = extension().export_messages(fmt, **_api_filters(_filters()))
         return Response(
             stream_with_context(pieces),
             mimetype=FORMATS[fmt],
@@ -217,15 +218,15 @@ class MessagesView(ProtectedView, BaseView):
         )
 
     @expose("/<smtp_accounts_id:record_id>/")
-    def view(self, record_id: int) -> t.Any:
+    def view(self, record_id: int) -> ResponseReturnValue:
         try:
-            message = state().ext.get_message(record_id)
+            message = extension().get_message(record_id)
         except LookupError:
             abort(404)
         return self.render(self.detail_template, message=message, rules=RULES, **self._common())
 
     @expose("/<smtp_accounts_id:record_id>/resend", methods=("POST",))
-    def resend(self, record_id: int) -> t.Any:
+    def resend(self, record_id: int) -> ResponseReturnValue:
         if not allowed(MANAGE_ACCOUNTS):
             return self.refuse(MANAGE_ACCOUNTS)
         if not ResendForm().validate_on_submit():
@@ -233,7 +234,7 @@ class MessagesView(ProtectedView, BaseView):
                 _("The request was refused: the form lacked its security token. Nothing was sent."), "error"
             )
             return redirect(self.get_url(".view", record_id=record_id))
-        ext = state().ext
+        ext = extension()
         try:
             message = ext.resend_message(record_id)
         except LookupError:
@@ -252,7 +253,7 @@ class MessagesView(ProtectedView, BaseView):
         return redirect(self.get_url(".view", record_id=record_id))
 
     @expose("/<smtp_accounts_id:record_id>/copy", methods=("POST",))
-    def resend_copy(self, record_id: int) -> t.Any:
+    def resend_copy(self, record_id: int) -> ResponseReturnValue:
         """Send a logged letter again as a new letter, to another address or to its own recipients."""
         if not allowed(MANAGE_ACCOUNTS):
             return self.refuse(MANAGE_ACCOUNTS)
@@ -264,7 +265,7 @@ class MessagesView(ProtectedView, BaseView):
             return redirect(self.get_url(".view", record_id=record_id))
         address = (form.recipient.data or "").strip()
         try:
-            copy = state().ext.resend_copy(record_id, [address] if address else None)
+            copy = extension().resend_copy(record_id, [address] if address else None)
         except LookupError:
             abort(404)
         except InvalidAccountError:

@@ -11,81 +11,24 @@ from __future__ import annotations
 
 import typing as t
 
-from flask import flash, redirect, request, url_for
+from flask import flash, redirect, request
+from flask.typing import ResponseReturnValue
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.form import FormOpts
 from flask_admin.helpers import get_redirect_target
-from markupsafe import Markup, escape
-from wtforms import Field
 
 from ..errors import AccountCheckFailed, DeliveryError, InvalidAccountError, SignInError, SMTPAccountsError
 from ..ids import parse_id
 from ..oauth2_sign_in import finish_sign_in, save_signed_in, start_sign_in
-from .access import state
-from .i18n import _, _l, account_refused, describe_error, describe_failure, flash_error
-
-#: The endpoints of the accounts view (relative to its blueprint).
-START_ENDPOINT = ".oauth2_sign_in_view"
-CALLBACK_ENDPOINT = ".oauth2_callback_view"
+from .access import extension
+from .forms import AccountForm
+from .i18n import _, account_refused, describe_error, describe_failure, flash_error
+from .sign_in_field import redirect_uri
 
 
-def redirect_uri() -> str:
-    """The address the provider sends the browser back to: register it with the app."""
-    return url_for(CALLBACK_ENDPOINT, _external=True)
-
-
-class SignInButton:
-    """Renders the sign-in button (it submits the whole form to the sign-in page) and the redirect URL."""
-
-    def __call__(self, field: Field, **kwargs: t.Any) -> Markup:
-        target = url_for(
-            START_ENDPOINT, id=request.args.get("id") or None, url=request.args.get("url") or None
-        )
-        label = _("Sign in with Microsoft / Google")
-        note = _(
-            "Register this redirect URL with the app (Microsoft Entra: Authentication > Web > Redirect URIs;"
-            " Google Cloud: Credentials > Authorized redirect URIs):"
-        )
-        labels = {
-            "microsoft": _("Sign in with Microsoft"),
-            "google": _("Sign in with Google"),
-            "custom": _("Sign in with the provider"),
-        }
-        data = "".join(f' data-label-{name}="{escape(text)}"' for name, text in labels.items())
-        return Markup(
-            f'<button type="submit" id="{escape(field.id)}" class="btn btn-outline-primary sa-oauth2-sign-in"'
-            f' formaction="{escape(target)}"{data}>{escape(label)}</button>'
-            f'<p class="form-text text-muted small sa-redirect-uri">{escape(note)}'
-            f" <code>{escape(redirect_uri())}</code></p>"
-        )
-
-
-class SignInField(Field):
-    """A form field that is only the sign-in button; it carries no data."""
-
-    widget = SignInButton()
-
-    def process_formdata(self, valuelist: list[t.Any]) -> None:
-        self.data = None
-
-    def populate_obj(self, obj: t.Any, name: str) -> None:
-        pass
-
-
-def sign_in_field() -> SignInField:
-    return SignInField(
-        _l("Refresh token by signing in"),
-        description=_l(
-            "Opens the provider's sign-in page. After you allow sending as the mailbox, the site stores the refresh"
-            " token, checks the account and saves it; if the check fails, nothing is saved. An empty login is"
-            " filled with the address you sign in with."
-        ),
-    )
-
-
-def start(view: ModelView) -> t.Any:
+def start(view: ModelView) -> ResponseReturnValue:
     """Check the submitted account form and send the browser to the provider."""
-    ext = state().ext
+    ext = extension()
     account_id = _account_id()
     model = None
     if account_id:
@@ -94,7 +37,8 @@ def start(view: ModelView) -> t.Any:
         except LookupError:
             flash(_("There is no such account."), "error")
             return redirect(view.get_url(".index_view"))
-    form = view.edit_form(obj=model) if model is not None else view.create_form()
+    # The accounts view's forms are AccountForms.
+    form = t.cast(AccountForm, view.edit_form(obj=model) if model is not None else view.create_form())
     if view.validate_form(form):
         fields = form.account_fields()
         client_secret = fields.pop("oauth_client_secret", None)
@@ -114,9 +58,9 @@ def start(view: ModelView) -> t.Any:
     return _form_again(view, form, model)
 
 
-def callback(view: ModelView) -> t.Any:
+def callback(view: ModelView) -> ResponseReturnValue:
     """Where the provider sends the browser back: store the refresh token, or say why nothing was stored."""
-    ext = state().ext
+    ext = extension()
     try:
         signed_in = finish_sign_in(ext, request.args)
     except (SignInError, DeliveryError, LookupError) as err:
@@ -157,7 +101,7 @@ def _account_id() -> int:
     return parse_id(request.args.get("id") or "0") or 0
 
 
-def _form_again(view: ModelView, form: t.Any, model: t.Any) -> t.Any:
+def _form_again(view: ModelView, form: t.Any, model: t.Any) -> ResponseReturnValue:
     """The account form once more, with what was typed (never a secret), as flask-admin shows it."""
     return_url = get_redirect_target() or view.get_url(".index_view")
     if model is None:

@@ -14,6 +14,7 @@ import typing as t
 from datetime import timedelta
 
 from flask import flash, redirect, request
+from flask.typing import ResponseReturnValue
 from flask_admin import BaseView, expose
 from flask_babel import format_decimal, format_timedelta
 from flask_wtf import FlaskForm
@@ -22,7 +23,7 @@ from wtforms import HiddenField
 from ..errors import SMTPAccountsError
 from ..ids import parse_id
 from ..labels import DEFAULT_ROUTE
-from .access import MANAGE_OUTBOX, VIEW_OUTBOX, ProtectedView, allowed, state
+from .access import MANAGE_OUTBOX, VIEW_OUTBOX, ProtectedView, allowed, extension
 from .i18n import _, describe_error
 
 if t.TYPE_CHECKING:
@@ -63,10 +64,10 @@ class OutboxView(ProtectedView, BaseView):
     confirm_template = "smtp_accounts/outbox_cancel.html"
 
     @expose("/")
-    def index(self) -> t.Any:
+    def index(self) -> ResponseReturnValue:
         return self.render(
             self.template,
-            lines=state().ext.outbox_status(),
+            lines=extension().outbox_status(),
             label_text=label_text,
             rate_text=rate_text,
             time_left_text=time_left_text,
@@ -76,21 +77,21 @@ class OutboxView(ProtectedView, BaseView):
         )
 
     @expose("/pause/", methods=("POST",))
-    def pause(self) -> t.Any:
+    def pause(self) -> ResponseReturnValue:
         return self._switch(paused=True)
 
     @expose("/resume/", methods=("POST",))
-    def resume(self) -> t.Any:
+    def resume(self) -> ResponseReturnValue:
         return self._switch(paused=False)
 
-    def _switch(self, *, paused: bool) -> t.Any:
+    def _switch(self, *, paused: bool) -> ResponseReturnValue:
         if not allowed(MANAGE_OUTBOX):
             return self.refuse(MANAGE_OUTBOX)
         form = OutboxActionForm()
         account_id = parse_id(form.account.data or "") if _token_valid(form) else None
         if account_id is None:
             return redirect(self.get_url(".index"))
-        ext = state().ext
+        ext = extension()
         try:
             (ext.pause_queue if paused else ext.resume_queue)(account_id)
         except SMTPAccountsError as err:
@@ -103,7 +104,7 @@ class OutboxView(ProtectedView, BaseView):
         return redirect(self.get_url(".index"))
 
     @expose("/cancel/", methods=("GET", "POST"))
-    def cancel(self) -> t.Any:
+    def cancel(self) -> ResponseReturnValue:
         """GET: what would be cancelled, and the button; POST (that button): cancel the queued letters."""
         if not allowed(MANAGE_OUTBOX):
             return self.refuse(MANAGE_OUTBOX)
@@ -112,7 +113,7 @@ class OutboxView(ProtectedView, BaseView):
             which = form.account.data
             account_id = parse_id(which or "")
             if _token_valid(form) and (which == ALL or account_id is not None):
-                count = state().ext.cancel_queued(account_id=account_id)
+                count = extension().cancel_queued(account_id=account_id)
                 flash(_("Queued letters cancelled: %(count)s.", count=count), "success")
             return redirect(self.get_url(".index"))
         which = request.args.get("account", ALL)
@@ -121,7 +122,7 @@ class OutboxView(ProtectedView, BaseView):
             return redirect(self.get_url(".index"))
         lines = [
             line
-            for line in state().ext.outbox_status()
+            for line in extension().outbox_status()
             if account_id is None or line.account_id == account_id
         ]
         if not lines:

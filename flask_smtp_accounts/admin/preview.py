@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import typing as t
-
 from flask import flash, request
+from flask.typing import ResponseReturnValue
 from flask_admin import BaseView, expose
 
 from ..errors import InvalidAddressError
 from ..routing import Choice
-from .access import MANAGE_ACCOUNTS, ProtectedView, state
+from .access import MANAGE_ACCOUNTS, ProtectedView, extension
 from .forms import PreviewForm
 from .i18n import RULES, _
 
@@ -21,12 +20,12 @@ class RoutingPreviewView(ProtectedView, BaseView):
     template = "smtp_accounts/preview.html"
 
     @expose("/", methods=("GET", "POST"))
-    def index(self) -> t.Any:
+    def index(self) -> ResponseReturnValue:
         form = PreviewForm()
         choice: Choice | None = None
         if form.validate_on_submit():
             try:
-                choice = state().ext.choose_account(form.sender.data.strip(), bulk=form.bulk.data)
+                choice = extension().choose_account((form.sender.data or "").strip(), bulk=form.bulk.data)
             except InvalidAddressError:
                 form.sender.errors = [
                     *form.sender.errors,

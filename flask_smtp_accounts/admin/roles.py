@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 
 from ..account_roles import BACKUP, BULK, EVERYDAY, INACTIVE, UNUSED, Role, account_roles, everyday_account
 from ..routing import address_key
-from .access import state
+from .access import extension, state
 from .i18n import gettext
 
 if t.TYPE_CHECKING:
@@ -34,7 +34,7 @@ def everyday_of(address: str) -> AccountInfo | None:
 def roles_now() -> dict[int, list[Role]]:
     """Every account's roles, worked out once per request."""
     if "sa_roles" not in g:
-        g.sa_roles = account_roles(state().ext.list_accounts(), _candidates)
+        g.sa_roles = account_roles(extension().list_accounts(), _candidates)
     return t.cast("dict[int, list[Role]]", g.sa_roles)
 
 

@@ -9,7 +9,7 @@ from flask_admin import BaseView, expose
 
 from ..errors import InvalidSettingError
 from ..validation import validate_settings
-from .access import MANAGE_SETTINGS, ProtectedView, state
+from .access import MANAGE_SETTINGS, ProtectedView, extension
 from .forms import SettingsForm, default_text, form_value, setting_groups, setting_meta, setting_names
 from .i18n import _
 
@@ -22,7 +22,7 @@ class SettingsView(ProtectedView, BaseView):
 
     @expose("/", methods=("GET", "POST"))
     def index(self) -> t.Any:
-        ext = state().ext
+        ext = extension()
         if request.method == "POST":
             form = SettingsForm()
             if form.validate_on_submit():
@@ -59,7 +59,7 @@ class SettingsView(ProtectedView, BaseView):
         if refused:
             return False
         try:
-            state().ext.update_settings(**values)
+            extension().update_settings(**values)
         except InvalidSettingError as err:
             form[err.field].errors = [*form[err.field].errors, refusal(err.field)]
             return False

@@ -82,7 +82,8 @@ def command(name: str, **attrs: t.Any) -> t.Callable[[t.Callable[..., t.Any]], c
     """A command that runs in the app's context, as Flask's ``AppGroup.command`` makes them."""
 
     def decorator(f: t.Callable[..., t.Any]) -> click.Command:
-        return click.command(name, **attrs)(with_appcontext(f))
+        make: t.Callable[[t.Callable[..., t.Any]], click.Command] = click.command(name, **attrs)
+        return make(with_appcontext(f))
 
     return decorator
 
@@ -91,7 +92,7 @@ def group(name: str, **attrs: t.Any) -> t.Callable[[t.Callable[..., t.Any]], Com
     """A group of commands, each run in the app's context."""
 
     def decorator(f: t.Callable[..., t.Any]) -> CommandGroup:
-        return t.cast(CommandGroup, click.group(name, cls=CommandGroup, **attrs)(f))
+        return click.group(name, cls=CommandGroup, **attrs)(f)
 
     return decorator
 
@@ -104,5 +105,5 @@ def secret(env_name: str | None, ask: bool, label: str = "Password") -> str | No
             raise click.ClickException(f"The environment variable {env_name} is not set or empty.")
         return value
     if ask:
-        return t.cast(str, click.prompt(label, hide_input=True))
+        return click.prompt(label, hide_input=True)
     return None

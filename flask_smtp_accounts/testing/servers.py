@@ -63,7 +63,8 @@ class Received:
     @property
     def message_id(self) -> str | None:
         """The ``Message-ID`` header, if any."""
-        return self.message["Message-ID"]
+        value = self.message["Message-ID"]
+        return None if value is None else str(value)
 
 
 class AuthAttempt(NamedTuple):
@@ -78,7 +79,8 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class _Handler:
@@ -95,7 +97,8 @@ class _Handler:
         hook = getattr(self._hooks, name, None)
         if hook is None:
             return None
-        return await hook(*args)
+        reply: str | None = await hook(*args)
+        return reply
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
