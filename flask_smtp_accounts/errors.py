@@ -7,6 +7,10 @@ server or token endpoint failed; also an ``smtplib.SMTPException``).
 :func:`failure_kind` is the one answer to "does this failure move the
 letter on?", used by the sending core and by :attr:`DeliveryError.temporary`.
 The README's "Errors" section lists the tree; a test keeps it equal to this module.
+
+The module is longer than most (about 430 lines) on purpose: every error
+lives here, so that the whole tree, and what each error carries, reads in
+one place.
 """
 
 from __future__ import annotations

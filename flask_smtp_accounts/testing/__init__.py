@@ -19,12 +19,11 @@ from .servers import (
     LOGIN,
     PASSWORD,
     AuthAttempt,
-    ClosingServer,
-    HangingServer,
     Received,
     SMTPServer,
     free_port,
 )
+from .sockets import ClosingServer, HangingServer
 
 __all__ = [
     "LOGIN",

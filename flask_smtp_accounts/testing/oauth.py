@@ -12,6 +12,10 @@ so that the SMTP server accepts only a currently valid token::
 
 The authorization endpoint shows a small sign-in page (login and an
 "Accept" button) and redirects back with a code, like the providers do.
+
+The module is longer than most (about 480 lines) because it is one
+provider doing what the real ones do that the extension must handle:
+both token flows, rotation, expiry, PKCE, and the providers' refusals.
 """
 
 from __future__ import annotations
