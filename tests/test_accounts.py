@@ -370,3 +370,15 @@ def test_a_bad_account_never_carries_a_letter(ext, db, mail, smtp_server):
     mail.send(Message("Hi", sender="hello@example.com", recipients=["bob@example.org"], body="x"))
 
     assert smtp_server.wait_for(1)[0].mail_from == "hello@example.com"
+
+
+def test_saving_an_account_leaves_the_sites_session_with_no_transaction_open(ext, db):
+    """An open one would hold a snapshot older than the next change made elsewhere (MySQL's REPEATABLE READ)."""
+    account = ext.add_account(password="pw", check=False, **GOOD)
+    assert not db.session().in_transaction()
+
+    ext.update_account(account.id, check=False, sender_name="Shop")
+    assert not db.session().in_transaction()
+
+    assert ext.get_account(account.id).sender_name == "Shop"
+    assert not db.session().in_transaction()

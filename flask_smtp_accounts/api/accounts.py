@@ -89,7 +89,11 @@ class AccountsAPI(APIBase):
 
         :class:`AccountNotFoundError` (a ``LookupError``) when there is none.
         """
-        return t.cast(AccountInfo, self._row(account_id).to_info())
+        key = parse_id(account_id)
+        found = self._state.directory.accounts([key]) if key is not None else ()
+        if not found:
+            raise AccountNotFoundError(account_id)
+        return found[0]
 
     def _row(self, account_id: t.Any) -> t.Any:
         """The account's row in the site's session, for a change or a delete."""
@@ -117,10 +121,7 @@ class AccountsAPI(APIBase):
         """
         _refuse_unknown(fields)
         account = self.Account(**fields)
-        return t.cast(
-            AccountInfo,
-            self._save(account, password, check, is_new=True, before_commit=before_commit).to_info(),
-        )
+        return self._save(account, password, check, is_new=True, before_commit=before_commit)
 
     def update_account(
         self,
@@ -149,8 +150,7 @@ class AccountsAPI(APIBase):
         given = {name for name in OAUTH_SECRETS if fields.get(name)} | ({"password"} if password else set())
         try:
             secrets_given_again(before, self.account_info(account, password), given)
-            saved = self._save(account, password, check, is_new=False, before_commit=before_commit)
-            return t.cast(AccountInfo, saved.to_info())
+            return self._save(account, password, check, is_new=False, before_commit=before_commit)
         except Exception:
             session.rollback()
             raise
@@ -188,7 +188,14 @@ class AccountsAPI(APIBase):
         *,
         is_new: bool,
         before_commit: BeforeCommit | None = None,
-    ) -> t.Any:
+    ) -> AccountInfo:
+        """Validate, check and commit ``account``; the saved account as a frozen :class:`AccountInfo`.
+
+        The info is read from the row once flushed, inside the saving
+        transaction: reading it after the commit would begin another
+        transaction in the site's session and leave it open (on MySQL's
+        REPEATABLE READ, a snapshot older than the next change made elsewhere).
+        """
         info = self.account_info(account, password)
         if is_new:  # the defaults of the fields left out, for before_commit (flask-admin's hooks) to see
             for name in SETTABLE_FIELDS:
@@ -207,7 +214,9 @@ class AccountsAPI(APIBase):
                 session.add(account)
             if before_commit is not None:
                 before_commit(account)
-        return account
+            session.flush()
+            saved: AccountInfo = account.to_info()
+        return saved
 
     def _keep_rotated_refresh_token(self, account: t.Any, info: AccountInfo) -> None:
         """Save the refresh token the provider rotated to while the account was checked."""
