@@ -1,4 +1,4 @@
-"""The column types and the clock every table of the extension shares, on all three databases."""
+"""The column types, the clock and the mixins' base that every table of the extension shares, on all three databases."""
 
 from __future__ import annotations
 
@@ -31,11 +31,29 @@ class IdList(sa.types.TypeDecorator[tuple[int, ...]]):
     impl = sa.String(200)
     cache_ok = True
 
+    @property
+    def python_type(self) -> type[t.Any]:
+        return tuple
+
     def process_bind_param(self, value: t.Any, dialect: t.Any) -> str:
         return ",".join(str(int(i)) for i in value) if value else ""
 
     def process_result_value(self, value: t.Any, dialect: t.Any) -> tuple[int, ...]:
         return tuple(int(i) for i in value.split(",") if i) if value else ()
+
+
+class TableColumns:
+    """The base of each table's mixin, which a model class made per ``db`` joins to ``db.Model``.
+
+    Declarative gives that class its table and a constructor taking the
+    columns as keywords; the mixin has neither, so these lines tell mypy of
+    them without defining anything at run time.
+    """
+
+    if t.TYPE_CHECKING:
+        __table__: t.ClassVar[sa.Table]
+
+        def __init__(self, **columns: t.Any) -> None: ...
 
 
 def column_type(field: Declared) -> sa.types.TypeEngine[t.Any]:
