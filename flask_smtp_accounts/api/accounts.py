@@ -323,7 +323,8 @@ class AccountsAPI(APIBase):
         session = state.db.session
         count = 0
         for account in session.query(self.Account).filter(self.Account.password_encrypted.isnot(None)):
-            account.password_encrypted = state.vault.rotate(account.password_encrypted)
+            # Never None: the query takes only the rows that hold a ciphertext.
+            account.password_encrypted = state.vault.rotate(t.cast(str, account.password_encrypted))
             count += 1
         for column in OAUTH_SECRETS.values():
             for account in session.query(self.Account).filter(getattr(self.Account, column).isnot(None)):

@@ -6,7 +6,7 @@ import typing as t
 
 from flask import current_app, has_app_context
 
-from ..models import Models, make_models
+from ..models import AccountRow, Models, SettingsRow, make_models
 from ..state import AppState
 
 if t.TYPE_CHECKING:
@@ -42,11 +42,11 @@ class APIBase:
         return self._models
 
     @property
-    def Account(self) -> t.Any:  # noqa: N802 - a model class
+    def Account(self) -> type[AccountRow]:  # noqa: N802 - a model class
         """The account model (table ``smtp_accounts_account``)."""
         return self._models_or_fail().Account
 
     @property
-    def Settings(self) -> t.Any:  # noqa: N802 - a model class
+    def Settings(self) -> type[SettingsRow]:  # noqa: N802 - a model class
         """The settings model (one row, table ``smtp_accounts_settings``)."""
         return self._models_or_fail().Settings
