@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import types
 import typing as t
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from flask_smtp_accounts.account_fields import ACCOUNT_SPECS, LIMIT_FIELDS, OAUT
 from flask_smtp_accounts.cli import smtp_accounts_cli
 from flask_smtp_accounts.cli.accounts import _field_option
 from flask_smtp_accounts.declarations import Declared, readme_rows, spec, specs
-from flask_smtp_accounts.models import AccountColumns, SettingsColumns, declared_columns
+from flask_smtp_accounts.models import AccountColumns, Models, SettingsColumns, declared_columns, make_models
 from flask_smtp_accounts.settings import SETTINGS, SettingsInfo
 from flask_smtp_accounts.validation import check_field, validate_settings
 
@@ -188,6 +189,33 @@ def test_the_typed_columns_are_the_declarations(mixin: type, declared: type) -> 
     mapped: t.Any = Mapped  # subscripted with a value here, which a type checker reads as a type expression
     expected = {field.name: mapped[field.type] for field in specs(declared)}
     assert t.get_type_hints(mixin) == expected
+
+
+@pytest.mark.parametrize("name", [field.name for field in dataclasses.fields(Models)])
+def test_each_model_is_typed_as_its_table(name: str) -> None:
+    """What mypy is told of a model (``Models.Message: type[MessageColumns]``) is its table's columns.
+
+    A column per ``Mapped`` annotation of the mixin, of the annotated Python
+    type, and NULL allowed exactly where the annotation allows None.
+    """
+    from flask import Flask
+    from flask_sqlalchemy import SQLAlchemy
+
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    model = getattr(make_models(SQLAlchemy(app)), name)
+    (mixin,) = t.get_args(t.get_type_hints(Models)[name])
+    assert issubclass(model, mixin)
+    hints = {
+        n: t.get_args(hint)[0] for n, hint in t.get_type_hints(mixin).items() if t.get_origin(hint) is Mapped
+    }
+    columns = model.__table__.c
+    assert sorted(hints) == sorted(columns.keys())
+    for column in columns:
+        hint = hints[column.name]
+        allowed = set(t.get_args(hint)) if isinstance(hint, types.UnionType) else {hint}
+        assert (type(None) in allowed) == column.nullable, column.name
+        assert column.type.python_type in {t.get_origin(a) or a for a in allowed}, column.name
 
 
 def test_models_of_two_dbs_each_get_the_declared_columns(site: t.Any) -> None:
