@@ -305,6 +305,9 @@ class Alerts(AlertChannels):
                 report.merged += len(rows) - 1
         report.failed.extend(errors)
 
+    #: The name of the delivery thread (a site's tests may wait for it before tearing the app down).
+    THREAD_NAME = "smtp-accounts-alerts"
+
     def deliver_soon(self, app: Flask) -> None:
         """Deliver the pending alerts from a daemon thread, one per process however many alerts a burst records."""
         with self._thread_lock:
@@ -312,9 +315,7 @@ class Alerts(AlertChannels):
             if self._thread_running:
                 return
             self._thread_running = True
-        threading.Thread(
-            target=self._deliver_rounds, args=(app,), name="smtp-accounts-alerts", daemon=True
-        ).start()
+        threading.Thread(target=self._deliver_rounds, args=(app,), name=self.THREAD_NAME, daemon=True).start()
 
     def _deliver_rounds(self, app: Flask) -> None:
         with app.app_context():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from flask_mail import Mail
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_smtp_accounts import SMTPAccounts
+from flask_smtp_accounts.alerts import Alerts
 from flask_smtp_accounts.testing import LOGIN, PASSWORD, Certs, SMTPServer, make_certs
 
 
@@ -124,8 +126,17 @@ def site(tmp_path: Path, encryption_key: str, certs: Certs, smtp_server: SMTPSer
     )
     with made.app.app_context():
         yield made
+        _alert_deliveries_finished()
         made.db.session.remove()
         made.db.engine.dispose()
+
+
+def _alert_deliveries_finished() -> None:
+    """Wait for the alerts' delivery thread: a test may end once the webhook got its post, while the
+    thread still writes the alert's status, and the connection it writes with must not outlive the site."""
+    for thread in threading.enumerate():
+        if thread.name == Alerts.THREAD_NAME:
+            thread.join(timeout=30)
 
 
 @pytest.fixture
