@@ -11,7 +11,6 @@ tries none.
 
 from __future__ import annotations
 
-import typing as t
 from datetime import timedelta
 
 from .errors import PERMANENT, QuotaExceededError, failure_kind
@@ -19,9 +18,6 @@ from .letter import Outcome
 from .message_info import FAILED, QUEUED, SENT
 from .models import utcnow
 from .settings import SettingsInfo
-
-if t.TYPE_CHECKING:
-    pass
 
 #: The longest wait between two tries of a queued letter.
 MAX_BACKOFF_S = 86_400

@@ -32,10 +32,6 @@ from ..validation import (
     validate_account,
     validate_settings,
 )
-
-if t.TYPE_CHECKING:
-    pass
-
 from .base import APIBase
 
 #: Every account field the API takes: the settable ones and the write-only OAuth2 secrets (an empty

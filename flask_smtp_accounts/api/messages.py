@@ -11,10 +11,6 @@ from ..ids import parse_id
 from ..message_info import MessageInfo, Page
 from ..outbox import DeliveryReport
 from ..outbox_status import OutboxLine
-
-if t.TYPE_CHECKING:
-    pass
-
 from .base import APIBase
 
 

@@ -12,10 +12,6 @@ from ..log_files import LogChunk, LogInfo
 from ..mail_stats import MailStats
 from ..quotas import Usage
 from ..summary import Summary, build_summary, send_summary
-
-if t.TYPE_CHECKING:
-    pass
-
 from .base import APIBase
 
 

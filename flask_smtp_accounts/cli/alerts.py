@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import typing as t
-
 import click
 
 from ..alert_channels import KINDS as ALERT_KINDS
 from ..alert_formats import FORMAT_CHOICES
-
-if t.TYPE_CHECKING:
-    pass
-
-
 from .base import command, extension, group, secret, table, yes_no
 
 

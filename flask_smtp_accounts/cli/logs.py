@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import typing as t
-
 import click
 
 from ..log_files import KINDS as LOG_KINDS
 from ..printable import printable, printable_lines
-
-if t.TYPE_CHECKING:
-    pass
-
-
 from .base import extension, group, table
 
 

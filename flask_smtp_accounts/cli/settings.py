@@ -7,11 +7,6 @@ import typing as t
 import click
 
 from ..settings import SETTING_NAMES
-
-if t.TYPE_CHECKING:
-    pass
-
-
 from .base import command, extension, group, table
 
 
