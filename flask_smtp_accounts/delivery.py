@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import threading
 import time
 import typing as t
 from dataclasses import dataclass
@@ -91,6 +90,10 @@ class DefaultRoute(t.Protocol):
         """End the route's connection, if it keeps one."""
 
 
+class _ClaimLost(Exception):
+    """The drainers' loop: the claim no longer holds the row about to be sent (another drainer took it)."""
+
+
 @dataclass
 class _Open:
     smtp: smtplib.SMTP
@@ -138,9 +141,14 @@ class Dispatcher:
         self._held: dict[int, Slot] = {}
         #: Rows this block stored in the outbox, announced when it ends (``letters_queued``).
         self.stored: list[int] = []
-        #: Whether the last :meth:`redeliver` moved the next claimed letter to ``sending`` with its update,
-        #: and that letter's row (``None``: its claim no longer held it).
-        self.began: tuple[bool, MessageInfo | None] = (False, None)
+        #: The drainers' loop (:meth:`send_claimed`): the last letter sent, whose row update
+        #: waits for the next letter's round trip, with that update; the work for the round trip of the
+        #: letter being sent; the row of that letter once ``sending``; a letter settled meanwhile, whose
+        #: signal is still due.
+        self._behind: tuple[Outcome, dict[str, t.Any]] | None = None
+        self._meanwhile: t.Callable[[], None] | None = None
+        self._sending: int | None = None
+        self._settled: Outcome | None = None
 
     # --- one letter -----------------------------------------------------------
 
@@ -174,25 +182,50 @@ class Dispatcher:
         """The block's view of the message log: its writes share the dispatcher's one database connection."""
         return self._log
 
-    def redeliver(
-        self,
-        record: MessageInfo,
-        letter: Letter,
-        *,
-        requeue: bool,
-        then: tuple[Claim, int] | None = None,
-        stop: threading.Event | None = None,
-    ) -> Outcome:
+    def redeliver(self, record: MessageInfo, letter: Letter, *, requeue: bool) -> Outcome:
         """Send a letter of the message log again, to its pending recipients, and update its row.
 
-        The caller has claimed the row (``sending``: its write-ahead).
-        ``requeue``: a temporary failure goes back to the queue (a retry
-        run) rather than to failed (a resend). ``then`` (a claim and its
-        next letter's id): unless ``stop`` is set by the time this letter
-        settles, that letter's write-ahead is committed with this letter's
-        update (:meth:`MessageLog.settle`); see :attr:`began`.
+        The caller has made the row ``sending`` (its write-ahead); it is
+        updated before this returns. ``requeue``: a temporary failure goes
+        back to the queue (a retry run) rather than to failed (a resend).
         """
-        self.began = (False, None)
+        self.settle_behind()
+        self._sending = record.id
+        outcome = self._send_again(record, letter, requeue=requeue)
+        self._settle(outcome, row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow()))
+        self._announce(outcome)
+        return outcome
+
+    def send_claimed(self, record: MessageInfo, letter: Letter, claim: Claim) -> Outcome | None:
+        """The drainers' loop: send a ``claimed`` letter; a temporary failure puts it back in the queue.
+
+        Its envelope (MAIL, RCPT, DATA) goes to the server first, and while
+        it travels one transaction updates the row of the letter sent before
+        this one and moves this one to ``sending``: the letter's content
+        leaves only after that commit, and a server takes no letter
+        without its content. This letter's own update then waits for the
+        next letter's round trip in turn, or for :meth:`settle_behind`. So
+        a drainer commits once a letter, while the network works.
+
+        Returns ``None`` when the claim no longer held the row (its lease
+        ran out and another drainer took it): nothing of its content was sent.
+        """
+        self._meanwhile = lambda: self._settle_and_begin(claim, record.id)
+        try:
+            outcome = self._send_again(record, letter, requeue=True)
+        except _ClaimLost:
+            return None
+        self._behind = (outcome, row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow()))
+        return outcome
+
+    def settle_behind(self) -> None:
+        """Update the row of the last letter :meth:`send_claimed` sent, if it still waits for a next letter."""
+        behind, self._behind = self._behind, None
+        if behind is not None:
+            self._settle(*behind)
+            self._announce(behind[0])
+
+    def _send_again(self, record: MessageInfo, letter: Letter, *, requeue: bool) -> Outcome:
         letter.record = record
         choice = choose_route(
             self._settings, self._directory.candidates, letter.sender, None, bool(letter.bulk)
@@ -202,27 +235,53 @@ class Dispatcher:
         )
         outcome.record_id = record.id
         try:
-            self._attempt(outcome, queue=requeue)
-            if stop is not None and stop.is_set():
-                then = None
-            began = self._record(outcome, then=then)
-            self.began = (then is not None, began)
-        except BaseException:
-            self._log.update(
-                record.id,
-                {
-                    "status": FAILED,
-                    "claimed_until": None,
-                    "updated_at": utcnow(),
-                    "error": "interrupted while sending: the server may have accepted it; check before resending",
-                },
-            )
+            self._attempt(outcome, queue=requeue)  # a claimed letter's content leaves after _catch_up
+            self._catch_up()  # no route got as far as a transaction: the same work, now
+        except _ClaimLost:
             raise
-        self._announce(outcome)
+        except BaseException:
+            self._meanwhile = None
+            if self._sending == record.id:
+                self._log.update(
+                    record.id,
+                    {
+                        "status": FAILED,
+                        "claimed_until": None,
+                        "updated_at": utcnow(),
+                        "error": "interrupted while sending: the server may have accepted it; check before resending",
+                    },
+                )
+            raise
+        finally:
+            self._announce_settled()
         return outcome
+
+    def _catch_up(self) -> None:
+        """Do the work a claimed letter carries for its first round trip, once (:meth:`send_claimed`)."""
+        work, self._meanwhile = self._meanwhile, None
+        if work is not None:
+            work()
+
+    def _settle_and_begin(self, claim: Claim, record_id: int) -> None:
+        """One transaction: the update of the letter behind, if any, and the write-ahead of ``record_id``."""
+        behind = self._behind
+        if behind is None:
+            began = self._log.begin_sending(record_id, claim.until, claim=claim)
+        else:
+            began = self._settle(*behind, then=(claim, record_id))
+            self._behind, self._settled = None, behind[0]
+        if began is None:
+            raise _ClaimLost(record_id)
+        self._sending = record_id
+
+    def _announce_settled(self) -> None:
+        settled, self._settled = self._settled, None
+        if settled is not None:
+            self._announce(settled)
 
     def close(self) -> None:
         """Close every connection the block opened, and give back its connection slots."""
+        self.settle_behind()
         for opened in self._open.values():
             self._finish(opened)
         self._open.clear()
@@ -280,6 +339,7 @@ class Dispatcher:
         try:
             if account is None:
                 outcome.tried = True
+                self._catch_up()  # Flask-Mail's own connection sends the content with the commands
                 refused = self._default.send(letter, headers.envelope_from, outcome.pending, data)
             else:
                 refused = self._send_on(account, headers.envelope_from, outcome, data)
@@ -373,7 +433,7 @@ class Dispatcher:
         opened = self._connection(account, outcome)
         reused = opened.sent > 0
         try:
-            refused = self._transaction(opened, envelope_from, outcome.pending, data, letter)
+            refused = self._transaction(opened, envelope_from, outcome.pending, data, letter, self._catch_up)
         except Interrupted as stop:
             if stop.connection_lost:
                 self._drop(account.id)
@@ -382,11 +442,17 @@ class Dispatcher:
             # The server closed the idle connection between letters: reconnect once.
             opened = self._connection(account, outcome)
             try:
-                refused = self._transaction(opened, envelope_from, outcome.pending, data, letter)
+                refused = self._transaction(
+                    opened, envelope_from, outcome.pending, data, letter, self._catch_up
+                )
             except Interrupted as again:
                 if again.connection_lost:
                     self._drop(account.id)
                 raise again.failure(account) from None
+        except BaseException:
+            if opened.smtp.sock is None:  # the work done meanwhile failed; the replies were left unread
+                self._drop(account.id)
+            raise
         opened.sent += 1
         if opened.sent == self._max_emails:
             self._drop(account.id)
@@ -394,14 +460,25 @@ class Dispatcher:
 
     @staticmethod
     def _transaction(
-        opened: _Open, envelope_from: str, recipients: list[str], data: bytes, letter: Letter
+        opened: _Open,
+        envelope_from: str,
+        recipients: list[str],
+        data: bytes,
+        letter: Letter,
+        meanwhile: t.Callable[[], None],
     ) -> dict[str, tuple[int, bytes]]:
         log = opened.log
         if log is not None:
             log.begin(letter.message_id)
         try:
             refused = send_transaction(
-                opened.smtp, envelope_from, recipients, data, letter.mail_options, letter.rcpt_options
+                opened.smtp,
+                envelope_from,
+                recipients,
+                data,
+                letter.mail_options,
+                letter.rcpt_options,
+                meanwhile=meanwhile,
             )
         except Interrupted as stop:
             if log is not None:
@@ -485,22 +562,19 @@ class Dispatcher:
 
     # --- the message log and the signals ---------------------------------------------
 
-    def _record(
-        self,
-        outcome: Outcome,
-        *,
-        written: t.Mapping[str, t.Any] | None = None,
-        then: tuple[Claim, int] | None = None,
-    ) -> MessageInfo | None:
-        """Update the letter's row: only the columns that differ from ``written`` (its write-ahead), if given.
-
-        ``then``: the next claimed letter's write-ahead in the same transaction (:meth:`MessageLog.settle`).
-        """
-        assert outcome.record_id is not None
+    def _record(self, outcome: Outcome, *, written: t.Mapping[str, t.Any]) -> None:
+        """Update the letter's row: only the columns that differ from ``written``, its write-ahead."""
         row = row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow())
+        self._settle(outcome, changes(written, row))
+
+    def _settle(
+        self, outcome: Outcome, row: dict[str, t.Any], *, then: tuple[Claim, int] | None = None
+    ) -> MessageInfo | None:
+        """Write ``row`` to the letter's row; ``then`` (a claim, a row id): that letter's write-ahead with it."""
+        assert outcome.record_id is not None
         return self._log.settle(
             outcome.record_id,
-            row if written is None else changes(written, row),
+            row,
             message_id=outcome.letter.message_id,
             delivered=bool(outcome.delivered),
             then=then,

@@ -212,11 +212,10 @@ class MessageLog:
     ) -> MessageInfo | None:
         """Update a letter's row after its attempt; :class:`MessageLogError` when that cannot be done.
 
-        ``then`` (a claim and the id of its next letter): that letter's
+        ``then`` (a claim and the id of a letter it holds): that letter's
         write-ahead (:meth:`begin_sending`) in the same transaction, so that
         a drainer commits once a letter rather than twice; its row is
-        returned, ``None`` when the claim no longer holds it. The next row
-        is still ``sending`` and committed before its first byte leaves.
+        returned, ``None`` when the claim no longer holds it.
         """
         try:
             if then is None:

@@ -138,28 +138,18 @@ def deliver_claimed(
     not yet begun go back to the queue at once (an error then propagates).
     Every write goes through the dispatcher's connection: a drainer thread
     keeps one, instead of taking one from the pool for each letter. The
-    rows come with the claim, and a letter's update and the next letter's
-    write-ahead share one transaction: one commit a letter.
+    rows come with the claim; while a letter's envelope travels to the
+    server, one transaction updates the row of the letter before it and
+    moves it to ``sending`` (:meth:`Dispatcher.send_claimed`): one commit a
+    letter, during a round trip, before the letter's content leaves.
     """
     log = dispatcher.message_log
     tally = tally if tally is not None else Tally()
-    ids = claim.ids
-    begun = 0
-    # Each letter's write-ahead rides on the update of the one before (one commit a letter), unless
-    # ``stop`` was set by then; a letter so begun is sent whatever happens next: it is ``sending``.
-    carried, next_record = False, None
     try:
-        for index, record_id in enumerate(ids):
-            if carried:
-                record, carried = next_record, False
-            elif stop is not None and stop.is_set():
+        for record_id in claim.ids:
+            if stop is not None and stop.is_set():
                 break
-            else:
-                record = log.begin_sending(record_id, claim.until, claim=claim)
-            begun = index + 1
-            if record is None:
-                tally.skipped += 1
-                continue
+            record = claim.rows[record_id]
             try:
                 letter = stored_letter(record)
             except ResendError:
@@ -168,10 +158,10 @@ def deliver_claimed(
                 )
                 tally.failed += 1
                 continue
-            then = (claim, ids[index + 1]) if index + 1 < len(ids) else None
-            outcome = dispatcher.redeliver(record, letter, requeue=True, then=then, stop=stop)
-            carried, next_record = dispatcher.began
-            if outcome.status in (SENT, SUPPRESSED):
+            outcome = dispatcher.send_claimed(record, letter, claim)
+            if outcome is None:
+                tally.skipped += 1
+            elif outcome.status in (SENT, SUPPRESSED):
                 tally.sent += 1
                 tally.delivered_ids.append(record_id)
             elif outcome.status == QUEUED:
@@ -179,7 +169,10 @@ def deliver_claimed(
             else:
                 tally.failed += 1
     finally:
-        log.release(claim, ids[begun:])  # only rows still ``claimed`` go back
+        try:
+            dispatcher.settle_behind()
+        finally:
+            log.release(claim)  # only rows still ``claimed`` go back
     return tally
 
 

@@ -171,15 +171,20 @@ def send_transaction(
     data: bytes,
     mail_options: t.Sequence[str] = (),
     rcpt_options: t.Sequence[str] = (),
+    meanwhile: t.Callable[[], None] | None = None,
 ) -> dict[str, tuple[int, bytes]]:
     """smtplib's ``sendmail``, reply by reply, so that a failure tells how far the letter got.
 
     The commands go step by step, or pipelined when the server offers
-    PIPELINING and the connection allows it (``pipelining.py``); either
-    way each reply is handled here, the same way. Returns the refused
-    recipients, as ``sendmail`` does. Raises :class:`Interrupted` with
-    ``phase`` ``mail`` (nothing of the letter reached the server),
-    ``rcpt`` or ``data``.
+    PIPELINING and the connection allows it; either way each reply is
+    handled here, the same way. Returns the refused recipients, as
+    ``sendmail`` does. Raises :class:`Interrupted` with ``phase`` ``mail``
+    (nothing of the letter reached the server), ``rcpt`` or ``data``.
+
+    ``meanwhile``: work for the round trip the commands take, called once
+    they are on their way and before their first reply is read (step by
+    step: before MAIL is written). If it raises, the connection is closed,
+    since its replies are left unread, and the error propagates.
     """
     phase = "mail"
     steps: Stepwise | Pipelined = Stepwise(smtp)
@@ -189,6 +194,8 @@ def send_transaction(
         if smtp.does_esmtp and smtp.has_extn("size"):
             options.insert(0, f"size={len(data)}")
         steps = steps_for(smtp, envelope_from, options, recipients, list(rcpt_options))
+        if meanwhile is not None:
+            _while_waiting(smtp, meanwhile)
         code, reply = steps.mail(envelope_from, options)
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, reply, envelope_from)
@@ -218,3 +225,11 @@ def send_transaction(
             except (smtplib.SMTPException, OSError):
                 smtp.close()
         raise stop from None
+
+
+def _while_waiting(smtp: smtplib.SMTP, work: t.Callable[[], None]) -> None:
+    try:
+        work()
+    except BaseException:
+        smtp.close()
+        raise

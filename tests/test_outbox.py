@@ -17,7 +17,7 @@ from apps import stored_rows
 from flask_mail import Message
 from misbehaving import Refuse
 
-from flask_smtp_accounts import InvalidArgumentError
+from flask_smtp_accounts import InvalidArgumentError, redelivery
 from flask_smtp_accounts.models import utcnow
 from flask_smtp_accounts.routing import bulk_sending
 
@@ -210,6 +210,33 @@ def test_a_claim_past_its_lease_is_due_again_and_delivered_once(
     assert report.sent == 1 and [r.message_id for r in server.wait_for(1)] == [message_id]
     assert log.begin_sending(stale.ids[0], stale.until) is None  # the first claim can no longer send it
     assert [r["status"] for r in rows(app)] == ["sent"]
+
+
+def test_a_drainer_whose_claim_ran_out_sends_no_content_of_its_letters_and_each_arrives_once(
+    app, db, mail, ext, add_account, make_smtp_server
+):
+    """The stale drainer's envelope of a letter may reach the server; its content never does."""
+    server = make_smtp_server(pipelining=True)
+    add_account(server, sender_email="shop@example.com")
+    queued = queue_letters(ext, mail, 3)
+    state = app.extensions["smtp_accounts"]
+    stale = state.message_log.claim(10)  # a drainer that stalls before sending anything
+    expire_claims(db)
+    assert ext.deliver_ids(stale.ids[:1]).sent == 1  # another drainer takes the first letter
+
+    with app.app_context():
+        dispatcher = redelivery.dispatcher(state)
+        try:
+            tally = redelivery.deliver_claimed(state, dispatcher, stale)  # the stalled drainer wakes up
+        finally:
+            dispatcher.close()
+    report = ext.deliver_queued()
+
+    assert (tally.sent, tally.skipped) == (0, 3)
+    assert report.sent == 2
+    received = [r.message_id for r in server.wait_for(3)]
+    assert sorted(received) == sorted(queued)
+    assert [r["status"] for r in rows(app)] == ["sent"] * 3
 
 
 def test_a_letter_left_sending_past_its_lease_is_interrupted_and_never_sent_again(
