@@ -9,6 +9,9 @@ A :class:`Dispatcher` lives as long as one Flask-Mail connection block.
    (``outbox.py``) takes it through the next steps later.
 2. **Write ahead**: commit its message log row, ``sending``, with its body
    (``message_log.py``). A row that cannot be written stops the letter here.
+   (A drained letter has its row already, ``claimed``; it moves to
+   ``sending`` while its envelope travels, before its content leaves:
+   :meth:`Dispatcher.send_claimed`.)
 3. **Try** the chain (``failover.py``): the account, then its backups, each
    skipped while it cools down (``health.py``), on the block's connection of
    each (opened on first use), one SMTP transaction each (``connection.py``),
@@ -22,10 +25,11 @@ sends it to that recipient again. The one automatic second try on the same
 account is for a reused connection that fails at ``MAIL FROM`` (the server
 closed it while idle): nothing of the letter had reached the server then.
 
-The module is longer than most (about 500 lines) because a block's state
+The module is longer than most (about 600 lines) because a block's state
 lives in its one :class:`Dispatcher`: its open connections and their slots
-(``max_connections``), the accounts seen cooling down or at a limit, and
-the rows it stored. Each step's own logic lives in the module named above;
+(``max_connections``), the accounts seen cooling down or at a limit, the
+rows it stored, and in a drainer the letter whose update waits for the
+next letter's round trip. Each step's own logic lives in the module named above;
 what stays here is the order of the steps and that state.
 """
 
