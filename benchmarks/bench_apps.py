@@ -36,7 +36,7 @@ BODY = "\n".join(
 
 db = SQLAlchemy()
 mail = Mail()
-smtp_accounts = SMTPAccounts(db=db, mail=mail)
+smtp_accounts = SMTPAccounts(db=db)
 _key = Fernet.generate_key().decode()
 
 
@@ -88,7 +88,7 @@ def routed_app(
     app = _base_app(folder, sink_host, sink_port, config or {})
     app.config.update(database, SMTP_ACCOUNTS_ENCRYPTION_KEYS=_key, SMTP_ACCOUNTS_REGISTER_CLI=False)
     db.init_app(app)
-    smtp_accounts.init_app(app, db=db, mail=mail)
+    smtp_accounts.init_app(app, db=db)
     with app.app_context():
         db.create_all()
         smtp_accounts.update_settings(enabled=True, **settings)

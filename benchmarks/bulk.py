@@ -120,7 +120,7 @@ _STEPS: tuple[tuple[str, t.Any, str], ...] = (
     ("write-ahead (claimed -> sending, row read)", MessageLog, "begin_sending"),
     ("settle (sending -> sent)", MessageLog, "settle"),
     ("pick an account (due letters per account)", MessageLog, "due_accounts"),
-    ("SMTP transaction (MAIL, RCPT, DATA, data)", delivery, "send_transaction"),
+    ("SMTP transaction (MAIL, RCPT, DATA, data; the settle runs inside it)", delivery, "send_transaction"),
     ("open or reuse a connection", delivery.Dispatcher, "_connection"),
 )
 

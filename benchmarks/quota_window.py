@@ -51,7 +51,7 @@ def make_app(database: dict[str, t.Any], key: str, port: int) -> tuple[Flask, Ma
     app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, SMTP_ACCOUNTS_ALERT_THREAD=False)
     db = SQLAlchemy(app)
     mail = Mail(app)
-    return app, mail, SMTPAccounts(app, db=db, mail=mail), db
+    return app, mail, SMTPAccounts(app, db=db), db
 
 
 def worker(
