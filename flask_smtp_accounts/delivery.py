@@ -506,6 +506,8 @@ class Dispatcher:
         if cooling is not None:
             self._cooling[account.id] = cooling
             raise cooling
+        # A claimed letter's row work waits for no connection to open (a slot, a handshake, a timeout).
+        self._catch_up()
         if account.max_connections:
             self._wait_for_slot(account)
         outcome.tried = True

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from apps import stored_rows
 from flask_mail import Message
 
+from flask_smtp_accounts.testing.sockets import HangingServer
+
 
 class ReadsTheLog:
     """Hooks for ``SMTPServer(handler_hooks=...)``: the status of each letter's row as its data arrives."""
@@ -79,8 +81,10 @@ def test_a_drained_letter_moves_to_sending_while_its_envelope_travels(
 
     Each statement moving a letter to ``sending`` waits until the server
     has received that letter's MAIL FROM: a drainer that committed before
-    writing the envelope would wait in vain. The content still arrives
-    after the commit (the test above).
+    writing the envelope would wait in vain. The first letter is the
+    exception: it moves before its connection opens, so that no handshake
+    delays the row work. The content still arrives after the commit (the
+    test above).
     """
     envelopes = CountsEnvelopes()
     log = ReadsTheLog(app)
@@ -101,7 +105,10 @@ def test_a_drained_letter_moves_to_sending_while_its_envelope_travels(
         bound = context.compiled_parameters[0] if context.compiled_parameters else {}
         if "lease_end" in bound:  # claimed -> sending
             position = ids.index(bound["record_id"])
-            waited.append((position, envelopes.wait_for(position + 1)))
+            if position == 0:  # the first, before its connection opens: no envelope has left yet
+                waited.append((position, envelopes.mails == 0))
+            else:
+                waited.append((position, envelopes.wait_for(position + 1)))
 
     with app.app_context():
         engine = db.engine
@@ -116,3 +123,43 @@ def test_a_drained_letter_moves_to_sending_while_its_envelope_travels(
     assert set(log.seen.values()) == {"sending"}
     statuses = stored_rows(app, "SELECT status FROM smtp_accounts_message")
     assert [row["status"] for row in statuses] == ["sent"] * 4
+
+
+def test_a_letters_update_waits_for_no_connection_the_next_letter_opens(app, mail, ext, make_smtp_server):
+    """A retry run's next letter may need a new connection (another account, a server that hangs):
+    the row of the letter before is settled before that connection is even asked for."""
+    ext.update_settings(timeout_s=2)
+    server = make_smtp_server(pipelining=True)
+    ext.add_account(
+        check=False,
+        sender_email="shop@example.com",
+        host=server.host,
+        port=server.port,
+        security="none",
+        auth="none",
+    )
+    with ext.outbox(), mail.connect() as conn:
+        conn.send(Message("First", sender="shop@example.com", recipients=["bob@example.org"], body="Hi."))
+        conn.send(Message("Second", sender="news@example.com", recipients=["bob@example.org"], body="Hi."))
+    first, _ = [row["id"] for row in stored_rows(app, "SELECT id FROM smtp_accounts_message ORDER BY id")]
+    seen: list[str] = []
+
+    class Hanging(HangingServer):
+        def _accepted(self, conn) -> None:
+            super()._accepted(conn)
+            [row] = stored_rows(app, f"SELECT status FROM smtp_accounts_message WHERE id = {first}")
+            seen.append(row["status"])
+
+    with Hanging() as hanging:
+        ext.add_account(
+            check=False,
+            sender_email="news@example.com",
+            host=hanging.host,
+            port=hanging.port,
+            security="none",
+            auth="none",
+        )
+        report = ext.retry_queue()
+
+    assert (report.sent, report.requeued) == (1, 1)
+    assert seen == ["sent"]
