@@ -65,6 +65,10 @@ from .models import Models, utcnow
 #: The dialects whose claim is ``SELECT ... FOR UPDATE SKIP LOCKED``; the others (SQLite) serialise
 #: writers, and claim with one conditional ``UPDATE ... RETURNING``.
 _SKIP_LOCKED_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
+#: How many times a write is tried when the database gives it up for a concurrent one (a deadlock).
+CONFLICT_TRIES = 3
+
+_T = t.TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,25 @@ class MessageLog:
         with self._turn(self._connection.engine), self._connection.begin():
             yield self._connection
 
+    def _transaction(self, work: t.Callable[[sa.Connection], _T]) -> _T:
+        """``work`` in a transaction of :meth:`_writing`, run again if the database gave it up for a concurrent one.
+
+        InnoDB rolls a deadlock's victim back whole and asks for a restart
+        (error 1213); PostgreSQL does the same with a deadlock or, above READ
+        COMMITTED, a serialization failure. Every write here is by row id,
+        and the moves between statuses are conditional, so running one
+        again writes what it would have written; it is tried
+        :data:`CONFLICT_TRIES` times in all.
+        """
+        for tries_left in range(CONFLICT_TRIES - 1, -1, -1):
+            try:
+                with self._writing() as conn:
+                    return work(conn)
+            except sa.exc.DBAPIError as error:
+                if not tries_left or not is_conflict(error):
+                    raise
+        raise AssertionError("CONFLICT_TRIES is at least 1")
+
     # --- writing ------------------------------------------------------------
 
     def write_ahead(self, row: dict[str, t.Any]) -> int:
@@ -221,9 +244,12 @@ class MessageLog:
             if then is None:
                 self.update(record_id, row)
                 return None
-            with self._writing() as conn:
+
+            def update_and_begin(conn: sa.Connection) -> MessageInfo | None:
                 conn.execute(self._update, {**row, "record_id": record_id})
                 return self._move_to_sending(conn, *then, utcnow())
+
+            return self._transaction(update_and_begin)
         except sa.exc.SQLAlchemyError as err:
             raise MessageLogError(message_id, _reason(err), delivered=delivered, record_id=record_id) from err
 
@@ -234,15 +260,17 @@ class MessageLog:
         may hold ``None`` has no other default, so the row is the same.
         """
         values = {name: value for name, value in row.items() if value is not None}
-        with self._writing() as conn:
+
+        def insert(conn: sa.Connection) -> int:
             key = conn.execute(self._insert, values).inserted_primary_key
             assert key is not None
             return int(key[0])
 
+        return self._transaction(insert)
+
     def update(self, record_id: int, values: dict[str, t.Any]) -> None:
         """Change ``values`` of one row now, in its own transaction."""
-        with self._writing() as conn:
-            conn.execute(self._update, {**values, "record_id": record_id})
+        self._transaction(lambda conn: conn.execute(self._update, {**values, "record_id": record_id}))
 
     def take_for_resend(self, record_id: int, statuses: t.Sequence[str], now: datetime | None = None) -> bool:
         """Take one letter a person resends, straight to ``sending``, atomically: only one taker ever gets ``True``.
@@ -408,8 +436,7 @@ class MessageLog:
         ``claim``: the claim that read the row (no read here).
         """
         claim = claim if claim is not None else Claim([record_id], until)
-        with self._writing() as conn:
-            return self._move_to_sending(conn, claim, record_id, now or utcnow())
+        return self._transaction(lambda conn: self._move_to_sending(conn, claim, record_id, now or utcnow()))
 
     def _move_to_sending(
         self, conn: sa.Connection, claim: Claim, record_id: int, now: datetime
@@ -435,12 +462,12 @@ class MessageLog:
         if not ids:
             return
         table = self.table
-        with self._writing() as conn:
-            conn.execute(
-                table.update()
-                .where(table.c.id.in_(ids), table.c.status == CLAIMED, table.c.claimed_until == claim.until)
-                .values(status=QUEUED, claimed_until=None, updated_at=utcnow())
-            )
+        statement = (
+            table.update()
+            .where(table.c.id.in_(ids), table.c.status == CLAIMED, table.c.claimed_until == claim.until)
+            .values(status=QUEUED, claimed_until=None, updated_at=utcnow())
+        )
+        self._transaction(lambda conn: conn.execute(statement))
 
     def cancel(self, *, account_id: int | None = None, ids: t.Sequence[int] | None = None) -> int:
         """Cancel the waiting letters no drainer holds (of ``account_id``, or ``ids``; neither: all); how many."""
