@@ -28,13 +28,17 @@ LOCK_WAIT_DEADLINE_S = 30
 
 
 def lock_waits(conn: sa.Connection) -> int:
-    """Statements of this database server waiting for a row lock now (MariaDB: the move to ``sending`` running).
+    """The drainer's move to ``sending`` (the statement conditional on ``claimed_until``), waiting for a lock.
 
-    MariaDB shows a user its own sessions without the PROCESS privilege;
-    the move's statement, conditional on ``claimed_until``, is the one that waits.
+    Both servers show a user its own sessions without more privileges;
+    MariaDB's list does not say what a statement waits for, and the move
+    only runs that long when it waits.
     """
     if dialect_name() == "postgresql":
-        query = "SELECT count(*) FROM pg_locks WHERE NOT granted"
+        query = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE smtp_accounts_message%.claimed_until = %'"
+        )
     else:
         query = (
             "SELECT count(*) FROM information_schema.PROCESSLIST"
@@ -77,9 +81,10 @@ def test_a_drainers_write_chosen_as_a_deadlocks_victim_is_run_again(
             drainer = threading.Thread(target=settle_first_and_begin_second)
             drainer.start()
             deadline = time.monotonic() + LOCK_WAIT_DEADLINE_S
-            while not lock_waits(watcher) and time.monotonic() < deadline:
+            while not (queued := lock_waits(watcher)) and time.monotonic() < deadline:
                 watcher.rollback()  # a fresh snapshot of the lock tables each time
                 time.sleep(0.01)
+            assert queued, "the drainer's write never queued behind the other transaction's lock"
             # The drainer holds the first row and waits for the second: asking for the first closes the cycle.
             other.execute(table.update().where(table.c.id == first).values(subject="touched"))
         drainer.join(LOCK_WAIT_DEADLINE_S)
