@@ -125,19 +125,13 @@ def test_a_drained_letter_moves_to_sending_while_its_envelope_travels(
     assert [row["status"] for row in statuses] == ["sent"] * 4
 
 
-def test_a_letters_update_waits_for_no_connection_the_next_letter_opens(app, mail, ext, make_smtp_server):
+def test_a_letters_update_waits_for_no_connection_the_next_letter_opens(
+    app, mail, ext, add_account, make_smtp_server
+):
     """A retry run's next letter may need a new connection (another account, a server that hangs):
     the row of the letter before is settled before that connection is even asked for."""
     ext.update_settings(timeout_s=2)
-    server = make_smtp_server(pipelining=True)
-    ext.add_account(
-        check=False,
-        sender_email="shop@example.com",
-        host=server.host,
-        port=server.port,
-        security="none",
-        auth="none",
-    )
+    add_account(make_smtp_server(pipelining=True), sender_email="shop@example.com")
     with ext.outbox(), mail.connect() as conn:
         conn.send(Message("First", sender="shop@example.com", recipients=["bob@example.org"], body="Hi."))
         conn.send(Message("Second", sender="news@example.com", recipients=["bob@example.org"], body="Hi."))
