@@ -196,7 +196,7 @@ class Dispatcher:
         self.settle_behind()
         self._sending = record.id
         outcome = self._send_again(record, letter, requeue=requeue)
-        self._settle(outcome, row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow()))
+        self._settle(outcome, self._row(outcome))
         self._announce(outcome)
         return outcome
 
@@ -219,7 +219,7 @@ class Dispatcher:
             outcome = self._send_again(record, letter, requeue=True)
         except _ClaimLost:
             return None
-        self._behind = (outcome, row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow()))
+        self._behind = (outcome, self._row(outcome))
         return outcome
 
     def settle_behind(self) -> None:
@@ -241,11 +241,9 @@ class Dispatcher:
         try:
             self._attempt(outcome, queue=requeue)  # a claimed letter's content leaves after _catch_up
             self._catch_up()  # no route got as far as a transaction: the same work, now
-        except _ClaimLost:
-            raise
         except BaseException:
             self._meanwhile = None
-            if self._sending == record.id:
+            if self._sending == record.id:  # not when the claim was lost: the row never became sending
                 self._log.update(
                     record.id,
                     {
@@ -308,9 +306,7 @@ class Dispatcher:
         outcome.accepted(account, headers, {}, outcome.body or b"")
         outcome.status = SUPPRESSED
         outcome.attempts = 1
-        outcome.record_id = self._log.write_ahead(
-            row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow())
-        )
+        outcome.record_id = self._log.write_ahead(self._row(outcome))
 
     def _store(self, outcome: Outcome) -> None:
         """Put the letter in the outbox: its row, ``queued`` and due now, names the account chosen for it."""
@@ -570,8 +566,11 @@ class Dispatcher:
 
     def _record(self, outcome: Outcome, *, written: t.Mapping[str, t.Any]) -> None:
         """Update the letter's row: only the columns that differ from ``written``, its write-ahead."""
-        row = row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow())
-        self._settle(outcome, changes(written, row))
+        self._settle(outcome, changes(written, self._row(outcome)))
+
+    def _row(self, outcome: Outcome) -> dict[str, t.Any]:
+        """The letter's row as its attempt left it."""
+        return row_of(outcome, keep_bodies=self._settings.keep_bodies, now=utcnow())
 
     def _settle(
         self, outcome: Outcome, row: dict[str, t.Any], *, then: tuple[Claim, int] | None = None
