@@ -46,15 +46,19 @@ class Transcript(t.Protocol):
         """The letter's data, as sent after DATA."""
 
 
-class _TranscriptMixin(SASLClient):
+class TranscriptClient(SASLClient):
     """Reports the conversation of an smtplib client to a transcript, the AUTH exchange redacted."""
 
     transcript: Transcript | None = None
-    #: Whether a transaction may pipeline its commands when the server offers it (``pipelining.py``).
+    #: Whether a transaction may pipeline its commands when the server offers it (``transaction.py``).
     pipelining = False
+    #: The next letter's MAIL, RCPT and DATA, written with a letter's data, their replies unread
+    #: (``transaction.py``); ``None`` when nothing went ahead.
+    envelope_ahead: str | None = None
     _started = 0.0
 
     sock: t.Any
+    command_encoding: str
 
     def send(self, s: t.Any) -> None:
         transcript = self.transcript
@@ -75,6 +79,24 @@ class _TranscriptMixin(SASLClient):
                 for command in line.split("\r\n"):
                     transcript.client(command)
         super().send(s)  # type: ignore[misc]
+
+    def send_data_then(self, data: bytes, commands: str) -> None:
+        """A letter's data and the next letter's envelope in one write, the envelope then ``envelope_ahead``.
+
+        One write, so one packet where it fits: written separately, Nagle's
+        algorithm would hold the envelope until the data is acknowledged.
+        """
+        transcript = self.transcript
+        if transcript is not None:
+            transcript.data(data)
+            for command in commands.rstrip("\r\n").split("\r\n"):
+                transcript.client(command)
+        super().send(data + commands.encode(self.command_encoding))  # type: ignore[misc]
+        self.envelope_ahead = commands
+
+    def close(self) -> None:
+        self.envelope_ahead = None
+        super().close()  # type: ignore[misc]
 
     def getreply(self) -> tuple[int, bytes]:
         code, message = super().getreply()  # type: ignore[misc]
@@ -124,7 +146,7 @@ class _TranscriptMixin(SASLClient):
         self.transcript.event("; ".join(facts))
 
 
-class TranscriptSMTP(_TranscriptMixin, BoundedReplies, smtplib.SMTP):
+class TranscriptSMTP(TranscriptClient, BoundedReplies, smtplib.SMTP):
     """smtplib.SMTP that reports to a transcript."""
 
     def __init__(self, *args: t.Any, transcript: Transcript | None = None, **kwargs: t.Any) -> None:
@@ -132,7 +154,7 @@ class TranscriptSMTP(_TranscriptMixin, BoundedReplies, smtplib.SMTP):
         super().__init__(*args, **kwargs)
 
 
-class TranscriptSMTP_SSL(_TranscriptMixin, BoundedReplies, smtplib.SMTP_SSL):
+class TranscriptSMTP_SSL(TranscriptClient, BoundedReplies, smtplib.SMTP_SSL):
     """smtplib.SMTP_SSL (implicit TLS) that reports to a transcript."""
 
     def __init__(self, *args: t.Any, transcript: Transcript | None = None, **kwargs: t.Any) -> None:
@@ -301,8 +323,15 @@ def open_connection(
 
 
 def close_quietly(smtp: smtplib.SMTP | None) -> None:
-    """Say QUIT and close; a server that already hung up is not an error."""
+    """Say QUIT and close; a server that already hung up is not an error.
+
+    A connection with an envelope written ahead is closed without QUIT:
+    its DATA may have opened the data, where QUIT would be a line of it.
+    """
     if smtp is None:
+        return
+    if isinstance(smtp, TranscriptClient) and smtp.envelope_ahead is not None:
+        smtp.close()
         return
     try:
         smtp.quit()

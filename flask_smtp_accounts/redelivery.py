@@ -93,6 +93,14 @@ def stored_letter(record: MessageInfo) -> Letter:
     )
 
 
+def _stored_or_none(record: MessageInfo) -> Letter | None:
+    """:func:`stored_letter`, or ``None`` for a row without its body."""
+    try:
+        return stored_letter(record)
+    except ResendError:
+        return None
+
+
 def dispatcher(state: AppState) -> delivery.Dispatcher:
     """A dispatcher outside any ``mail.connect()`` block, with Flask-Mail's own server as the default route."""
     default, max_emails = flask_mail_hook.stored_route()
@@ -138,27 +146,28 @@ def deliver_claimed(
     not yet begun go back to the queue at once (an error then propagates).
     Every write goes through the dispatcher's connection: a drainer thread
     keeps one, instead of taking one from the pool for each letter. The
-    rows come with the claim; while a letter's envelope travels to the
-    server, one transaction updates the row of the letter before it and
-    moves it to ``sending`` (:meth:`Dispatcher.send_claimed`): one commit a
-    letter, during a round trip, before the letter's content leaves.
+    rows come with the claim; once a letter's envelope left, one
+    transaction updates the row of the letter before it and moves it to
+    ``sending`` (:meth:`Dispatcher.send_claimed`): one commit a letter,
+    before the letter's content leaves. Each letter is sent knowing the
+    next, whose envelope may go with its data.
     """
     log = dispatcher.message_log
     tally = tally if tally is not None else Tally()
+    letters = [(claim.rows[record_id], _stored_or_none(claim.rows[record_id])) for record_id in claim.ids]
     try:
-        for record_id in claim.ids:
+        for n, (record, letter) in enumerate(letters):
             if stop is not None and stop.is_set():
                 break
-            record = claim.rows[record_id]
-            try:
-                letter = stored_letter(record)
-            except ResendError:
+            record_id = record.id
+            if letter is None:
                 log.update(
                     record_id, {"status": FAILED, "claimed_until": None, "error": "its body was not kept"}
                 )
                 tally.failed += 1
                 continue
-            outcome = dispatcher.send_claimed(record, letter, claim)
+            following = next(((r, f) for r, f in letters[n + 1 : n + 2] if f is not None), None)
+            outcome = dispatcher.send_claimed(record, letter, claim, following)
             if outcome is None:
                 tally.skipped += 1
             elif outcome.status in (SENT, SUPPRESSED):

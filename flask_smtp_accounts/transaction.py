@@ -16,12 +16,15 @@ import re
 import smtplib
 import typing as t
 
-from .connection import failure
+from .connection import TranscriptClient, failure
 from .errors import DeliveryError
 from .models import AccountInfo
 
 CRLF = "\r\n"
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
+
+#: Gives the next letter's envelope (:func:`envelope`) to write with this letter's data, or ``None``.
+Ahead = t.Callable[[], str | None]
 
 
 class Stepwise:
@@ -36,7 +39,8 @@ class Stepwise:
     def rcpt(self, recipient: str, options: list[str]) -> tuple[int, bytes]:
         return self.smtp.rcpt(recipient, options)
 
-    def data(self, data: bytes) -> tuple[int, bytes]:
+    def data(self, data: bytes, ahead: Ahead | None = None) -> tuple[int, bytes]:
+        """The data and its end (``smtplib.SMTP.data``); step by step, no envelope goes ahead of its turn."""
         return self.smtp.data(data)
 
     def abandon(self) -> None:
@@ -58,17 +62,18 @@ class Pipelined:
         sender_options: list[str],
         recipients: t.Sequence[str],
         recipient_options: list[str],
+        ahead: str | None = None,
     ) -> None:
+        """Write the commands, unless ``ahead``: the same commands, written with the letter before."""
         self.smtp = smtp
         # Built before anything is sent, so that a command smtplib would refuse (a line break in an
         # address, SMTPUTF8 not offered) refuses the whole transaction with nothing written.
-        commands = [_command(smtp, "mail", f"FROM:{smtplib.quoteaddr(sender)}", sender_options)]
-        commands += [
-            _command(smtp, "rcpt", f"TO:{smtplib.quoteaddr(r)}", recipient_options) for r in recipients
-        ]
-        commands.append("data")
-        self._unread = len(commands)
-        smtp.send("".join(f"{command}{CRLF}" for command in commands))
+        commands = envelope(smtp, sender, sender_options, recipients, recipient_options)
+        self._unread = len(recipients) + 2
+        if ahead is None:
+            smtp.send(commands)
+        elif ahead != commands:
+            _not_this_letter(smtp)
 
     def _reply(self) -> tuple[int, bytes]:
         self._unread -= 1
@@ -80,19 +85,27 @@ class Pipelined:
     def rcpt(self, recipient: str, options: list[str]) -> tuple[int, bytes]:
         return self._reply()
 
-    def data(self, data: bytes) -> tuple[int, bytes]:
-        """The reply to DATA; after a 354, the letter's data and the reply to its end (as ``smtplib.SMTP.data``)."""
+    def data(self, data: bytes, ahead: Ahead | None = None) -> tuple[int, bytes]:
+        """The reply to DATA; after a 354, the letter's data and the reply to its end (as ``smtplib.SMTP.data``).
+
+        ``ahead``: the next letter's envelope, if one is to go in the same
+        write as this letter's data (see :func:`send_transaction`).
+        """
         code, reply = self._reply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        return self._end_data(data)
+        return self._end_data(data, ahead() if ahead is not None else None)
 
-    def _end_data(self, data: bytes) -> tuple[int, bytes]:
+    def _end_data(self, data: bytes, commands: str | None) -> tuple[int, bytes]:
         quoted = _LINE_START_DOT.sub(b"..", data)
         if not quoted.endswith(b"\r\n"):
             quoted += b"\r\n"
-        self.smtp.send(quoted + b".\r\n")
-        return self.smtp.getreply()
+        smtp = self.smtp
+        if commands is not None and isinstance(smtp, TranscriptClient):
+            smtp.send_data_then(quoted + b".\r\n", commands)
+        else:
+            smtp.send(quoted + b".\r\n")
+        return smtp.getreply()
 
     def abandon(self) -> None:
         """Read the replies still due for a transaction that stopped, so that the next one reads its own.
@@ -107,6 +120,47 @@ class Pipelined:
             if self._unread == 0 and code == 354:
                 self.smtp.send(f".{CRLF}")
                 self.smtp.getreply()
+
+
+def envelope(
+    smtp: smtplib.SMTP,
+    sender: str,
+    sender_options: list[str],
+    recipients: t.Sequence[str],
+    recipient_options: list[str],
+) -> str:
+    """MAIL FROM, every RCPT TO and DATA, each with its line end, as one pipelined write sends them."""
+    commands = [_command(smtp, "mail", f"FROM:{smtplib.quoteaddr(sender)}", sender_options)]
+    commands += [_command(smtp, "rcpt", f"TO:{smtplib.quoteaddr(r)}", recipient_options) for r in recipients]
+    commands.append("data")
+    return "".join(f"{command}{CRLF}" for command in commands)
+
+
+def mail_from_options(smtp: smtplib.SMTP, data: bytes, options: t.Sequence[str]) -> list[str]:
+    """The options of MAIL FROM for ``data``: the letter's own, after its SIZE when the server takes it."""
+    if smtp.does_esmtp and smtp.has_extn("size"):
+        return [f"size={len(data)}", *options]
+    return list(options)
+
+
+def _written_ahead(smtp: smtplib.SMTP) -> str | None:
+    """Take the envelope written ahead on ``smtp`` with the letter before, if one was."""
+    if not isinstance(smtp, TranscriptClient):
+        return None
+    ahead, smtp.envelope_ahead = smtp.envelope_ahead, None
+    return ahead
+
+
+def _not_this_letter(smtp: smtplib.SMTP) -> t.NoReturn:
+    """An envelope went ahead for a letter that was not sent here after all (it went elsewhere, or waits).
+
+    Its replies are unread and its DATA may have opened the data, which
+    only the end of data or the end of the connection closes: the
+    connection is of no more use. It is closed, as if the server had
+    closed it, and the letter at hand goes on a new one.
+    """
+    smtp.close()
+    raise smtplib.SMTPServerDisconnected("the envelope written ahead was for another letter")
 
 
 def _command(smtp: smtplib.SMTP, verb: str, argument: str, options: list[str]) -> str:
@@ -135,8 +189,11 @@ def steps_for(
     ``connection.open_connection`` sets it from the account's flag. Any
     other connection (Flask-Mail's own, for the default route) goes step by step.
     """
+    ahead = _written_ahead(smtp)
     if getattr(smtp, "pipelining", False) and smtp.does_esmtp and smtp.has_extn("pipelining"):
-        return Pipelined(smtp, sender, sender_options, recipients, recipient_options)
+        return Pipelined(smtp, sender, sender_options, recipients, recipient_options, ahead)
+    if ahead is not None:
+        _not_this_letter(smtp)
     return Stepwise(smtp)
 
 
@@ -172,6 +229,7 @@ def send_transaction(
     mail_options: t.Sequence[str] = (),
     rcpt_options: t.Sequence[str] = (),
     meanwhile: t.Callable[[], None] | None = None,
+    ahead: Ahead | None = None,
 ) -> dict[str, tuple[int, bytes]]:
     """smtplib's ``sendmail``, reply by reply, so that a failure tells how far the letter got.
 
@@ -185,14 +243,21 @@ def send_transaction(
     they are on their way and before their first reply is read (step by
     step: before MAIL is written). If it raises, the connection is closed,
     since its replies are left unread, and the error propagates.
+
+    ``ahead``: called, pipelined, once DATA was answered 354, for the next
+    letter's envelope to go in the same write as this letter's data (RFC
+    2920, section 3.1: the data may start a group of commands). The next
+    letter then costs one round trip rather than two: its ``steps_for``
+    reads the replies to the envelope written ahead (and any other
+    transaction on this connection closes it, see :func:`_not_this_letter`).
+    A server takes no letter without its data, so an envelope written
+    ahead sends nothing by itself.
     """
     phase = "mail"
     steps: Stepwise | Pipelined = Stepwise(smtp)
     try:
         smtp.ehlo_or_helo_if_needed()
-        options = list(mail_options)
-        if smtp.does_esmtp and smtp.has_extn("size"):
-            options.insert(0, f"size={len(data)}")
+        options = mail_from_options(smtp, data, mail_options)
         steps = steps_for(smtp, envelope_from, options, recipients, list(rcpt_options))
         if meanwhile is not None:
             _while_waiting(smtp, meanwhile)
@@ -210,7 +275,7 @@ def send_transaction(
         if len(refused) == len(recipients):
             raise smtplib.SMTPRecipientsRefused(refused)
         phase = "data"
-        code, reply = steps.data(data)
+        code, reply = steps.data(data, ahead)
         if code != 250:
             raise smtplib.SMTPDataError(code, reply)
         return refused
@@ -218,13 +283,23 @@ def send_transaction(
         stop = Interrupted(phase, err)
         if stop.connection_lost:
             smtp.close()
-        else:
+        elif not _ended_with_envelope_ahead(smtp):
             try:
                 steps.abandon()
                 smtp.rset()
             except (smtplib.SMTPException, OSError):
                 smtp.close()
         raise stop from None
+
+
+def _ended_with_envelope_ahead(smtp: smtplib.SMTP) -> bool:
+    """Whether the data was refused with the next letter's envelope written ahead (not the case to RSET).
+
+    The end of data ends a transaction, refused or not; an RSET written
+    now would reach the server after that envelope's DATA, as data of
+    the next letter.
+    """
+    return isinstance(smtp, TranscriptClient) and smtp.envelope_ahead is not None
 
 
 def _while_waiting(smtp: smtplib.SMTP, work: t.Callable[[], None]) -> None:

@@ -7,8 +7,10 @@ before it answers the end of the data, with the envelope (``X-Mail-Args``,
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
+import itertools
 import os
 import pwd
 import shutil
@@ -103,7 +105,8 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining on", "pipelining off"])
-def test_letters_reach_postfix_once_each_with_their_envelope(pipelining, mail, ext, smtp_sink):
+@pytest.mark.parametrize("drained", [False, True], ids=["sent at once", "drained from the outbox"])
+def test_letters_reach_postfix_once_each_with_their_envelope(pipelining, drained, mail, ext, smtp_sink):
     account = ext.add_account(
         check=False,
         sender_email="shop@example.com",
@@ -120,9 +123,11 @@ def test_letters_reach_postfix_once_each_with_their_envelope(pipelining, mail, e
             [["ann@example.org"], ["bob@example.org", "cid@example.org"], ["dan@example.org"]], 1
         )
     ]
-    with mail.connect() as conn:
+    with ext.outbox() if drained else contextlib.nullcontext(), mail.connect() as conn:
         for message in letters:
             conn.send(message)
+    if drained:
+        assert ext.deliver_queued(connections=1).sent == 3
 
     got = {letter["Message-ID"]: letter for letter in smtp_sink.letters()}
     assert sorted(got) == sorted(f"<{m.msgId.strip('<>')}>" for m in letters)
@@ -137,3 +142,8 @@ def test_letters_reach_postfix_once_each_with_their_envelope(pipelining, mail, e
     assert "S: 250-PIPELINING" in log
     # Pipelined, the log has every command of a letter before the first reply to them.
     assert ("C: data\nS: 250 2.1.0 Ok" in log.replace("\r", "")) is pipelining
+    # Drained and pipelined, letters 2 and 3 had their envelope written with the data of the letter before.
+    assert sum(
+        line.startswith("C: [letter data") and following == "C: mail FROM:<shop@example.com>"
+        for line, following in itertools.pairwise(log.splitlines())
+    ) == (2 if pipelining and drained else 0)
