@@ -467,6 +467,7 @@ class Dispatcher:
                 raise stop.failure(account) from None
             # The server closed the idle connection between letters: reconnect once.
             opened = self._connection(account, outcome)
+            ahead = self._ahead_on(account, opened)
             try:
                 refused = self._transaction(
                     opened, envelope_from, outcome.pending, data, letter, self._catch_up, ahead

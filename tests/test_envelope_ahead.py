@@ -156,3 +156,34 @@ def test_a_letter_after_one_whose_envelope_went_ahead_in_vain_goes_whole_on_a_ne
     ]
     assert statuses(ext) == {"Letter 1": "sent", "Letter 2": "sent", "Letter 3": "queued", "Letter 4": "sent"}
     assert sum(line.startswith("C: ehlo") for line in send_log(ext, account.id)) == 2
+
+
+class ClosingAtMail:
+    """aiosmtpd hooks: the ``at``-th MAIL FROM (over all connections) is answered 421, the server closing."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.seen = at, 0
+
+    async def handle_MAIL(self, server, session, envelope, address, options) -> str | None:
+        self.seen += 1
+        return "421 4.3.2 Closing the connection" if self.seen == self.at else None
+
+
+def test_a_server_closing_at_an_envelope_written_ahead_gets_that_letter_again_on_a_new_connection(
+    mail, ext, add_account, make_smtp_server
+):
+    """Letter 2's envelope went with letter 1's data and met a 421: nothing of it reached the server."""
+    server = make_smtp_server(pipelining=True, handler_hooks=ClosingAtMail(2))
+    account = add_account(server, sender_email="shop@example.com")
+    letters = queue(ext, mail, 3)
+    report = ext.deliver_queued(connections=1)
+
+    assert (report.sent, report.failed, report.requeued) == (3, 0, 0)
+    received = server.wait_for(3)
+    assert [(r.message_id, r.message.get_payload().strip()) for r in received] == [
+        (m.msgId, m.body) for m in letters
+    ]
+    assert statuses(ext) == {"Letter 1": "sent", "Letter 2": "sent", "Letter 3": "sent"}
+    log = send_log(ext, account.id)
+    assert "S: 421 4.3.2 Closing the connection" in log
+    assert sum(line.startswith("C: ehlo") for line in log) == 2
