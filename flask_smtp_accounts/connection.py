@@ -26,6 +26,7 @@ from .texts import N_, Text
 
 if t.TYPE_CHECKING:
     from .oauth2 import AccessTokens
+    from .transaction import Envelope
 
 REDACTED = "[redacted]"
 
@@ -52,9 +53,9 @@ class TranscriptClient(SASLClient):
     transcript: Transcript | None = None
     #: Whether a transaction may pipeline its commands when the server offers it (``transaction.py``).
     pipelining = False
-    #: The next letter's MAIL, RCPT and DATA, written with a letter's data, their replies unread
-    #: (``transaction.py``); ``None`` when nothing went ahead.
-    envelope_ahead: str | None = None
+    #: The next letter's envelope, its MAIL, RCPT and DATA written with a letter's data, their replies
+    #: unread (``transaction.py``); ``None`` when nothing went ahead.
+    envelope_ahead: Envelope | None = None
     _started = 0.0
 
     sock: t.Any
@@ -81,7 +82,7 @@ class TranscriptClient(SASLClient):
         super().send(s)  # type: ignore[misc]
 
     def send_data_then(self, data: bytes, commands: str) -> None:
-        """A letter's data and the next letter's envelope in one write, the envelope then ``envelope_ahead``.
+        """A letter's data and the next letter's MAIL, RCPT and DATA in one write.
 
         One write, so one packet where it fits: written separately, Nagle's
         algorithm would hold the envelope until the data is acknowledged.
@@ -92,7 +93,6 @@ class TranscriptClient(SASLClient):
             for command in commands.rstrip("\r\n").split("\r\n"):
                 transcript.client(command)
         super().send(data + commands.encode(self.command_encoding))  # type: ignore[misc]
-        self.envelope_ahead = commands
 
     def close(self) -> None:
         self.envelope_ahead = None

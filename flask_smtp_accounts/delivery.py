@@ -68,7 +68,7 @@ from .routing import choose_route, is_bulk, split_sender
 from .settings import SettingsInfo
 from .signals import account_failed, message_queued, message_sent, quota_reached, send_failed
 from .smtp_logs import SMTPLogs
-from .transaction import Ahead, Interrupted, envelope, mail_from_options, send_transaction
+from .transaction import Ahead, Envelope, Interrupted, mail_from_options, send_transaction
 
 logger = logging.getLogger("flask_smtp_accounts")
 
@@ -531,7 +531,7 @@ class Dispatcher:
             return None
         record, letter = following
 
-        def ahead() -> str | None:
+        def ahead() -> Envelope | None:
             choice = choose_route(
                 self._settings, self._directory.candidates, letter.sender, None, bool(letter.bulk)
             )
@@ -539,14 +539,10 @@ class Dispatcher:
                 return None
             headers = self._headers(letter, account)
             body = record.body if record.body is not None else letter.render()
-            smtp = opened.smtp
-            try:
-                options = mail_from_options(smtp, self._routed(body, headers), letter.mail_options)
-                return envelope(
-                    smtp, headers.envelope_from, options, letter.recipients, list(letter.rcpt_options)
-                )
-            except (ValueError, smtplib.SMTPException):
-                return None  # refused when its own turn comes, with nothing written
+            options = mail_from_options(opened.smtp, self._routed(body, headers), letter.mail_options)
+            return Envelope(
+                headers.envelope_from, tuple(options), tuple(letter.recipients), tuple(letter.rcpt_options)
+            )
 
         return ahead
 

@@ -17,6 +17,7 @@ A letter is bulk when it carries ``List-Unsubscribe`` or ``Precedence: bulk``
 from __future__ import annotations
 
 import contextlib
+import functools
 import typing as t
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -77,6 +78,12 @@ def split_sender(sender: str | tuple[str, str] | None) -> tuple[str, str]:
     if isinstance(sender, tuple):
         name, address = sender
         return (name or "").strip(), (address or "").strip()
+    return _parsed_sender(sender)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_sender(sender: str) -> tuple[str, str]:
+    """``parseaddr`` of a sender, remembered: a newsletter has one sender, and every letter asks again."""
     name, address = parseaddr(sender)
     return name.strip(), address.strip()
 

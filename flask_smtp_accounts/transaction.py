@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import smtplib
 import typing as t
+from dataclasses import dataclass
 
 from .connection import TranscriptClient, failure
 from .errors import DeliveryError
@@ -23,8 +24,8 @@ from .models import AccountInfo
 CRLF = "\r\n"
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
 
-#: Gives the next letter's envelope (:func:`envelope`) to write with this letter's data, or ``None``.
-Ahead = t.Callable[[], str | None]
+#: Gives the next letter's envelope to write with this letter's data, or ``None``.
+Ahead = t.Callable[[], "Envelope | None"]
 
 
 class Stepwise:
@@ -62,17 +63,17 @@ class Pipelined:
         sender_options: list[str],
         recipients: t.Sequence[str],
         recipient_options: list[str],
-        ahead: str | None = None,
+        ahead: Envelope | None = None,
     ) -> None:
-        """Write the commands, unless ``ahead``: the same commands, written with the letter before."""
+        """Write the commands, unless ``ahead``: the same envelope, written with the letter before."""
         self.smtp = smtp
-        # Built before anything is sent, so that a command smtplib would refuse (a line break in an
-        # address, SMTPUTF8 not offered) refuses the whole transaction with nothing written.
-        commands = envelope(smtp, sender, sender_options, recipients, recipient_options)
         self._unread = len(recipients) + 2
+        mine = Envelope(sender, tuple(sender_options), tuple(recipients), tuple(recipient_options))
         if ahead is None:
-            smtp.send(commands)
-        elif ahead != commands:
+            # Built before anything is sent, so that a command smtplib would refuse (a line break in
+            # an address, SMTPUTF8 not offered) refuses the whole transaction with nothing written.
+            smtp.send(mine.commands(smtp))
+        elif ahead != mine:
             _not_this_letter(smtp)
 
     def _reply(self) -> tuple[int, bytes]:
@@ -96,13 +97,15 @@ class Pipelined:
             raise smtplib.SMTPDataError(code, reply)
         return self._end_data(data, ahead() if ahead is not None else None)
 
-    def _end_data(self, data: bytes, commands: str | None) -> tuple[int, bytes]:
+    def _end_data(self, data: bytes, following: Envelope | None) -> tuple[int, bytes]:
         quoted = _LINE_START_DOT.sub(b"..", data)
         if not quoted.endswith(b"\r\n"):
             quoted += b"\r\n"
         smtp = self.smtp
+        commands = _commands_or_none(smtp, following)
         if commands is not None and isinstance(smtp, TranscriptClient):
             smtp.send_data_then(quoted + b".\r\n", commands)
+            smtp.envelope_ahead = following
         else:
             smtp.send(quoted + b".\r\n")
         return smtp.getreply()
@@ -122,18 +125,34 @@ class Pipelined:
                 self.smtp.getreply()
 
 
-def envelope(
-    smtp: smtplib.SMTP,
-    sender: str,
-    sender_options: list[str],
-    recipients: t.Sequence[str],
-    recipient_options: list[str],
-) -> str:
-    """MAIL FROM, every RCPT TO and DATA, each with its line end, as one pipelined write sends them."""
-    commands = [_command(smtp, "mail", f"FROM:{smtplib.quoteaddr(sender)}", sender_options)]
-    commands += [_command(smtp, "rcpt", f"TO:{smtplib.quoteaddr(r)}", recipient_options) for r in recipients]
-    commands.append("data")
-    return "".join(f"{command}{CRLF}" for command in commands)
+@dataclass(frozen=True)
+class Envelope:
+    """What MAIL FROM and every RCPT TO of one letter say: its sender, its recipients, their options."""
+
+    sender: str
+    sender_options: tuple[str, ...]
+    recipients: tuple[str, ...]
+    recipient_options: tuple[str, ...]
+
+    def commands(self, smtp: smtplib.SMTP) -> str:
+        """MAIL FROM, every RCPT TO and DATA, each with its line end, as one pipelined write sends them."""
+        options = list(self.recipient_options)
+        commands = [
+            _command(smtp, "mail", f"FROM:{smtplib.quoteaddr(self.sender)}", list(self.sender_options))
+        ]
+        commands += [_command(smtp, "rcpt", f"TO:{smtplib.quoteaddr(r)}", options) for r in self.recipients]
+        commands.append("data")
+        return "".join(f"{command}{CRLF}" for command in commands)
+
+
+def _commands_or_none(smtp: smtplib.SMTP, following: Envelope | None) -> str | None:
+    """The commands of the envelope to write ahead; ``None`` when smtplib would refuse them (then its turn does)."""
+    if following is None:
+        return None
+    try:
+        return following.commands(smtp)
+    except (ValueError, smtplib.SMTPException):
+        return None
 
 
 def mail_from_options(smtp: smtplib.SMTP, data: bytes, options: t.Sequence[str]) -> list[str]:
@@ -143,7 +162,7 @@ def mail_from_options(smtp: smtplib.SMTP, data: bytes, options: t.Sequence[str])
     return list(options)
 
 
-def _written_ahead(smtp: smtplib.SMTP) -> str | None:
+def _written_ahead(smtp: smtplib.SMTP) -> Envelope | None:
     """Take the envelope written ahead on ``smtp`` with the letter before, if one was."""
     if not isinstance(smtp, TranscriptClient):
         return None
