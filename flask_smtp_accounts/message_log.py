@@ -44,7 +44,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from .errors import MessageLogError, MessageNotFoundError
+from .errors import LettersNotStoredError, MessageLogError, MessageNotFoundError
 from .ids import parse_id
 from .message_filters import conditions, due_condition, in_states, is_conflict, queue_account
 from .message_info import (
@@ -109,6 +109,7 @@ class MessageLog:
         # Built once: each write passes its row as parameters, so Core neither coerces every value
         # into the statement nor computes a fresh cache key per letter.
         self._insert = self.table.insert()
+        self._insert_many = self.table.insert().returning(self.table.c.id, sort_by_parameter_order=True)
         self._update = self.table.update().where(self.table.c.id == sa.bindparam("record_id"))
         table = self.table
         self._begin_sending = (
@@ -223,6 +224,37 @@ class MessageLog:
         inside the ``outbox()`` block the next moment.
         """
         return self.write_ahead(row)
+
+    def store_many(self, rows: t.Sequence[dict[str, t.Any]]) -> list[int]:
+        """Write the ``queued`` rows of an ``outbox(batch=N)`` group in one transaction; their ids, in order.
+
+        One ``INSERT ... RETURNING`` of many rows (SQLAlchemy's
+        insertmanyvalues, up to 1,000 rows a statement); on SQLite, which has
+        no form of it that returns new ids in the rows' order, one ``INSERT``
+        a row, in the same transaction. All or nothing:
+        :class:`LettersNotStoredError` names every letter of the group when
+        it cannot be written.
+        """
+        if not rows:
+            return []
+        message_ids = [row["message_id"] for row in rows]
+        blocked = self._blocked()
+        if blocked:
+            raise LettersNotStoredError(message_ids, blocked)
+        # Every row with the same keys (a statement for many rows has one column list), None where unset:
+        # no column that may hold None has another default, so the rows equal those of insert().
+        columns = dict.fromkeys(name for row in rows for name in row)
+        uniform = [{name: row.get(name) for name in columns} for row in rows]
+
+        def insert(conn: sa.Connection) -> list[int]:
+            return [int(key) for key in conn.execute(self._insert_many, uniform).scalars()]
+
+        try:
+            ids = self._transaction(insert)
+        except sa.exc.SQLAlchemyError as err:
+            raise LettersNotStoredError(message_ids, _reason(err)) from err
+        assert len(ids) == len(rows)
+        return ids
 
     def settle(
         self,
