@@ -7,8 +7,16 @@ read from another connection while the block runs.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -23,6 +31,8 @@ from flask_smtp_accounts import (
     letters_queued,
     message_queued,
 )
+
+TESTS = Path(__file__).parent
 
 #: A fixed Date header, so that the same letters render to the same bytes in two blocks.
 DATE = datetime(2030, 1, 1, 12, 0).timestamp()
@@ -359,3 +369,46 @@ def test_outside_a_block_the_outbox_all_setting_still_stores_each_letter_at_once
             assert count_stored(app) == len(announced)
 
     assert announced == [[r["id"]] for r in stored(app)]
+
+
+STORER = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    from apps import make_site
+    from flask_mail import Message
+
+    site = make_site(__import__("pathlib").Path(sys.argv[2]), enabled=False, **json.loads(sys.argv[3]))
+    with site.app.app_context(), site.ext.outbox(batch=50):
+        for n in range(100_000):
+            site.mail.send(Message(f"Letter {n}", sender="shop@example.com", recipients=["bob@example.org"], body="x"))
+            print(n, flush=True)  # mail.send returned for letter n
+    """
+)
+
+
+def test_a_process_killed_inside_a_batched_block_leaves_whole_groups_and_loses_fewer_letters_than_a_batch(
+    app, add_account, make_smtp_server, encryption_key, smtp_server
+):
+    """What ``batch`` trades: the letters ``mail.send`` returned for since the last group are lost, never half a group."""
+    add_account(make_smtp_server(), sender_email="shop@example.com")
+    config = {"SMTP_ACCOUNTS_ENCRYPTION_KEYS": encryption_key, "MAIL_PORT": smtp_server.port}
+    instance = Path(app.instance_path)
+    child = subprocess.Popen(
+        [sys.executable, "-c", STORER, str(TESTS), str(instance), json.dumps(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while count_stored(app) < 180 and time.monotonic() < deadline:  # mid-group, if rows came one by one
+            time.sleep(0.02)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        returned = len(child.communicate(timeout=30)[0].splitlines())
+
+    rows = stored(app)
+    assert len(rows) >= 180 and len(rows) % 50 == 0
+    assert [r["subject"] for r in rows] == [f"Letter {n}" for n in range(len(rows))]
+    assert {r["status"] for r in rows} == {"queued"} and all(r["body"] for r in rows)
+    assert -1 <= returned - len(rows) <= 49  # -1: killed after a group's commit, before its send returned
