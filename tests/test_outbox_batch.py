@@ -38,10 +38,10 @@ TESTS = Path(__file__).parent
 DATE = datetime(2030, 1, 1, 12, 0).timestamp()
 
 
-def letter(subject: str, sender: str | tuple[str, str] = "shop@example.com", **kwargs) -> Message:
-    message = Message(
-        subject, sender=sender, recipients=["bob@example.org"], body="Hello.", date=DATE, **kwargs
-    )
+def letter(
+    subject: str, sender: str | tuple[str, str] = "shop@example.com", body: str = "Hello.", **kwargs
+) -> Message:
+    message = Message(subject, sender=sender, recipients=["bob@example.org"], body=body, date=DATE, **kwargs)
     message.msgId = (
         f"<{subject.encode('ascii', 'replace').decode().lower().replace(' ', '-')}@shop.example.com>"
     )
@@ -412,3 +412,18 @@ def test_a_process_killed_inside_a_batched_block_leaves_whole_groups_and_loses_f
     assert [r["subject"] for r in rows] == [f"Letter {n}" for n in range(len(rows))]
     assert {r["status"] for r in rows} == {"queued"} and all(r["body"] for r in rows)
     assert -1 <= returned - len(rows) <= 49  # -1: killed after a group's commit, before its send returned
+
+
+def test_a_group_larger_than_a_statement_may_be_is_stored_whole(
+    app, mail, ext, add_account, make_smtp_server
+):
+    """MySQL and MariaDB refuse a statement past ``max_allowed_packet`` (16 MB by default): 60 letters of 300 kB."""
+    add_account(make_smtp_server(), sender_email="shop@example.com")
+    text = "A long newsletter line.\n" * 12_500
+    with ext.outbox(batch=60):
+        for n in range(60):
+            mail.send(letter(f"Letter {n}", body=text))
+
+    rows = stored_rows(app, "SELECT subject, size FROM smtp_accounts_message ORDER BY id")
+    assert [r["subject"] for r in rows] == [f"Letter {n}" for n in range(60)]
+    assert all(r["size"] > 300_000 for r in rows)
