@@ -1,10 +1,11 @@
 """Part "outbox": a newsletter to one account through a relay 10 ms away, Flask-Mail's loop against the outbox.
 
-Four ways to send the same letters, interleaved round by round: Flask-Mail's
+Five ways to send the same letters, interleaved round by round: Flask-Mail's
 loop (``with mail.connect(): for m in msgs: conn.send(m)``) routed and plain;
 the outbox (``with smtp_accounts.outbox(): ...`` to store, then
 ``deliver_queued(connections=8)`` to drain) with the account's PIPELINING on
-and off; and the floor, bare smtplib threads that pipeline by hand. The floor
+and off, and on with the rows stored in batches (``outbox(batch=500)``); and
+the floor, bare smtplib threads that pipeline by hand. The floor
 is also computed: with PIPELINING a letter costs two round trips (MAIL, RCPT
 and DATA in one write, then the data and its end), spread over the
 connections. After the rounds, one more drain is timed call by call to say
@@ -36,6 +37,12 @@ from flask_smtp_accounts.message_log import MessageLog
 CONNECTIONS = 8
 #: Round trips a pipelined letter costs: MAIL+RCPT+DATA, then the data and its end.
 ROUND_TRIPS = 2
+#: Rows a transaction of the batched store: ``outbox(batch=STORE_BATCH)``.
+STORE_BATCH = 500
+
+OUTBOX_ON = "outbox, pipelining on"
+OUTBOX_OFF = "outbox, pipelining off"
+OUTBOX_BATCHED = f"outbox, stored in batches of {STORE_BATCH}"
 
 
 def _loop(app: Flask, letters: int) -> Timing:
@@ -52,12 +59,13 @@ def _clear_log(app: Flask) -> None:
         conn.execute(sa.delete(db.metadata.tables["smtp_accounts_message"]))
 
 
-def _through_outbox(app: Flask, letters: int, phases: list[tuple[float, float]]) -> Timing:
-    """Store ``letters`` in the outbox, then drain it over :data:`CONNECTIONS` connections; both timed."""
+def _through_outbox(app: Flask, letters: int, phases: list[tuple[float, float]], batch: int = 1) -> Timing:
+    """Store ``letters`` in the outbox (``batch`` rows a transaction), then drain it over :data:`CONNECTIONS`
+    connections; both timed."""
     _clear_log(app)
     with app.app_context():
         with Clock() as store:
-            with smtp_accounts.outbox(), mail.connect() as conn:
+            with smtp_accounts.outbox(batch=batch), mail.connect() as conn:
                 for _ in range(letters):
                     conn.send(letter())
         with Clock() as drain:
@@ -225,7 +233,7 @@ def bulk(setup: Setup, letters: int, rounds: int, profile: str | None = None) ->
         drained = routed_pipelining(setup, "bulk_outbox", relay.host, relay.port)
         for app in (routed, *drained.values()):
             check_routed(app)
-        phases: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+        phases: dict[str, list[tuple[float, float]]] = {OUTBOX_ON: [], OUTBOX_OFF: [], OUTBOX_BATCHED: []}
 
         def flask_mail_alone() -> Timing:
             with genuine_flask_mail():
@@ -235,8 +243,11 @@ def bulk(setup: Setup, letters: int, rounds: int, profile: str | None = None) ->
             {
                 "Flask-Mail loop, routed": lambda: _loop(routed, letters),
                 "Flask-Mail loop, plain": flask_mail_alone,
-                "outbox, pipelining on": lambda: _through_outbox(drained[True], letters, phases[True]),
-                "outbox, pipelining off": lambda: _through_outbox(drained[False], letters, phases[False]),
+                OUTBOX_ON: lambda: _through_outbox(drained[True], letters, phases[OUTBOX_ON]),
+                OUTBOX_OFF: lambda: _through_outbox(drained[False], letters, phases[OUTBOX_OFF]),
+                OUTBOX_BATCHED: lambda: _through_outbox(
+                    drained[True], letters, phases[OUTBOX_BATCHED], STORE_BATCH
+                ),
                 "floor (smtplib threads)": lambda: _floor(plain, relay.host, relay.port, letters),
             },
             rounds=rounds,
@@ -249,8 +260,7 @@ def bulk(setup: Setup, letters: int, rounds: int, profile: str | None = None) ->
         )
         _where_the_drain_goes(drained[True], letters, section, profile)
     wall = walls(timings)
-    for on, measured in phases.items():
-        name = f"outbox, pipelining {'on' if on else 'off'}"
+    for name, measured in phases.items():
         wall[f"{name}: store"] = [store for store, _ in measured]
         wall[f"{name}: drain"] = [drain for _, drain in measured]
     section.figures = {name: Stats.of(values, "s") for name, values in wall.items()}
@@ -262,7 +272,7 @@ def bulk(setup: Setup, letters: int, rounds: int, profile: str | None = None) ->
         " loop costs 2 round trips a letter, plain Flask-Mail (smtplib) 4",
         "the floor threads pipeline by hand: MAIL, RCPT, DATA in one write, then the data",
     ]
-    outbox_on = "outbox, pipelining on"
+    outbox_on = OUTBOX_ON
     section.targets += [
         Target.ratio(
             "bulk: Flask-Mail loop (routed) / outbox",
@@ -299,11 +309,30 @@ def bulk(setup: Setup, letters: int, rounds: int, profile: str | None = None) ->
         ),
         Target.ratio(
             "bulk: outbox, pipelining on / off",
-            paired_ratios(wall, outbox_on, "outbox, pipelining off"),
+            paired_ratios(wall, outbox_on, OUTBOX_OFF),
             float("inf"),
             "store + drain; off: 4 round trips a letter",
         ),
+        Target.ratio(
+            f"bulk: Flask-Mail loop (routed) / outbox in batches of {STORE_BATCH}",
+            paired_ratios(wall, "Flask-Mail loop, routed", OUTBOX_BATCHED),
+            float("inf"),
+            f"outbox(batch={STORE_BATCH}): a transaction a {STORE_BATCH} rows; a process killed while storing"
+            f" loses up to {STORE_BATCH - 1} letters",
+        ),
+        Target.ratio(
+            f"bulk: Flask-Mail loop (plain) / outbox in batches of {STORE_BATCH}",
+            paired_ratios(wall, "Flask-Mail loop, plain", OUTBOX_BATCHED),
+            float("inf"),
+            "Flask-Mail as shipped, 4 round trips a letter",
+        ),
+        Target.ratio(
+            f"bulk: outbox in batches of {STORE_BATCH} / floor (computed)",
+            paired_ratios(wall, OUTBOX_BATCHED, "floor (computed)"),
+            float("inf"),
+            f"store in batches + drain; floor = letters x 2 round trips / {CONNECTIONS} connections",
+        ),
     ]
-    for name in ("Flask-Mail loop, routed", "Flask-Mail loop, plain", outbox_on, "outbox, pipelining off"):
+    for name in ("Flask-Mail loop, routed", "Flask-Mail loop, plain", outbox_on, OUTBOX_OFF, OUTBOX_BATCHED):
         section.extra[f"{name}: letters a second, median"] = round(letters / section.figures[name].median, 1)
     return section

@@ -47,7 +47,7 @@ def table(meta: t.Mapping[str, t.Any], sections: t.Sequence[Section]) -> str:
         lines.append(f" {section.title}")
         for name, stats in section.figures.items():
             lines.append(
-                f"  {name:<36} {_number(stats.median):>10} {stats.unit:<10}"
+                f"  {name:<40} {_number(stats.median):>10} {stats.unit:<10}"
                 f" IQR {_number(stats.q1)}-{_number(stats.q3)}  min-max {_number(stats.min)}-{_number(stats.max)}"
             )
         for note in section.notes:

@@ -63,6 +63,7 @@ from .message_info import FAILED, QUEUED, SENT, SUPPRESSED, MessageInfo
 from .message_log import Claim, MessageLog
 from .message_rows import changes, row_of
 from .models import AccountInfo, utcnow
+from .outbox_block import OutboxBlock
 from .quotas import Quotas, Reservation, reached_server, waits_for_slot
 from .routing import choose_route, is_bulk, split_sender
 from .settings import SettingsInfo
@@ -158,10 +159,11 @@ class Dispatcher:
 
     # --- one letter -----------------------------------------------------------
 
-    def deliver(self, letter: Letter, *, outbox: bool = False) -> Outcome:
+    def deliver(self, letter: Letter, *, outbox: OutboxBlock | None = None) -> Outcome:
         """Route, send and log ``letter``; raise :class:`DeliveryError` when nothing delivered or queued it.
 
-        ``outbox``: store it queued instead (as the outbox settings do for every or every bulk letter).
+        ``outbox``: the ``outbox()`` block the letter was sent in: store it
+        queued instead (as the outbox settings do for every or every bulk letter).
         """
         bulk = is_bulk(letter.headers) if letter.bulk is None else letter.bulk
         choice = choose_route(self._settings, self._directory.candidates, letter.sender, None, bulk)
@@ -169,8 +171,9 @@ class Dispatcher:
         settings = self._settings
         if self._default.suppress:
             self._suppress(outcome)
-        elif outbox or settings.outbox_all or (bulk and settings.outbox_bulk):
-            self._store(outcome)
+        elif outbox is not None or settings.outbox_all or (bulk and settings.outbox_bulk):
+            if not self._store(outcome, outbox):
+                return outcome  # the block writes and announces it with its group
         else:
             ahead = row_of(outcome, keep_bodies=True, now=utcnow())
             outcome.record_id = self._log.write_ahead(ahead)
@@ -326,13 +329,22 @@ class Dispatcher:
         outcome.attempts = 1
         outcome.record_id = self._log.write_ahead(self._row(outcome))
 
-    def _store(self, outcome: Outcome) -> None:
-        """Put the letter in the outbox: its row, ``queued`` and due now, names the account chosen for it."""
+    def _store(self, outcome: Outcome, block: OutboxBlock | None) -> bool:
+        """Put the letter in the outbox: its row, ``queued`` and due now, names the account chosen for it.
+
+        ``False``: the row waits in the block of ``outbox(batch=N)``, which
+        writes it with its group; else it is committed now.
+        """
         outcome.status = QUEUED
         outcome.account = outcome.choice.account
         outcome.next_attempt_at = utcnow()
-        outcome.record_id = self._log.store(row_of(outcome, keep_bodies=True, now=outcome.next_attempt_at))
+        row = row_of(outcome, keep_bodies=True, now=outcome.next_attempt_at)
+        if block is not None and block.keeps_rows:
+            block.take(row, outcome, self._announce)
+            return False
+        outcome.record_id = self._log.store(row)
         self.stored.append(outcome.record_id)
+        return True
 
     def _attempt(self, outcome: Outcome, *, queue: bool) -> None:
         """Try the chosen route and, while recipients are pending, its backups; then settle the status."""

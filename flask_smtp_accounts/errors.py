@@ -317,6 +317,34 @@ class MessageLogError(SMTPAccountsError):
         self.record_id = record_id
 
 
+class LettersNotStoredError(MessageLogError):
+    """Letters of an ``outbox(batch=N)`` block were not stored: their group's rows could not be written, none of them.
+
+    ``message_ids`` lists every one of them, in the order they were sent:
+    send those again. The block's letters written before them stay stored.
+    The text names the first :data:`NAMED_IDS` (a group holds up to 10,000).
+    """
+
+    NAMED_IDS = 10
+
+    def __init__(self, message_ids: t.Sequence[str], reason: str) -> None:
+        ids = list(message_ids)
+        named = ", ".join(ids[: self.NAMED_IDS])
+        more = (
+            f" and {len(ids) - self.NAMED_IDS} more (all in message_ids)" if len(ids) > self.NAMED_IDS else ""
+        )
+        SMTPAccountsError.__init__(
+            self,
+            f"{len(ids)} letter(s) of the outbox block were not stored, none of their group:"
+            f" {named}{more}; send them again ({reason})",
+        )
+        self.message_ids = tuple(ids)
+        self.message_id = ids[0] if ids else ""
+        self.reason = reason
+        self.delivered = False
+        self.record_id: int | None = None
+
+
 class ResendError(SMTPAccountsError):
     """A letter of the message log cannot be resent (or retried) as asked.
 

@@ -13,14 +13,12 @@ included); only its message log row is added around it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import re
 import smtplib
 import time
 import typing as t
-from contextvars import ContextVar
 
 import flask_mail
 from flask import current_app
@@ -29,7 +27,7 @@ from .connection import close_quietly, failure
 from .delivery import Dispatcher
 from .errors import DeliveryError
 from .letter import Letter
-from .signals import letters_queued
+from .outbox_block import announce_stored, current_block
 from .transaction import Interrupted, send_transaction
 
 _FlaskMailConnection = flask_mail.Connection
@@ -126,39 +124,6 @@ def letter_from_message(
 def sender_of(message: flask_mail.Message) -> tuple[str | tuple[str, str], t.Mapping[str, str]]:
     """The sender (as the site gave it) and the extra headers of a Flask-Mail message."""
     return given_sender(message), message.extra_headers or {}
-
-
-#: The row ids the current ``outbox()`` block stored so far; ``None``: no block.
-_outbox: ContextVar[list[int] | None] = ContextVar("smtp_accounts_outbox", default=None)
-
-
-@contextlib.contextmanager
-def outbox() -> t.Iterator[None]:
-    """Store every letter sent inside the block (this thread) queued, and return at once; a drainer sends it.
-
-    When the block ends (by an exception too: the rows stored are committed),
-    their ids are announced at once (:data:`letters_queued`), one signal for
-    the whole block.
-    """
-    stored: list[int] = []
-    token = _outbox.set(stored)
-    try:
-        yield
-    finally:
-        _outbox.reset(token)
-        if stored:
-            _announce_stored(current_app._get_current_object(), stored)  # type: ignore[attr-defined]
-
-
-def _announce_stored(app: t.Any, ids: list[int]) -> None:
-    """Announce rows the outbox stored: with the ``outbox()`` block around them when it ends, else now."""
-    if not ids:
-        return
-    block = _outbox.get()
-    if block is not None:
-        block.extend(ids)
-    else:
-        letters_queued.send(app, ids=list(ids))
 
 
 def _opening_failure(err: BaseException) -> DeliveryError:
@@ -286,7 +251,7 @@ class RoutedConnection(_FlaskMailConnection):
             return super().__exit__(exc_type, exc_value, tb)
         try:
             dispatcher.close()
-            _announce_stored(dispatcher.app, dispatcher.stored)
+            announce_stored(dispatcher.app, dispatcher.stored)
         finally:
             # As Flask-Mail's __exit__, but a server that already hung up does not turn delivered letters into an error.
             host, self._host = self._host, None
@@ -309,7 +274,7 @@ class RoutedConnection(_FlaskMailConnection):
         if message.date is None:
             message.date = time.time()
         outcome = dispatcher.deliver(
-            letter_from_message(message, envelope_from, send_to), outbox=_outbox.get() is not None
+            letter_from_message(message, envelope_from, send_to), outbox=current_block()
         )
         # Flask-Mail's own send announced a letter of the default route; one an account carried is announced here.
         if outcome.choice.account is not None and not outcome.queued:

@@ -13,7 +13,8 @@ resend it. When a row cannot be written, nothing is sent:
 
 Rows are written through connections of their own, never through the
 site's ``db.session``: the site's transaction is never committed or
-flushed by a letter. Each write is a transaction of its own; within a
+flushed by a letter. Each write is a transaction of its own (the rows of
+an ``outbox(batch=N)`` block: one a group, :meth:`MessageLog.store_many`); within a
 connection block the writes share one pooled connection
 (:meth:`MessageLog.for_block`) instead of taking one from the pool for
 each, and a drainer commits a letter's outcome with
@@ -25,9 +26,9 @@ be resent), unless the ``keep_bodies`` setting is on. Rows older than
 ``message_retention_days`` are deleted by :meth:`MessageLog.prune`, a
 bounded batch per statement, from the retry run, never from sending.
 
-The module is longer than most (about 500 lines) because :class:`MessageLog`
+The module is longer than most (about 600 lines) because :class:`MessageLog`
 is the table's one writer, and every write that a promise above rests on
-(write-ahead, settle, claim, the move to ``sending``, cancel, prune) reads
+(write-ahead, an outbox group, settle, claim, the move to ``sending``, cancel, prune) reads
 best next to the others. What can stand apart does: the row builder
 (``message_rows.py``), the conditions rows are read by
 (``message_filters.py``) and the API's view of a row (``message_info.py``).
@@ -44,7 +45,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from .errors import MessageLogError, MessageNotFoundError
+from .errors import LettersNotStoredError, MessageLogError, MessageNotFoundError
 from .ids import parse_id
 from .message_filters import conditions, due_condition, in_states, is_conflict, queue_account
 from .message_info import (
@@ -67,6 +68,9 @@ from .models import Models, utcnow
 _SKIP_LOCKED_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
 #: How many times a write is tried when the database gives it up for a concurrent one (a deadlock).
 CONFLICT_TRIES = 3
+#: The most bytes of letters one ``INSERT`` of an outbox group carries (more go in the next, in the same
+#: transaction): MySQL and MariaDB refuse a statement longer than ``max_allowed_packet`` (16 MB by default).
+GROUP_INSERT_BYTES = 4 << 20
 
 _T = t.TypeVar("_T")
 
@@ -109,6 +113,7 @@ class MessageLog:
         # Built once: each write passes its row as parameters, so Core neither coerces every value
         # into the statement nor computes a fresh cache key per letter.
         self._insert = self.table.insert()
+        self._insert_many = self.table.insert().returning(self.table.c.id, sort_by_parameter_order=True)
         self._update = self.table.update().where(self.table.c.id == sa.bindparam("record_id"))
         table = self.table
         self._begin_sending = (
@@ -220,9 +225,45 @@ class MessageLog:
 
         One commit a letter, as for a letter sent at once: a site that was
         told its letter is stored may rely on it, even if its process dies
-        inside the ``outbox()`` block the next moment.
+        inside the ``outbox()`` block the next moment. (``outbox(batch=N)``
+        trades that for a commit a group: :meth:`store_many`.)
         """
         return self.write_ahead(row)
+
+    def store_many(self, rows: t.Sequence[dict[str, t.Any]]) -> list[int]:
+        """Write the ``queued`` rows of an ``outbox(batch=N)`` group in one transaction; their ids, in order.
+
+        One ``INSERT ... RETURNING`` of many rows (SQLAlchemy's
+        insertmanyvalues: up to 1,000 rows, and here :data:`GROUP_INSERT_BYTES`
+        of letters, a statement); on SQLite, which has no form of it that
+        returns new ids in the rows' order, one ``INSERT`` a row. All or
+        nothing, in one transaction: :class:`LettersNotStoredError` names
+        every letter of the group when it cannot be written.
+        """
+        if not rows:
+            return []
+        message_ids = [row["message_id"] for row in rows]
+        blocked = self._blocked()
+        if blocked:
+            raise LettersNotStoredError(message_ids, blocked)
+        # Every row with the same keys (a statement for many rows has one column list), None where unset:
+        # no column that may hold None has another default, so the rows equal those of insert().
+        columns = dict.fromkeys(name for row in rows for name in row)
+        uniform = [{name: row.get(name) for name in columns} for row in rows]
+
+        def insert(conn: sa.Connection) -> list[int]:
+            return [
+                int(key)
+                for part in _parts(uniform, GROUP_INSERT_BYTES)
+                for key in conn.execute(self._insert_many, part).scalars()
+            ]
+
+        try:
+            ids = self._transaction(insert)
+        except sa.exc.SQLAlchemyError as err:
+            raise LettersNotStoredError(message_ids, _reason(err)) from err
+        assert len(ids) == len(rows)
+        return ids
 
     def settle(
         self,
@@ -555,6 +596,21 @@ class MessageLog:
                 raise
             if len(ids) < self.prune_batch:
                 return deleted
+
+
+def _parts(rows: list[dict[str, t.Any]], most_bytes: int) -> t.Iterator[list[dict[str, t.Any]]]:
+    """``rows`` in order, in runs whose letters (``size``) add up to at most ``most_bytes`` (or one letter)."""
+    part: list[dict[str, t.Any]] = []
+    total = 0
+    for row in rows:
+        size = row["size"] or 0
+        if part and total + size > most_bytes:
+            yield part
+            part, total = [], 0
+        part.append(row)
+        total += size
+    if part:
+        yield part
 
 
 def _reason(err: sa.exc.SQLAlchemyError) -> str:

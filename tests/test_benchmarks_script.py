@@ -32,13 +32,20 @@ BULK_INFO = {
     "bulk: outbox drain alone / floor (computed)",
     "bulk: outbox / floor (smtplib threads)",
     "bulk: outbox, pipelining on / off",
+    "bulk: Flask-Mail loop (routed) / outbox in batches of 500",
+    "bulk: Flask-Mail loop (plain) / outbox in batches of 500",
+    "bulk: outbox in batches of 500 / floor (computed)",
 }
 
 BULK_FIGURES = {
     "Flask-Mail loop, routed",
     "Flask-Mail loop, plain",
     "floor (smtplib threads)",
-    *(f"outbox, pipelining {on}{phase}" for on in ("on", "off") for phase in ("", ": store", ": drain")),
+    *(
+        f"outbox, {way}{phase}"
+        for way in ("pipelining on", "pipelining off", "stored in batches of 500")
+        for phase in ("", ": store", ": drain")
+    ),
 }
 
 INFO = {

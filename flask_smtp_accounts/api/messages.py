@@ -6,7 +6,7 @@ import typing as t
 
 from flask import current_app
 
-from .. import flask_mail_hook, message_export, outbox, outbox_status, redelivery, resend_copy
+from .. import message_export, outbox, outbox_block, outbox_status, redelivery, resend_copy
 from ..ids import parse_id
 from ..message_info import MessageInfo, Page
 from ..outbox import DeliveryReport
@@ -100,7 +100,7 @@ class MessagesAPI(APIBase):
 
     # --- the outbox ----------------------------------------------------------------
 
-    def outbox(self) -> t.ContextManager[None]:
+    def outbox(self, batch: int = 1) -> t.ContextManager[None]:
         """Store every letter sent inside the block (this thread) in the queue, and return at once::
 
             with smtp_accounts.outbox():
@@ -112,9 +112,31 @@ class MessagesAPI(APIBase):
         account chosen for it and keeps its body and Message-ID. Bad input
         (no recipients, a bad header) raises as it does without the outbox.
         The ``outbox_all`` and ``outbox_bulk`` settings do the same for
-        every letter, or every bulk letter.
+        every letter, or every bulk letter, one by one.
+
+        ``batch=1`` (the default): each letter's row is committed before its
+        ``mail.send`` returns, so a process killed inside the block loses no
+        letter it was told was stored. ``batch=N`` (up to 10,000): the rows
+        are written N at a time, each group in one transaction (one
+        multi-row ``INSERT``), and the rest when the block ends, by an
+        exception too (the letters handed over are written before it
+        propagates). Far fewer round trips and commits, but **a process
+        killed inside the block loses the letters not written yet, up to
+        N - 1, though** ``mail.send`` **returned for them**. Use it for a job
+        whose unit of progress is the block as a whole (a newsletter run
+        started again from the top, or from the last id it saw stored), not
+        for letters each promised to someone. ``message_queued`` fires for
+        each letter when its row is written; :data:`letters_queued` once when
+        the block ends. A group that cannot be written raises
+        :class:`LettersNotStoredError` (a :class:`MessageLogError`) from the
+        ``mail.send`` that filled it, or from the end of the block, naming
+        every letter of the group (``message_ids``): none of them is stored,
+        those written before stay. (Raised as a block ends by another
+        exception, it names that one in a note, ``__notes__``.)
+        ``batch`` outside 1..10,000, or not a whole number, raises
+        :class:`InvalidArgumentError` before the block begins.
         """
-        return flask_mail_hook.outbox()
+        return outbox_block.outbox(batch)
 
     def deliver_queued(
         self,
