@@ -32,9 +32,9 @@ BULK_INFO = {
     "bulk: outbox drain alone / floor (computed)",
     "bulk: outbox / floor (smtplib threads)",
     "bulk: outbox, pipelining on / off",
-    "bulk: Flask-Mail loop (routed) / outbox in batches of 500",
-    "bulk: Flask-Mail loop (plain) / outbox in batches of 500",
-    "bulk: outbox in batches of 500 / floor (computed)",
+    "bulk: drain alone / one round trip a letter (computed)",
+    "bulk: Flask-Mail loop (routed) / outbox, a commit a letter",
+    "bulk: outbox, a commit a letter / floor (computed)",
 }
 
 BULK_FIGURES = {
