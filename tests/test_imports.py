@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Reads the package's source with ast: no site, no database.
+pytestmark = pytest.mark.one_database
+
 PACKAGE = Path(__file__).resolve().parent.parent / "flask_smtp_accounts"
 
 
