@@ -8,6 +8,7 @@ a reader and for mypy.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ def _name(path: Path) -> str:
 MODULES = {_name(path): path for path in PACKAGE.rglob("*.py")}
 
 
+@functools.cache  # each module parsed once in the run, not once per test that reaches it
 def _imported(module: str) -> tuple[set[str], list[str]]:
     """The package's modules ``module`` imports anywhere, and the imports inside its functions."""
     path = MODULES[module]
