@@ -122,9 +122,26 @@ def empty_databases() -> None:
             for name in list(extra):
                 drop = f'DROP SCHEMA "{name}" CASCADE' if postgresql else f"DROP DATABASE `{name}`"
                 conn.execute(sa.text(drop))
-            tables = sa.MetaData()
-            tables.reflect(conn)
-            tables.drop_all(conn)
+            # The tables of the URL's own schema, named by one catalog query and dropped by one
+            # statement: reflecting them first (what MetaData.reflect does) took most of a test's
+            # teardown on a server, and the end is the same, every table gone.
+            if postgresql:
+                names = conn.scalars(
+                    sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+                )
+            else:
+                names = conn.scalars(
+                    sa.text(
+                        "SELECT table_name FROM information_schema.tables"
+                        " WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"
+                    )
+                )
+            quoted = ", ".join(conn.dialect.identifier_preparer.quote_identifier(n) for n in names)
+            if quoted:
+                if not postgresql:
+                    # One statement drops them all whatever their foreign keys, as PostgreSQL's does.
+                    conn.execute(sa.text("SET SESSION foreign_key_checks = 0"))
+                conn.execute(sa.text(f"DROP TABLE {quoted}"))
     finally:
         engine.dispose()
 

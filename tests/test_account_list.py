@@ -63,6 +63,7 @@ def _source_files(*parts: str) -> list[pathlib.Path]:
     return [path for part in parts for path in sorted(PACKAGE.glob(part))]
 
 
+@pytest.mark.one_database
 def test_the_command_line_and_the_admin_pages_never_query_the_orm() -> None:
     """Each reads accounts through the API (``list_accounts``, ``get_account``), never a query of its own."""
     found = []
@@ -78,6 +79,7 @@ def test_the_command_line_and_the_admin_pages_never_query_the_orm() -> None:
     assert found == []
 
 
+@pytest.mark.one_database
 def test_an_account_label_is_built_in_one_place_only() -> None:
     """No module but ``labels.py`` puts a sender name and an email together, or words a deleted account."""
     found = []

@@ -537,6 +537,7 @@ def test_the_settings_page_shows_every_setting_with_default_and_help(client: t.A
     assert "Default: day" in page and "Default: off" in page
 
 
+@pytest.mark.one_database
 def test_the_page_ranges_are_the_validation_ranges() -> None:
     for name, meta in SETTINGS_META.items():
         if meta.kind != "int" or name not in SETTING_NAMES:
@@ -763,6 +764,7 @@ def test_a_site_template_overrides_the_packaged_one(tmp_path: Path, encryption_k
     assert "Connection timeout" in get(client, f"{ADMIN}/settings/")
 
 
+@pytest.mark.one_database
 def test_both_catalogues_are_complete_and_compiled() -> None:
     """Every string marked in the admin's code and templates is in both catalogues, translated into Russian.
 

@@ -419,6 +419,7 @@ def test_a_real_test_letter_shows_its_hint_in_russian(
     assert "answers in plain text" not in russian and "tls failed" not in russian
 
 
+@pytest.mark.one_database
 def test_every_hint_is_read_on_a_page_by_a_test() -> None:
     """A new hint in hints.py needs its scenario here."""
     source = (PACKAGE / "hints.py").read_text(encoding="utf-8")
@@ -607,6 +608,7 @@ def test_resending_and_the_attempts_read_in_russian(
 # --- the sentences themselves ------------------------------------------------------------------
 
 
+@pytest.mark.one_database
 def test_a_text_is_its_english_sentence_and_remembers_how_it_was_made() -> None:
     text = Text("ssl-on-plain-port", N_("Port %(port)s answers in plain text"), port=587)
 
@@ -637,6 +639,7 @@ def _msgid(call: ast.Call) -> str:
     return t.cast(str, marked.args[0].value)
 
 
+@pytest.mark.one_database
 def test_every_text_of_the_core_is_marked_for_the_catalogue_under_a_key_of_its_own() -> None:
     calls = _text_calls()
     assert len(calls) > 60
@@ -661,6 +664,7 @@ def _declared_msgids() -> set[str]:
     return found
 
 
+@pytest.mark.one_database
 def test_the_core_sentences_are_in_both_catalogues_and_translated() -> None:
     """The N_-marked sentences of the core (test_admin.py checks the admin's own strings)."""
     import gettext

@@ -144,6 +144,7 @@ def test_a_refusing_or_missing_webhook_is_named_by_its_host(site: Site) -> None:
     )
 
 
+@pytest.mark.one_database
 def test_a_webhook_that_never_answers_runs_into_the_deadline() -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -345,6 +346,7 @@ def test_a_switched_off_event_or_no_channel_records_nothing(quiet: Site, receive
     assert statuses(quiet) == []
 
 
+@pytest.mark.one_database
 def test_the_note_counts_what_was_held_back() -> None:
     at = utcnow().replace(year=2026, month=5, day=4, hour=10, minute=5)
     note = AlertNote("x", "T", "Letter failed", 1, at, more=12, since=at)

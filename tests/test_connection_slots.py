@@ -236,6 +236,7 @@ def test_max_connections_out_of_range_is_refused(ext, add_account, make_smtp_ser
         add_account(make_smtp_server(), max_connections=value)
 
 
+@pytest.mark.one_database
 def test_the_test_server_counts_the_sessions_open_at_once(starttls_server, certs):
     import smtplib
     import ssl

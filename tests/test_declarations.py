@@ -96,6 +96,7 @@ def test_every_account_field_has_its_column_check_form_field_option_and_readme_r
     assert _table(_section("Sending limits")) == readme_rows(limits)
 
 
+@pytest.mark.one_database
 def test_every_faces_field_is_declared() -> None:
     """Nothing reaches a face around the declarations: no column, form field or option of an undeclared field."""
     from flask_smtp_accounts.admin.forms import ACCOUNT_FORM_FIELDS, SETTINGS_META
@@ -181,6 +182,7 @@ def test_an_accounts_yes_no_field_is_refused_by_name_and_parsed_strictly(ext: t.
 # --- the typed models -----------------------------------------------------------------------------
 
 
+@pytest.mark.one_database
 @pytest.mark.parametrize(
     ("mixin", "declared"), [(AccountColumns, AccountInfo), (SettingsColumns, SettingsInfo)]
 )
@@ -191,6 +193,8 @@ def test_the_typed_columns_are_the_declarations(mixin: type, declared: type) -> 
     assert t.get_type_hints(mixin) == expected
 
 
+# The models on an in-memory SQLite engine of its own; no table is created.
+@pytest.mark.one_database
 @pytest.mark.parametrize("name", [field.name for field in dataclasses.fields(Models)])
 def test_each_model_is_typed_as_its_table(name: str) -> None:
     """What mypy is told of a model (``Models.Message: type[MessageColumns]``) is its table's columns.
@@ -235,6 +239,7 @@ def test_models_of_two_dbs_each_get_the_declared_columns(site: t.Any) -> None:
     ]
 
 
+@pytest.mark.one_database
 def test_the_oauth2_packages_choices_are_the_declared_ones() -> None:
     """``oauth2.PROVIDER_CHOICES`` and ``FLOW_CHOICES`` (public) name the values the declarations allow."""
     from flask_smtp_accounts.account_fields import CHOICES

@@ -137,6 +137,7 @@ def test_an_unknown_account_field_is_a_field_error_and_still_a_type_error(
     assert ext.Account.query.count() == 1
 
 
+@pytest.mark.one_database
 def test_the_errors_moved_into_errors_py_are_still_importable_where_they_were() -> None:
     assert AccountCheckFailedOfExtension is AccountCheckFailed is errors.AccountCheckFailed
     assert SignInErrorOfSignIn is SignInError is errors.SignInError
@@ -213,6 +214,7 @@ def _tree(cls: type, depth: int = 0) -> list[str]:
     return [line] + [row for child in children for row in _tree(child, depth + 1)]
 
 
+@pytest.mark.one_database
 def test_the_readme_lists_every_error_of_errors_py_as_one_tree() -> None:
     listed = re.findall(r"^ *- `.*$", section("Errors"), re.M)
     assert listed == _tree(SMTPAccountsError)

@@ -34,6 +34,7 @@ def outcome(function: Callable[[], Any]) -> Any:
         return type(err)
 
 
+@pytest.mark.one_database
 @pytest.mark.parametrize("address", RECIPIENTS, ids=str)
 def test_each_address_is_what_flask_mail_would_send_to(address):
     ours = outcome(lambda: envelope_recipients([address]))

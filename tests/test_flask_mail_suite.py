@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# Flask-Mail's suite runs in a subprocess whose sites are always SQLite files (the plugin sets the URL).
+pytestmark = pytest.mark.one_database
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "flask-mail-tests"
 UNAVAILABLE = 3
 HEADER = re.compile(

@@ -8,9 +8,13 @@ a reader and for mypy.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
+
+# Reads the package's source with ast: no site, no database.
+pytestmark = pytest.mark.one_database
 
 PACKAGE = Path(__file__).resolve().parent.parent / "flask_smtp_accounts"
 
@@ -23,6 +27,7 @@ def _name(path: Path) -> str:
 MODULES = {_name(path): path for path in PACKAGE.rglob("*.py")}
 
 
+@functools.cache  # each module parsed once in the run, not once per test that reaches it
 def _imported(module: str) -> tuple[set[str], list[str]]:
     """The package's modules ``module`` imports anywhere, and the imports inside its functions."""
     path = MODULES[module]

@@ -53,11 +53,13 @@ def client(site: t.Any) -> t.Any:
     return client
 
 
+@pytest.mark.one_database
 @pytest.mark.parametrize("value", ["0", "7", " 42 ", str(MAX_ID), 5])
 def test_ids_in_range_are_read(value: t.Any) -> None:
     assert parse_id(value) == int(value)
 
 
+@pytest.mark.one_database
 @pytest.mark.parametrize(
     "value", [str(MAX_ID + 1), HUGE, "²", "٣", "-1", "1.0", "", "0x1", True, 2**63, -1, 1.0, None]
 )

@@ -20,6 +20,9 @@ from flask_smtp_accounts import AccountInfo, SettingsInfo
 from flask_smtp_accounts.log_files import LogFiles, period_end, period_start
 from flask_smtp_accounts.smtp_logs import LogSession, SMTPLogs
 
+# The SMTP log files on disk, written with SMTPLogs alone: no site, no database.
+pytestmark = pytest.mark.one_database
+
 CHANGED = datetime(2030, 1, 1)
 LOG = "send_admin_smtp_7.log"
 

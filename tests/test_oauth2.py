@@ -544,6 +544,7 @@ def test_provider_endpoints_and_scopes(ext):
         assert part in url
 
 
+@pytest.mark.one_database
 def test_xoauth2_initial_response():
     assert xoauth2_response("me@example.com", "tok") == "user=me@example.com\x01auth=Bearer tok\x01\x01"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from apps import make_site
 from flask import Flask
 
@@ -47,6 +48,7 @@ def make_app(tmp_path: Path, encryption_key: str) -> Flask:
     return make_site(tmp_path / "instance", enabled=False, SMTP_ACCOUNTS_ENCRYPTION_KEYS=encryption_key).app
 
 
+@pytest.mark.one_database
 def test_every_named_provider_has_a_preset_with_a_link_and_limits() -> None:
     names = [p.name for p in PRESETS]
     for provider in REQUIRED:

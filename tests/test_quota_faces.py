@@ -13,6 +13,7 @@ import sys
 import typing as t
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from flask_mail import Message
 from helpers import AdminSite
@@ -139,6 +140,7 @@ def test_the_command_line_sets_limits_lists_the_day_and_refuses_a_negative_limit
     assert listing[1].endswith("1 / 200, recipients 2 / 50")
 
 
+@pytest.mark.one_database
 def test_presets_set_the_documented_caps_as_the_accounts_limits() -> None:
     def caps(key: str) -> dict[str, t.Any]:
         fields = get_preset(key).fields()
@@ -157,6 +159,7 @@ def test_presets_set_the_documented_caps_as_the_accounts_limits() -> None:
     assert caps("sendgrid") == {}
 
 
+@pytest.mark.one_database
 def test_the_readme_table_of_limits_mirrors_the_account_fields() -> None:
     from test_readme import section, table_rows
 
@@ -166,6 +169,8 @@ def test_the_readme_table_of_limits_mirrors_the_account_fields() -> None:
     ]
 
 
+# --database-url "": the script's own SQLite files, whatever database the suite runs on.
+@pytest.mark.one_database
 def test_the_limit_benchmark_runs_and_prints_the_busiest_window(tmp_path: t.Any) -> None:
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "quota_window.py"
     done = subprocess.run(

@@ -9,11 +9,15 @@ import re
 from pathlib import Path
 
 import click
+import pytest
 
 from flask_smtp_accounts import SMTPAccounts
 from flask_smtp_accounts.cli import smtp_accounts_cli
 from flask_smtp_accounts.config import DEFAULTS
 from flask_smtp_accounts.settings import SettingsInfo
+
+# The README against the code's constants and commands: no site, no database.
+pytestmark = pytest.mark.one_database
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -50,6 +50,7 @@ def record() -> Iterator[Any]:
         signal.disconnect(recorder)
 
 
+@pytest.mark.one_database
 def test_signals_live_on_the_extensions_own_namespace():
     assert signals.get("message-sent") is message_sent
     assert signals.get("send-failed") is send_failed

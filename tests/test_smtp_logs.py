@@ -280,6 +280,7 @@ def test_no_log_file_and_no_record_holds_a_secret(ext, mail, certs: Certs, caplo
             assert "S: 334 [redacted]" in text and "\nC: [redacted]\n" in text
 
 
+@pytest.mark.one_database
 def test_the_data_hook_never_sees_the_auth_exchange(certs: Certs):
     class Recorder:
         def __init__(self) -> None:
@@ -436,6 +437,7 @@ def test_the_log_of_id_0_counts_its_period_from_its_first_entry(ext, starttls_se
     assert [entry.head[:16] for entry in log_entries(ext, 0, "check")] == ["2030-01-02 01:00"]
 
 
+@pytest.mark.one_database
 def test_period_start_clamps_to_short_months():
     jan31 = datetime(2024, 1, 31, 10)
     assert period_start(jan31, "month", datetime(2024, 2, 29, 9)) == jan31
@@ -590,6 +592,7 @@ def write_entries(log_dir: str, writer: str, count: int, barrier: Any) -> None:
         session.close()
 
 
+@pytest.mark.one_database
 def test_threads_and_processes_leave_every_entry_whole(tmp_path):
     count = 30
     run_writers(write_entries, str(tmp_path), count)

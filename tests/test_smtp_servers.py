@@ -24,6 +24,9 @@ from flask_smtp_accounts.testing import (
     SMTPServer,
 )
 
+# The test SMTP servers themselves, driven by smtplib: no site, no database.
+pytestmark = pytest.mark.one_database
+
 TIMEOUT = 5
 
 
