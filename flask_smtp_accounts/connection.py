@@ -25,8 +25,8 @@ from .sasl import SASLClient, login_xoauth2
 from .texts import N_, Text
 
 if t.TYPE_CHECKING:
+    from .envelope import Envelope
     from .oauth2 import AccessTokens
-    from .transaction import Envelope
 
 REDACTED = "[redacted]"
 

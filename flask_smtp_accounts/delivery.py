@@ -47,6 +47,7 @@ from . import retry
 from .connection import close_quietly
 from .connection_slots import ConnectionSlots, Slot
 from .directory import Directory
+from .envelope import Envelope
 from .errors import (
     CONNECTION,
     PERMANENT,
@@ -69,7 +70,7 @@ from .routing import choose_route, is_bulk, split_sender
 from .settings import SettingsInfo
 from .signals import account_failed, message_queued, message_sent, quota_reached, send_failed
 from .smtp_logs import SMTPLogs
-from .transaction import Ahead, Envelope, Interrupted, mail_from_options, send_transaction
+from .transaction import Ahead, Interrupted, mail_from_options, send_transaction
 
 logger = logging.getLogger("flask_smtp_accounts")
 

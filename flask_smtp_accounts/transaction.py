@@ -15,13 +15,12 @@ from __future__ import annotations
 import re
 import smtplib
 import typing as t
-from dataclasses import dataclass
 
 from .connection import TranscriptClient, failure
+from .envelope import CRLF, Envelope
 from .errors import DeliveryError
 from .models import AccountInfo
 
-CRLF = "\r\n"
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
 
 #: Gives the next letter's envelope to write with this letter's data, or ``None``.
@@ -125,26 +124,6 @@ class Pipelined:
                 self.smtp.getreply()
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """What MAIL FROM and every RCPT TO of one letter say: its sender, its recipients, their options."""
-
-    sender: str
-    sender_options: tuple[str, ...]
-    recipients: tuple[str, ...]
-    recipient_options: tuple[str, ...]
-
-    def commands(self, smtp: smtplib.SMTP) -> str:
-        """MAIL FROM, every RCPT TO and DATA, each with its line end, as one pipelined write sends them."""
-        options = list(self.recipient_options)
-        commands = [
-            _command(smtp, "mail", f"FROM:{smtplib.quoteaddr(self.sender)}", list(self.sender_options))
-        ]
-        commands += [_command(smtp, "rcpt", f"TO:{smtplib.quoteaddr(r)}", options) for r in self.recipients]
-        commands.append("data")
-        return "".join(f"{command}{CRLF}" for command in commands)
-
-
 def _commands_or_none(smtp: smtplib.SMTP, following: Envelope | None) -> str | None:
     """The commands of the envelope to write ahead; ``None`` when smtplib would refuse them (then its turn does)."""
     if following is None:
@@ -180,19 +159,6 @@ def _not_this_letter(smtp: smtplib.SMTP) -> t.NoReturn:
     """
     smtp.close()
     raise smtplib.SMTPServerDisconnected("the envelope written ahead was for another letter")
-
-
-def _command(smtp: smtplib.SMTP, verb: str, argument: str, options: list[str]) -> str:
-    """One command line as ``smtplib.SMTP.mail`` and ``rcpt`` build it, without its line end."""
-    if verb == "mail" and smtp.does_esmtp and any(o.lower() == "smtputf8" for o in options):
-        if not smtp.has_extn("smtputf8"):
-            raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
-        smtp.command_encoding = "utf-8"
-    line = f"{verb} {argument}{' ' + ' '.join(options) if options and smtp.does_esmtp else ''}"
-    if "\r" in line or "\n" in line:
-        escaped = line.replace("\n", "\\n").replace("\r", "\\r")
-        raise ValueError(f"command and arguments contain prohibited newline characters: {escaped}")
-    return line
 
 
 def steps_for(
