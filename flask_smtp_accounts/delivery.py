@@ -66,7 +66,7 @@ from .message_rows import changes, row_of
 from .models import AccountInfo, utcnow
 from .outbox_block import OutboxBlock
 from .quotas import Quotas, Reservation, reached_server, waits_for_slot
-from .routing import choose_route, is_bulk, split_sender
+from .routing import Choice, choose_route, is_bulk, split_sender
 from .settings import SettingsInfo
 from .signals import account_failed, message_queued, message_sent, quota_reached, send_failed
 from .smtp_logs import SMTPLogs
@@ -167,7 +167,7 @@ class Dispatcher:
         queued instead (as the outbox settings do for every or every bulk letter).
         """
         bulk = is_bulk(letter.headers) if letter.bulk is None else letter.bulk
-        choice = choose_route(self._settings, self._directory.candidates, letter.sender, None, bulk)
+        choice = self._choose(letter, bulk)
         outcome = Outcome(letter, choice, bulk, pending=list(letter.recipients), body=letter.render())
         settings = self._settings
         if self._default.suppress:
@@ -220,9 +220,9 @@ class Dispatcher:
         this one and moves this one to ``sending`` (when the envelope went
         ahead with the letter before, its replies are already in, and that
         transaction comes first): the letter's content leaves only after
-        that commit, and a server takes no letter without its content. This letter's own update then waits for the
-        next letter's round trip in turn, or for :meth:`settle_behind`. So
-        a drainer commits once a letter, while the network works.
+        that commit, and a server takes no letter without its content. This
+        letter's own update then waits for the next letter's transaction in
+        turn, or for :meth:`settle_behind`: a drainer commits once a letter.
 
         ``following``: the letter the loop sends next. When it will go on
         the same connection, its envelope is written with this letter's
@@ -253,9 +253,7 @@ class Dispatcher:
 
     def _send_again(self, record: MessageInfo, letter: Letter, *, requeue: bool) -> Outcome:
         letter.record = record
-        choice = choose_route(
-            self._settings, self._directory.candidates, letter.sender, None, bool(letter.bulk)
-        )
+        choice = self._choose(letter, bool(letter.bulk))
         outcome = Outcome(
             letter, choice, bool(letter.bulk), pending=list(letter.recipients), body=record.body
         )
@@ -279,6 +277,10 @@ class Dispatcher:
         finally:
             self._announce_settled()
         return outcome
+
+    def _choose(self, letter: Letter, bulk: bool) -> Choice:
+        """The route for ``letter`` (``routing.py``), from this block's settings and accounts."""
+        return choose_route(self._settings, self._directory.candidates, letter.sender, None, bulk)
 
     def _catch_up(self) -> None:
         """Do the work a claimed letter carries for its first round trip, once (:meth:`send_claimed`)."""
@@ -545,9 +547,7 @@ class Dispatcher:
         record, letter = following
 
         def ahead() -> Envelope | None:
-            choice = choose_route(
-                self._settings, self._directory.candidates, letter.sender, None, bool(letter.bulk)
-            )
+            choice = self._choose(letter, bool(letter.bulk))
             if choice.account is None or choice.account.id != account.id or account.id in self._full:
                 return None
             headers = self._headers(letter, account)

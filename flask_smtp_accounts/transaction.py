@@ -24,7 +24,7 @@ from .models import AccountInfo
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
 
 #: Gives the next letter's envelope to write with this letter's data, or ``None``.
-Ahead = t.Callable[[], "Envelope | None"]
+Ahead = t.Callable[[], Envelope | None]
 
 
 class Stepwise:
