@@ -277,7 +277,7 @@ def open_connection(
     host name IDNA refuses, a secret no key decrypts) fails that stage, so
     that the caller tries the backups and records the failure.
     """
-    context = tls_context(account.verify_tls, ca_file)
+    context = tls_context(account.verify_tls, ca_file) if account.security != "none" else None
     stage = "connect"
     smtp: smtplib.SMTP | None = None
     try:

@@ -7,6 +7,7 @@ with the data of the letter before) can be kept on its connection
 
 from __future__ import annotations
 
+import functools
 import smtplib
 from dataclasses import dataclass
 
@@ -25,12 +26,19 @@ class Envelope:
     def commands(self, smtp: smtplib.SMTP) -> str:
         """MAIL FROM, every RCPT TO and DATA, each with its line end, as one pipelined write sends them."""
         options = list(self.recipient_options)
-        commands = [
-            _command(smtp, "mail", f"FROM:{smtplib.quoteaddr(self.sender)}", list(self.sender_options))
-        ]
+        commands = [_command(smtp, "mail", f"FROM:{_quoted_sender(self.sender)}", list(self.sender_options))]
         commands += [_command(smtp, "rcpt", f"TO:{smtplib.quoteaddr(r)}", options) for r in self.recipients]
         commands.append("data")
         return "".join(f"{command}{CRLF}" for command in commands)
+
+
+@functools.lru_cache(maxsize=256)
+def _quoted_sender(sender: str) -> str:
+    """``smtplib.quoteaddr`` of the envelope sender, remembered: a newsletter has one, and every letter asks again.
+
+    (Recipients are not remembered: in a newsletter they all differ.)
+    """
+    return smtplib.quoteaddr(sender)
 
 
 def _command(smtp: smtplib.SMTP, verb: str, argument: str, options: list[str]) -> str:
