@@ -7,8 +7,12 @@ hands it, across every ``mail.send`` and ``mail.connect()`` of the block,
 and writes them N at a time, each group in one transaction
 (:meth:`MessageLog.store_many`), the rest when the block ends, by an
 exception too. A process killed inside the block loses the letters not
-written yet: up to N - 1. Either way the ids are announced once, when the
-outermost block ends (:data:`letters_queued`).
+written yet: up to N - 1.
+
+:data:`letters_queued` announces ids once they are committed: a group of
+``batch=N`` as soon as it is written, so that workers (``init_celery``)
+start on a newsletter while the rest of it is still being stored; letters
+committed one by one (``batch=1``) together, when the outermost block ends.
 """
 
 from __future__ import annotations
@@ -52,10 +56,11 @@ class _Kept:
 class OutboxBlock:
     """One ``outbox()`` block: the ids it stored, in order, and the rows it keeps for its next group."""
 
-    def __init__(self, batch: int = 1, message_log: MessageLog | None = None) -> None:
+    def __init__(self, batch: int = 1, message_log: MessageLog | None = None, app: t.Any = None) -> None:
         self.batch = batch
         self._log = message_log
-        #: Ids of the rows stored in the block (and in blocks nested in it), announced when it ends.
+        self._app = app
+        #: Ids of the rows stored one by one in the block (and in blocks nested in it), announced when it ends.
         self.ids: list[int] = []
         self._kept: list[_Kept] = []
 
@@ -71,7 +76,8 @@ class OutboxBlock:
             self.write()
 
     def write(self) -> None:
-        """Write the rows kept, in one transaction; announce each (``message_queued``, with its ``record_id``).
+        """Write the rows kept, in one transaction; announce each (``message_queued``, with its ``record_id``),
+        then the group (``letters_queued``).
 
         :class:`LettersNotStoredError` when they cannot be written: they are
         then dropped from the block, and the error names every one.
@@ -81,10 +87,10 @@ class OutboxBlock:
             return
         assert self._log is not None
         ids = self._log.store_many([letter.row for letter in kept])
-        self.ids.extend(ids)
         for letter, record_id in zip(kept, ids, strict=True):
             letter.outcome.record_id = record_id
             letter.announce(letter.outcome)
+        letters_queued.send(self._app, ids=ids)
 
 
 #: The ``outbox()`` block the current thread is in; ``None``: none.
@@ -99,11 +105,12 @@ def outbox(batch: int = 1) -> t.ContextManager[None]:
     """Store every letter sent inside the block (this thread) queued, ``batch`` rows a transaction; see the module.
 
     ``batch`` is checked at once (:func:`check_batch`), before the block begins.
-    When the block ends (by an exception too: the letters handed over are
-    written first), the ids are announced at once (:data:`letters_queued`),
-    one signal for the whole block. A block begun inside another writes
-    the outer block's kept rows first, so that ids follow the order of
-    ``mail.send``; each block keeps its own ``batch``.
+    Each group written is announced at once (:data:`letters_queued`); the
+    letters a ``batch=1`` block committed one by one, once when the
+    outermost block ends (by an exception too: the letters handed over are
+    written first). A block begun inside another writes the outer block's
+    kept rows first, so that rows follow the order of ``mail.send``; each
+    block keeps its own ``batch``.
     """
     return _block(check_batch(batch))
 
@@ -111,7 +118,7 @@ def outbox(batch: int = 1) -> t.ContextManager[None]:
 @contextlib.contextmanager
 def _block(batch: int) -> t.Iterator[None]:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    block = OutboxBlock(batch, app.extensions["smtp_accounts"].message_log if batch > 1 else None)
+    block = OutboxBlock(batch, app.extensions["smtp_accounts"].message_log if batch > 1 else None, app)
     outer = _current.get()
     if outer is not None:
         outer.write()
@@ -125,7 +132,7 @@ def _block(batch: int) -> t.Iterator[None]:
 
 
 def _end(app: t.Any, block: OutboxBlock, token: t.Any, ended_by: BaseException | None) -> None:
-    """Write the block's last group, then announce its ids; ``ended_by``: what ends it, noted on an error."""
+    """Write the block's last group, then announce the ids stored one by one; ``ended_by``: what ends it, noted on an error."""
     _current.reset(token)
     try:
         block.write()

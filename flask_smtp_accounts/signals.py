@@ -65,9 +65,12 @@ letters_queued = signals.signal(
     "letters-queued",
     doc="""Letters were stored in the outbox, committed, and wait for a drainer.
 
-    Sent once per outbox block (or per letter that the ``outbox_all`` or
-    ``outbox_bulk`` setting stores), after its rows are committed, so that a
-    receiver can hand them to workers at once (``init_celery`` does).
+    Sent once the rows are committed, so that a receiver can hand them to
+    workers at once (``init_celery`` does): for each group an
+    ``outbox(batch=N)`` block writes, as it is written; for the letters an
+    ``outbox()`` block stored one by one, once when the outermost block
+    ends; for a letter the ``outbox_all`` or ``outbox_bulk`` setting stores
+    outside a block, at once. Each id is announced once.
     Keyword arguments: ``ids`` (the message log row ids, in the order stored).
     """,
 )

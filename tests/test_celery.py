@@ -241,6 +241,38 @@ def test_letters_wait_queued_while_the_broker_is_down_and_a_sweep_sends_them_onc
 
 
 @pytest.mark.celery
+def test_a_newsletter_stored_in_batches_goes_out_group_by_group_while_the_block_is_still_open(
+    site: t.Any, two_accounts: t.Any, start_worker: t.Any, tasks: CeleryTasks
+) -> None:
+    servers = two_accounts()
+    worker = start_worker("early", "threads", concurrency=2)
+    worker.wait_ready()
+
+    def letters(first: int, count: int) -> None:
+        for number in range(first, first + count):
+            site.mail.send(
+                Message(
+                    f"letter {number}", sender=SENDERS[number % 2], recipients=["r@example.org"], body="x"
+                )
+            )
+
+    with site.ext.outbox(batch=4):
+        letters(0, 4)  # the 4th send writes the group and hands it to the worker
+        wait_until(
+            lambda: sum(len(server.received) for server in servers) == 4,
+            "the first group, delivered while the block is open",
+            60,
+            report(site, [worker], *servers),
+        )
+        letters(4, 3)  # kept: written and handed out when the block ends
+
+    wait_until(lambda: unsettled(site) == 0, "the last group", 60, report(site, [worker], *servers))
+    got = received_ids(*servers)
+    assert sorted(got.values()) == [1] * 7
+    assert set(got) == {row["message_id"] for row in rows(site)}
+
+
+@pytest.mark.celery
 @on_a_database_server
 def test_two_workers_deliver_2000_letters_each_exactly_once(
     site: t.Any, two_accounts: t.Any, tasks: CeleryTasks, start_worker: t.Any

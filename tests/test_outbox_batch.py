@@ -187,28 +187,29 @@ def test_the_ends_of_the_batch_range_are_taken(app, mail, ext, add_account, make
     assert [r["status"] for r in stored(app)] == ["queued"]
 
 
-def test_each_letter_is_announced_when_its_row_is_written_and_the_block_once_at_its_end(
+def test_each_letter_is_announced_when_its_row_is_written_and_each_group_as_it_is_committed(
     app, mail, ext, add_account, make_smtp_server
 ):
     add_account(make_smtp_server(), sender_email="shop@example.com")
     queued = []
-    blocks = []
+    groups = []
     with (
         message_queued.connected_to(
             lambda s, **kw: queued.append((kw["message"].subject, kw["record_id"])), app
         ),
-        letters_queued.connected_to(lambda s, ids: blocks.append(ids), app),
+        letters_queued.connected_to(lambda s, ids: groups.append((ids, count_stored(app))), app),
     ):
         with ext.outbox(batch=3):
             for n in range(4):
                 mail.send(letter(f"Letter {n}"))
                 if n == 1:
-                    assert queued == []
-            assert len(queued) == 3 and blocks == []
+                    assert queued == [] and groups == []
+            # The first group is handed to workers while the block goes on, its rows already committed.
+            assert len(queued) == 3 and len(groups) == 1
 
     ids = [r["id"] for r in stored(app)]
     assert queued == [(f"Letter {n}", ids[n]) for n in range(4)]
-    assert blocks == [ids]
+    assert groups == [(ids[:3], 3), (ids[3:], 4)]
 
 
 def refuse_subject(db, subject: str) -> None:
@@ -353,8 +354,11 @@ def test_a_nested_block_keeps_its_own_batch_and_the_ids_their_order(
 
     rows = stored(app)
     assert seen == [0, 1, 2, 3, 4, 4]
-    assert [r["subject"] for r in rows] == ["A", "B", "C", "D", "E"]
-    assert announced == [[r["id"] for r in rows]]
+    ids = {r["subject"]: r["id"] for r in rows}
+    assert list(ids) == ["A", "B", "C", "D", "E"]
+    # Each group as it is written (A before the first inner block, C before the second, D as it ends, E
+    # as the outer block ends); B, committed on its own, with the outermost block's end. Each id once.
+    assert announced == [[ids["A"]], [ids["C"]], [ids["D"]], [ids["E"]], [ids["B"]]]
 
 
 def test_outside_a_block_the_outbox_all_setting_still_stores_each_letter_at_once(
