@@ -27,6 +27,8 @@ SQLite is allowed but shows its one writer, not the workers: use a database serv
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import pathlib
 import statistics
@@ -83,9 +85,43 @@ def waiting(app: t.Any) -> int:
             )
 
 
-def _workers(args: argparse.Namespace, count: int, spec: dict[str, t.Any], folder: str) -> list[CeleryWorker]:
-    """``count`` worker processes (thread pool, ``--concurrency`` connections each) for the site in ``spec``."""
-    return [
+@dataclasses.dataclass
+class _Site:
+    """A round's site: its app on a fresh database, its worker processes (ready), a Celery app to wire it with."""
+
+    app: t.Any
+    workers: list[CeleryWorker]
+    celery: Celery
+    folder: str
+
+    def settle(self, what: str) -> None:
+        """Until no row is queued, claimed or being sent; a letter that failed stops the benchmark."""
+        wait_until(
+            lambda: waiting(self.app) == 0,
+            f"{len(self.workers)} workers delivering {what}",
+            ROUND_DEADLINE_S,
+            lambda: "\n".join(w.output() for w in self.workers),
+        )
+        with self.app.app_context():
+            failed = smtp_accounts.messages(status="failed").total
+        if failed:
+            raise SystemExit(
+                f"{failed} letters failed with {len(self.workers)} workers; see the workers' logs in {self.folder}"
+            )
+
+
+@contextlib.contextmanager
+def _site(
+    args: argparse.Namespace, workers: int, relay_port: int, redis: RedisServer, work: str, name: str
+) -> t.Iterator[_Site]:
+    """A fresh site and ``workers`` worker processes (thread pool, ``--concurrency`` connections each), ready."""
+    folder = tempfile.mkdtemp(prefix=f"{name}_", dir=work)
+    databases = Databases(args.database_url)
+    database = databases.config(folder)
+    app = routed_app(folder, "127.0.0.1", relay_port, database=database)
+    set_logs(app, None)
+    spec = {"folder": folder, "database": database, "relay_port": relay_port, "broker": redis.url}
+    started = [
         CeleryWorker(
             "celery_worker_app",
             f"bench{n}",
@@ -95,55 +131,36 @@ def _workers(args: argparse.Namespace, count: int, spec: dict[str, t.Any], folde
             path=[HERE, HERE.parent],
             env={SPEC_VARIABLE: json.dumps(spec)},
         )
-        for n in range(count)
+        for n in range(workers)
     ]
-
-
-def _check_sent(app: t.Any, workers: int, folder: str) -> None:
-    with app.app_context():
-        failed = smtp_accounts.messages(status="failed").total
-    if failed:
-        raise SystemExit(f"{failed} letters failed with {workers} workers; see the workers' logs in {folder}")
-
-
-def one_round(
-    args: argparse.Namespace, workers: int, relay_port: int, redis: RedisServer, work: str
-) -> float:
-    """Letters a second that ``workers`` worker processes deliver."""
-    folder = tempfile.mkdtemp(prefix=f"w{workers}_", dir=work)
-    databases = Databases(args.database_url)
-    database = databases.config(folder)
-    app = routed_app(folder, "127.0.0.1", relay_port, database=database)
-    set_logs(app, None)
-    spec = {"folder": folder, "database": database, "relay_port": relay_port, "broker": redis.url}
-    started = _workers(args, workers, spec, folder)
     celery = Celery("bench", broker=redis.url)
     try:
         for worker in started:
             worker.wait_ready()
-        with app.app_context():
-            with smtp_accounts.outbox():
-                for _ in range(args.letters):
-                    mail.send(letter())
-            # Wired after the letters are stored, so that the clock starts when the ids go out.
-            tasks = init_celery(celery, smtp_accounts, app=app)
-            begin = time.monotonic()
-            tasks.hand_out(smtp_accounts.queued_ids(args.letters))
-        wait_until(
-            lambda: waiting(app) == 0,
-            f"{workers} workers delivering {args.letters} letters",
-            ROUND_DEADLINE_S,
-            lambda: "\n".join(w.output() for w in started),
-        )
-        elapsed = time.monotonic() - begin
-        _check_sent(app, workers, folder)
-        return args.letters / elapsed
+        yield _Site(app, started, celery, folder)
     finally:
         for worker in started:
             worker.stop()
         celery.close()
         dispose(app)
         databases.drop()
+
+
+def one_round(
+    args: argparse.Namespace, workers: int, relay_port: int, redis: RedisServer, work: str
+) -> float:
+    """Letters a second that ``workers`` worker processes deliver."""
+    with _site(args, workers, relay_port, redis, work, f"w{workers}") as site:
+        with site.app.app_context():
+            with smtp_accounts.outbox():
+                for _ in range(args.letters):
+                    mail.send(letter())
+            # Wired after the letters are stored, so that the clock starts when the ids go out.
+            tasks = init_celery(site.celery, smtp_accounts, app=site.app)
+            begin = time.monotonic()
+            tasks.hand_out(smtp_accounts.queued_ids(args.letters))
+        site.settle(f"{args.letters} letters")
+        return args.letters / (time.monotonic() - begin)
 
 
 #: Rows a transaction of the newsletter job's store: ``outbox(batch=STORE_BATCH)``, as in ``bulk.py``.
@@ -154,39 +171,16 @@ def overlap_round(
     args: argparse.Namespace, relay_port: int, redis: RedisServer, work: str
 ) -> tuple[float, float]:
     """The newsletter job with ``--overlap`` workers up: (seconds to store, seconds until every row settled)."""
-    folder = tempfile.mkdtemp(prefix="overlap_", dir=work)
-    databases = Databases(args.database_url)
-    database = databases.config(folder)
-    app = routed_app(folder, "127.0.0.1", relay_port, database=database)
-    set_logs(app, None)
-    spec = {"folder": folder, "database": database, "relay_port": relay_port, "broker": redis.url}
-    started = _workers(args, args.overlap, spec, folder)
-    celery = Celery("bench", broker=redis.url)
-    try:
-        for worker in started:
-            worker.wait_ready()
-        with app.app_context():
-            init_celery(celery, smtp_accounts, app=app)
+    with _site(args, args.overlap, relay_port, redis, work, "overlap") as site:
+        with site.app.app_context():
+            init_celery(site.celery, smtp_accounts, app=site.app)
             begin = time.monotonic()
             with smtp_accounts.outbox(batch=STORE_BATCH):
                 for _ in range(args.letters):
                     mail.send(letter())
             stored = time.monotonic() - begin
-        wait_until(
-            lambda: waiting(app) == 0,
-            f"{args.overlap} workers delivering {args.letters} letters stored in batches",
-            ROUND_DEADLINE_S,
-            lambda: "\n".join(w.output() for w in started),
-        )
-        elapsed = time.monotonic() - begin
-        _check_sent(app, args.overlap, folder)
-        return stored, elapsed
-    finally:
-        for worker in started:
-            worker.stop()
-        celery.close()
-        dispose(app)
-        databases.drop()
+        site.settle(f"{args.letters} letters stored in batches")
+        return stored, time.monotonic() - begin
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
