@@ -279,16 +279,20 @@ def bulk(setup: Setup, letters: int, rounds: int, profile: str | None = None) ->
         " the first on a connection",
         f"targets: the outbox as a newsletter job uses it, outbox(batch={STORE_BATCH}) then the drain;"
         " 'outbox, pipelining on' is the same with one commit a stored letter",
+        "the 10x target is against Flask-Mail's own loop (4 round trips a letter), the 'today' issue 13"
+        " starts from: the routed loop pipelines (2 round trips a letter), and a tenth of its least possible"
+        " time is under the floor",
     ]
     outbox_on = OUTBOX_ON
     one_trip_s = letters * round_trip_ms / 1000 / CONNECTIONS
     wall["one round trip a letter (computed)"] = [one_trip_s] * rounds
     section.targets += [
         Target.ratio(
-            "bulk: Flask-Mail loop (routed) / outbox",
-            paired_ratios(wall, "Flask-Mail loop, routed", OUTBOX_BATCHED),
+            "bulk: Flask-Mail loop (plain) / outbox",
+            paired_ratios(wall, "Flask-Mail loop, plain", OUTBOX_BATCHED),
             10.0,
-            f"outbox = outbox(batch={STORE_BATCH}) store + drain, pipelining on; target: at least 10x faster",
+            f"Flask-Mail's loop as shipped, 4 round trips a letter (issue 13's 'today');"
+            f" outbox = outbox(batch={STORE_BATCH}) store + drain; target: at least 10x faster",
             comparison=">=",
         ),
         Target.ratio(
@@ -301,10 +305,11 @@ def bulk(setup: Setup, letters: int, rounds: int, profile: str | None = None) ->
     ]
     section.info += [
         Target.ratio(
-            "bulk: Flask-Mail loop (plain) / outbox",
-            paired_ratios(wall, "Flask-Mail loop, plain", OUTBOX_BATCHED),
+            "bulk: Flask-Mail loop (routed) / outbox",
+            paired_ratios(wall, "Flask-Mail loop, routed", OUTBOX_BATCHED),
             float("inf"),
-            f"Flask-Mail as shipped, 4 round trips a letter; the outbox stored in batches of {STORE_BATCH}",
+            "the loop through this extension, which pipelines: on one connection at 2 round trips a letter,"
+            f" a tenth of its least possible time is under the floor; the outbox stored in batches of {STORE_BATCH}",
         ),
         Target.ratio(
             "bulk: drain alone / one round trip a letter (computed)",
