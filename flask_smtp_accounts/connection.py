@@ -76,9 +76,7 @@ class TranscriptClient(SASLClient):
                         if mechanism[0].upper() == "AUTH" and len(mechanism) == 2
                         else REDACTED
                     )
-                # Pipelined commands go in one write; the log still shows one line a command.
-                for command in line.split("\r\n"):
-                    transcript.client(command)
+                _commands_to(transcript, line)
         super().send(s)  # type: ignore[misc]
 
     def send_data_then(self, data: bytes, commands: str) -> None:
@@ -90,8 +88,7 @@ class TranscriptClient(SASLClient):
         transcript = self.transcript
         if transcript is not None:
             transcript.data(data)
-            for command in commands.rstrip("\r\n").split("\r\n"):
-                transcript.client(command)
+            _commands_to(transcript, commands.rstrip("\r\n"))
         super().send(data + commands.encode(self.command_encoding))  # type: ignore[misc]
 
     def close(self) -> None:
@@ -160,6 +157,12 @@ class TranscriptSMTP_SSL(TranscriptClient, BoundedReplies, smtplib.SMTP_SSL):
     def __init__(self, *args: t.Any, transcript: Transcript | None = None, **kwargs: t.Any) -> None:
         self.transcript = transcript
         super().__init__(*args, **kwargs)
+
+
+def _commands_to(transcript: Transcript, text: str) -> None:
+    """Log the commands of one write, one line a command: pipelined commands go in one write."""
+    for command in text.split("\r\n"):
+        transcript.client(command)
 
 
 @functools.lru_cache(maxsize=16)
