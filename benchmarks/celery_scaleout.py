@@ -39,6 +39,7 @@ import typing as t
 
 import sqlalchemy as sa
 from bench_apps import db, dispose, letter, mail, routed_app, set_logs, smtp_accounts
+from bulk import ROUND_TRIPS, STORE_BATCH
 from celery import Celery
 from celery_worker_app import SPEC_VARIABLE
 from databases import Databases, url_from_environment
@@ -163,10 +164,6 @@ def one_round(
         return args.letters / (time.monotonic() - begin)
 
 
-#: Rows a transaction of the newsletter job's store: ``outbox(batch=STORE_BATCH)``, as in ``bulk.py``.
-STORE_BATCH = 500
-
-
 def overlap_round(
     args: argparse.Namespace, relay_port: int, redis: RedisServer, work: str
 ) -> tuple[float, float]:
@@ -228,7 +225,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         )
     if overlaps:
         connections = args.overlap * args.concurrency
-        floor = args.letters * 2 * (2 * args.delay_ms / 1000) / connections
+        floor = args.letters * ROUND_TRIPS * (2 * args.delay_ms / 1000) / connections
         totals = [total for _, total in overlaps]
         print(
             f"\nnewsletter job, outbox(batch={STORE_BATCH}), {args.overlap} worker(s) x {args.concurrency}"

@@ -54,7 +54,7 @@ class _Kept:
 
 
 class OutboxBlock:
-    """One ``outbox()`` block: the ids it stored, in order, and the rows it keeps for its next group."""
+    """One ``outbox()`` block: the ids it stored one by one, in order, and the rows it keeps for its next group."""
 
     def __init__(self, batch: int = 1, message_log: MessageLog | None = None, app: t.Any = None) -> None:
         self.batch = batch
